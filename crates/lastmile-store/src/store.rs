@@ -1,10 +1,10 @@
 //! The `Store` trait: every state change the rest of lastmile makes.
 
+use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, Event, LogLine, NewRun, Run, RunId, RunStatus, StepOutcome,
     StepRecord,
 };
-use crate::StoreError;
 
 /// Durable state. The SQLite implementation is the embedded default; a
 /// PostgreSQL one can follow behind the same trait.
@@ -42,8 +42,11 @@ pub trait Store: Send + Sync {
     /// Steps of a run in file order.
     fn list_steps(&self, run: RunId) -> Result<Vec<StepRecord>, StoreError>;
     /// Log lines of a run, optionally of one step, in order, as `(step, line)`.
-    fn read_logs(&self, run: RunId, step: Option<&str>)
-    -> Result<Vec<(String, LogLine)>, StoreError>;
+    fn read_logs(
+        &self,
+        run: RunId,
+        step: Option<&str>,
+    ) -> Result<Vec<(String, LogLine)>, StoreError>;
     /// Artifacts, newest first.
     fn list_artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// Events, oldest first, with id greater than `after`.
