@@ -1,1 +1,26 @@
-fn main() {}
+//! The `lastmile` command: parses arguments, calls the crates, prints.
+//!
+//! Everything with behaviour lives in the `lastmile-*` crates; this binary
+//! only wires them together and decides how results look on a terminal, in a
+//! pipe (`plain`), or as JSON (`--json`) for scripts.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod output;
+mod state;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    output::init_colors(cli.color);
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            output::print_error(&error);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `lastmile run [DIR]`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use lastmile_pipeline::{
+    PlainReporter, Reporter, RunOptions, RunSummary, TerminalReporter, run_pipeline,
+};
+use lastmile_store::RunStatus;
+use serde_json::json;
+
+use crate::cli::RunArgs;
+use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::runs::status_word;
+use crate::output;
+use crate::state;
+
+/// Prints nothing: `--json` prints only the summary at the end.
+struct QuietReporter;
+impl Reporter for QuietReporter {}
+
+pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let loaded = match lastmile_spec::load(&args.dir) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            print_load_error(error);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print_warnings(&loaded);
+    let state_dir = state::state_dir(state_dir, &loaded.dir);
+    let (store, blobs) = state::open_for_writing(&state_dir)?;
+    let jobs = match args.jobs {
+        Some(jobs) => usize::from(jobs),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let options = RunOptions {
+        jobs,
+        in_place: args.in_place,
+        no_cache: args.no_cache,
+        state_dir: state_dir.clone(),
+        actor: actor(),
+        kill_grace: Duration::from_secs(5),
+    };
+    let interactive = std::io::stdout().is_terminal() && !args.json;
+    let reporter: Box<dyn Reporter> = if args.json {
+        Box::new(QuietReporter)
+    } else if interactive {
+        Box::new(TerminalReporter::new(args.verbose))
+    } else {
+        Box::new(PlainReporter::new())
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = runtime.block_on(run_pipeline(
+        &loaded.spec,
+        &loaded.dir,
+        &store,
+        &blobs,
+        &options,
+        reporter.as_ref(),
+        interrupted(),
+    ))?;
+    drop(reporter);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(match summary.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Cancelled => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the pipeline then stops every step.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    eprintln!("\n{} stopping every running step…", output::warn("cancelled:"));
+}
+
+/// Who started the run, for the event log.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("local:{user}")
+}
+
+fn print_summary(summary: &RunSummary) {
+    if let Some(failure) = &summary.failure {
+        eprintln!(
+            "\n{} step `{}` {}",
+            output::bad("✗"),
+            failure.step,
+            failure.reason
+        );
+        if !failure.last_lines.is_empty() {
+            eprintln!("{}", output::dim(&format!("── last {} lines of `{}` ──", failure.last_lines.len(), failure.step)));
+            for line in &failure.last_lines {
+                eprintln!("  {line}");
+            }
+        }
+        eprintln!(
+            "{}",
+            output::dim(&format!(
+                "full log: lastmile logs {} {}   workspace kept at {}",
+                summary.run_id,
+                failure.step,
+                summary.workspace.display()
+            ))
+        );
+    }
+    let word = status_word(summary.status);
+    let headline = format!("run #{} {word}", summary.run_id);
+    let headline = match summary.status {
+        RunStatus::Succeeded => output::good(&headline),
+        RunStatus::Failed => output::bad(&headline),
+        _ => output::warn(&headline),
+    };
+    let cached = summary
+        .steps
+        .iter()
+        .filter(|step| step.status == lastmile_store::StepStatus::Cached)
+        .count();
+    let mut line = format!("{headline}: {} steps", summary.steps.len());
+    if cached > 0 {
+        line.push_str(&format!(" ({cached} cached)"));
+    }
+    if let Some(artifact) = &summary.artifact {
+        line.push_str(&format!(
+            ", artifact {} ({} files, {})",
+            artifact.id,
+            artifact.files,
+            output::size(artifact.size)
+        ));
+    }
+    println!("{line}");
+}
+
+fn summary_json(summary: &RunSummary) -> serde_json::Value {
+    json!({
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "artifact": summary.artifact.as_ref().map(|artifact| json!({
+            "id": artifact.id, "size": artifact.size, "files": artifact.files,
+        })),
+        "steps": summary.steps.iter().map(|step| json!({
+            "name": step.name,
+            "status": step.status,
+            "attempts": step.attempts,
+            "exit_code": step.exit_code,
+            "duration_ms": step.duration.as_millis() as u64,
+        })).collect::<Vec<_>>(),
+        "failure": summary.failure.as_ref().map(|failure| json!({
+            "step": failure.step, "reason": failure.reason, "last_lines": failure.last_lines,
+        })),
+        "workspace": summary.workspace,
+    })
+}

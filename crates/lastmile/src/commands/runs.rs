@@ -1,0 +1,61 @@
+//! `lastmile runs`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use lastmile_store::{RunStatus, Store};
+
+use crate::cli::RunsArgs;
+use crate::output;
+use crate::state;
+
+pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (store, _) = state::open_existing(state_dir, &args.state.dir)?;
+    let runs = store.list_runs(args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet: start one with `lastmile run`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<6} {:<12} {:<14} {:<21} {:>8}  {:<12}  {}",
+        "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT", "ARTIFACT"
+    );
+    for run in runs {
+        let status = format!("{:<12}", status_word(run.status));
+        println!(
+            "{:<6} {} {:<14} {:<21} {:>8}  {:<12}  {}",
+            format!("#{}", run.id),
+            paint_status(run.status, &status),
+            run.app,
+            output::timestamp(run.started_at),
+            output::span(Some(run.started_at), run.finished_at),
+            run.commit.as_deref().map_or("-", |commit| &commit[..commit.len().min(12)]),
+            run.artifact_id.as_deref().map_or("-", |id| &id[..id.len().min(16)]),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The word a run status is shown as.
+pub(crate) fn status_word(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+        RunStatus::Interrupted => "interrupted",
+    }
+}
+
+fn paint_status(status: RunStatus, text: &str) -> String {
+    match status {
+        RunStatus::Succeeded => output::good(text),
+        RunStatus::Failed => output::bad(text),
+        RunStatus::Running => text.to_string(),
+        RunStatus::Cancelled | RunStatus::Interrupted => output::warn(text),
+    }
+}

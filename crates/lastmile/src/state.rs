@@ -1,0 +1,50 @@
+//! Finding and opening a spec directory's state (`.lastmile/`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use lastmile_store::{BlobStore, SqliteStore};
+
+/// The state directory for a spec directory: `--state-dir` /
+/// `LASTMILE_STATE_DIR` when given, else `.lastmile/` beside lastmile.yaml.
+pub(crate) fn state_dir(explicit: Option<&Path>, spec_dir: &Path) -> PathBuf {
+    match explicit {
+        Some(dir) => dir.to_path_buf(),
+        None => spec_dir.join(".lastmile"),
+    }
+}
+
+/// Opens the store for writing, creating it when missing; says which runs a
+/// crashed lastmile left behind.
+pub(crate) fn open_for_writing(state_dir: &Path) -> anyhow::Result<(SqliteStore, BlobStore)> {
+    let (store, report) = SqliteStore::open(state_dir)
+        .with_context(|| format!("cannot open the state in {}", state_dir.display()))?;
+    for run in &report.interrupted_runs {
+        eprintln!(
+            "{} run #{run} was interrupted (the lastmile process running it stopped); marked interrupted",
+            crate::output::warn("note:")
+        );
+    }
+    let blobs = BlobStore::open(state_dir)
+        .with_context(|| format!("cannot open the artifact store in {}", state_dir.display()))?;
+    Ok((store, blobs))
+}
+
+/// Opens existing state for reading; a missing state directory is an error
+/// that says how to create one.
+pub(crate) fn open_existing(
+    explicit: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<(SqliteStore, BlobStore)> {
+    let spec_dir = if dir.is_file() { dir.parent().unwrap_or(Path::new(".")) } else { dir };
+    let state_dir = state_dir(explicit, spec_dir);
+    if !state_dir.join("lastmile.db").exists() {
+        bail!(
+            "no lastmile state in {}: nothing has run here yet; run `lastmile run {}` first, \
+             or pass --dir / --state-dir to point at another project",
+            state_dir.display(),
+            spec_dir.display()
+        );
+    }
+    open_for_writing(&state_dir)
+}

@@ -1,0 +1,287 @@
+//! The `lastmile` binary end to end: real processes, real files, real SQLite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A project directory in a temp dir, with its own state.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(spec: &str) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("lastmile.yaml"), spec).expect("write spec");
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write file");
+    }
+
+    /// `lastmile ARGS` run in the project directory.
+    fn lastmile(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("lastmile runs")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("LASTMILE_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn git_init(&self) {
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"][..],
+            &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"][..],
+        ] {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(self.path())
+                .status()
+                .expect("git runs");
+            assert!(status.success(), "git {args:?}");
+        }
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", stdout(output)))
+}
+
+const GOOD: &str = "\
+app: demo
+pipeline:
+  steps:
+    - name: build
+      run: mkdir -p out && echo built > out/app.txt && echo building
+    - name: test
+      run: grep -q built out/app.txt && echo tested
+      needs: [build]
+artifact:
+  paths: [out]
+";
+
+#[test]
+fn check_accepts_a_valid_spec_and_says_what_it_found() {
+    let project = Project::new(GOOD);
+    let output = project.lastmile(&["check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("is valid: app `demo`, 2 steps (build, test)"), "{text}");
+}
+
+#[test]
+fn check_rejects_a_bad_spec_with_line_column_and_hint() {
+    let project = Project::new("app: demo\npipeline:\n  steps:\n    - name: build\n      rn: make\n");
+    let output = project.lastmile(&["check"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("rn"), "{text}");
+    assert!(text.contains("5:"), "names line 5: {text}");
+    insta::assert_snapshot!("check_unknown_key", text);
+}
+
+#[test]
+fn check_json_lists_diagnostics_for_scripts() {
+    let project = Project::new("app: demo\npipeline:\n  steps:\n    - name: a\n      run: x\n      needs: [b]\n");
+    let output = project.lastmile(&["check", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(report["valid"], false);
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["line"], 6);
+    assert!(first["message"].as_str().unwrap_or_default().contains('b'));
+}
+
+#[test]
+fn check_without_a_spec_says_where_it_looked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["check"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("lastmile.yaml"), "{}", stderr(&output));
+}
+
+#[test]
+fn run_executes_the_dag_packs_the_artifact_and_records_everything() {
+    let project = Project::new(GOOD);
+    let output = project.lastmile(&["run", "--in-place"]);
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("[build] building"), "plain prefixed lines off a terminal: {text}");
+    assert!(text.contains("run #1 succeeded"), "{text}");
+
+    let runs = json(&project.lastmile(&["runs", "--json"]));
+    assert_eq!(runs[0]["status"], "succeeded");
+    let artifact_id = runs[0]["artifact_id"].as_str().expect("artifact recorded").to_string();
+    assert_eq!(artifact_id.len(), 64);
+
+    let artifacts = json(&project.lastmile(&["artifacts", "--json"]));
+    assert_eq!(artifacts[0]["id"], artifact_id.as_str());
+    assert!(PathBuf::from(artifacts[0]["path"].as_str().expect("blob path")).exists());
+
+    let logs = stdout(&project.lastmile(&["logs", "1", "test"]));
+    assert!(logs.contains("tested"), "{logs}");
+    let all = stdout(&project.lastmile(&["logs", "last"]));
+    assert!(all.contains("[build] building") && all.contains("[test] tested"), "{all}");
+}
+
+#[test]
+fn run_json_reports_steps_and_artifact() {
+    let project = Project::new(GOOD);
+    let output = project.lastmile(&["run", "--in-place", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = json(&output);
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["steps"].as_array().map(Vec::len), Some(2));
+    assert_eq!(summary["artifact"]["files"], 1);
+}
+
+#[test]
+fn a_failing_step_exits_1_and_prints_its_last_lines() {
+    let project = Project::new(
+        "app: demo\npipeline:\n  steps:\n    - name: broken\n      run: echo about to fail; echo the reason >&2; exit 3\n",
+    );
+    let output = project.lastmile(&["run", "--in-place"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("the reason"), "{text}");
+    assert!(text.contains("lastmile logs 1 broken"), "{text}");
+    let runs = json(&project.lastmile(&["runs", "--json"]));
+    assert_eq!(runs[0]["status"], "failed");
+}
+
+#[test]
+fn run_outside_git_without_in_place_explains_the_choice() {
+    let project = Project::new(GOOD);
+    let output = project.lastmile(&["run"]);
+    assert_ne!(output.status.code(), Some(0));
+    let text = stderr(&output);
+    assert!(text.contains("--in-place"), "{text}");
+}
+
+#[test]
+fn run_in_a_clean_workspace_uses_only_tracked_files() {
+    let project = Project::new(
+        "app: demo\npipeline:\n  steps:\n    - name: look\n      run: test -f tracked.txt && test ! -f untracked.txt\n",
+    );
+    project.write("tracked.txt", "yes");
+    project.write(".gitignore", ".lastmile/\n");
+    project.git_init();
+    project.write("untracked.txt", "no");
+    let output = project.lastmile(&["run"]);
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let runs = json(&project.lastmile(&["runs", "--json"]));
+    assert_eq!(runs[0]["commit"].as_str().map(str::len), Some(40));
+}
+
+#[test]
+fn a_second_run_is_served_from_the_cache_with_the_same_artifact() {
+    let project = Project::new(
+        "app: demo\npipeline:\n  steps:\n    - name: build\n      run: mkdir -p out && cp src.txt out/app.txt && echo ran >> ../runs-$LASTMILE_STEP\n      inputs: [src.txt]\n      outputs: [out/**]\nartifact:\n  paths: [out]\n",
+    );
+    project.write("src.txt", "v1");
+    let first = json(&project.lastmile(&["run", "--in-place", "--json"]));
+    let second = json(&project.lastmile(&["run", "--in-place", "--json"]));
+    assert_eq!(first["steps"][0]["status"], "succeeded");
+    assert_eq!(second["steps"][0]["status"], "cached");
+    assert_eq!(first["artifact"]["id"], second["artifact"]["id"]);
+    project.write("src.txt", "v2");
+    let third = json(&project.lastmile(&["run", "--in-place", "--json"]));
+    assert_eq!(third["steps"][0]["status"], "succeeded");
+    assert_ne!(third["artifact"]["id"], first["artifact"]["id"]);
+    let forced = json(&project.lastmile(&["run", "--in-place", "--json", "--no-cache"]));
+    assert_eq!(forced["steps"][0]["status"], "succeeded");
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_and_leaves_no_process_behind() {
+    let project = Project::new(
+        "app: demo\npipeline:\n  steps:\n    - name: slow\n      run: sleep 300 & echo $! > child.pid; touch started; wait\n",
+    );
+    let mut child = project.command(&["run", "--in-place"]).spawn().expect("spawn lastmile");
+    let started = project.path().join("started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("lastmile exits");
+    assert_eq!(exit.code(), Some(130));
+    let pid = std::fs::read_to_string(project.path().join("child.pid")).expect("pid written");
+    let alive = Path::new(&format!("/proc/{}", pid.trim())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!alive, "the step's background child {pid} survived cancellation");
+    let runs = json(&project.lastmile(&["runs", "--json"]));
+    assert_eq!(runs[0]["status"], "cancelled");
+}
+
+#[test]
+fn secrets_never_reach_the_terminal_or_the_store() {
+    let project = Project::new(
+        "app: demo\nsecrets: { file: secrets.env }\npipeline:\n  steps:\n    - name: leak\n      run: echo \"$TOKEN\"; printf %s \"$TOKEN\" | base64\n      secrets: [TOKEN]\n",
+    );
+    project.write("secrets.env", "TOKEN=hunter2-very-secret\n");
+    let output = project.lastmile(&["run", "--in-place"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output) + &stderr(&output);
+    let logs = stdout(&project.lastmile(&["logs", "last"]));
+    for text in [&printed, &logs] {
+        assert!(!text.contains("hunter2-very-secret"), "{text}");
+        assert!(!text.contains("aHVudGVyMi12ZXJ5LXNlY3JldA"), "base64 leaked: {text}");
+        assert!(text.contains("***"), "{text}");
+    }
+}
+
+#[test]
+fn logs_of_a_missing_run_or_step_say_what_exists() {
+    let project = Project::new(GOOD);
+    let output = project.lastmile(&["logs", "1"]);
+    assert!(stderr(&output).contains("lastmile run"), "{}", stderr(&output));
+    project.lastmile(&["run", "--in-place"]);
+    let output = project.lastmile(&["logs", "9"]);
+    assert!(stderr(&output).contains("run #9 does not exist"), "{}", stderr(&output));
+    let output = project.lastmile(&["logs", "1", "deploy"]);
+    assert!(stderr(&output).contains("its steps are: build, test"), "{}", stderr(&output));
+}
+
+#[test]
+fn help_names_every_command() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lastmile")).arg("--help").output().expect("runs");
+    insta::assert_snapshot!("help", stdout(&output));
+}
