@@ -133,7 +133,7 @@ fn add_json_forms(value: &str, forms: &mut BTreeSet<String>) {
 /// character) are written as `\uXXXX` in lower or upper case hex.
 fn json_escape_with_unicode(value: &str, uppercase: bool, escape_non_ascii: bool) -> String {
     let mut escaped = String::with_capacity(value.len() + 8);
-    let mut push_unit = |escaped: &mut String, unit: u16| {
+    let push_unit = |escaped: &mut String, unit: u16| {
         if uppercase {
             escaped.push_str(&format!("\\u{unit:04X}"));
         } else {
