@@ -27,9 +27,11 @@
 mod blob_store;
 mod error;
 mod model;
+mod sqlite_store;
 mod store;
 
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
 pub use model::*;
+pub use sqlite_store::{OpenReport, SqliteStore};
 pub use store::Store;

@@ -1,0 +1,126 @@
+//! The schema, as an ordered list of scripts tracked by `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Script `i` takes the schema from version `i` to `i + 1`. Append only:
+/// a script that shipped is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, steps, logs, artifacts, cache, append-only events.
+    r#"
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        app         TEXT    NOT NULL,
+        spec_dir    TEXT    NOT NULL,
+        git_commit  TEXT,
+        status      TEXT    NOT NULL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        artifact_id TEXT,
+        reason      TEXT,
+        actor       TEXT    NOT NULL
+    );
+    CREATE INDEX runs_by_status ON runs (status);
+
+    CREATE TABLE steps (
+        run_id      INTEGER NOT NULL REFERENCES runs (id),
+        name        TEXT    NOT NULL,
+        position    INTEGER NOT NULL,
+        status      TEXT    NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        exit_code   INTEGER,
+        started_at  INTEGER,
+        finished_at INTEGER,
+        cache_key   TEXT,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE logs (
+        run_id  INTEGER NOT NULL,
+        step    TEXT    NOT NULL,
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        stream  TEXT    NOT NULL,
+        text    TEXT    NOT NULL,
+        FOREIGN KEY (run_id, step) REFERENCES steps (run_id, name)
+    );
+    -- One step's lines in order; and a whole run's lines in insertion (rowid) order.
+    CREATE UNIQUE INDEX logs_by_step ON logs (run_id, step, seq);
+    CREATE INDEX logs_by_run ON logs (run_id);
+
+    CREATE TABLE artifacts (
+        id         TEXT    PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        files      INTEGER NOT NULL,
+        app        TEXT    NOT NULL,
+        run_id     INTEGER REFERENCES runs (id),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX artifacts_by_created_at ON artifacts (created_at);
+
+    CREATE TABLE cache (
+        key          TEXT    PRIMARY KEY,
+        step         TEXT    NOT NULL,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        outputs_blob TEXT,
+        created_at   INTEGER NOT NULL
+    );
+
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        kind    TEXT    NOT NULL,
+        subject TEXT    NOT NULL,
+        actor   TEXT    NOT NULL,
+        data    TEXT    NOT NULL CHECK (json_valid(data))
+    );
+    CREATE TRIGGER events_are_never_updated BEFORE UPDATE ON events
+    BEGIN
+        SELECT RAISE(ABORT, 'events are append-only: they cannot be updated');
+    END;
+    CREATE TRIGGER events_are_never_deleted BEFORE DELETE ON events
+    BEGIN
+        SELECT RAISE(ABORT, 'events are append-only: they cannot be deleted');
+    END;
+    "#,
+];
+
+/// Newest schema version this build knows.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Outcome of reading the schema version before migrating.
+pub(crate) enum Migrated {
+    /// The schema is now `SCHEMA_VERSION`.
+    UpToDate,
+    /// The file is newer than this build (version found).
+    TooNew(i64),
+}
+
+/// Applies every script the database has not seen, one transaction each.
+pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<Migrated> {
+    for (index, script) in MIGRATIONS.iter().enumerate() {
+        let target = index as i64 + 1;
+        if user_version(connection)? >= target {
+            continue;
+        }
+        // IMMEDIATE, and the version re-read inside it, so two processes
+        // opening a fresh store at once cannot both apply the same script.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if user_version(&transaction)? >= target {
+            continue;
+        }
+        transaction.execute_batch(script)?;
+        transaction.pragma_update(None, "user_version", target)?;
+        transaction.commit()?;
+    }
+    let found = user_version(connection)?;
+    Ok(if found > SCHEMA_VERSION {
+        Migrated::TooNew(found)
+    } else {
+        Migrated::UpToDate
+    })
+}
+
+fn user_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.pragma_query_value(None, "user_version", |row| row.get(0))
+}
