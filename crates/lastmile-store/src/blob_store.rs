@@ -27,6 +27,7 @@ impl BlobStore {
         let root = state_dir.join("blobs");
         let temp_dir = root.join("tmp");
         fs::create_dir_all(&temp_dir).map_err(StoreError::io("create the directory", &temp_dir))?;
+        remove_orphaned_temp_files(&temp_dir);
         Ok(BlobStore { root, temp_dir })
     }
 
@@ -155,6 +156,28 @@ impl Drop for PendingBlob {
         // Close before unlinking so the file is really gone on every platform.
         drop(self.writer.take());
         let _ = fs::remove_file(&self.temp_path);
+    }
+}
+
+/// Deletes temp files left by processes that died mid-write (their names
+/// start with the writer's pid). Only where `/proc` tells live pids apart;
+/// elsewhere they are left alone rather than risk a live writer's file.
+fn remove_orphaned_temp_files(temp_dir: &Path) {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(temp_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc_root.join(pid).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -7,19 +7,31 @@
 //!
 //! ```no_run
 //! use std::io::Write;
-//! use lastmile_store::BlobStore;
+//! use std::path::Path;
 //!
-//! # fn main() -> Result<(), lastmile_store::StoreError> {
-//! let blobs = BlobStore::open(std::path::Path::new(".lastmile"))?;
-//! let mut pending = blobs.begin()?;
-//! pending.write_all(b"tar bytes").map_err(|e| lastmile_store::StoreError::Io {
-//!     action: "write the blob",
-//!     path: ".lastmile/blobs".into(),
-//!     source: e,
+//! use lastmile_store::{BlobStore, NewRun, RunStatus, SqliteStore, Store};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let state_dir = Path::new(".lastmile");
+//! let (store, report) = SqliteStore::open(state_dir)?;
+//! for run in report.interrupted_runs {
+//!     eprintln!("run #{run} was interrupted");
+//! }
+//! let run = store.create_run(&NewRun {
+//!     app: "hello".into(),
+//!     spec_dir: "/srv/hello".into(),
+//!     commit: None,
+//!     steps: vec!["build".into()],
+//!     actor: "local:alice".into(),
 //! })?;
+//!
+//! let blobs = BlobStore::open(state_dir)?;
+//! let mut pending = blobs.begin()?;
+//! pending.write_all(b"tar bytes")?;
 //! let id = blake3::hash(b"tar bytes").to_hex().to_string();
-//! let path = pending.commit(&id)?;
-//! # let _ = path;
+//! pending.commit(&id)?;
+//!
+//! store.finish_run(run, RunStatus::Succeeded, Some(&id), None)?;
 //! # Ok(())
 //! # }
 //! ```

@@ -138,3 +138,30 @@ fn blobs_survive_reopening_the_store() {
     let blobs = BlobStore::open(state.path()).unwrap();
     assert!(blobs.path(&id).is_some());
 }
+
+#[test]
+fn temp_files_of_dead_writers_are_removed_on_open() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let blobs = BlobStore::open(state.path()).unwrap();
+    let mut live = blobs.begin().unwrap();
+    live.write_all(b"still writing").unwrap();
+
+    let mut finished = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = finished.id();
+    finished.wait().unwrap();
+    let orphan = state.path().join(format!("blobs/tmp/{dead_pid}-1-0.tmp"));
+    std::fs::write(&orphan, b"half a blob").unwrap();
+    assert_eq!(temp_files(state.path()).len(), 2);
+
+    BlobStore::open(state.path()).unwrap();
+    assert!(!orphan.exists());
+    assert_eq!(
+        temp_files(state.path()).len(),
+        1,
+        "this process's temp file is kept"
+    );
+    live.commit(&id_of(b"still writing")).unwrap();
+}
