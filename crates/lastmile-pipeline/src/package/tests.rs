@@ -350,3 +350,22 @@ fn content_that_does_not_match_its_id_is_reported() {
         "{error:?}"
     );
 }
+
+#[test]
+fn messages_read_well() {
+    let nothing = PackageError::NothingMatched {
+        pattern: "dist/*.js".to_owned(),
+        root: "/work/run-3".into(),
+    };
+    insta::assert_snapshot!(nothing, @"`dist/*.js` matches nothing under /work/run-3; check `artifact.paths` in lastmile.yaml and that the steps create it");
+    let outside = PackageError::from(SelectionError::OutsideRoot {
+        pattern: "../secrets".to_owned(),
+        root: "/work/run-3".into(),
+    });
+    insta::assert_snapshot!(outside, @"`../secrets` points outside /work/run-3; patterns must be relative paths without `..`");
+    let fifo = PackageError::UnsupportedFile {
+        path: "/work/run-3/dist/pipe".into(),
+        kind: "named pipe",
+    };
+    insta::assert_snapshot!(fifo, @"/work/run-3/dist/pipe is a named pipe, which an artifact cannot hold; remove it or narrow `artifact.paths`");
+}

@@ -257,3 +257,25 @@ fn readable_by_others_gives_a_warning() {
     );
     assert_eq!(resolved.values.get("TOKEN").map(String::as_str), Some("t"));
 }
+
+#[test]
+fn messages_read_well() {
+    let missing = SecretError::Missing {
+        names: vec!["ALPHA".to_owned(), "ZETA".to_owned()],
+        looked: "the process environment and /app/.env".to_owned(),
+        file: Some("/app/.env".into()),
+    };
+    insta::assert_snapshot!(missing, @"no value for secrets ALPHA, ZETA (looked in the process environment and /app/.env); export them in the environment or add `NAME=value` lines to /app/.env");
+    let one = SecretError::Missing {
+        names: vec!["TOKEN".to_owned()],
+        looked: "the process environment".to_owned(),
+        file: None,
+    };
+    insta::assert_snapshot!(one, @"no value for secret TOKEN (looked in the process environment); export it in the environment or name a dotenv file in `secrets.file` of lastmile.yaml");
+    let syntax = SecretError::Syntax {
+        path: "/app/.env".into(),
+        line: 3,
+        problem: "expected `=` after the name",
+    };
+    insta::assert_snapshot!(syntax, @r#"/app/.env:3: expected `=` after the name; lines must look like `NAME=value` (optionally `export NAME="value"`)"#);
+}

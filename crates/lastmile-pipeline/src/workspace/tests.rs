@@ -197,3 +197,15 @@ fn in_place_uses_the_directory_itself() {
     assert_eq!(workspace.commit, None);
     assert!(!workspace.dirty);
 }
+
+#[test]
+fn messages_read_well() {
+    let not_a_repository = WorkspaceError::NotARepository {
+        spec_dir: "/home/me/app".into(),
+    };
+    insta::assert_snapshot!(not_a_repository, @"/home/me/app is not inside a git repository; run `git init` and commit, or pass --in-place to run in the directory itself");
+    let not_empty = WorkspaceError::DestinationNotEmpty {
+        destination: "/tmp/ws".into(),
+    };
+    insta::assert_snapshot!(not_empty, @"the workspace directory /tmp/ws is not empty; remove it or choose another");
+}
