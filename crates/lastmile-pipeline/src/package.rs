@@ -487,6 +487,14 @@ pub enum SelectionError {
         /// The directory patterns are relative to.
         root: PathBuf,
     },
+    /// The pattern's directory part goes through a symlink.
+    #[error("`{pattern}` goes through the symlink {}; name the directory it points to instead", link.display())]
+    ThroughSymlink {
+        /// The pattern.
+        pattern: String,
+        /// The symlink on the way.
+        link: PathBuf,
+    },
     /// A directory could not be listed.
     #[error("could not read {}: {source}; check its permissions", path.display())]
     Walk {
@@ -550,6 +558,24 @@ pub(crate) fn select(root: &Path, pattern: &str) -> Result<Vec<Selected>, Select
     let literal_length = components.iter().take_while(|part| !is_glob(part)).count();
     let base_relative = components[..literal_length].join("/");
     let base = root.join(&base_relative);
+
+    // The OS would follow a symlink in the middle of the path, possibly out of
+    // root; only a plain path's last component may be one (it is kept as a link).
+    let followed = if literal_length == components.len() {
+        literal_length.saturating_sub(1)
+    } else {
+        literal_length
+    };
+    let mut current = root.to_path_buf();
+    for part in &components[..followed] {
+        current.push(part);
+        if fs::symlink_metadata(&current).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
+            return Err(SelectionError::ThroughSymlink {
+                pattern: pattern.to_owned(),
+                link: current,
+            });
+        }
+    }
 
     let mut selected = Vec::new();
     let Ok(base_metadata) = fs::symlink_metadata(&base) else {

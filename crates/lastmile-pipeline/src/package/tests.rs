@@ -240,6 +240,25 @@ fn symlinks_are_not_followed_out_of_the_root() {
 }
 
 #[test]
+fn patterns_never_pass_through_a_symlinked_directory() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", "outside");
+    let root = tempfile::tempdir().unwrap();
+    symlink(outside.path(), root.path().join("link")).unwrap();
+    for pattern in ["link/secret.txt", "link/*.txt", "link/**"] {
+        let error = select(root.path(), pattern).unwrap_err();
+        assert!(
+            matches!(error, SelectionError::ThroughSymlink { .. }),
+            "{pattern}: {error:?}"
+        );
+    }
+    // The link itself is selectable, and stays a link.
+    let selected = select(root.path(), "link").unwrap();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0].kind, super::EntryKind::Symlink);
+}
+
+#[test]
 fn device_files_are_refused() {
     let (_state, blobs) = store();
     let root = tempfile::tempdir().unwrap();
