@@ -5,7 +5,7 @@
 //! process and sends lines back over a bounded channel, so the store sees
 //! one writer and a chatty step slows only itself.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use lastmile_store::{
     StepOutcome, StepStatus, Store, StoreError,
 };
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio::time::{MissedTickBehavior, interval};
 
 use crate::cache::{self, CacheError};
@@ -255,6 +255,7 @@ pub async fn run_pipeline_with_environment(
         sender,
         stop,
         tasks: JoinSet::new(),
+        task_steps: HashMap::new(),
         ending: None,
         store_error: None,
     };
@@ -324,6 +325,8 @@ struct ActiveRun<'a> {
     sender: mpsc::Sender<StepMessage>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Which attempt each task runs, to account for a task that panicked.
+    task_steps: HashMap<task::Id, (usize, u32)>,
     ending: Option<Ending>,
     store_error: Option<StoreError>,
 }
@@ -350,6 +353,7 @@ impl ActiveRun<'_> {
                     cancel_seen = true;
                     self.end(Ending::Cancelled);
                 }
+                Some(joined) = self.tasks.join_next_with_id() => self.task_ended(joined),
                 _ = flush.tick() => self.flush_all(),
             }
         }
@@ -446,10 +450,29 @@ impl ActiveRun<'_> {
         let command = self.command(step, attempt);
         let sink = OutputSink::new(self.sender.clone(), index, attempt);
         let stop = self.stop.subscribe();
-        self.tasks.spawn(async move {
+        let handle = self.tasks.spawn(async move {
             let end = run_attempt(&command, stop, &sink).await;
             sink.finished(end).await;
         });
+        self.task_steps.insert(handle.id(), (index, attempt));
+    }
+
+    /// A task that returned already sent `Finished`; one that panicked never
+    /// will, so its attempt is finished here or the run would wait forever.
+    fn task_ended(&mut self, joined: Result<(task::Id, ()), task::JoinError>) {
+        match joined {
+            Ok((id, ())) => {
+                self.task_steps.remove(&id);
+            }
+            Err(error) => {
+                if let Some((index, attempt)) = self.task_steps.remove(&error.id()) {
+                    let end = AttemptEnd::SpawnFailed(std::io::Error::other(format!(
+                        "the task running it failed ({error}); this is a lastmile bug"
+                    )));
+                    self.attempt_finished(index, attempt, end);
+                }
+            }
+        }
     }
 
     fn command(&self, step: &Step, attempt: u32) -> StepCommand {

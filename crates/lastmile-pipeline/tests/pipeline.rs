@@ -5,8 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use lastmile_pipeline::{PlainReporter, TerminalReporter};
 use lastmile_store::{LogStream, RunStatus, StepStatus, Store};
-use support::{Fixture, StepExt, live_members_of_group, step, wait_for_file};
+use support::{Fixture, SharedBuffer, StepExt, live_members_of_group, step, wait_for_file};
 
 #[tokio::test]
 async fn steps_start_only_after_their_needs_succeeded() {
@@ -465,4 +466,96 @@ async fn a_clean_workspace_holds_the_tracked_files_and_goes_away_after_success()
             .workspace
             .starts_with(fixture.state_dir.path().join("workspaces"))
     );
+}
+
+#[tokio::test]
+async fn the_plain_reporter_prints_one_line_per_event() {
+    let fixture = Fixture::new();
+    let buffer = SharedBuffer::default();
+    let reporter = PlainReporter::to_writer(buffer.clone());
+    let flaky = "n=$(cat count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count; \
+                 echo \"try $n\"; [ $n -ge 2 ]";
+    let summary = fixture
+        .run_reporting_to(
+            vec![
+                step("build", "echo compiling").env("A", "1"),
+                step("flaky", flaky).retries(1).needs(&["build"]),
+                step("test", "echo failing >&2; exit 4").needs(&["flaky"]),
+                step("never", "true").needs(&["test"]),
+            ],
+            &reporter,
+        )
+        .await;
+    assert_eq!(summary.status, RunStatus::Failed);
+    let text = buffer
+        .text_without_durations()
+        .replace(&format!("#{}", summary.run_id), "#N");
+    insta::assert_snapshot!(text, @r"
+    ▶ run #N of test-app: 4 steps
+    [build] ▶ started
+    [build] compiling
+    [build] ✓ succeeded in <t>
+    [flaky] ▶ started
+    [flaky] try 1
+    [flaky] ! attempt 1 exited with code 1; retrying (2/2)
+    [flaky] ⟳ retrying (2/2): exited with code 1
+    [flaky] try 2
+    [flaky] ✓ succeeded in <t>
+    [test] ▶ started
+    [test] failing
+    [test] ✗ failed (exit 4) after <t>
+    ✗ run #N failed after <t>: step `test` exited with code 4
+    ");
+}
+
+#[tokio::test]
+async fn the_terminal_reporter_survives_a_whole_run() {
+    // Off a terminal indicatif draws nothing; this runs every code path of it.
+    let fixture = Fixture::new().jobs(2).artifact(&["out.txt"]);
+    for verbose in [false, true] {
+        let reporter = TerminalReporter::new(verbose);
+        let summary = fixture
+            .run_reporting_to(
+                vec![
+                    step("a", "echo one; echo two >&2; echo x > out.txt"),
+                    step("b", "printf 'tab\\there\\n'").needs(&["a"]),
+                ],
+                &reporter,
+            )
+            .await;
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "{:?}",
+            summary.failure
+        );
+        assert!(summary.artifact.is_some());
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_run_kills_its_processes() {
+    let fixture = Fixture::new();
+    let started = fixture.path("started");
+    let run = fixture.run(vec![step(
+        "forever",
+        "echo $$ > forever.pgid; sleep 300 & touch started; sleep 300",
+    )]);
+    let raced = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::select! {
+            _ = run => {}
+            () = wait_for_file(&started) => {}
+        }
+    })
+    .await;
+    assert!(raced.is_ok(), "the step started");
+    let group = fixture.pgid("forever.pgid");
+    // Aborted tasks are dropped on the runtime's next turn; give it a few.
+    for _ in 0..100 {
+        if live_members_of_group(group).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live_members_of_group(group), Vec::<i32>::new());
 }

@@ -212,6 +212,28 @@ impl Fixture {
         Ok(Outcome { summary, reporter })
     }
 
+    /// Runs with any reporter; the summary only.
+    pub(crate) async fn run_reporting_to(
+        &self,
+        steps: Vec<Step>,
+        reporter: &dyn Reporter,
+    ) -> RunSummary {
+        let spec = self.spec(steps);
+        let environment = |name: &str| self.secrets.get(name).cloned();
+        run_pipeline_with_environment(
+            &spec,
+            self.spec_dir.path(),
+            &self.store,
+            &self.blobs,
+            &self.options,
+            &environment,
+            reporter,
+            std::future::pending(),
+        )
+        .await
+        .expect("the run completes")
+    }
+
     pub(crate) async fn try_run(&self, steps: Vec<Step>) -> Result<Outcome, PipelineError> {
         self.try_run_with(steps, &self.options, std::future::pending())
             .await
@@ -387,5 +409,45 @@ pub(crate) async fn wait_for_file(path: &Path) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A writer whose bytes the test can read afterwards.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    /// What was written, with every duration (`12ms`, `1.2s`) replaced by `<t>`.
+    pub(crate) fn text_without_durations(&self) -> String {
+        let bytes = self.0.lock().expect("no test panics holding it").clone();
+        let text = String::from_utf8(bytes).expect("reporters write UTF-8");
+        let mut out = String::new();
+        for word in text.split_inclusive([' ', '\n', ':']) {
+            let trimmed = word.trim_end_matches([' ', '\n', ':']);
+            let number = trimmed.trim_end_matches("ms").trim_end_matches('s');
+            let is_duration = trimmed != number
+                && !number.is_empty()
+                && number.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if is_duration {
+                out.push_str("<t>");
+                out.push_str(&word[trimmed.len()..]);
+            } else {
+                out.push_str(word);
+            }
+        }
+        out
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("no test panics holding it")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
