@@ -250,6 +250,8 @@ impl Spec {
 
     /// The reserved section with this name, if the file has one.
     pub fn reserved(&self, name: &str) -> Option<&ReservedSection> {
-        self.reserved_sections.iter().find(|section| section.name == name)
+        self.reserved_sections
+            .iter()
+            .find(|section| section.name == name)
     }
 }

@@ -1,0 +1,201 @@
+//! Finding, reading and parsing `lastmile.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::MessageFormatter;
+
+use crate::diagnostic::{Label, Severity, SpecDiagnostic, SpecErrors};
+use crate::model::Spec;
+use crate::node::{self, Node, Place, Value};
+use crate::reader::{self, Reader};
+
+/// The spec's file name inside an app directory.
+pub const SPEC_FILE: &str = "lastmile.yaml";
+
+/// A spec read from disk, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The validated spec.
+    pub spec: Spec,
+    /// Absolute path of the file.
+    pub file: PathBuf,
+    /// Absolute path of the directory holding it (paths in the spec are relative to it).
+    pub dir: PathBuf,
+    /// Warnings: valid but not acted upon (reserved sections).
+    pub warnings: Vec<SpecDiagnostic>,
+}
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    /// No `lastmile.yaml` where we looked.
+    #[error("no {SPEC_FILE} in {}", searched.display())]
+    #[diagnostic(
+        code(spec::not_found),
+        help(
+            "run `lastmile check DIR` with the directory that holds {SPEC_FILE}, or create {SPEC_FILE} there (see docs/spec.md)"
+        )
+    )]
+    NotFound {
+        /// The directory (or file path) that was searched.
+        searched: PathBuf,
+    },
+    /// The file exists but could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(
+        code(spec::unreadable),
+        help("check the file's permissions and that it is UTF-8 text")
+    )]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid spec.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(SpecErrors),
+}
+
+/// Loads `path`: a directory holding `lastmile.yaml`, or the file itself.
+pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let file = if absolute.is_dir() {
+        absolute.join(SPEC_FILE)
+    } else {
+        absolute.clone()
+    };
+    if !file.is_file() {
+        let searched = if absolute.is_dir() {
+            absolute
+        } else {
+            file.clone()
+        };
+        return Err(LoadError::NotFound { searched });
+    }
+    let source = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let file_name = file.display().to_string();
+    let (spec, warnings) = parse(&file_name, &source).map_err(LoadError::Invalid)?;
+    let dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    Ok(LoadedSpec {
+        spec,
+        file,
+        dir,
+        warnings,
+    })
+}
+
+/// Parses and validates spec text; `Ok` carries the warnings.
+pub fn parse(file_name: &str, source: &str) -> Result<(Spec, Vec<SpecDiagnostic>), SpecErrors> {
+    let root = if only_comments(source) {
+        Node {
+            value: Value::Null,
+            place: Place {
+                line: 1,
+                column: 1,
+                offset: 0,
+                length: 0,
+            },
+        }
+    } else {
+        match node::parse_tree(source) {
+            Ok(root) => root,
+            Err(error) => {
+                let diagnostic = syntax_diagnostic(file_name, source, &error);
+                return Err(SpecErrors::new(file_name, source, vec![diagnostic]));
+            }
+        }
+    };
+    let mut reader = Reader::new(file_name, source);
+    let spec = reader::read_spec(&mut reader, &root);
+    let (mut errors, mut warnings): (Vec<_>, Vec<_>) = reader
+        .diagnostics
+        .into_iter()
+        .partition(|diagnostic| diagnostic.severity == Severity::Error);
+    errors.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
+    warnings.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
+    match spec {
+        Some(spec) if errors.is_empty() => Ok((spec, warnings)),
+        _ if errors.is_empty() => {
+            // Every path that drops the spec records why; this keeps a bug there
+            // from turning into a silent success.
+            let internal = SpecDiagnostic {
+                severity: Severity::Error,
+                code: "spec::internal".to_owned(),
+                message: "the spec could not be read, but no reason was recorded".to_owned(),
+                file: file_name.to_owned(),
+                line: 1,
+                column: 1,
+                hint: Some("this is a lastmile bug; please report it with the file".to_owned()),
+                label: None,
+            };
+            Err(SpecErrors::new(file_name, source, vec![internal]))
+        }
+        _ => Err(SpecErrors::new(file_name, source, errors)),
+    }
+}
+
+/// True when the text holds nothing but blank lines and comments.
+fn only_comments(source: &str) -> bool {
+    source.lines().all(|line| {
+        let trimmed = line.trim();
+        trimmed.is_empty() || trimmed.starts_with('#') || trimmed == "---" || trimmed == "..."
+    })
+}
+
+fn syntax_diagnostic(file_name: &str, source: &str, error: &serde_saphyr::Error) -> SpecDiagnostic {
+    let message = serde_saphyr::UserMessageFormatter
+        .format_message(error)
+        .into_owned();
+    let location = error.location();
+    let line = location
+        .map_or(1, |location| usize::try_from(location.line()).unwrap_or(1))
+        .max(1);
+    let column = location
+        .map_or(1, |location| {
+            usize::try_from(location.column()).unwrap_or(1)
+        })
+        .max(1);
+    let offset = location
+        .and_then(|location| location.span().byte_offset())
+        .and_then(|offset| usize::try_from(offset).ok())
+        .unwrap_or_else(|| offset_of(source, line, column))
+        .min(source.len());
+    SpecDiagnostic {
+        severity: Severity::Error,
+        code: "spec::syntax".to_owned(),
+        message: format!("invalid YAML: {message}"),
+        file: file_name.to_owned(),
+        line,
+        column,
+        hint: Some(
+            "fix the YAML syntax here first; lastmile checks the rest of the file once it parses"
+                .to_owned(),
+        ),
+        label: Some(Label {
+            offset,
+            length: 0,
+            text: "here".to_owned(),
+        }),
+    }
+}
+
+fn offset_of(source: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = source
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let within: usize = source[line_start.min(source.len())..]
+        .chars()
+        .take(column - 1)
+        .map(char::len_utf8)
+        .sum();
+    line_start + within
+}
