@@ -109,6 +109,27 @@ async fn a_step_past_its_timeout_is_killed_with_its_group() {
 }
 
 #[tokio::test]
+async fn a_step_ignoring_sigterm_is_killed_after_the_grace() {
+    // An ignored signal stays ignored across exec, so `sleep` ignores it too.
+    let fixture = Fixture::new().kill_grace(Duration::from_millis(300));
+    let outcome = fixture
+        .run(vec![
+            step(
+                "stubborn",
+                "trap '' TERM; echo $$ > stubborn.pgid; sleep 30 & sleep 30",
+            )
+            .timeout(Duration::from_millis(200)),
+        ])
+        .await;
+
+    assert_eq!(outcome.summary.steps[0].status, StepStatus::TimedOut);
+    assert_eq!(
+        live_members_of_group(fixture.pgid("stubborn.pgid")),
+        Vec::<i32>::new()
+    );
+}
+
+#[tokio::test]
 async fn a_flaky_step_succeeds_within_its_retries() {
     let flaky = "n=$(cat count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count; \
                  echo \"attempt $n\"; [ $n -ge 3 ]";

@@ -128,6 +128,11 @@ impl Fixture {
         self
     }
 
+    pub(crate) fn kill_grace(mut self, grace: Duration) -> Self {
+        self.options.kill_grace = grace;
+        self
+    }
+
     /// Runs in a fresh workspace of the spec directory's git commit.
     pub(crate) fn clean_workspace(mut self) -> Self {
         self.options.in_place = false;
