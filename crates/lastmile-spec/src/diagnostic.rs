@@ -85,9 +85,12 @@ impl SpecErrors {
     /// Human text for every error, 100 columns wide, deterministic without color.
     pub fn render(&self, color: bool) -> String {
         let mut text = format!("{self}\n\n");
-        for report in &self.reports {
-            text.push_str(&render_one(report, color));
-        }
+        let rendered: Vec<String> = self
+            .reports
+            .iter()
+            .map(|report| render_one(report, color))
+            .collect();
+        text.push_str(&rendered.join("\n"));
         text
     }
 }
@@ -132,14 +135,15 @@ pub fn render_warnings(
     color: bool,
 ) -> String {
     let named_source = Arc::new(NamedSource::new(file_name, source.to_owned()));
-    warnings
+    let rendered: Vec<String> = warnings
         .iter()
         .map(|warning| {
             let mut warning = warning.clone();
             warning.file = file_name.to_owned();
             render_one(&DiagnosticReport::new(warning, named_source.clone()), color)
         })
-        .collect()
+        .collect();
+    rendered.join("\n")
 }
 
 fn render_one(report: &DiagnosticReport, color: bool) -> String {

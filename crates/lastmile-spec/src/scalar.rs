@@ -101,12 +101,15 @@ pub(crate) fn parse_address(text: &str) -> Result<SocketAddr, AddressError> {
                 .map(IpAddr::V6)
                 .map_err(|_| AddressError::Address(format!("`{inner}` is not an IPv6 address")))?
         }
+        unbracketed if unbracketed.contains(':') => {
+            return Err(AddressError::Address(format!(
+                "`{trimmed}` is ambiguous; put an IPv6 address in brackets: \"[::1]:8080\""
+            )));
+        }
         other => other.parse::<IpAddr>().map_err(|_| {
-            AddressError::Address(if other.contains(':') {
-                format!("`{trimmed}` is ambiguous; put an IPv6 address in brackets: \"[::1]:8080\"")
-            } else {
-                format!("`{other}` is not an IP address; write \"127.0.0.1:{port}\" or \":{port}\"")
-            })
+            AddressError::Address(format!(
+                "`{other}` is not an IP address; write \"127.0.0.1:{port}\" or \":{port}\""
+            ))
         })?,
     };
     Ok(SocketAddr::new(ip, port))

@@ -53,8 +53,10 @@ pub(super) fn read_pipeline(reader: &mut Reader<'_>, node: &Node) -> Option<Pipe
         .map(|(index, item)| read_step(reader, item, index))
         .collect();
     let names_ok = check_unique_names(reader, &read);
-    let needs_ok = check_needs(reader, &read);
-    if names_ok && needs_ok {
+    check_needs(reader, &read);
+    // Cycles are checked over the `needs` that are valid, so one run reports
+    // a typo and a cycle elsewhere together.
+    if names_ok {
         check_cycles(reader, &read);
     }
     let steps: Option<Vec<Step>> = read.into_iter().map(|read| read.step).collect();
@@ -266,19 +268,17 @@ fn check_unique_names(reader: &mut Reader<'_>, steps: &[ReadStep]) -> bool {
 }
 
 /// Reports `needs` that name no step, the step itself, or a step twice.
-fn check_needs(reader: &mut Reader<'_>, steps: &[ReadStep]) -> bool {
+fn check_needs(reader: &mut Reader<'_>, steps: &[ReadStep]) {
     let names: Vec<&str> = steps
         .iter()
         .filter_map(|step| step.name.as_ref().map(|(name, _)| name.as_str()))
         .collect();
-    let mut valid = true;
     for step in steps {
         let own = step.name.as_ref().map(|(name, _)| name.as_str());
         let subject = own.map_or_else(|| "this step".to_owned(), |name| format!("step `{name}`"));
         let mut seen = BTreeSet::new();
         for (need, place) in &step.needs {
             if Some(need.as_str()) == own {
-                valid = false;
                 reader.error(
                     *place,
                     Problem::new(
@@ -291,7 +291,6 @@ fn check_needs(reader: &mut Reader<'_>, steps: &[ReadStep]) -> bool {
                     )),
                 );
             } else if !names.contains(&need.as_str()) {
-                valid = false;
                 let others: Vec<&str> = names
                     .iter()
                     .copied()
@@ -319,7 +318,6 @@ fn check_needs(reader: &mut Reader<'_>, steps: &[ReadStep]) -> bool {
                     .hint(hint),
                 );
             } else if !seen.insert(need.as_str()) {
-                valid = false;
                 reader.error(
                     *place,
                     Problem::new(
@@ -332,7 +330,6 @@ fn check_needs(reader: &mut Reader<'_>, steps: &[ReadStep]) -> bool {
             }
         }
     }
-    valid
 }
 
 /// Reports each dependency cycle once, at the `needs` entry that closes it.

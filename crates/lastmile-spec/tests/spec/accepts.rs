@@ -1,0 +1,382 @@
+//! Valid specs: the documented example, every field, defaults, reserved
+//! sections and loading from disk.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lastmile_spec::{
+    HealthCheck, LoadError, Promote, SPEC_FILE, Severity, StopPolicy, StopSignal, Strategy,
+    VerifyCheck, load, parse, parse_duration, render_warnings,
+};
+
+use crate::yaml;
+
+const EXAMPLE: &str = "\
+app: hello
+pipeline:
+  steps:
+    - name: build
+      run: cargo build --release -p hello
+    - name: test
+      run: cargo test -p hello
+      needs: [build]
+artifact:
+  paths: [target/release/hello]
+service:
+  run: ./target/release/hello      # listens on $PORT
+  health: { path: /healthz }
+environments:
+  production: { instances: 2, strategy: blue-green }
+";
+
+#[test]
+fn the_documented_example_parses_with_defaults_filled_in() {
+    let (spec, warnings) = parse("lastmile.yaml", EXAMPLE).expect("the example is valid");
+    assert!(warnings.is_empty());
+    assert_eq!(spec.app, "hello");
+    let names: Vec<&str> = spec
+        .pipeline
+        .steps
+        .iter()
+        .map(|step| step.name.as_str())
+        .collect();
+    assert_eq!(names, ["build", "test"]);
+    let test = spec.step("test").expect("test step");
+    assert_eq!(test.needs, ["build"]);
+    assert_eq!(test.retries, 0);
+    assert_eq!(test.timeout, None);
+    assert_eq!(test.workdir, None);
+    assert!(test.env.is_empty() && test.inputs.is_empty() && test.outputs.is_empty());
+    assert_eq!(
+        spec.artifact.expect("artifact").paths,
+        ["target/release/hello"]
+    );
+    let service = spec.service.expect("service");
+    assert_eq!(service.run, "./target/release/hello");
+    assert_eq!(
+        service.health,
+        HealthCheck {
+            path: "/healthz".to_owned(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
+            start_timeout: Duration::from_secs(60),
+        }
+    );
+    assert_eq!(
+        service.stop,
+        StopPolicy {
+            signal: StopSignal::Sigterm,
+            grace: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(spec.secrets.file, None);
+    let production = &spec.environments[0];
+    assert_eq!(production.name, "production");
+    assert_eq!(production.instances, 2);
+    assert_eq!(
+        production.strategy,
+        Strategy::BlueGreen {
+            rollback_window: Duration::from_secs(600)
+        }
+    );
+    assert_eq!(production.promote, Promote::Auto);
+    assert!(!production.gates.approval_required);
+    assert_eq!(production.route, None);
+}
+
+#[test]
+fn an_environment_with_nothing_under_it_takes_every_default() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "  production: {}",
+    ]);
+    let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
+    for environment in &spec.environments {
+        assert_eq!(environment.instances, 1);
+        assert_eq!(
+            environment.strategy,
+            Strategy::Rolling {
+                batch: 1,
+                max_surge: 1
+            }
+        );
+        assert_eq!(environment.promote, Promote::Auto);
+    }
+    let names: Vec<&str> = spec
+        .environments
+        .iter()
+        .map(|env| env.name.as_str())
+        .collect();
+    assert_eq!(names, ["staging", "production"], "file order is kept");
+}
+
+#[test]
+fn a_bare_canary_gets_the_documented_defaults() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments: { production: { strategy: canary } }",
+    ]);
+    let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
+    assert_eq!(
+        spec.environments[0].strategy,
+        Strategy::Canary {
+            steps: vec![5.0, 25.0, 50.0, 100.0],
+            step_duration: Duration::from_secs(30),
+            min_requests: 100,
+            step_deadline: Duration::from_secs(600),
+            max_error_rate_increase: 1.0,
+            max_latency_ratio: 1.5,
+        }
+    );
+}
+
+const EVERY_FIELD: &str = "\
+app: shop-api
+pipeline:
+  steps:
+    - name: build
+      run: cargo build --release
+      env: { RUST_LOG: debug, JOBS: 4, VERBOSE: true, RATIO: 1.10 }
+      timeout: 1m30s
+      retries: 2
+      inputs: [Cargo.toml, Cargo.lock, \"src/**\"]
+      outputs: [target/release/shop]
+      workdir: server
+    - name: publish
+      run: ./publish.sh
+      needs: [build]
+      secrets: [REGISTRY_TOKEN]
+artifact:
+  paths: [target/release/shop, static]
+secrets:
+  file: .env.secrets
+service:
+  run: ./target/release/shop
+  env: { PROFILE: prod }
+  health:
+    path: /ready
+    interval: 500ms
+    timeout: 1s
+    healthy_threshold: 2
+    unhealthy_threshold: 5
+    start_timeout: 2m
+  stop: { signal: INT, grace: 10s }
+environments:
+  staging:
+    instances: 1
+    strategy: { type: rolling, batch: 2, max_surge: 0 }
+    route: { listen: \":8080\" }
+  preview:
+    strategy: { type: recreate }
+    route: { listen: \"[::1]:8082\", path_prefix: /preview }
+  production:
+    instances: 4
+    strategy:
+      type: canary
+      steps: [1, \"5%\", 25, 50, 100]
+      step_duration: 1m
+      min_requests: 500
+      step_deadline: 15m
+      max_error_rate_increase: 0.5
+      max_latency_ratio: 1.2
+    gates:
+      approval: required
+      verify:
+        - path: /healthz
+        - { path: /version, status: 200, body_contains: shop }
+    route: { listen: \"127.0.0.1:8081\", host: shop.example.com, path_prefix: /api }
+    promote: manual
+";
+
+#[test]
+fn a_spec_using_every_field_reads_every_value() {
+    let (spec, warnings) = parse("lastmile.yaml", EVERY_FIELD).expect("valid");
+    assert!(warnings.is_empty());
+    let build = spec.step("build").expect("build");
+    let env: BTreeMap<&str, &str> = build
+        .env
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeMap::from([
+            ("JOBS", "4"),
+            ("RATIO", "1.10"),
+            ("RUST_LOG", "debug"),
+            ("VERBOSE", "true")
+        ]),
+        "scalars are kept as written"
+    );
+    assert_eq!(build.timeout, Some(Duration::from_secs(90)));
+    assert_eq!(build.retries, 2);
+    assert_eq!(build.inputs, ["Cargo.toml", "Cargo.lock", "src/**"]);
+    assert_eq!(build.outputs, ["target/release/shop"]);
+    assert_eq!(build.workdir.as_deref(), Some("server"));
+    assert_eq!(
+        spec.step("publish").expect("publish").secrets,
+        ["REGISTRY_TOKEN"]
+    );
+    assert_eq!(spec.secrets.file.as_deref(), Some(".env.secrets"));
+    let service = spec.service.expect("service");
+    assert_eq!(service.env.get("PROFILE").map(String::as_str), Some("prod"));
+    assert_eq!(service.health.path, "/ready");
+    assert_eq!(service.health.interval, Duration::from_millis(500));
+    assert_eq!(service.health.timeout, Duration::from_secs(1));
+    assert_eq!(service.health.healthy_threshold, 2);
+    assert_eq!(service.health.unhealthy_threshold, 5);
+    assert_eq!(service.health.start_timeout, Duration::from_secs(120));
+    assert_eq!(
+        service.stop,
+        StopPolicy {
+            signal: StopSignal::Sigint,
+            grace: Duration::from_secs(10)
+        }
+    );
+
+    let [staging, preview, production] = &spec.environments[..] else {
+        panic!("three environments: {:?}", spec.environments);
+    };
+    assert_eq!(
+        staging.strategy,
+        Strategy::Rolling {
+            batch: 2,
+            max_surge: 0
+        }
+    );
+    let staging_route = staging.route.as_ref().expect("route");
+    assert_eq!(
+        staging_route.listen,
+        "0.0.0.0:8080".parse().expect("address")
+    );
+    assert_eq!(staging_route.path_prefix, "/");
+    assert_eq!(staging_route.host, None);
+    assert_eq!(preview.strategy, Strategy::Recreate);
+    let preview_route = preview.route.as_ref().expect("route");
+    assert_eq!(preview_route.listen, "[::1]:8082".parse().expect("address"));
+    assert_eq!(preview_route.path_prefix, "/preview");
+    assert_eq!(production.instances, 4);
+    assert_eq!(
+        production.strategy,
+        Strategy::Canary {
+            steps: vec![1.0, 5.0, 25.0, 50.0, 100.0],
+            step_duration: Duration::from_secs(60),
+            min_requests: 500,
+            step_deadline: Duration::from_secs(900),
+            max_error_rate_increase: 0.5,
+            max_latency_ratio: 1.2,
+        }
+    );
+    assert!(production.gates.approval_required);
+    assert_eq!(
+        production.gates.verify,
+        [
+            VerifyCheck {
+                path: "/healthz".to_owned(),
+                status: 200,
+                body_contains: None
+            },
+            VerifyCheck {
+                path: "/version".to_owned(),
+                status: 200,
+                body_contains: Some("shop".to_owned())
+            },
+        ]
+    );
+    let route = production.route.as_ref().expect("route");
+    assert_eq!(route.host.as_deref(), Some("shop.example.com"));
+    assert_eq!(route.path_prefix, "/api");
+    assert_eq!(production.promote, Promote::Manual);
+}
+
+#[test]
+fn reserved_sections_are_recorded_with_a_plain_warning() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout: { rollout: 5% }",
+        "monitor: [anything, { at: all }]",
+        "drills: ~",
+        "hosts: { web-1: { address: 10.0.0.1 } }",
+    ]);
+    let (spec, warnings) = parse("lastmile.yaml", &source).expect("valid with warnings");
+    let recorded: Vec<(&str, usize)> = spec
+        .reserved_sections
+        .iter()
+        .map(|section| (section.name.as_str(), section.line))
+        .collect();
+    assert_eq!(
+        recorded,
+        [("flags", 3), ("monitor", 5), ("drills", 6), ("hosts", 7)]
+    );
+    assert_eq!(spec.reserved("hosts").map(|section| section.line), Some(7));
+    assert!(
+        warnings
+            .iter()
+            .all(|warning| warning.severity == Severity::Warning)
+    );
+    assert_eq!(warnings.len(), 4);
+    insta::assert_snapshot!(render_warnings("lastmile.yaml", &source, &warnings, false));
+}
+
+#[test]
+fn load_takes_a_directory_or_the_file_and_returns_absolute_paths() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(SPEC_FILE), EXAMPLE).expect("write spec");
+    let from_dir = load(dir.path()).expect("loads from the directory");
+    let from_file = load(&dir.path().join(SPEC_FILE)).expect("loads the file");
+    assert_eq!(from_dir.spec, from_file.spec);
+    assert!(from_dir.file.is_absolute() && from_dir.dir.is_absolute());
+    assert_eq!(from_dir.file, from_file.file);
+    assert_eq!(from_dir.dir, from_file.dir);
+    assert_eq!(
+        from_dir.file.file_name().and_then(|name| name.to_str()),
+        Some(SPEC_FILE)
+    );
+}
+
+#[test]
+fn load_without_a_spec_names_the_directory_and_the_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let error = load(dir.path()).expect_err("no spec there");
+    assert!(matches!(error, LoadError::NotFound { .. }));
+    let message = error.to_string();
+    assert!(message.contains(SPEC_FILE), "{message}");
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    let help = miette::Diagnostic::help(&error)
+        .map(|help| help.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("lastmile check DIR"), "{help}");
+}
+
+#[test]
+fn load_reports_an_invalid_spec_with_the_file_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(SPEC_FILE), "app: hello\n").expect("write spec");
+    let Err(LoadError::Invalid(errors)) = load(dir.path()) else {
+        panic!("expected an invalid spec");
+    };
+    let diagnostic = &errors.diagnostics()[0];
+    assert!(diagnostic.file.ends_with(SPEC_FILE), "{}", diagnostic.file);
+    assert_eq!((diagnostic.line, diagnostic.column), (1, 1));
+}
+
+#[test]
+fn durations_parse_through_the_public_function() {
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+    assert!(
+        parse_duration("90")
+            .expect_err("no unit")
+            .contains("\"90s\"")
+    );
+}

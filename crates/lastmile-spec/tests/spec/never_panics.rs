@@ -1,0 +1,179 @@
+//! `parse` returns an answer, never a panic, whatever it is given.
+
+use proptest::prelude::*;
+
+use lastmile_spec::parse;
+
+/// Keys from every level of the schema, plus a few strangers.
+const KEYS: &[&str] = &[
+    "app",
+    "pipeline",
+    "steps",
+    "name",
+    "run",
+    "needs",
+    "env",
+    "timeout",
+    "retries",
+    "inputs",
+    "outputs",
+    "secrets",
+    "workdir",
+    "artifact",
+    "paths",
+    "service",
+    "health",
+    "path",
+    "interval",
+    "healthy_threshold",
+    "unhealthy_threshold",
+    "start_timeout",
+    "stop",
+    "signal",
+    "grace",
+    "environments",
+    "production",
+    "instances",
+    "strategy",
+    "type",
+    "batch",
+    "max_surge",
+    "rollback_window",
+    "step_duration",
+    "min_requests",
+    "step_deadline",
+    "max_error_rate_increase",
+    "max_latency_ratio",
+    "gates",
+    "approval",
+    "verify",
+    "status",
+    "body_contains",
+    "route",
+    "listen",
+    "host",
+    "path_prefix",
+    "promote",
+    "file",
+    "flags",
+    "monitor",
+    "drills",
+    "hosts",
+    "nedds",
+    "",
+];
+
+const SCALARS: &[&str] = &[
+    "build",
+    "test",
+    "10s",
+    "10",
+    "-1",
+    "0",
+    "1.5",
+    "100",
+    "5%",
+    "150%",
+    "canary",
+    "rolling",
+    "blue-green",
+    "recreate",
+    "required",
+    "manual",
+    "SIGTERM",
+    "KILL",
+    ":8080",
+    ":0",
+    "127.0.0.1:70000",
+    "[::1]:1",
+    "/healthz",
+    "~",
+    "true",
+    "\"\"",
+    "'  '",
+    "1m30s",
+    "é",
+    "*missing",
+    "&anchor x",
+    "!!binary aGk=",
+    "99999999999999999999999999999",
+];
+
+/// A YAML-ish document: nested maps and lists of schema keys and odd scalars.
+fn document() -> impl Strategy<Value = String> {
+    let scalar = proptest::sample::select(SCALARS).prop_map(str::to_owned);
+    let tree = scalar.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5)
+                .prop_map(|items| format!("[{}]", items.join(", "))),
+            proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(
+                |entries| {
+                    let body: Vec<String> = entries
+                        .iter()
+                        .map(|(key, value)| format!("{key}: {value}"))
+                        .collect();
+                    format!("{{{}}}", body.join(", "))
+                }
+            ),
+        ]
+    });
+    proptest::collection::vec((proptest::sample::select(KEYS), tree), 0..8).prop_map(|entries| {
+        entries
+            .iter()
+            .map(|(key, value)| format!("{key}: {value}\n"))
+            .collect::<String>()
+    })
+}
+
+/// Block-style documents, so indentation errors are exercised too.
+fn block_document() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        (
+            0usize..4,
+            proptest::bool::ANY,
+            proptest::sample::select(KEYS),
+            proptest::sample::select(SCALARS),
+        ),
+        0..16,
+    )
+    .prop_map(|lines| {
+        lines
+            .iter()
+            .map(|(depth, item, key, value)| {
+                let dash = if *item { "- " } else { "" };
+                format!("{}{dash}{key}: {value}\n", "  ".repeat(*depth))
+            })
+            .collect()
+    })
+}
+
+fn check_never_panics(source: &str) {
+    match parse("lastmile.yaml", source) {
+        Ok((_, warnings)) => {
+            let _ = lastmile_spec::render_warnings("lastmile.yaml", source, &warnings, false);
+        }
+        Err(errors) => {
+            assert!(!errors.diagnostics().is_empty(), "an error always says why");
+            let _ = errors.render(false);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        check_never_panics(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn yaml_shaped_documents_never_panic(source in document()) {
+        check_never_panics(&source);
+    }
+
+    #[test]
+    fn block_documents_never_panic(source in block_document()) {
+        check_never_panics(&source);
+    }
+}

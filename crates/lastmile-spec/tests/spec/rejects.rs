@@ -1,0 +1,595 @@
+//! Every class of mistake, pinned as the text a user reads.
+//!
+//! Each snapshot holds the input and the rendered errors; read them when they
+//! change: the caret must sit under the offending token and the hint must say
+//! what to write instead.
+
+use lastmile_spec::parse;
+
+use crate::yaml;
+
+/// Renders the errors for `lines`, asserting the first one has `code`.
+fn rejected(code: &str, lines: &[&str]) -> String {
+    let source = yaml(lines);
+    let errors = match parse("lastmile.yaml", &source) {
+        Ok((spec, _)) => panic!("expected {code}, but the spec was accepted: {spec:#?}"),
+        Err(errors) => errors,
+    };
+    let codes: Vec<&str> = errors
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| diagnostic.code.as_str())
+        .collect();
+    assert!(codes.contains(&code), "expected {code}, got {codes:?}");
+    let numbered: Vec<String> = source
+        .lines()
+        .enumerate()
+        .map(|(index, line)| format!("{:>3} | {line}", index + 1))
+        .collect();
+    format!(
+        "input:\n{}\n\n{}",
+        numbered.join("\n"),
+        errors.render(false)
+    )
+}
+
+/// `rejects!(test_name, "spec::code", [yaml lines...]);` snapshots the errors.
+macro_rules! rejects {
+    ($name:ident, $code:literal, [$($line:literal),* $(,)?]) => {
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(rejected($code, &[$($line),*]));
+        }
+    };
+}
+
+// Syntax and shape.
+rejects!(
+    broken_yaml_syntax,
+    "spec::syntax",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps: [ { name: build, run: make }",
+    ]
+);
+rejects!(an_empty_file, "spec::empty", ["# nothing yet"]);
+rejects!(a_list_at_the_top, "spec::wrong-type", ["- app: hello"]);
+rejects!(
+    missing_app_and_pipeline,
+    "spec::missing-key",
+    ["artifact: { paths: [out] }"]
+);
+rejects!(
+    missing_run_in_a_step,
+    "spec::missing-key",
+    ["app: hello", "pipeline:", "  steps:", "    - name: build",]
+);
+rejects!(
+    an_empty_step_list,
+    "spec::empty",
+    ["app: hello", "pipeline:", "  steps: []"]
+);
+rejects!(
+    steps_given_as_a_map,
+    "spec::wrong-type",
+    ["app: hello", "pipeline:", "  steps:", "    build: make",]
+);
+rejects!(
+    needs_given_as_a_string,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make }",
+        "    - { name: test, run: make test, needs: build }",
+    ]
+);
+rejects!(
+    a_duplicate_key_in_a_step,
+    "spec::duplicate-key",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: make",
+        "      run: make all",
+    ]
+);
+
+// Unknown keys, at every level.
+rejects!(
+    an_unknown_top_level_key,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipline:",
+        "  steps: [{ name: build, run: make }]",
+    ]
+);
+rejects!(
+    an_unknown_key_in_a_step,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: cargo build",
+        "    - name: test",
+        "      run: cargo test",
+        "      nedds: [build]",
+    ]
+);
+rejects!(
+    an_unknown_key_in_health,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  health: { path: /healthz, intervall: 5s }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_an_environment,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    instance: 2",
+    ]
+);
+rejects!(
+    a_key_of_another_strategy,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: rolling, steps: [5, 100] }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_a_route,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", prefix: /api }",
+    ]
+);
+
+// Steps and their graph.
+rejects!(
+    a_duplicate_step_name,
+    "spec::duplicate-step",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: make",
+        "    - name: build",
+        "      run: make again",
+    ]
+);
+rejects!(
+    an_unknown_need,
+    "spec::unknown-need",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make }",
+        "    - { name: test, run: make test, needs: [biuld] }",
+    ]
+);
+rejects!(
+    a_step_needing_itself,
+    "spec::self-need",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make, needs: [build] }",
+    ]
+);
+rejects!(
+    a_cycle_of_three,
+    "spec::cycle",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: a, run: echo a, needs: [c] }",
+        "    - { name: b, run: echo b, needs: [a] }",
+        "    - { name: c, run: echo c, needs: [b] }",
+    ]
+);
+rejects!(
+    a_whitespace_only_command,
+    "spec::empty-command",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: \"   \"",
+    ]
+);
+rejects!(
+    an_empty_service_command,
+    "spec::empty-command",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: \"\"",
+    ]
+);
+rejects!(
+    a_step_name_with_a_space,
+    "spec::invalid-name",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: unit tests, run: make test }",
+    ]
+);
+rejects!(
+    an_uppercase_app_name,
+    "spec::invalid-name",
+    [
+        "app: Hello_World",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+    ]
+);
+rejects!(
+    retries_out_of_range,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make, retries: 11 }",
+    ]
+);
+rejects!(
+    an_invalid_env_var_name,
+    "spec::invalid-env-name",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: make",
+        "      env: { RUST-LOG: debug }",
+    ]
+);
+rejects!(
+    an_invalid_secret_name,
+    "spec::invalid-env-name",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: deploy",
+        "      run: ./deploy",
+        "      secrets: [API_TOKEN, 9LIVES]",
+    ]
+);
+rejects!(
+    a_workdir_outside_the_workspace,
+    "spec::invalid-path",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make, workdir: ../elsewhere }",
+    ]
+);
+
+// Durations.
+rejects!(
+    a_bare_number_as_a_duration,
+    "spec::invalid-duration",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make, timeout: 10 }",
+    ]
+);
+rejects!(
+    a_duration_with_an_unknown_unit,
+    "spec::invalid-duration",
+    [
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: make, timeout: 10sec }",
+    ]
+);
+rejects!(
+    a_duration_in_words,
+    "spec::invalid-duration",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  stop: { grace: ten seconds }",
+    ]
+);
+rejects!(
+    a_zero_health_interval,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  health: { path: /healthz, interval: 0s }",
+    ]
+);
+
+// Environments and strategies.
+rejects!(
+    zero_instances,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { instances: 0 }",
+    ]
+);
+rejects!(
+    a_misspelled_strategy,
+    "spec::unknown-strategy",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { strategy: bluegreen }",
+    ]
+);
+rejects!(
+    a_strategy_map_without_type,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { steps: [5, 100] }",
+    ]
+);
+rejects!(
+    canary_steps_going_down,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [1, 50, 25, 100] }",
+    ]
+);
+rejects!(
+    canary_steps_not_ending_at_100,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [5, 25, 50] }",
+    ]
+);
+rejects!(
+    a_percentage_above_100,
+    "spec::invalid-percent",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [5, \"150%\"] }",
+    ]
+);
+rejects!(
+    a_percentage_that_is_not_a_number,
+    "spec::invalid-percent",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [five, 100] }",
+    ]
+);
+rejects!(
+    a_listen_address_without_a_port,
+    "spec::invalid-address",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: 127.0.0.1 }",
+    ]
+);
+rejects!(
+    a_listen_address_with_a_host_name,
+    "spec::invalid-address",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \"example.com:8080\" }",
+    ]
+);
+rejects!(
+    a_port_out_of_range,
+    "spec::invalid-port",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \"127.0.0.1:70000\" }",
+    ]
+);
+rejects!(
+    port_zero,
+    "spec::invalid-port",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":0\" }",
+    ]
+);
+rejects!(
+    a_duplicate_environment,
+    "spec::duplicate-environment",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { instances: 2 }",
+        "  staging: {}",
+        "  production: { instances: 3 }",
+    ]
+);
+rejects!(
+    an_unknown_approval_value,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates: { approval: requried }",
+    ]
+);
+rejects!(
+    an_unknown_promote_value,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { promote: automatic }",
+    ]
+);
+rejects!(
+    an_unknown_stop_signal,
+    "spec::unknown-signal",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  stop: { signal: SIGTREM }",
+    ]
+);
+rejects!(
+    sigkill_as_the_stop_signal,
+    "spec::unknown-signal",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  stop: { signal: KILL }",
+    ]
+);
+rejects!(
+    a_verify_status_out_of_range,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      verify:",
+        "        - { path: /healthz, status: 99 }",
+    ]
+);
+rejects!(
+    a_health_path_without_a_slash,
+    "spec::invalid-path",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./hello",
+        "  health: { path: healthz }",
+    ]
+);
+
+#[test]
+fn every_error_is_reported_in_one_pass() {
+    let source = yaml(&[
+        "app: Hello",
+        "pipeline:",
+        "  steps:",
+        "    - name: build",
+        "      run: make",
+        "      timeout: 10",
+        "    - name: test",
+        "      run: make test",
+        "      nedds: [build]",
+        "      needs: [biuld]",
+        "environments:",
+        "  production: { instances: 0, route: { listen: \":70000\" } }",
+    ]);
+    let errors = parse("lastmile.yaml", &source).expect_err("six mistakes");
+    let codes: Vec<&str> = errors
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| diagnostic.code.as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "spec::invalid-name",
+            "spec::invalid-duration",
+            "spec::unknown-key",
+            "spec::unknown-need",
+            "spec::out-of-range",
+            "spec::invalid-port",
+        ]
+    );
+    insta::assert_json_snapshot!(errors.diagnostics());
+}
+
+#[test]
+fn errors_are_a_miette_diagnostic_with_every_error_related() {
+    let errors = parse(
+        "lastmile.yaml",
+        &yaml(&["app: Hello", "pipeline: { steps: [] }"]),
+    )
+    .expect_err("two mistakes");
+    let related = miette::Diagnostic::related(&errors).map_or(0, Iterator::count);
+    assert_eq!(related, 2);
+    assert_eq!(
+        errors.to_string(),
+        "lastmile.yaml is not a valid lastmile spec: 2 errors"
+    );
+}
