@@ -171,15 +171,36 @@ impl<'source> Reader<'source> {
         allowed: &[&str],
         required: &[(&str, &str)],
     ) -> Option<Fields<'node>> {
+        self.fields_with_note(node, context, allowed, required, &|_| None)
+    }
+
+    /// Like [`Reader::fields`], with `note` adding to the hint of an unknown key
+    /// (e.g. "`steps` belongs to the canary strategy").
+    pub(crate) fn fields_with_note<'node>(
+        &mut self,
+        node: &'node Node,
+        context: &str,
+        allowed: &[&str],
+        required: &[(&str, &str)],
+        note: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Fields<'node>> {
         let entries = self.entries(node, context)?;
+        // A misspelled required key is reported once, as unknown with a
+        // suggestion, not a second time as missing.
+        let mut suggested: Vec<&str> = Vec::new();
         let mut kept: Vec<(String, &Node, &Node)> = Vec::with_capacity(entries.len());
         for (name, key, value) in entries {
             if !allowed.contains(&name.as_str()) {
                 let valid = allowed.join(", ");
-                let hint = match did_you_mean(&name, allowed.iter().copied()) {
+                let suggestion = did_you_mean(&name, allowed.iter().copied());
+                let mut hint = match suggestion {
                     Some(suggestion) => format!("did you mean `{suggestion}`? valid keys: {valid}"),
                     None => format!("valid keys here: {valid}"),
                 };
+                suggested.extend(suggestion);
+                if let Some(note) = note(&name) {
+                    hint = format!("{note}; {hint}");
+                }
                 self.error(
                     key.place,
                     Problem::new(
@@ -210,7 +231,7 @@ impl<'source> Reader<'source> {
         }
         let fields = Fields { entries: kept };
         for (key, example) in required {
-            if fields.get(key).is_none() {
+            if fields.get(key).is_none() && !suggested.contains(key) {
                 self.missing(node, context, key, example);
             }
         }
@@ -228,7 +249,7 @@ impl<'source> Reader<'source> {
             Problem::new(
                 "spec::missing-key",
                 format!("{context} has no `{key}`, which is required"),
-                &format!("`{key}` is missing here"),
+                &format!("no `{key}` in this map"),
             )
             .hint(format!("add `{example}`")),
         );

@@ -1,5 +1,13 @@
 //! What `lastmile.yaml` accepts, what it rejects and how the rejection reads.
 
+/// Runs an insta assertion with snapshots kept in `tests/snapshots/`.
+macro_rules! snapshot {
+    ($assertion:expr) => {
+        insta::with_settings!({ snapshot_path => "../snapshots" }, { $assertion })
+    };
+}
+pub(crate) use snapshot;
+
 // A test crate root resolves modules beside itself, so point into `spec/`.
 #[path = "spec/accepts.rs"]
 mod accepts;

@@ -135,6 +135,24 @@ fn default_strategy(kind: &str) -> Strategy {
     }
 }
 
+/// The keys a strategy map of this type accepts.
+fn strategy_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "rolling" => &["type", "batch", "max_surge"],
+        "blue-green" => &["type", "rollback_window"],
+        "recreate" => &["type"],
+        _ => &[
+            "type",
+            "steps",
+            "step_duration",
+            "min_requests",
+            "step_deadline",
+            "max_error_rate_increase",
+            "max_latency_ratio",
+        ],
+    }
+}
+
 fn read_strategy(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Strategy> {
     if !matches!(node.value, Value::Map(_)) {
         let kind = reader.keyword(node, "strategy", "spec::unknown-strategy", STRATEGIES)?;
@@ -156,22 +174,15 @@ fn read_strategy(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Opt
         return None;
     };
     let kind = reader.keyword(type_node, "strategy", "spec::unknown-strategy", STRATEGIES)?;
-    let allowed: &[&str] = match kind {
-        "rolling" => &["type", "batch", "max_surge"],
-        "blue-green" => &["type", "rollback_window"],
-        "recreate" => &["type"],
-        _ => &[
-            "type",
-            "steps",
-            "step_duration",
-            "min_requests",
-            "step_deadline",
-            "max_error_rate_increase",
-            "max_latency_ratio",
-        ],
-    };
+    let allowed = strategy_keys(kind);
     let context = format!("the {kind} strategy of environment `{environment}`");
-    let fields = reader.fields(node, &context, allowed, &[])?;
+    let belongs_elsewhere = |key: &str| {
+        STRATEGIES
+            .iter()
+            .find(|other| **other != kind && strategy_keys(other).contains(&key))
+            .map(|other| format!("`{key}` belongs to the {other} strategy"))
+    };
+    let fields = reader.fields_with_note(node, &context, allowed, &[], &belongs_elsewhere)?;
     let mut strategy = default_strategy(kind);
     let mut complete = true;
     match &mut strategy {

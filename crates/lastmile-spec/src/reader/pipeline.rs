@@ -342,8 +342,11 @@ fn check_cycles(reader: &mut Reader<'_>, steps: &[ReadStep]) {
     let edges: Vec<Vec<(usize, Place)>> = steps
         .iter()
         .map(|step| {
+            let own = step.name.as_ref().map(|(name, _)| name);
+            // A step needing itself is already its own error; not a cycle too.
             step.needs
                 .iter()
+                .filter(|(need, _)| Some(need) != own)
                 .filter_map(|(need, place)| {
                     index_of.get(need.as_str()).map(|index| (*index, *place))
                 })

@@ -323,7 +323,12 @@ fn reserved_sections_are_recorded_with_a_plain_warning() {
             .all(|warning| warning.severity == Severity::Warning)
     );
     assert_eq!(warnings.len(), 4);
-    insta::assert_snapshot!(render_warnings("lastmile.yaml", &source, &warnings, false));
+    crate::snapshot!(insta::assert_snapshot!(render_warnings(
+        "lastmile.yaml",
+        &source,
+        &warnings,
+        false
+    )));
 }
 
 #[test]

@@ -38,7 +38,7 @@ macro_rules! rejects {
     ($name:ident, $code:literal, [$($line:literal),* $(,)?]) => {
         #[test]
         fn $name() {
-            insta::assert_snapshot!(rejected($code, &[$($line),*]));
+            crate::snapshot!(insta::assert_snapshot!(rejected($code, &[$($line),*])));
         }
     };
 }
@@ -576,7 +576,7 @@ fn every_error_is_reported_in_one_pass() {
             "spec::invalid-port",
         ]
     );
-    insta::assert_json_snapshot!(errors.diagnostics());
+    crate::snapshot!(insta::assert_json_snapshot!(errors.diagnostics()));
 }
 
 #[test]
