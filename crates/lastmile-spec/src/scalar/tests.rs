@@ -15,7 +15,11 @@ fn durations_accept_every_documented_form() {
 
 #[test]
 fn durations_refuse_bare_numbers_unknown_units_and_junk() {
-    assert!(parse_duration("10").expect_err("no unit").contains("write \"10s\""));
+    assert!(
+        parse_duration("10")
+            .expect_err("no unit")
+            .contains("write \"10s\"")
+    );
     assert!(parse_duration("10 parsecs").is_err());
     assert!(
         parse_duration("10y")

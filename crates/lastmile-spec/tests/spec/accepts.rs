@@ -142,7 +142,7 @@ pipeline:
   steps:
     - name: build
       run: cargo build --release
-      env: { RUST_LOG: debug, JOBS: 4, VERBOSE: true, RATIO: 1.10 }
+      env: { RUST_LOG: debug, JOBS: 4, VERBOSE: true, RATIO: 1.10, COLOR: no, FAST: on }
       timeout: 1m30s
       retries: 2
       inputs: [Cargo.toml, Cargo.lock, \"src/**\"]
@@ -207,10 +207,12 @@ fn a_spec_using_every_field_reads_every_value() {
     assert_eq!(
         env,
         BTreeMap::from([
+            ("COLOR", "no"),
+            ("FAST", "on"),
             ("JOBS", "4"),
             ("RATIO", "1.10"),
             ("RUST_LOG", "debug"),
-            ("VERBOSE", "true")
+            ("VERBOSE", "true"),
         ]),
         "scalars are kept as written"
     );
@@ -362,6 +364,7 @@ fn load_without_a_spec_names_the_directory_and_the_fix() {
         .map(|help| help.to_string())
         .unwrap_or_default();
     assert!(help.contains("lastmile check DIR"), "{help}");
+    assert!(help.contains("create lastmile.yaml there"), "{help}");
 }
 
 #[test]
