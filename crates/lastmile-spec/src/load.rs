@@ -78,7 +78,16 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
         path: file.clone(),
         source,
     })?;
-    let file_name = file.display().to_string();
+    // Diagnostics name the file as the user did (`lastmile.yaml`,
+    // `app/lastmile.yaml`), which is shorter than the absolute path and the
+    // same on every machine.
+    let as_given = if path.is_dir() {
+        path.join(SPEC_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let as_given = as_given.strip_prefix(".").unwrap_or(&as_given);
+    let file_name = as_given.display().to_string();
     let (spec, warnings) = parse(&file_name, &source).map_err(LoadError::Invalid)?;
     let dir = file
         .parent()

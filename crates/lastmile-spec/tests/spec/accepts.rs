@@ -375,7 +375,10 @@ fn load_reports_an_invalid_spec_with_the_file_path() {
         panic!("expected an invalid spec");
     };
     let diagnostic = &errors.diagnostics()[0];
-    assert!(diagnostic.file.ends_with(SPEC_FILE), "{}", diagnostic.file);
+    assert_eq!(
+        diagnostic.file,
+        dir.path().join(SPEC_FILE).display().to_string()
+    );
     assert_eq!((diagnostic.line, diagnostic.column), (1, 1));
 }
 
