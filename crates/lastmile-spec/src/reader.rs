@@ -154,7 +154,8 @@ impl<'source> Reader<'source> {
                             key.value.kind()
                         ),
                         "not a name",
-                    ),
+                    )
+                    .hint("write a plain word before the `:`"),
                 ),
             }
         }
@@ -257,13 +258,23 @@ impl<'source> Reader<'source> {
 
     fn wrong_type(&mut self, node: &Node, message: &str, expected: &str) {
         let found = node.value.kind();
+        let hint = match expected {
+            "a map" => "indent `key: value` lines under it, or write `{ key: value }`",
+            "a string" => "write text here; quote it if YAML would read it as something else",
+            "a whole number" => "write a whole number without quotes or units, e.g. `3`",
+            "a number" => "write a number, e.g. `1.5`",
+            "a percentage" => "write a number above 0 and at most 100, e.g. `5` or `\"2.5%\"`",
+            "a duration" => "write a number with a unit, e.g. `\"10s\"` or `\"1m30s\"`",
+            _ => "see docs/spec.md for what this key takes",
+        };
         self.error(
             node.place,
             Problem::new(
                 "spec::wrong-type",
                 format!("{message}, found {found}"),
                 &format!("expected {expected}"),
-            ),
+            )
+            .hint(hint),
         );
     }
 
@@ -418,7 +429,8 @@ impl<'source> Reader<'source> {
                     "spec::out-of-range",
                     format!("`{what}` is {value}; it must be between {minimum} and {maximum}"),
                     "out of range",
-                ),
+                )
+                .hint(format!("use a value from {minimum} to {maximum}")),
             );
             return None;
         }

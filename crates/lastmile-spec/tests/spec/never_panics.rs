@@ -1,4 +1,5 @@
-//! `parse` returns an answer, never a panic, whatever it is given.
+//! `parse` returns an answer, never a panic, whatever it is given, and every
+//! error it returns has a place and a hint.
 
 use proptest::prelude::*;
 
@@ -154,6 +155,16 @@ fn check_never_panics(source: &str) {
         }
         Err(errors) => {
             assert!(!errors.diagnostics().is_empty(), "an error always says why");
+            for diagnostic in errors.diagnostics() {
+                assert!(
+                    diagnostic.hint.is_some(),
+                    "every error has a hint: {diagnostic:?}"
+                );
+                assert!(
+                    diagnostic.line >= 1 && diagnostic.column >= 1,
+                    "{diagnostic:?}"
+                );
+            }
             let _ = errors.render(false);
         }
     }
