@@ -391,3 +391,51 @@ fn durations_parse_through_the_public_function() {
             .contains("\"90s\"")
     );
 }
+
+#[test]
+fn anchors_and_merge_keys_share_settings_between_steps() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - &rust",
+        "      name: build",
+        "      run: cargo build",
+        "      env: { CARGO_TARGET_DIR: target }",
+        "      timeout: 5m",
+        "    - <<: *rust",
+        "      name: test",
+        "      run: cargo test",
+        "      needs: [build]",
+    ]);
+    let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
+    let test = spec.step("test").expect("test step");
+    assert_eq!(test.run, "cargo test");
+    assert_eq!(test.timeout, Some(Duration::from_secs(300)));
+    assert_eq!(
+        test.env.get("CARGO_TARGET_DIR").map(String::as_str),
+        Some("target")
+    );
+}
+
+#[test]
+fn an_error_inside_a_merged_map_points_at_the_merge() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - &rust { name: build, run: cargo build, timeout: 5 }",
+        "    - <<: *rust",
+        "      name: test",
+    ]);
+    let errors = parse("lastmile.yaml", &source).expect_err("bare number");
+    let places: Vec<(usize, &str)> = errors
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| (diagnostic.line, diagnostic.code.as_str()))
+        .collect();
+    assert_eq!(
+        places,
+        [(4, "spec::invalid-duration"), (5, "spec::invalid-duration")]
+    );
+}
