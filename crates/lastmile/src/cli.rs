@@ -7,9 +7,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// lastmile takes an application from a commit to production and keeps it
 /// healthy there, from one binary and one `lastmile.yaml`.
 #[derive(Debug, Parser)]
-#[command(name = "lastmile", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Start with `lastmile check` in a directory holding lastmile.yaml, \
-then `lastmile run`. The spec format is documented in docs/spec.md.")]
+#[command(
+    name = "lastmile",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start with `lastmile check` in a directory holding lastmile.yaml, \
+then `lastmile run`. The spec format is documented in docs/spec.md."
+)]
 pub(crate) struct Cli {
     /// Where runs, logs and artifacts are kept [default: .lastmile/ beside lastmile.yaml]
     #[arg(long, global = true, env = "LASTMILE_STATE_DIR", value_name = "DIR")]
@@ -37,12 +44,16 @@ pub(crate) enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Validate lastmile.yaml and show every problem with its line and column
-    #[command(after_help = "Exits 0 when the spec is valid (warnings allowed), 1 when it has errors.")]
+    #[command(
+        after_help = "Exits 0 when the spec is valid (warnings allowed), 1 when it has errors."
+    )]
     Check(CheckArgs),
     /// Run the pipeline: steps as a DAG, then package the artifact
-    #[command(after_help = "Exits 0 when every step succeeded, 1 when a step failed, \
+    #[command(
+        after_help = "Exits 0 when every step succeeded, 1 when a step failed, \
 130 when cancelled (Ctrl-C). Steps run in a clean copy of the repository's tracked files \
-unless --in-place is given. Logs are stored: see `lastmile logs RUN`.")]
+unless --in-place is given. Logs are stored: see `lastmile logs RUN`."
+    )]
     Run(RunArgs),
     /// List recent pipeline runs
     Runs(RunsArgs),

@@ -29,22 +29,38 @@ pub(crate) fn colors() -> bool {
 
 /// Paints `text` green (success) when colors are on.
 pub(crate) fn good(text: &str) -> String {
-    if colors() { text.green().to_string() } else { text.to_string() }
+    if colors() {
+        text.green().to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Paints `text` red (failure) when colors are on.
 pub(crate) fn bad(text: &str) -> String {
-    if colors() { text.red().to_string() } else { text.to_string() }
+    if colors() {
+        text.red().to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Paints `text` yellow (attention) when colors are on.
 pub(crate) fn warn(text: &str) -> String {
-    if colors() { text.yellow().to_string() } else { text.to_string() }
+    if colors() {
+        text.yellow().to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Dims `text` when colors are on.
 pub(crate) fn dim(text: &str) -> String {
-    if colors() { text.dimmed().to_string() } else { text.to_string() }
+    if colors() {
+        text.dimmed().to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Prints an error and its causes on stderr.
@@ -80,7 +96,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }

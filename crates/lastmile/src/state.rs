@@ -7,11 +7,13 @@ use lastmile_store::{BlobStore, SqliteStore};
 
 /// The state directory for a spec directory: `--state-dir` /
 /// `LASTMILE_STATE_DIR` when given, else `.lastmile/` beside lastmile.yaml.
+/// The result is absolute, so paths printed from it work from any directory.
 pub(crate) fn state_dir(explicit: Option<&Path>, spec_dir: &Path) -> PathBuf {
-    match explicit {
+    let dir = match explicit {
         Some(dir) => dir.to_path_buf(),
         None => spec_dir.join(".lastmile"),
-    }
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Opens the store for writing, creating it when missing; says which runs a
@@ -36,7 +38,11 @@ pub(crate) fn open_existing(
     explicit: Option<&Path>,
     dir: &Path,
 ) -> anyhow::Result<(SqliteStore, BlobStore)> {
-    let spec_dir = if dir.is_file() { dir.parent().unwrap_or(Path::new(".")) } else { dir };
+    let spec_dir = if dir.is_file() {
+        dir.parent().unwrap_or(Path::new("."))
+    } else {
+        dir
+    };
     let state_dir = state_dir(explicit, spec_dir);
     if !state_dir.join("lastmile.db").exists() {
         bail!(

@@ -46,7 +46,15 @@ impl Project {
         for args in [
             &["init", "-q"][..],
             &["add", "-A"][..],
-            &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"][..],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "init",
+            ][..],
         ] {
             let status = Command::new("git")
                 .args(args)
@@ -90,12 +98,16 @@ fn check_accepts_a_valid_spec_and_says_what_it_found() {
     let output = project.lastmile(&["check"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("is valid: app `demo`, 2 steps (build, test)"), "{text}");
+    assert!(
+        text.contains("is valid: app `demo`, 2 steps (build, test)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn check_rejects_a_bad_spec_with_line_column_and_hint() {
-    let project = Project::new("app: demo\npipeline:\n  steps:\n    - name: build\n      rn: make\n");
+    let project =
+        Project::new("app: demo\npipeline:\n  steps:\n    - name: build\n      rn: make\n");
     let output = project.lastmile(&["check"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
@@ -106,7 +118,9 @@ fn check_rejects_a_bad_spec_with_line_column_and_hint() {
 
 #[test]
 fn check_json_lists_diagnostics_for_scripts() {
-    let project = Project::new("app: demo\npipeline:\n  steps:\n    - name: a\n      run: x\n      needs: [b]\n");
+    let project = Project::new(
+        "app: demo\npipeline:\n  steps:\n    - name: a\n      run: x\n      needs: [b]\n",
+    );
     let output = project.lastmile(&["check", "--json"]);
     assert_eq!(output.status.code(), Some(1));
     let report = json(&output);
@@ -127,21 +141,36 @@ fn check_without_a_spec_says_where_it_looked() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("lastmile.yaml"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("lastmile.yaml"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn run_executes_the_dag_packs_the_artifact_and_records_everything() {
     let project = Project::new(GOOD);
     let output = project.lastmile(&["run", "--in-place"]);
-    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
     let text = stdout(&output);
-    assert!(text.contains("[build] building"), "plain prefixed lines off a terminal: {text}");
+    assert!(
+        text.contains("[build] building"),
+        "plain prefixed lines off a terminal: {text}"
+    );
     assert!(text.contains("run #1 succeeded"), "{text}");
 
     let runs = json(&project.lastmile(&["runs", "--json"]));
     assert_eq!(runs[0]["status"], "succeeded");
-    let artifact_id = runs[0]["artifact_id"].as_str().expect("artifact recorded").to_string();
+    let artifact_id = runs[0]["artifact_id"]
+        .as_str()
+        .expect("artifact recorded")
+        .to_string();
     assert_eq!(artifact_id.len(), 64);
 
     let artifacts = json(&project.lastmile(&["artifacts", "--json"]));
@@ -151,7 +180,10 @@ fn run_executes_the_dag_packs_the_artifact_and_records_everything() {
     let logs = stdout(&project.lastmile(&["logs", "1", "test"]));
     assert!(logs.contains("tested"), "{logs}");
     let all = stdout(&project.lastmile(&["logs", "last"]));
-    assert!(all.contains("[build] building") && all.contains("[test] tested"), "{all}");
+    assert!(
+        all.contains("[build] building") && all.contains("[test] tested"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -198,7 +230,12 @@ fn run_in_a_clean_workspace_uses_only_tracked_files() {
     project.git_init();
     project.write("untracked.txt", "no");
     let output = project.lastmile(&["run"]);
-    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
     let runs = json(&project.lastmile(&["runs", "--json"]));
     assert_eq!(runs[0]["commit"].as_str().map(str::len), Some(40));
 }
@@ -227,7 +264,10 @@ fn ctrl_c_cancels_the_run_and_leaves_no_process_behind() {
     let project = Project::new(
         "app: demo\npipeline:\n  steps:\n    - name: slow\n      run: sleep 300 & echo $! > child.pid; touch started; wait\n",
     );
-    let mut child = project.command(&["run", "--in-place"]).spawn().expect("spawn lastmile");
+    let mut child = project
+        .command(&["run", "--in-place"])
+        .spawn()
+        .expect("spawn lastmile");
     let started = project.path().join("started");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !started.exists() {
@@ -246,7 +286,10 @@ fn ctrl_c_cancels_the_run_and_leaves_no_process_behind() {
         && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
             .unwrap_or_default()
             .contains(") Z ");
-    assert!(!alive, "the step's background child {pid} survived cancellation");
+    assert!(
+        !alive,
+        "the step's background child {pid} survived cancellation"
+    );
     let runs = json(&project.lastmile(&["runs", "--json"]));
     assert_eq!(runs[0]["status"], "cancelled");
 }
@@ -263,7 +306,10 @@ fn secrets_never_reach_the_terminal_or_the_store() {
     let logs = stdout(&project.lastmile(&["logs", "last"]));
     for text in [&printed, &logs] {
         assert!(!text.contains("hunter2-very-secret"), "{text}");
-        assert!(!text.contains("aHVudGVyMi12ZXJ5LXNlY3JldA"), "base64 leaked: {text}");
+        assert!(
+            !text.contains("aHVudGVyMi12ZXJ5LXNlY3JldA"),
+            "base64 leaked: {text}"
+        );
         assert!(text.contains("***"), "{text}");
     }
 }
@@ -272,16 +318,31 @@ fn secrets_never_reach_the_terminal_or_the_store() {
 fn logs_of_a_missing_run_or_step_say_what_exists() {
     let project = Project::new(GOOD);
     let output = project.lastmile(&["logs", "1"]);
-    assert!(stderr(&output).contains("lastmile run"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("lastmile run"),
+        "{}",
+        stderr(&output)
+    );
     project.lastmile(&["run", "--in-place"]);
     let output = project.lastmile(&["logs", "9"]);
-    assert!(stderr(&output).contains("run #9 does not exist"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run #9 does not exist"),
+        "{}",
+        stderr(&output)
+    );
     let output = project.lastmile(&["logs", "1", "deploy"]);
-    assert!(stderr(&output).contains("its steps are: build, test"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("its steps are: build, test"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn help_names_every_command() {
-    let output = Command::new(env!("CARGO_BIN_EXE_lastmile")).arg("--help").output().expect("runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .arg("--help")
+        .output()
+        .expect("runs");
     insta::assert_snapshot!("help", stdout(&output));
 }

@@ -9,7 +9,10 @@ use crate::cli::ArtifactsArgs;
 use crate::output;
 use crate::state;
 
-pub(crate) fn artifacts(args: &ArtifactsArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub(crate) fn artifacts(
+    args: &ArtifactsArgs,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let (store, blobs) = state::open_existing(state_dir, &args.state.dir)?;
     let artifacts = store.list_artifacts(args.limit)?;
     if args.json {
@@ -31,7 +34,10 @@ pub(crate) fn artifacts(args: &ArtifactsArgs, state_dir: Option<&Path>) -> anyho
         println!("no artifacts yet: a run packs one when lastmile.yaml has `artifact.paths`");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<66} {:<12} {:>6} {:>10}  {:<6}  {}", "ID", "APP", "FILES", "SIZE", "RUN", "CREATED");
+    println!(
+        "{:<66} {:<12} {:>6} {:>10}  {:<6}  CREATED",
+        "ID", "APP", "FILES", "SIZE", "RUN"
+    );
     for artifact in artifacts {
         println!(
             "{:<66} {:<12} {:>6} {:>10}  {:<6}  {}",
@@ -39,7 +45,9 @@ pub(crate) fn artifacts(args: &ArtifactsArgs, state_dir: Option<&Path>) -> anyho
             artifact.app,
             artifact.files,
             output::size(artifact.size),
-            artifact.run_id.map_or("-".to_string(), |run| format!("#{run}")),
+            artifact
+                .run_id
+                .map_or("-".to_string(), |run| format!("#{run}")),
             output::timestamp(artifact.created_at),
         );
     }

@@ -16,10 +16,19 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     match loaded {
         Ok(loaded) => {
             print_warnings(&loaded);
-            let steps: Vec<&str> =
-                loaded.spec.pipeline.steps.iter().map(|step| step.name.as_str()).collect();
-            let environments: Vec<&str> =
-                loaded.spec.environments.iter().map(|env| env.name.as_str()).collect();
+            let steps: Vec<&str> = loaded
+                .spec
+                .pipeline
+                .steps
+                .iter()
+                .map(|step| step.name.as_str())
+                .collect();
+            let environments: Vec<&str> = loaded
+                .spec
+                .environments
+                .iter()
+                .map(|env| env.name.as_str())
+                .collect();
             println!(
                 "{} {} is valid: app `{}`, {} step{} ({}), {} environment{}{}",
                 output::good("✓"),
@@ -45,10 +54,7 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn check_json(
-    args: &CheckArgs,
-    loaded: Result<LoadedSpec, LoadError>,
-) -> anyhow::Result<ExitCode> {
+fn check_json(args: &CheckArgs, loaded: Result<LoadedSpec, LoadError>) -> anyhow::Result<ExitCode> {
     let (report, code) = match loaded {
         Ok(loaded) => (
             json!({

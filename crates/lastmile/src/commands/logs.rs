@@ -18,9 +18,15 @@ pub(crate) fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> anyhow::Result<
             None => bail!("there are no runs yet: start one with `lastmile run`"),
         }
     } else {
-        args.run.trim_start_matches('#').parse::<i64>().with_context(|| {
-            format!("`{}` is not a run id; use a number from `lastmile runs`, or `last`", args.run)
-        })?
+        args.run
+            .trim_start_matches('#')
+            .parse::<i64>()
+            .with_context(|| {
+                format!(
+                    "`{}` is not a run id; use a number from `lastmile runs`, or `last`",
+                    args.run
+                )
+            })?
     };
     if store.get_run(run_id)?.is_none() {
         bail!("run #{run_id} does not exist; `lastmile runs` lists the runs there are");
@@ -29,7 +35,10 @@ pub(crate) fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> anyhow::Result<
         let steps = store.list_steps(run_id)?;
         if !steps.iter().any(|record| &record.name == step) {
             let names: Vec<&str> = steps.iter().map(|record| record.name.as_str()).collect();
-            bail!("run #{run_id} has no step `{step}`; its steps are: {}", names.join(", "));
+            bail!(
+                "run #{run_id} has no step `{step}`; its steps are: {}",
+                names.join(", ")
+            );
         }
     }
     let lines = store.read_logs(run_id, args.step.as_deref())?;

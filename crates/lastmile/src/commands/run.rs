@@ -94,7 +94,10 @@ async fn interrupted() {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
-    eprintln!("\n{} stopping every running step…", output::warn("cancelled:"));
+    eprintln!(
+        "\n{} stopping every running step…",
+        output::warn("cancelled:")
+    );
 }
 
 /// Who started the run, for the event log.
@@ -114,7 +117,14 @@ fn print_summary(summary: &RunSummary) {
             failure.reason
         );
         if !failure.last_lines.is_empty() {
-            eprintln!("{}", output::dim(&format!("── last {} lines of `{}` ──", failure.last_lines.len(), failure.step)));
+            eprintln!(
+                "{}",
+                output::dim(&format!(
+                    "── last {} lines of `{}` ──",
+                    failure.last_lines.len(),
+                    failure.step
+                ))
+            );
             for line in &failure.last_lines {
                 eprintln!("  {line}");
             }

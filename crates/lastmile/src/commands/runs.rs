@@ -21,8 +21,8 @@ pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<6} {:<12} {:<14} {:<21} {:>8}  {:<12}  {}",
-        "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT", "ARTIFACT"
+        "{:<6} {:<12} {:<14} {:<21} {:>8}  {:<12}  ARTIFACT",
+        "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT"
     );
     for run in runs {
         let status = format!("{:<12}", status_word(run.status));
@@ -33,8 +33,12 @@ pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<
             run.app,
             output::timestamp(run.started_at),
             output::span(Some(run.started_at), run.finished_at),
-            run.commit.as_deref().map_or("-", |commit| &commit[..commit.len().min(12)]),
-            run.artifact_id.as_deref().map_or("-", |id| &id[..id.len().min(16)]),
+            run.commit
+                .as_deref()
+                .map_or("-", |commit| &commit[..commit.len().min(12)]),
+            run.artifact_id
+                .as_deref()
+                .map_or("-", |id| &id[..id.len().min(16)]),
         );
     }
     Ok(ExitCode::SUCCESS)
