@@ -4,6 +4,10 @@
 //!
 //! - `GET /` answers `hello from <app> <version>`.
 //! - `GET /healthz` answers `ok` once ready (503 before).
+//! - `GET /ws` upgrades to a WebSocket that echoes text and binary messages.
+//!
+//! On SIGTERM it stops accepting, finishes in-flight requests, sends every WebSocket a close
+//! frame with code 1001 (going away), waits up to 2 s for them, and exits 0.
 //!
 //! Environment knobs make it misbehave on purpose, for demos and tests:
 //!
@@ -16,15 +20,49 @@
 //! | `HELLO_READY_AFTER_MS` | `/healthz` answers 503 until this long after start |
 //! | `HELLO_NEVER_READY` | `1`: `/healthz` always answers 503 |
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod config;
+mod websocket;
 
 use config::Config;
+use websocket::{Action, Messages, CLOSE_GOING_AWAY};
+
+/// How long a stop waits for in-flight HTTP requests (the deploy's grace period is longer).
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+/// How long a stop waits for WebSocket clients to answer the close frame.
+const WEBSOCKET_DRAIN: Duration = Duration::from_secs(2);
+/// How often the accept loop and the drain look at their flags.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Set by the SIGTERM handler; the accept loop polls it.
+static SIGTERM_RECEIVED: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    /// The C library's `signal(2)`: std offers no way to install a handler, and hello has no
+    /// dependencies. The handler is passed as an address, and the old one returned as one.
+    fn signal(signum: i32, handler: usize) -> usize;
+}
+
+extern "C" fn on_sigterm(_signum: i32) {
+    // Only an atomic store: the one kind of work that is safe inside a signal handler.
+    SIGTERM_RECEIVED.store(true, Ordering::SeqCst);
+}
+
+fn install_sigterm_handler() {
+    const SIGTERM: i32 = 15;
+    let handler: extern "C" fn(i32) = on_sigterm;
+    // SAFETY: `signal` is called with a valid signal number and a handler that has the C ABI
+    // and is async-signal-safe (it only stores to an atomic).
+    unsafe {
+        signal(SIGTERM, handler as usize);
+    }
+}
 
 fn main() {
     let config = match Config::from_env(|name| std::env::var(name).ok()) {
@@ -34,6 +72,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    install_sigterm_handler();
     let listener = match TcpListener::bind(("0.0.0.0", config.port)) {
         Ok(listener) => listener,
         Err(error) => {
@@ -41,25 +80,102 @@ fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("hello {} listening on port {}", config.version, config.port);
-    let state = Arc::new(State { config, started: Instant::now(), random: AtomicU64::new(seed()) });
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let state = Arc::clone(&state);
-        std::thread::spawn(move || {
-            // A client that vanishes mid-request is not an error worth reporting.
-            let _ = serve(stream, &state);
-        });
+    // Nonblocking, so the loop below can notice SIGTERM between connections.
+    if let Err(error) = listener.set_nonblocking(true) {
+        eprintln!("hello: cannot make the listener nonblocking: {error}");
+        std::process::exit(1);
     }
+    eprintln!("hello {} listening on port {}", config.version, config.port);
+    let state = Arc::new(State::new(config));
+    while !SIGTERM_RECEIVED.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => spawn_connection(stream, &state),
+            // WouldBlock is the idle case; anything else (say, out of file descriptors) is
+            // worth a pause rather than a busy loop.
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+    // Stop accepting first: new connections are refused while the old ones finish.
+    drop(listener);
+    eprintln!("hello {}: SIGTERM, draining", state.config.version);
+    let outcome = drain(&state, HTTP_DRAIN, WEBSOCKET_DRAIN);
+    eprintln!("hello {}: stopped ({outcome})", state.config.version);
+    std::process::exit(0);
+}
+
+fn spawn_connection(stream: TcpStream, state: &Arc<State>) {
+    let state = Arc::clone(state);
+    std::thread::spawn(move || {
+        // Accepted sockets do not inherit the listener's mode on Linux, but other systems differ.
+        let _ = stream.set_nonblocking(false);
+        // A client that vanishes mid-request is not an error worth reporting.
+        let _ = serve(stream, &state);
+    });
 }
 
 struct State {
     config: Config,
     started: Instant,
     random: AtomicU64,
+    /// Set when the server stops: responses say `connection: close` and idle connections end.
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    /// Open HTTP connections, so a stop can end the idle ones.
+    http: Mutex<HashMap<u64, HttpConnection>>,
+    /// Open WebSockets, so a stop can send each one a close frame.
+    websockets: Mutex<HashMap<u64, Arc<WebSocket>>>,
+}
+
+struct HttpConnection {
+    stream: TcpStream,
+    /// Between reading a request line and writing its response.
+    busy: bool,
+}
+
+/// The write half of an open WebSocket; the lock keeps frames from two threads whole.
+struct WebSocket {
+    writer: Mutex<TcpStream>,
+    close_sent: AtomicBool,
+}
+
+impl WebSocket {
+    /// Sends a data or control frame, unless a close was already sent (RFC 6455 5.5.1).
+    fn send(&self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        let mut writer = lock(&self.writer);
+        if self.close_sent.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        websocket::write_frame(&mut *writer, opcode, payload)
+    }
+
+    /// Sends a close frame once; later calls do nothing.
+    fn close(&self, payload: &[u8]) -> std::io::Result<()> {
+        let mut writer = lock(&self.writer);
+        if self.close_sent.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        websocket::write_frame(&mut *writer, websocket::OP_CLOSE, payload)
+    }
+}
+
+/// Locks a mutex even if a connection thread panicked while holding it: the data is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl State {
+    fn new(config: Config) -> State {
+        State {
+            config,
+            started: Instant::now(),
+            random: AtomicU64::new(seed()),
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            http: Mutex::new(HashMap::new()),
+            websockets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// A uniform number in [0, 1): splitmix64 over a shared counter.
     fn uniform(&self) -> f64 {
         let mut z = self.random.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
@@ -68,6 +184,64 @@ impl State {
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn set_busy(&self, id: u64, busy: bool) {
+        if let Some(connection) = lock(&self.http).get_mut(&id) {
+            connection.busy = busy;
+        }
+    }
+
+    /// Ends idle keep-alive connections and sends every WebSocket a "going away" close frame.
+    fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for connection in lock(&self.http).values() {
+            if !connection.busy {
+                // Shutting the read side wakes the thread blocked waiting for the next request;
+                // busy threads finish their response and see `stopping` afterwards.
+                let _ = connection.stream.shutdown(Shutdown::Read);
+            }
+        }
+        let websockets: Vec<Arc<WebSocket>> = lock(&self.websockets).values().cloned().collect();
+        for socket in websockets {
+            let _ = socket.close(&websocket::close_payload(CLOSE_GOING_AWAY, "server stopping"));
+        }
+    }
+}
+
+/// Stops gracefully: in-flight requests finish, WebSockets get a close frame and up to
+/// `websocket_grace` to answer it. Returns a one-line summary.
+fn drain(state: &State, http_grace: Duration, websocket_grace: Duration) -> String {
+    let start = Instant::now();
+    state.begin_stop();
+    let mut forced_websockets = 0;
+    let mut websockets_done = false;
+    loop {
+        if !websockets_done {
+            let open = lock(&state.websockets);
+            if open.is_empty() {
+                websockets_done = true;
+            } else if start.elapsed() >= websocket_grace {
+                // The client never answered; ending the TCP connection is all that is left.
+                forced_websockets = open.len();
+                for socket in open.values() {
+                    let _ = lock(&socket.writer).shutdown(Shutdown::Both);
+                }
+                websockets_done = true;
+            }
+        }
+        let http_open = lock(&state.http).len();
+        if websockets_done && (http_open == 0 || start.elapsed() >= http_grace) {
+            return format!(
+                "{http_open} HTTP connections cut, {forced_websockets} WebSockets cut, after {:?}",
+                start.elapsed()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 fn seed() -> u64 {
@@ -75,9 +249,34 @@ fn seed() -> u64 {
     nanos as u64 ^ u64::from(std::process::id()) << 32
 }
 
+/// Removes a connection from its registry when its thread ends, however it ends.
+struct Registered<'a> {
+    state: &'a State,
+    id: u64,
+    websocket: bool,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if self.websocket {
+            lock(&self.state.websockets).remove(&self.id);
+        } else {
+            lock(&self.state.http).remove(&self.id);
+        }
+    }
+}
+
 /// Serves one connection, keeping it alive across requests (HTTP/1.1).
 fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    lock(&state.http).insert(id, HttpConnection { stream: stream.try_clone()?, busy: false });
+    let mut registered = Registered { state, id, websocket: false };
+    if state.stopping() {
+        // Accepted just before the stop, after the idle connections were woken: answer the
+        // request the client already sent, but do not wait long for one.
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    }
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -85,8 +284,11 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
+        state.set_busy(id, true);
         let mut close = request_line.ends_with("HTTP/1.0\r\n");
         let mut content_length = 0usize;
+        let mut upgrade_websocket = false;
+        let mut websocket_key = None;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header)? == 0 {
@@ -102,6 +304,10 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                 close = value.eq_ignore_ascii_case("close");
             } else if name.eq_ignore_ascii_case("content-length") {
                 content_length = value.parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                upgrade_websocket = value.eq_ignore_ascii_case("websocket");
+            } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                websocket_key = Some(value.to_string());
             }
         }
         if content_length > 0 {
@@ -110,15 +316,33 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         let mut parts = request_line.split_whitespace();
         let method = parts.next().unwrap_or("");
         let path = parts.next().unwrap_or("");
-        let (status, body) = respond(state, method, path);
+        let is_websocket_path = path.split('?').next() == Some("/ws");
+        if method == "GET" && is_websocket_path && upgrade_websocket {
+            if let Some(key) = websocket_key {
+                // The connection changes registry: a stop now sends it a close frame instead.
+                lock(&state.http).remove(&id);
+                registered.websocket = true;
+                return serve_websocket(reader, writer, &key, state, id);
+            }
+        }
+        let (status, body) = if is_websocket_path {
+            let hint = "/ws expects a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Key)\n";
+            (400, hint.to_string())
+        } else {
+            respond(state, method, path)
+        };
         let reason = match status {
             200 => "OK",
+            400 => "Bad Request",
             404 => "Not Found",
             405 => "Method Not Allowed",
             500 => "Internal Server Error",
             _ => "Service Unavailable",
         };
         let body = if method == "HEAD" { String::new() } else { body };
+        // Once stopping, this is the connection's last response; saying so lets the client
+        // open its next connection elsewhere instead of racing the close.
+        close |= state.stopping();
         write!(
             writer,
             "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nx-hello-version: {}\r\n{}\r\n{body}",
@@ -127,13 +351,60 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
             if close { "connection: close\r\n" } else { "" },
         )?;
         writer.flush()?;
-        if close {
+        state.set_busy(id, false);
+        if close || state.stopping() {
             return Ok(());
         }
     }
 }
 
-
+/// Completes the upgrade, then echoes until either side closes.
+fn serve_websocket(
+    mut reader: BufReader<TcpStream>,
+    mut writer: TcpStream,
+    key: &str,
+    state: &State,
+    id: u64,
+) -> std::io::Result<()> {
+    write!(
+        writer,
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\nx-hello-version: {}\r\n\r\n",
+        websocket::accept_key(key),
+        state.config.version,
+    )?;
+    writer.flush()?;
+    // A WebSocket may sit quiet for long stretches; the stop path, not a timeout, ends it.
+    reader.get_ref().set_read_timeout(None)?;
+    let socket =
+        Arc::new(WebSocket { writer: Mutex::new(writer), close_sent: AtomicBool::new(false) });
+    lock(&state.websockets).insert(id, Arc::clone(&socket));
+    if state.stopping() {
+        // The stop's close pass may have run before this socket was registered.
+        socket.close(&websocket::close_payload(CLOSE_GOING_AWAY, "server stopping"))?;
+    }
+    let mut messages = Messages::default();
+    loop {
+        let frame = match websocket::read_frame(&mut reader) {
+            Ok(frame) => frame,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                let payload = websocket::close_payload(websocket::CLOSE_PROTOCOL_ERROR, "");
+                return socket.close(&payload);
+            }
+            Err(error) => return Err(error),
+        };
+        match messages.feed(frame) {
+            Ok(Action::Reply(opcode, payload)) => socket.send(opcode, &payload)?,
+            Ok(Action::Nothing) => {}
+            Ok(Action::Close(payload)) => {
+                // Either the client started the close (answer it) or it answered ours; both
+                // end with the server closing the TCP connection, as RFC 6455 7.1.1 prefers.
+                socket.close(&payload)?;
+                return Ok(());
+            }
+            Err(code) => return socket.close(&websocket::close_payload(code, "")),
+        }
+    }
+}
 
 fn respond(state: &State, method: &str, path: &str) -> (u16, String) {
     if method != "GET" && method != "HEAD" {
@@ -159,5 +430,161 @@ fn respond(state: &State, method: &str, path: &str) -> (u16, String) {
             }
         }
         _ => (404, "not found\n".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::websocket::{client_frame, read_server_frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+    use std::net::SocketAddr;
+
+    /// A hello on 127.0.0.1:0 with these knobs; the accept thread lives as long as the test binary.
+    fn start(pairs: &[(&str, &str)]) -> (SocketAddr, Arc<State>) {
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config =
+            Config::from_env(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::new(config));
+        let accepting = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                spawn_connection(stream, &accepting);
+            }
+        });
+        (addr, state)
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+    }
+
+    /// Reads a response head, up to and including the blank line.
+    fn read_head(stream: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection ended mid-head: {head:?}");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    fn get(stream: &mut TcpStream, path: &str) -> (String, String) {
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").unwrap();
+        let head = read_head(stream);
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+        (head, String::from_utf8(body).unwrap())
+    }
+
+    fn open_websocket(addr: SocketAddr) -> TcpStream {
+        let mut stream = connect(addr);
+        write!(
+            stream,
+            "GET /ws HTTP/1.1\r\nhost: test\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let head = read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        assert!(head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+        stream
+    }
+
+    #[test]
+    fn root_reports_the_release_version() {
+        let (addr, _state) = start(&[("LASTMILE_RELEASE_VERSION", "r42")]);
+        let mut stream = connect(addr);
+        let (head, body) = get(&mut stream, "/");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert_eq!(body, "hello from hello r42\n");
+        // Keep-alive: the same connection answers again.
+        assert_eq!(get(&mut stream, "/healthz").1, "ok\n");
+    }
+
+    #[test]
+    fn websocket_echoes_answers_pings_and_closes() {
+        let (addr, _state) = start(&[]);
+        let mut ws = open_websocket(addr);
+        ws.write_all(&client_frame(true, OP_TEXT, b"hello", [1, 2, 3, 4])).unwrap();
+        assert_eq!(read_server_frame(&mut ws).unwrap().payload, b"hello");
+        // A message in two fragments comes back whole.
+        ws.write_all(&client_frame(false, OP_TEXT, b"frag", [5, 6, 7, 8])).unwrap();
+        ws.write_all(&client_frame(true, 0, b"ments", [9, 9, 9, 9])).unwrap();
+        let echoed = read_server_frame(&mut ws).unwrap();
+        assert_eq!((echoed.opcode, echoed.payload), (OP_TEXT, b"fragments".to_vec()));
+        ws.write_all(&client_frame(true, OP_PING, b"p", [0, 0, 0, 1])).unwrap();
+        let pong = read_server_frame(&mut ws).unwrap();
+        assert_eq!((pong.opcode, pong.payload), (OP_PONG, b"p".to_vec()));
+        let close = websocket::close_payload(1000, "done");
+        ws.write_all(&client_frame(true, OP_CLOSE, &close, [4, 3, 2, 1])).unwrap();
+        let answer = read_server_frame(&mut ws).unwrap();
+        assert_eq!((answer.opcode, answer.payload), (OP_CLOSE, vec![0x03, 0xE8]));
+        assert_eq!(ws.read(&mut [0u8; 1]).unwrap(), 0, "the server ends the connection");
+    }
+
+    #[test]
+    fn ws_path_without_an_upgrade_is_a_bad_request() {
+        let (addr, _state) = start(&[]);
+        let (head, _) = get(&mut connect(addr), "/ws");
+        assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    }
+
+    #[test]
+    fn stop_finishes_requests_and_closes_websockets_going_away() {
+        let (addr, state) = start(&[("HELLO_LATENCY_MS", "300")]);
+        let mut ws = open_websocket(addr);
+        let mut idle = connect(addr);
+        // A keep-alive connection that served a request and now waits for the next one.
+        write!(idle, "GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+        read_head(&mut idle);
+        idle.read_exact(&mut [0u8; 3]).unwrap();
+        // A request still in flight (300 ms of latency) when the stop begins.
+        let mut slow = connect(addr);
+        write!(slow, "GET / HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+
+        let draining = Arc::clone(&state);
+        let drain =
+            std::thread::spawn(move || drain(&draining, HTTP_DRAIN, WEBSOCKET_DRAIN));
+
+        let (head, body) = {
+            let head = read_head(&mut slow);
+            let mut body = String::new();
+            slow.read_to_string(&mut body).unwrap();
+            (head, body)
+        };
+        assert!(head.starts_with("HTTP/1.1 200 ") && head.contains("connection: close"), "{head}");
+        assert!(body.starts_with("hello from hello"), "{body}");
+        assert_eq!(idle.read(&mut [0u8; 1]).unwrap(), 0, "idle keep-alive connection is closed");
+        let close = read_server_frame(&mut ws).unwrap();
+        assert_eq!(close.opcode, OP_CLOSE);
+        assert_eq!(&close.payload[..2], &1001u16.to_be_bytes());
+        ws.write_all(&client_frame(true, OP_CLOSE, &close.payload[..2], [1, 1, 1, 1])).unwrap();
+        assert_eq!(ws.read(&mut [0u8; 1]).unwrap(), 0);
+        let summary = drain.join().unwrap();
+        assert!(summary.starts_with("0 HTTP connections cut, 0 WebSockets cut"), "{summary}");
+    }
+
+    #[test]
+    fn stop_cuts_websockets_that_never_answer() {
+        let (addr, state) = start(&[]);
+        let mut ws = open_websocket(addr);
+        let summary = drain(&state, HTTP_DRAIN, Duration::from_millis(200));
+        assert!(summary.contains("1 WebSockets cut"), "{summary}");
+        assert_eq!(read_server_frame(&mut ws).unwrap().opcode, OP_CLOSE);
+        assert_eq!(ws.read(&mut [0u8; 1]).unwrap(), 0);
     }
 }
