@@ -55,6 +55,22 @@ pub enum StoreError {
         /// What was wrong, in words.
         what: String,
     },
+    /// Another deployment of the environment has not finished.
+    #[error(
+        "environment `{environment}` already has a running deployment (#{deployment}); wait for it or let it fail, then retry"
+    )]
+    DeploymentRunning {
+        /// The environment.
+        environment: String,
+        /// The running deployment.
+        deployment: i64,
+    },
+    /// No deployment with that id.
+    #[error("deployment #{deployment} does not exist")]
+    DeploymentNotFound {
+        /// The id asked for.
+        deployment: i64,
+    },
     /// No run with that id.
     #[error("run #{run} does not exist; `lastmile runs` lists the runs")]
     RunNotFound {

@@ -191,3 +191,118 @@ pub struct Event {
     /// Details as JSON.
     pub data: serde_json::Value,
 }
+
+/// A release: an artifact plus the spec it was built with, with a version
+/// label. Its id is content-addressed (blake3 of both), so building the same
+/// thing twice gives the same release.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseRecord {
+    /// blake3 hex of the artifact id and the spec source.
+    pub id: String,
+    /// App name.
+    pub app: String,
+    /// `v1`, `v2`, … in creation order.
+    pub version: String,
+    /// The artifact it unpacks.
+    pub artifact_id: String,
+    /// Run that built it.
+    pub run_id: Option<RunId>,
+    /// The `lastmile.yaml` it was built with (service and health settings).
+    #[serde(skip)]
+    pub spec_source: String,
+    /// When it was created.
+    pub created_at: UnixMillis,
+}
+
+/// What an environment serves, as last written by the engine. Weights are
+/// written here *before* the router is told, so a restarted controller
+/// restores exactly what was (or was about to be) serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentState {
+    /// Environment name.
+    pub name: String,
+    /// The release that has (or is taking) all traffic.
+    pub current_release: Option<String>,
+    /// The release it replaced: the default rollback target.
+    pub previous_release: Option<String>,
+    /// Release id → weight, as routed.
+    pub weights: Vec<(String, u32)>,
+    /// Until when the previous release's instances are kept running for an
+    /// instant rollback (blue-green), if they are.
+    pub warm_until: Option<UnixMillis>,
+}
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentStatus {
+    /// Being driven.
+    Running,
+    /// The new release serves all traffic.
+    Succeeded,
+    /// It failed; traffic stayed on (or went back to) the old release.
+    Failed,
+    /// A rollback: traffic went back to an earlier release.
+    RolledBack,
+}
+
+impl DeploymentStatus {
+    /// The text stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::RolledBack => "rolled-back",
+        }
+    }
+
+    /// Parses `as_str`'s text.
+    pub fn parse(text: &str) -> Option<DeploymentStatus> {
+        Some(match text {
+            "running" => DeploymentStatus::Running,
+            "succeeded" => DeploymentStatus::Succeeded,
+            "failed" => DeploymentStatus::Failed,
+            "rolled-back" => DeploymentStatus::RolledBack,
+            _ => return None,
+        })
+    }
+}
+
+/// A deployment: one environment moving from one release to another.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentRecord {
+    /// Increasing id.
+    pub id: i64,
+    /// The environment.
+    pub environment: String,
+    /// What it served before.
+    pub from_release: Option<String>,
+    /// What it moves to.
+    pub to_release: String,
+    /// `rolling`, `blue-green`, `recreate`, `rollback`.
+    pub strategy: String,
+    /// Where it stands.
+    pub status: DeploymentStatus,
+    /// The last phase written (the state machine's state).
+    pub phase: String,
+    /// When it began.
+    pub started_at: UnixMillis,
+    /// When it ended.
+    pub finished_at: Option<UnixMillis>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// One recorded transition of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentStep {
+    /// Order within the deployment, from 1.
+    pub seq: i64,
+    /// When it was written.
+    pub at: UnixMillis,
+    /// The phase entered.
+    pub phase: String,
+    /// Details (instances, weights).
+    pub detail: serde_json::Value,
+}

@@ -1,5 +1,6 @@
 //! `SqliteStore`: the embedded `Store`, one SQLite file in WAL mode.
 
+mod deployments;
 mod migrations;
 mod run_lock;
 mod status_text;
@@ -17,7 +18,8 @@ use serde_json::json;
 
 use crate::StoreError;
 use crate::model::{
-    ArtifactRecord, CacheEntry, Event, LogLine, NewRun, Run, RunId, RunStatus, StepOutcome,
+    ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
+    EnvironmentState, Event, LogLine, NewRun, ReleaseRecord, Run, RunId, RunStatus, StepOutcome,
     StepRecord, StepStatus, UnixMillis,
 };
 use crate::store::Store;
@@ -244,6 +246,78 @@ impl From<StoreError> for WriteError {
 }
 
 impl Store for SqliteStore {
+    fn create_release(
+        &self,
+        app: &str,
+        artifact_id: &str,
+        run_id: Option<RunId>,
+        spec_source: &str,
+    ) -> Result<ReleaseRecord, StoreError> {
+        deployments::create_release(self, app, artifact_id, run_id, spec_source)
+    }
+
+    fn list_releases(&self, limit: usize) -> Result<Vec<ReleaseRecord>, StoreError> {
+        deployments::list_releases(self, limit)
+    }
+
+    fn get_release(&self, id: &str) -> Result<Option<ReleaseRecord>, StoreError> {
+        deployments::get_release(self, id)
+    }
+
+    fn get_environment(&self, name: &str) -> Result<Option<EnvironmentState>, StoreError> {
+        deployments::get_environment(self, name)
+    }
+
+    fn begin_deployment(
+        &self,
+        environment: &str,
+        from_release: Option<&str>,
+        to_release: &str,
+        strategy: &str,
+        actor: &str,
+    ) -> Result<DeploymentRecord, StoreError> {
+        deployments::begin_deployment(self, environment, from_release, to_release, strategy, actor)
+    }
+
+    fn advance_deployment(
+        &self,
+        deployment: i64,
+        phase: &str,
+        detail: &serde_json::Value,
+        environment: Option<&EnvironmentState>,
+    ) -> Result<(), StoreError> {
+        deployments::advance_deployment(self, deployment, phase, detail, environment)
+    }
+
+    fn finish_deployment(
+        &self,
+        deployment: i64,
+        status: DeploymentStatus,
+        error: Option<&str>,
+        environment: Option<&EnvironmentState>,
+    ) -> Result<(), StoreError> {
+        deployments::finish_deployment(self, deployment, status, error, environment)
+    }
+
+    fn put_environment(&self, environment: &EnvironmentState) -> Result<(), StoreError> {
+        deployments::put_environment(self, environment)
+    }
+
+    fn running_deployment(
+        &self,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, StoreError> {
+        deployments::running_deployment(self, environment)
+    }
+
+    fn list_deployments(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StoreError> {
+        deployments::list_deployments(self, limit)
+    }
+
+    fn deployment_steps(&self, deployment: i64) -> Result<Vec<DeploymentStep>, StoreError> {
+        deployments::deployment_steps(self, deployment)
+    }
+
     fn create_run(&self, new: &NewRun) -> Result<RunId, StoreError> {
         let now = now_millis();
         let (run, lock) = self.write(|transaction| {

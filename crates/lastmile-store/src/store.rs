@@ -2,7 +2,8 @@
 
 use crate::StoreError;
 use crate::model::{
-    ArtifactRecord, CacheEntry, Event, LogLine, NewRun, Run, RunId, RunStatus, StepOutcome,
+    ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
+    EnvironmentState, Event, LogLine, NewRun, ReleaseRecord, Run, RunId, RunStatus, StepOutcome,
     StepRecord,
 };
 
@@ -51,4 +52,57 @@ pub trait Store: Send + Sync {
     fn list_artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// Events, oldest first, with id greater than `after`.
     fn list_events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Creates the release for this artifact and spec, or returns the one
+    /// that exists (same content, same id); event `release.created`.
+    fn create_release(
+        &self,
+        app: &str,
+        artifact_id: &str,
+        run_id: Option<RunId>,
+        spec_source: &str,
+    ) -> Result<ReleaseRecord, StoreError>;
+    /// Releases, newest first.
+    fn list_releases(&self, limit: usize) -> Result<Vec<ReleaseRecord>, StoreError>;
+    /// One release.
+    fn get_release(&self, id: &str) -> Result<Option<ReleaseRecord>, StoreError>;
+    /// What an environment serves; `None` before its first deployment.
+    fn get_environment(&self, name: &str) -> Result<Option<EnvironmentState>, StoreError>;
+    /// Starts a deployment; refused while another one runs in the same
+    /// environment. Event `deployment.started`.
+    fn begin_deployment(
+        &self,
+        environment: &str,
+        from_release: Option<&str>,
+        to_release: &str,
+        strategy: &str,
+        actor: &str,
+    ) -> Result<DeploymentRecord, StoreError>;
+    /// Records the next phase and, if given, the environment's new state, in
+    /// one transaction — before the engine acts on it.
+    fn advance_deployment(
+        &self,
+        deployment: i64,
+        phase: &str,
+        detail: &serde_json::Value,
+        environment: Option<&EnvironmentState>,
+    ) -> Result<(), StoreError>;
+    /// Ends a deployment (status must not be `Running`), with the
+    /// environment's final state if given. Event `deployment.finished`.
+    fn finish_deployment(
+        &self,
+        deployment: i64,
+        status: DeploymentStatus,
+        error: Option<&str>,
+        environment: Option<&EnvironmentState>,
+    ) -> Result<(), StoreError>;
+    /// Writes an environment's state outside a deployment (housekeeping).
+    fn put_environment(&self, environment: &EnvironmentState) -> Result<(), StoreError>;
+    /// The running deployment of an environment, if any.
+    fn running_deployment(&self, environment: &str)
+    -> Result<Option<DeploymentRecord>, StoreError>;
+    /// Deployments, newest first.
+    fn list_deployments(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StoreError>;
+    /// A deployment's recorded transitions, in order.
+    fn deployment_steps(&self, deployment: i64) -> Result<Vec<DeploymentStep>, StoreError>;
 }

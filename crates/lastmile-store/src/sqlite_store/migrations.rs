@@ -83,6 +83,52 @@ const MIGRATIONS: &[&str] = &[
         SELECT RAISE(ABORT, 'events are append-only: they cannot be deleted');
     END;
     "#,
+    // 2: releases, environments, deployments and their transitions.
+    r#"
+    CREATE TABLE releases (
+        id          TEXT    PRIMARY KEY,
+        app         TEXT    NOT NULL,
+        seq         INTEGER NOT NULL UNIQUE,
+        artifact_id TEXT    NOT NULL,
+        run_id      INTEGER REFERENCES runs (id),
+        spec_source TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE environments (
+        name             TEXT    PRIMARY KEY,
+        current_release  TEXT    REFERENCES releases (id),
+        previous_release TEXT    REFERENCES releases (id),
+        weights          TEXT    NOT NULL CHECK (json_valid(weights)),
+        warm_until       INTEGER,
+        updated_at       INTEGER NOT NULL
+    );
+
+    CREATE TABLE deployments (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment  TEXT    NOT NULL,
+        from_release TEXT    REFERENCES releases (id),
+        to_release   TEXT    NOT NULL REFERENCES releases (id),
+        strategy     TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        phase        TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER,
+        error        TEXT,
+        actor        TEXT    NOT NULL
+    );
+    -- At most one running deployment per environment, enforced by SQLite.
+    CREATE UNIQUE INDEX one_running_deployment ON deployments (environment) WHERE status = 'running';
+
+    CREATE TABLE deployment_steps (
+        deployment_id INTEGER NOT NULL REFERENCES deployments (id),
+        seq           INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        phase         TEXT    NOT NULL,
+        detail        TEXT    NOT NULL CHECK (json_valid(detail)),
+        PRIMARY KEY (deployment_id, seq)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Newest schema version this build knows.

@@ -1,0 +1,213 @@
+//! `HostHandle`: the one interface through which the controller drives a
+//! host — make a release present, start and stop its instances, point the
+//! router at them, read the router's per-release stats.
+//!
+//! `lastmile up` implements it in-process (`LocalHost` in
+//! `lastmile-server`); the agent on a remote host will implement it over
+//! HTTPS. The deployment engine (`lastmile-rollout`) sees only this trait,
+//! so it never special-cases "local". The types here are plain data that
+//! serialize, so the same calls can cross a network.
+//!
+//! ```ignore
+//! host.ensure_release(&release).await?;
+//! let started = host.start_instance(&spec).await?;
+//! host.set_route(&RouteSpec { weights: vec![(release.id.clone(), 100)], ..route }).await?;
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A release as a host needs it: what to unpack, and how to label it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRef {
+    /// Content-addressed release id.
+    pub id: String,
+    /// Human version label (`v7`).
+    pub version: String,
+    /// The artifact (blake3 of its archive) the release unpacks.
+    pub artifact_id: String,
+}
+
+/// One instance to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Unique on the host: `<environment>-<release short id>-<index>`.
+    pub instance_id: String,
+    /// The release it runs; `ensure_release` must have succeeded for it.
+    pub release: ReleaseRef,
+    /// 0-based position in the environment's set.
+    pub index: u32,
+    /// `service.run`, run by `sh -c` in the release directory.
+    pub command: String,
+    /// `service.env`.
+    pub env: BTreeMap<String, String>,
+    /// Readiness and liveness check.
+    pub health: HealthSpec,
+    /// How to stop it.
+    pub stop: StopSpec,
+}
+
+/// The service's HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    /// Path requested on the instance (`/healthz`).
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive passes before the instance is ready.
+    pub healthy_threshold: u32,
+    /// Consecutive failures before a ready instance is unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Time a new instance has to become ready.
+    pub start_timeout: Duration,
+}
+
+/// The service's stop policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopSpec {
+    /// Signal name (`SIGTERM`, `SIGINT`, …) sent to the process group first.
+    pub signal: String,
+    /// Time between that signal and SIGKILL.
+    pub grace: Duration,
+}
+
+/// Where an instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Spawned, not ready yet.
+    Starting,
+    /// Passing its health check; may take traffic.
+    Ready,
+    /// Was ready, now failing its health check.
+    Unhealthy,
+    /// Crashed; waiting to be started again.
+    Restarting,
+    /// Crashed too often; no longer restarted.
+    CrashLoop,
+    /// Being stopped.
+    Stopping,
+    /// Gone.
+    Stopped,
+}
+
+/// One instance as the host reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// As given in `InstanceSpec`.
+    pub instance_id: String,
+    /// The release it runs.
+    pub release_id: String,
+    /// 0-based position in its set.
+    pub index: u32,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Where it stands.
+    pub state: InstanceState,
+    /// Times it was restarted after a crash.
+    pub restarts: u32,
+    /// Process id of its process group leader, while it runs.
+    pub pid: Option<u32>,
+}
+
+/// What the router on a host should do with one environment's traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// The environment the route serves.
+    pub environment: String,
+    /// Listen address (as written in the spec; port 0 picks one).
+    pub listen: SocketAddr,
+    /// `Host` header to match; `None` matches any.
+    pub host: Option<String>,
+    /// Path prefix to match.
+    pub path_prefix: String,
+    /// Release id → weight. Each release's ready instances share its weight.
+    pub weights: Vec<(String, u32)>,
+}
+
+/// The router's counters for one release over a window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseStats {
+    /// Requests answered (any status).
+    pub requests: u64,
+    /// Of which 5xx, including the router's own 502/503/504.
+    pub errors_5xx: u64,
+    /// Failed connections to the release's instances.
+    pub connect_errors: u64,
+    /// Latency percentiles in milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+/// Why a host call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum HostError {
+    /// The release's artifact is not where the host can read it.
+    #[error("artifact {id} is missing from the artifact store; build the release again")]
+    MissingArtifact {
+        /// Artifact id.
+        id: String,
+    },
+    /// An instance did not become ready.
+    #[error("instance {instance_id} did not become ready: {reason}")]
+    NotReady {
+        /// The instance.
+        instance_id: String,
+        /// What the supervisor saw.
+        reason: String,
+        /// Its last output lines, for the user.
+        last_lines: Vec<String>,
+    },
+    /// The route's listen address is taken.
+    #[error("{addr} is already in use by another process; set `route.listen` to a free address")]
+    PortInUse {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The host cannot be reached (remote hosts).
+    #[error("host {host} is unreachable: {reason}")]
+    Unreachable {
+        /// Host name.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Anything else, already worded for the user.
+    #[error("{message}")]
+    Other {
+        /// What failed and what to do.
+        message: String,
+    },
+}
+
+/// A host the controller can drive. Every method is idempotent where it
+/// can be: asking twice for the same state does no harm, so a controller
+/// that restarts mid-deployment may simply ask again.
+#[async_trait::async_trait]
+pub trait HostHandle: Send + Sync + std::fmt::Debug {
+    /// The host's name (`local`, `web-1`).
+    fn name(&self) -> &str;
+    /// Makes the release's files present on the host.
+    async fn ensure_release(&self, release: &ReleaseRef) -> Result<(), HostError>;
+    /// Starts one instance and waits until it is ready.
+    async fn start_instance(&self, spec: &InstanceSpec) -> Result<InstanceInfo, HostError>;
+    /// Takes the instance out of rotation, lets its in-flight requests
+    /// finish, then stops it. Unknown ids succeed.
+    async fn stop_instance(&self, instance_id: &str) -> Result<(), HostError>;
+    /// Every instance the host runs.
+    async fn instances(&self) -> Result<Vec<InstanceInfo>, HostError>;
+    /// Sets (replaces) one environment's route and weights, atomically.
+    async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError>;
+    /// The router's counters for a release over the last `window`.
+    async fn stats(&self, release_id: &str, window: Duration) -> Result<ReleaseStats, HostError>;
+    /// Deletes unpacked releases except these (and those with instances).
+    async fn prune_releases(&self, keep: &[String]) -> Result<(), HostError>;
+}

@@ -1,0 +1,942 @@
+//! `Engine`: the strategies, rollback and restore, over every host.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lastmile_host::{
+    HealthSpec, HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ReleaseRef,
+    RouteSpec, StopSpec,
+};
+use lastmile_spec::{Environment, Service, Strategy};
+use lastmile_store::{
+    DeploymentRecord, DeploymentStatus, EnvironmentState, ReleaseRecord, Store, StoreError,
+};
+use serde_json::json;
+
+use crate::DeploymentOutcome;
+
+/// Where the engine reports what it is doing, one line per transition.
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    /// One line, e.g. `batch 1/2: v3 ready on local (2 instances)`.
+    fn step(&self, text: &str);
+}
+
+/// How the engine finds the service settings a release runs with (from the
+/// spec the release was built with).
+pub type ServiceOf<'a> = dyn Fn(&ReleaseRecord) -> Result<Service, String> + Send + Sync + 'a;
+
+/// Why the engine could not even begin (a failed deployment is not an
+/// error: it is an outcome with status `failed`).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The environment cannot be deployed as configured.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The deployment engine.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    hosts: Vec<Arc<dyn HostHandle>>,
+    actor: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Engine")
+            .field("hosts", &self.hosts)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deployment being driven: its row and the environment it moves.
+struct Drive<'a> {
+    engine: &'a Engine,
+    record: DeploymentRecord,
+    environment: &'a Environment,
+    route: RouteTemplate,
+    progress: &'a dyn Progress,
+    started: Instant,
+}
+
+/// The parts of a route that do not change during a deployment.
+#[derive(Clone)]
+struct RouteTemplate {
+    environment: String,
+    listen: std::net::SocketAddr,
+    host: Option<String>,
+    path_prefix: String,
+}
+
+impl RouteTemplate {
+    fn with(&self, weights: Vec<(String, u32)>) -> RouteSpec {
+        RouteSpec {
+            environment: self.environment.clone(),
+            listen: self.listen,
+            host: self.host.clone(),
+            path_prefix: self.path_prefix.clone(),
+            weights,
+        }
+    }
+}
+
+/// A failure inside a strategy, with the failing instance's output.
+struct Failure {
+    message: String,
+    last_lines: Vec<String>,
+}
+
+impl From<HostError> for Failure {
+    fn from(error: HostError) -> Failure {
+        let last_lines = match &error {
+            HostError::NotReady { last_lines, .. } => last_lines.clone(),
+            _ => Vec::new(),
+        };
+        Failure {
+            message: error.to_string(),
+            last_lines,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        Failure {
+            message: error.to_string(),
+            last_lines: Vec::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// An engine over `hosts`, recording in `store`.
+    pub fn new(store: Arc<dyn Store>, hosts: Vec<Arc<dyn HostHandle>>) -> Engine {
+        Engine {
+            store,
+            hosts,
+            actor: "lastmile".to_string(),
+        }
+    }
+
+    /// Who deployments are recorded as started by.
+    pub fn with_actor(mut self, actor: &str) -> Engine {
+        self.actor = actor.to_string();
+        self
+    }
+
+    /// Deploys `release` to `environment` with the environment's strategy,
+    /// to the end. A release that fails to start leaves traffic on the old
+    /// release and returns a `failed` outcome with the instance's output.
+    pub async fn deploy(
+        &self,
+        environment: &Environment,
+        service: &Service,
+        release: &ReleaseRecord,
+        progress: &dyn Progress,
+    ) -> Result<DeploymentOutcome, EngineError> {
+        let route = route_template(environment)?;
+        let state = self.store.get_environment(&environment.name)?;
+        let from = state
+            .as_ref()
+            .and_then(|state| state.current_release.clone());
+        let strategy = strategy_name(&environment.strategy);
+        if matches!(environment.strategy, Strategy::Canary { .. }) {
+            return Err(EngineError::Invalid(format!(
+                "environment `{}` uses the canary strategy, which this version cannot drive yet; use rolling or blue-green",
+                environment.name
+            )));
+        }
+        let record = self.store.begin_deployment(
+            &environment.name,
+            from.as_deref(),
+            &release.id,
+            strategy,
+            &self.actor,
+        )?;
+        let drive = Drive {
+            engine: self,
+            record,
+            environment,
+            route,
+            progress,
+            started: Instant::now(),
+        };
+        let from_release = match &from {
+            Some(id) => self.store.get_release(id)?,
+            None => None,
+        };
+        let result = match &environment.strategy {
+            Strategy::Rolling { batch, max_surge } => {
+                drive
+                    .rolling(from_release.as_ref(), release, service, *batch, *max_surge)
+                    .await
+            }
+            Strategy::BlueGreen { rollback_window } => {
+                drive
+                    .blue_green(from_release.as_ref(), release, service, *rollback_window)
+                    .await
+            }
+            Strategy::Recreate | Strategy::Canary { .. } => {
+                drive
+                    .recreate(from_release.as_ref(), release, service)
+                    .await
+            }
+        };
+        Ok(drive.finish(result, from_release.as_ref(), release).await)
+    }
+
+    /// Moves `environment` back to `target` (default: the release it served
+    /// before). A target whose instances are still warm takes all traffic
+    /// at once; otherwise it is started with the environment's strategy.
+    pub async fn rollback(
+        &self,
+        environment: &Environment,
+        target: Option<&ReleaseRecord>,
+        service_of: &ServiceOf<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DeploymentOutcome, EngineError> {
+        let route = route_template(environment)?;
+        let state = self
+            .store
+            .get_environment(&environment.name)?
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "environment `{}` has never been deployed, so there is nothing to roll back",
+                    environment.name
+                ))
+            })?;
+        let target = match target {
+            Some(release) => release.clone(),
+            None => {
+                let previous = state.previous_release.clone().ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "environment `{}` has no previous release to roll back to; name one with --to",
+                        environment.name
+                    ))
+                })?;
+                self.store.get_release(&previous)?.ok_or_else(|| {
+                    EngineError::Invalid(format!("release {previous} is not in the store"))
+                })?
+            }
+        };
+        if state.current_release.as_deref() == Some(target.id.as_str()) {
+            return Err(EngineError::Invalid(format!(
+                "environment `{}` already serves release {} ({})",
+                environment.name,
+                short(&target.id),
+                target.version
+            )));
+        }
+        let service = service_of(&target).map_err(EngineError::Invalid)?;
+        let from = state.current_release.clone();
+        let record = self.store.begin_deployment(
+            &environment.name,
+            from.as_deref(),
+            &target.id,
+            "rollback",
+            &self.actor,
+        )?;
+        let drive = Drive {
+            engine: self,
+            record,
+            environment,
+            route,
+            progress,
+            started: Instant::now(),
+        };
+        let from_release = match &from {
+            Some(id) => self.store.get_release(id)?,
+            None => None,
+        };
+        let result = drive
+            .rollback(from_release.as_ref(), &target, &service)
+            .await;
+        let mut outcome = drive.finish(result, from_release.as_ref(), &target).await;
+        if outcome.status == DeploymentStatus::Succeeded {
+            outcome.status = DeploymentStatus::RolledBack;
+        }
+        Ok(outcome)
+    }
+
+    /// After a restart: settles deployments the previous process left
+    /// running, then starts what each environment serves and routes to it.
+    /// Returns `(environment, release)` for each environment brought back.
+    pub async fn restore(
+        &self,
+        environments: &[Environment],
+        service_of: &ServiceOf<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let mut restored = Vec::new();
+        for environment in environments {
+            let Some(mut state) = self.store.get_environment(&environment.name)? else {
+                if let Some(running) = self.store.running_deployment(&environment.name)? {
+                    self.store.finish_deployment(
+                        running.id,
+                        DeploymentStatus::Failed,
+                        Some("interrupted: lastmile stopped before the first release served"),
+                        None,
+                    )?;
+                }
+                continue;
+            };
+            if let Some(running) = self.store.running_deployment(&environment.name)? {
+                let (status, message) = if running.phase == PHASE_SWITCHED {
+                    // The switch was written, so it was decided: complete it.
+                    (DeploymentStatus::Succeeded, None)
+                } else {
+                    state = EnvironmentState {
+                        name: environment.name.clone(),
+                        current_release: running.from_release.clone(),
+                        previous_release: state
+                            .previous_release
+                            .filter(|previous| Some(previous) != running.from_release.as_ref()),
+                        weights: running
+                            .from_release
+                            .iter()
+                            .map(|release| (release.clone(), 100))
+                            .collect(),
+                        warm_until: None,
+                    };
+                    (
+                        DeploymentStatus::Failed,
+                        Some(
+                            "interrupted: lastmile stopped mid-deployment; rolled back to the release it replaced",
+                        ),
+                    )
+                };
+                let final_state = EnvironmentState {
+                    weights: state
+                        .current_release
+                        .iter()
+                        .map(|release| (release.clone(), 100))
+                        .collect(),
+                    warm_until: None,
+                    ..state.clone()
+                };
+                self.store
+                    .finish_deployment(running.id, status, message, Some(&final_state))?;
+                progress.step(&format!(
+                    "deployment #{} of {} was interrupted: {}",
+                    running.id,
+                    environment.name,
+                    if status == DeploymentStatus::Succeeded {
+                        "its switch had been made, so it is completed"
+                    } else {
+                        "rolled back to the release it replaced"
+                    }
+                ));
+                state = final_state;
+            }
+            let Some(current) = state.current_release.clone() else {
+                continue;
+            };
+            let Some(release) = self.store.get_release(&current)? else {
+                continue;
+            };
+            let service = service_of(&release).map_err(EngineError::Invalid)?;
+            let route = route_template(environment)?;
+            let record = DeploymentRecord {
+                id: 0,
+                environment: environment.name.clone(),
+                from_release: None,
+                to_release: current.clone(),
+                strategy: "restore".to_string(),
+                status: DeploymentStatus::Running,
+                phase: "restore".to_string(),
+                started_at: 0,
+                finished_at: None,
+                error: None,
+            };
+            let drive = Drive {
+                engine: self,
+                record,
+                environment,
+                route: route.clone(),
+                progress,
+                started: Instant::now(),
+            };
+            drive
+                .ensure_everywhere(&release)
+                .await
+                .map_err(|failure| EngineError::Invalid(failure.message))?;
+            drive
+                .scale(&release, &service, environment.instances)
+                .await
+                .map_err(|failure| EngineError::Invalid(failure.message))?;
+            let weights = vec![(current.clone(), 100)];
+            self.store.put_environment(&EnvironmentState {
+                weights: weights.clone(),
+                warm_until: None,
+                ..state
+            })?;
+            drive
+                .route_everywhere(weights)
+                .await
+                .map_err(|failure| EngineError::Invalid(failure.message))?;
+            restored.push((environment.name.clone(), current));
+        }
+        Ok(restored)
+    }
+
+    /// Periodic housekeeping: ends rollback windows that have passed by
+    /// stopping the warm previous release.
+    pub async fn tick(&self, environments: &[Environment]) -> Result<(), EngineError> {
+        for environment in environments {
+            let Some(state) = self.store.get_environment(&environment.name)? else {
+                continue;
+            };
+            let Some(until) = state.warm_until else {
+                continue;
+            };
+            if now_millis() < until || self.store.running_deployment(&environment.name)?.is_some() {
+                continue;
+            }
+            let keep: Vec<String> = state.current_release.iter().cloned().collect();
+            self.store.put_environment(&EnvironmentState {
+                warm_until: None,
+                ..state
+            })?;
+            for host in &self.hosts {
+                for instance in env_instances(host.as_ref(), &environment.name).await? {
+                    if !keep.contains(&instance.release_id) {
+                        host.stop_instance(&instance.instance_id)
+                            .await
+                            .map_err(|error| EngineError::Invalid(error.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<HostError> for EngineError {
+    fn from(error: HostError) -> EngineError {
+        EngineError::Invalid(error.to_string())
+    }
+}
+
+/// The phase written when traffic has been decided to be on the new release.
+const PHASE_SWITCHED: &str = "switched";
+
+impl Drive<'_> {
+    fn store(&self) -> &dyn Store {
+        self.engine.store.as_ref()
+    }
+
+    fn hosts(&self) -> &[Arc<dyn HostHandle>] {
+        &self.engine.hosts
+    }
+
+    fn env_name(&self) -> &str {
+        &self.environment.name
+    }
+
+    /// Writes a phase (and the environment's new state) before acting.
+    fn advance(
+        &self,
+        phase: &str,
+        detail: serde_json::Value,
+        environment: Option<&EnvironmentState>,
+    ) -> Result<(), Failure> {
+        if self.record.id == 0 {
+            return Ok(());
+        }
+        self.store()
+            .advance_deployment(self.record.id, phase, &detail, environment)?;
+        Ok(())
+    }
+
+    fn state_with(
+        &self,
+        current: Option<&ReleaseRecord>,
+        previous: Option<&ReleaseRecord>,
+        weights: Vec<(String, u32)>,
+        warm_until: Option<i64>,
+    ) -> EnvironmentState {
+        EnvironmentState {
+            name: self.env_name().to_string(),
+            current_release: current.map(|release| release.id.clone()),
+            previous_release: previous.map(|release| release.id.clone()),
+            weights,
+            warm_until,
+        }
+    }
+
+    async fn ensure_everywhere(&self, release: &ReleaseRecord) -> Result<(), Failure> {
+        let reference = release_ref(release);
+        for host in self.hosts() {
+            host.ensure_release(&reference).await?;
+        }
+        Ok(())
+    }
+
+    async fn route_everywhere(&self, weights: Vec<(String, u32)>) -> Result<(), Failure> {
+        let route = self.route.with(weights);
+        for host in self.hosts() {
+            host.set_route(&route).await?;
+        }
+        Ok(())
+    }
+
+    /// Live instances of `release` in this environment on `host`.
+    async fn live(
+        &self,
+        host: &dyn HostHandle,
+        release: &str,
+    ) -> Result<Vec<InstanceInfo>, Failure> {
+        Ok(env_instances(host, self.env_name())
+            .await?
+            .into_iter()
+            .filter(|instance| instance.release_id == release)
+            .collect())
+    }
+
+    /// Starts instances of `release` with the given indexes on one host,
+    /// all at once, and waits until every one is ready.
+    async fn start_on(
+        &self,
+        host: &Arc<dyn HostHandle>,
+        release: &ReleaseRecord,
+        service: &Service,
+        indexes: &[u32],
+    ) -> Result<(), Failure> {
+        let mut starting = tokio::task::JoinSet::new();
+        for &index in indexes {
+            let host = host.clone();
+            let spec = instance_spec(self.env_name(), release, service, index);
+            starting.spawn(async move { host.start_instance(&spec).await });
+        }
+        let mut first_failure = None;
+        while let Some(joined) = starting.join_next().await {
+            match joined {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    first_failure.get_or_insert(Failure::from(error));
+                }
+                Err(error) => {
+                    first_failure.get_or_insert(Failure {
+                        message: format!("starting an instance panicked: {error}"),
+                        last_lines: Vec::new(),
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
+    }
+
+    /// Makes `count` instances of `release` run on every host.
+    async fn scale(
+        &self,
+        release: &ReleaseRecord,
+        service: &Service,
+        count: u32,
+    ) -> Result<(), Failure> {
+        for host in self.hosts() {
+            let live = self.live(host.as_ref(), &release.id).await?;
+            let missing: Vec<u32> = (0..count)
+                .filter(|index| !live.iter().any(|instance| instance.index == *index))
+                .collect();
+            if !missing.is_empty() {
+                self.progress.step(&format!(
+                    "starting {} instance(s) of {} on {}",
+                    missing.len(),
+                    release.version,
+                    host.name()
+                ));
+                self.start_on(host, release, service, &missing).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every instance of this environment whose release is not in
+    /// `keep`.
+    async fn stop_others(&self, keep: &[&str]) -> Result<(), Failure> {
+        for host in self.hosts() {
+            for instance in env_instances(host.as_ref(), self.env_name()).await? {
+                if !keep.contains(&instance.release_id.as_str()) {
+                    host.stop_instance(&instance.instance_id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `rolling`: new instances in batches, each ready before old ones of
+    /// the same number leave; weights follow the instance counts.
+    async fn rolling(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+        service: &Service,
+        batch: u32,
+        max_surge: u32,
+    ) -> Result<(), Failure> {
+        self.ensure_everywhere(to).await?;
+        let total = self.environment.instances.max(1);
+        let step = batch.max(1).min(total);
+        let surge = max_surge.max(1).min(step);
+        let mut new_count = 0u32;
+        let mut old_count = match from {
+            Some(from) => {
+                let mut live = u32::MAX;
+                for host in self.hosts() {
+                    let count = self.live(host.as_ref(), &from.id).await?.len() as u32;
+                    live = live.min(count);
+                }
+                if live == u32::MAX { 0 } else { live }
+            }
+            None => 0,
+        };
+        let mut round = 0;
+        while new_count < total {
+            round += 1;
+            // Surge: start up to `surge` new instances, all ready before any
+            // old one leaves.
+            let starting = surge.min(total - new_count);
+            let indexes: Vec<u32> = (new_count..new_count + starting).collect();
+            self.advance(
+                &format!("batch-{round}-starting"),
+                json!({ "release": to.id, "indexes": indexes }),
+                None,
+            )?;
+            for host in self.hosts() {
+                self.start_on(host, to, service, &indexes).await?;
+            }
+            new_count += starting;
+            let retiring = starting.min(old_count);
+            old_count -= retiring;
+            let weights = mixed_weights(from, old_count, to, new_count);
+            // The old release stays current until the last batch: a crash
+            // mid-roll restores it.
+            let state = EnvironmentState {
+                name: self.env_name().to_string(),
+                current_release: Some(from.unwrap_or(to).id.clone()),
+                previous_release: self
+                    .store()
+                    .get_environment(self.env_name())?
+                    .and_then(|state| state.previous_release),
+                weights: weights.clone(),
+                warm_until: None,
+            };
+            self.advance(
+                &format!("batch-{round}-routed"),
+                json!({ "weights": weights }),
+                Some(&state),
+            )?;
+            self.route_everywhere(weights).await?;
+            self.progress.step(&format!(
+                "batch {round}: {new_count}/{total} instances on {}",
+                to.version
+            ));
+            if let Some(from) = from {
+                for host in self.hosts() {
+                    let mut live = self.live(host.as_ref(), &from.id).await?;
+                    live.sort_by_key(|instance| std::cmp::Reverse(instance.index));
+                    let excess = live.len().saturating_sub(old_count as usize);
+                    for instance in live.into_iter().take(excess) {
+                        host.stop_instance(&instance.instance_id).await?;
+                    }
+                }
+            }
+        }
+        self.switch(from, to, None).await?;
+        self.stop_others(&[to.id.as_str()]).await
+    }
+
+    /// `blue-green`: the whole new set, verified ready, then one atomic
+    /// switch; the old set stays warm through the rollback window.
+    async fn blue_green(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+        service: &Service,
+        rollback_window: Duration,
+    ) -> Result<(), Failure> {
+        self.ensure_everywhere(to).await?;
+        self.advance("starting", json!({ "release": to.id }), None)?;
+        self.scale(to, service, self.environment.instances.max(1))
+            .await?;
+        let warm_until = from.map(|_| now_millis() + millis(rollback_window));
+        self.switch(from, to, warm_until).await?;
+        let mut keep = vec![to.id.as_str()];
+        if let Some(from) = from {
+            keep.push(from.id.as_str());
+            self.progress.step(&format!(
+                "{} stays warm for {} for an instant rollback",
+                from.version,
+                human(rollback_window)
+            ));
+        }
+        self.stop_others(&keep).await
+    }
+
+    /// `recreate`: stop the old set, then start the new one.
+    async fn recreate(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+        service: &Service,
+    ) -> Result<(), Failure> {
+        self.ensure_everywhere(to).await?;
+        let state = self.state_with(Some(to), from, vec![(to.id.clone(), 100)], None);
+        self.advance(
+            PHASE_SWITCHED,
+            json!({ "weights": state.weights }),
+            Some(&state),
+        )?;
+        self.route_everywhere(state.weights.clone()).await?;
+        self.stop_others(&[to.id.as_str()]).await?;
+        self.scale(to, service, self.environment.instances.max(1))
+            .await
+    }
+
+    /// A rollback: instant when the target is warm, else a start of the
+    /// full target set first.
+    async fn rollback(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+        service: &Service,
+    ) -> Result<(), Failure> {
+        self.ensure_everywhere(to).await?;
+        self.scale(to, service, self.environment.instances.max(1))
+            .await?;
+        self.switch(from, to, None).await?;
+        self.stop_others(&[to.id.as_str()]).await
+    }
+
+    /// Writes, then applies, "all traffic on `to`".
+    async fn switch(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+        warm_until: Option<i64>,
+    ) -> Result<(), Failure> {
+        let weights = vec![(to.id.clone(), 100)];
+        let previous = from.filter(|from| from.id != to.id);
+        let state = self.state_with(Some(to), previous, weights.clone(), warm_until);
+        self.advance(PHASE_SWITCHED, json!({ "weights": weights }), Some(&state))?;
+        self.route_everywhere(weights).await?;
+        self.progress.step(&format!(
+            "all traffic on {} ({})",
+            to.version,
+            short(&to.id)
+        ));
+        Ok(())
+    }
+
+    /// Records how the deployment ended. On failure traffic goes back to
+    /// the old release (written first), the old set is brought back to
+    /// full size, and the new release's instances are stopped.
+    async fn finish(
+        &self,
+        result: Result<(), Failure>,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+    ) -> DeploymentOutcome {
+        let (status, error, last_lines) = match result {
+            Ok(()) => {
+                let state = self.store().get_environment(self.env_name()).ok().flatten();
+                let _ = self.store().finish_deployment(
+                    self.record.id,
+                    DeploymentStatus::Succeeded,
+                    None,
+                    state.as_ref(),
+                );
+                (DeploymentStatus::Succeeded, None, Vec::new())
+            }
+            Err(failure) => {
+                self.progress.step(&format!("failed: {}", failure.message));
+                let recovery = self.recover(from, to).await;
+                let message = match recovery {
+                    Ok(()) => failure.message,
+                    Err(recovery) => format!(
+                        "{}; then restoring the previous release failed too: {}",
+                        failure.message, recovery.message
+                    ),
+                };
+                (DeploymentStatus::Failed, Some(message), failure.last_lines)
+            }
+        };
+        DeploymentOutcome {
+            deployment: self.record.id,
+            environment: self.env_name().to_string(),
+            status,
+            from_release: from.map(|release| release.id.clone()),
+            to_release: to.id.clone(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+            last_lines,
+        }
+    }
+
+    async fn recover(
+        &self,
+        from: Option<&ReleaseRecord>,
+        to: &ReleaseRecord,
+    ) -> Result<(), Failure> {
+        let previous = self
+            .store()
+            .get_environment(self.env_name())?
+            .and_then(|state| state.previous_release)
+            .filter(|previous| Some(previous) != from.map(|from| &from.id));
+        let weights: Vec<(String, u32)> = from.iter().map(|from| (from.id.clone(), 100)).collect();
+        let state = EnvironmentState {
+            name: self.env_name().to_string(),
+            current_release: from.map(|from| from.id.clone()),
+            previous_release: previous,
+            weights: weights.clone(),
+            warm_until: None,
+        };
+        // Written first: a crash from here on restores the old release.
+        self.store().finish_deployment(
+            self.record.id,
+            DeploymentStatus::Failed,
+            Some("failed; traffic restored to the previous release"),
+            Some(&state),
+        )?;
+        // The old set might have been shrunk by a rolling batch: traffic goes
+        // to what is left of it; the next deployment or a restore brings it
+        // back to size.
+        self.route_everywhere(weights).await?;
+        let keep: Vec<&str> = from.iter().map(|from| from.id.as_str()).collect();
+        if keep.is_empty() || keep[0] != to.id {
+            for host in self.hosts() {
+                for instance in self.live(host.as_ref(), &to.id).await? {
+                    host.stop_instance(&instance.instance_id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Weights during a rolling deployment: each release's share is its count
+/// of instances, so every instance gets the same share.
+fn mixed_weights(
+    from: Option<&ReleaseRecord>,
+    old_count: u32,
+    to: &ReleaseRecord,
+    new_count: u32,
+) -> Vec<(String, u32)> {
+    let mut weights = Vec::new();
+    if let Some(from) = from
+        && old_count > 0
+        && from.id != to.id
+    {
+        weights.push((from.id.clone(), old_count));
+    }
+    weights.push((to.id.clone(), new_count.max(1)));
+    weights
+}
+
+async fn env_instances(
+    host: &dyn HostHandle,
+    environment: &str,
+) -> Result<Vec<InstanceInfo>, HostError> {
+    let prefix = format!("{environment}.");
+    Ok(host
+        .instances()
+        .await?
+        .into_iter()
+        .filter(|instance| {
+            instance.instance_id.starts_with(&prefix) && instance.state != InstanceState::Stopped
+        })
+        .collect())
+}
+
+fn route_template(environment: &Environment) -> Result<RouteTemplate, EngineError> {
+    let route = environment.route.as_ref().ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "environment `{}` has no `route`, so traffic has nowhere to arrive: add `route: {{ listen: \"127.0.0.1:8080\" }}`",
+            environment.name
+        ))
+    })?;
+    Ok(RouteTemplate {
+        environment: environment.name.clone(),
+        listen: route.listen,
+        host: route.host.clone(),
+        path_prefix: route.path_prefix.clone(),
+    })
+}
+
+fn release_ref(release: &ReleaseRecord) -> ReleaseRef {
+    ReleaseRef {
+        id: release.id.clone(),
+        version: release.version.clone(),
+        artifact_id: release.artifact_id.clone(),
+    }
+}
+
+/// `<environment>.<release short id>.<index>`: unique per host, and the
+/// environment prefix tells whose instance it is.
+fn instance_spec(
+    environment: &str,
+    release: &ReleaseRecord,
+    service: &Service,
+    index: u32,
+) -> InstanceSpec {
+    InstanceSpec {
+        instance_id: format!("{environment}.{}.{index}", short(&release.id)),
+        release: release_ref(release),
+        index,
+        command: service.run.clone(),
+        env: service.env.clone(),
+        health: HealthSpec {
+            path: service.health.path.clone(),
+            interval: service.health.interval,
+            timeout: service.health.timeout,
+            healthy_threshold: service.health.healthy_threshold,
+            unhealthy_threshold: service.health.unhealthy_threshold,
+            start_timeout: service.health.start_timeout,
+        },
+        stop: StopSpec {
+            signal: format!("{:?}", service.stop.signal),
+            grace: service.stop.grace,
+        },
+    }
+}
+
+fn strategy_name(strategy: &Strategy) -> &'static str {
+    match strategy {
+        Strategy::Rolling { .. } => "rolling",
+        Strategy::BlueGreen { .. } => "blue-green",
+        Strategy::Recreate => "recreate",
+        Strategy::Canary { .. } => "canary",
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn human(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds >= 60 && seconds.is_multiple_of(60) {
+        format!("{}m", seconds / 60)
+    } else if seconds > 0 {
+        format!("{seconds}s")
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}

@@ -1,0 +1,138 @@
+//! Releases, environments and deployments: durable, one running deployment
+//! per environment, transitions recorded in order.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use lastmile_store::{DeploymentStatus, EnvironmentState, SqliteStore, Store, StoreError};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn releases_are_content_addressed_and_numbered() {
+    let (_dir, store) = store();
+    let first = store
+        .create_release("hello", "aaaa", None, "app: hello\n")
+        .unwrap();
+    let again = store
+        .create_release("hello", "aaaa", None, "app: hello\n")
+        .unwrap();
+    let second = store
+        .create_release("hello", "aaaa", None, "app: hello # v2\n")
+        .unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first.id, second.id);
+    assert_eq!(first.version, "v1");
+    assert_eq!(second.version, "v2");
+    let listed = store.list_releases(10).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.version.as_str())
+            .collect::<Vec<_>>(),
+        ["v2", "v1"]
+    );
+    assert_eq!(
+        store.get_release(&second.id).unwrap().unwrap().spec_source,
+        "app: hello # v2\n"
+    );
+}
+
+#[test]
+fn a_deployment_records_every_transition_and_the_environment_with_it() {
+    let (dir, store) = store();
+    let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
+    let v2 = store.create_release("hello", "a2", None, "s2").unwrap();
+    let deployment = store
+        .begin_deployment("production", Some(&v1.id), &v2.id, "rolling", "test")
+        .unwrap();
+    assert_eq!(deployment.status, DeploymentStatus::Running);
+    let err = store
+        .begin_deployment("production", Some(&v1.id), &v2.id, "rolling", "test")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DeploymentRunning { .. }), "{err}");
+
+    let mid = EnvironmentState {
+        name: "production".into(),
+        current_release: Some(v2.id.clone()),
+        previous_release: Some(v1.id.clone()),
+        weights: vec![(v1.id.clone(), 50), (v2.id.clone(), 50)],
+        warm_until: None,
+    };
+    store
+        .advance_deployment(
+            deployment.id,
+            "batch-1",
+            &serde_json::json!({"started": 1}),
+            Some(&mid),
+        )
+        .unwrap();
+    drop(store);
+
+    // As after a crash: everything written is there.
+    let (store, _) = SqliteStore::open(dir.path()).unwrap();
+    let running = store.running_deployment("production").unwrap().unwrap();
+    assert_eq!(running.phase, "batch-1");
+    assert_eq!(store.get_environment("production").unwrap().unwrap(), mid);
+
+    let done = EnvironmentState {
+        weights: vec![(v2.id.clone(), 100)],
+        ..mid
+    };
+    store
+        .finish_deployment(
+            deployment.id,
+            DeploymentStatus::Succeeded,
+            None,
+            Some(&done),
+        )
+        .unwrap();
+    assert!(store.running_deployment("production").unwrap().is_none());
+    let phases: Vec<String> = store
+        .deployment_steps(deployment.id)
+        .unwrap()
+        .into_iter()
+        .map(|step| step.phase)
+        .collect();
+    assert_eq!(phases, ["started", "batch-1", "succeeded"]);
+    assert_eq!(store.get_environment("production").unwrap().unwrap(), done);
+    let kinds: Vec<String> = store
+        .list_events(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"deployment.started".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"deployment.finished".to_string()),
+        "{kinds:?}"
+    );
+    // A second deployment may start now.
+    store
+        .begin_deployment("production", Some(&v2.id), &v1.id, "rollback", "test")
+        .unwrap();
+}
+
+#[test]
+fn finishing_with_running_is_refused() {
+    let (_dir, store) = store();
+    let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
+    let deployment = store
+        .begin_deployment("staging", None, &v1.id, "recreate", "t")
+        .unwrap();
+    assert!(
+        store
+            .finish_deployment(deployment.id, DeploymentStatus::Running, None, None)
+            .is_err()
+    );
+    assert!(
+        store
+            .advance_deployment(999, "x", &serde_json::json!({}), None)
+            .is_err()
+    );
+}
