@@ -1,0 +1,83 @@
+//! lastmile's data plane: an HTTP reverse proxy on hyper that the controller steers by swapping
+//! a [`RouteTable`].
+//!
+//! It accepts HTTP/1.1 and h2c (prior knowledge), routes by listener, Host and longest path
+//! prefix, splits traffic between releases by weight, sends each request to the least-loaded
+//! healthy instance over pooled keep-alive HTTP/1.1, ejects instances that refuse connections
+//! (retrying idempotent requests once elsewhere), relays upgrades (WebSocket) and drains
+//! gracefully. It keeps per-release request/5xx/latency figures for rollout decisions. It does
+//! not terminate TLS, cache, rewrite paths or talk HTTP/2 to upstreams.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use lastmile_router::{Backend, Route, RouteTable, Router, RouterConfig, Upstream};
+//! let router = Router::new(RouterConfig::default());
+//! let listener = std::net::TcpListener::bind("127.0.0.1:8080")?;
+//! let listen = listener.local_addr()?;
+//! let _handle = router.serve(listener)?;
+//! router.set_table(RouteTable {
+//!     routes: vec![Route {
+//!         name: "web".into(),
+//!         listen,
+//!         host: None,
+//!         path_prefix: "/".into(),
+//!         backends: vec![Backend {
+//!             release: "r1".into(),
+//!             weight: 1,
+//!             instances: vec![Upstream { id: "web-1".into(), addr: "127.0.0.1:9000".parse().unwrap() }],
+//!         }],
+//!     }],
+//! });
+//! router.drain(std::time::Duration::from_secs(10)).await;
+//! # Ok(()) }
+//! ```
+
+mod body;
+mod config;
+mod proxy;
+mod router;
+mod stats;
+mod table;
+mod upstream;
+mod websocket;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use config::RouterConfig;
+pub use router::{ListenerHandle, Router};
+pub use stats::{LatencyHistogram, ReleaseStats};
+pub use table::{Backend, Route, RouteTable, Upstream, UpstreamHealth};
+
+/// `lastmile proxy`: serve `listen` with one static backend until `shutdown` resolves, then drain (grace 10s).
+pub async fn run_static_proxy(
+    listen: SocketAddr,
+    backend: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    let listen = listener.local_addr()?;
+    let router = Router::new(RouterConfig::default());
+    router.set_table(RouteTable {
+        routes: vec![Route {
+            name: "static".into(),
+            listen,
+            host: None,
+            path_prefix: String::new(),
+            backends: vec![Backend {
+                release: "static".into(),
+                weight: 1,
+                instances: vec![Upstream {
+                    id: "static-0".into(),
+                    addr: backend,
+                }],
+            }],
+        }],
+    });
+    let handle = router.serve(listener)?;
+    shutdown.await;
+    drop(handle);
+    router.drain(Duration::from_secs(10)).await;
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The router handle: listeners, table swaps, introspection and drain.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::config::RouterConfig;
+use crate::proxy::{self, ConnCtx};
+use crate::stats::{ReleaseStats, StatsRing};
+use crate::table::{CompiledTable, RouteTable, UpstreamHealth};
+use crate::upstream::{UpstreamState, tcp_connect};
+
+/// Drain phases carried by `Inner::drain`.
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const GRACE_OVER: u8 = 2;
+/// Period of the active health probe of ejected upstreams.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// Extra time after the grace for upgraded connections to write their close frames.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Upstream and release state that must outlive table swaps.
+#[derive(Debug, Default)]
+struct Registry {
+    upstreams: HashMap<String, Weak<UpstreamState>>,
+    stats: HashMap<String, Arc<StatsRing>>,
+}
+
+/// Shared state behind every `Router` clone.
+pub(crate) struct Inner {
+    pub(crate) config: RouterConfig,
+    pub(crate) table: ArcSwap<CompiledTable>,
+    registry: Mutex<Registry>,
+    builder: auto::Builder<TokioExecutor>,
+    /// RUNNING → DRAINING → GRACE_OVER; only moves forward.
+    pub(crate) drain: watch::Sender<u8>,
+    conns: AtomicUsize,
+    upgraded: AtomicUsize,
+    settled: Notify,
+    health_started: AtomicBool,
+    epoch: Instant,
+    rng: AtomicU64,
+    request_ids: AtomicU64,
+    seed: u64,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .field("connections", &self.conns.load(Relaxed))
+            .field("upgraded", &self.upgraded.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Inner {
+    /// Milliseconds since the router was made.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Second (since the router was made) that `at` falls in.
+    pub(crate) fn sec(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    /// A fast, well-mixed random number (not for secrets).
+    pub(crate) fn rand(&self) -> u64 {
+        splitmix64(self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed))
+    }
+
+    /// 16 hex characters, unique per router, unpredictable across restarts.
+    pub(crate) fn request_id(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = splitmix64(self.seed ^ self.request_ids.fetch_add(1, Relaxed));
+        let mut buf = [0u8; 16];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0000000000000000"))
+    }
+
+    fn settled_now(&self) -> bool {
+        self.conns.load(Relaxed) == 0 && self.upgraded.load(Relaxed) == 0
+    }
+
+    /// Waits until no connection is open; false when `deadline` came first.
+    async fn wait_settled(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.settled_now() {
+                return true;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return self.settled_now(),
+            }
+        }
+    }
+}
+
+/// Counts an open client connection (or upgraded relay) for drain.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    inner: Arc<Inner>,
+    upgraded: bool,
+}
+
+impl Tracked {
+    fn conn(inner: &Arc<Inner>) -> Tracked {
+        inner.conns.fetch_add(1, Relaxed);
+        Tracked {
+            inner: inner.clone(),
+            upgraded: false,
+        }
+    }
+
+    pub(crate) fn upgraded(inner: &Arc<Inner>) -> Tracked {
+        inner.upgraded.fetch_add(1, Relaxed);
+        Tracked {
+            inner: inner.clone(),
+            upgraded: true,
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let counter = if self.upgraded {
+            &self.inner.upgraded
+        } else {
+            &self.inner.conns
+        };
+        counter.fetch_sub(1, Relaxed);
+        if self.inner.settled_now() {
+            self.inner.settled.notify_waiters();
+        }
+    }
+}
+
+/// The reverse proxy; cheap to clone (all clones share one state).
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// Keeps one listener accepting; dropping it stops accepting (open connections continue).
+#[derive(Debug)]
+pub struct ListenerHandle {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl ListenerHandle {
+    /// Address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Router {
+    /// A router with an empty table (every request gets 404 until `set_table`).
+    pub fn new(config: RouterConfig) -> Router {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            // hyper refuses buffers below 8 KiB.
+            .max_buf_size(config.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+        let seed = RandomState::new().hash_one(Instant::now());
+        Router {
+            inner: Arc::new(Inner {
+                config,
+                table: ArcSwap::from_pointee(CompiledTable::default()),
+                registry: Mutex::new(Registry::default()),
+                builder,
+                drain: watch::Sender::new(RUNNING),
+                conns: AtomicUsize::new(0),
+                upgraded: AtomicUsize::new(0),
+                settled: Notify::new(),
+                health_started: AtomicBool::new(false),
+                epoch: Instant::now(),
+                rng: AtomicU64::new(seed.rotate_left(17)),
+                request_ids: AtomicU64::new(0),
+                seed,
+            }),
+        }
+    }
+
+    /// Start accepting on an already-bound std listener (set nonblocking yourself); spawns on the
+    /// current tokio runtime. Dropping the handle stops accepting on it (existing connections continue).
+    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<ListenerHandle> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(std::io::Error::other(
+                "Router::serve must be called inside a tokio runtime (call it from async code)",
+            ));
+        }
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        self.start_health();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        tokio::spawn(accept_loop(self.inner.clone(), listener, addr, stop_rx));
+        Ok(ListenerHandle {
+            addr,
+            _stop: stop_tx,
+        })
+    }
+
+    /// Atomic swap (ArcSwap). No lock on the request path.
+    pub fn set_table(&self, table: RouteTable) {
+        let window = self.inner.config.stats_window;
+        let mut reg = match self.inner.registry.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Registry { upstreams, stats } = &mut *reg;
+        let compiled = CompiledTable::compile(&table, upstreams, stats, &|| StatsRing::new(window));
+        self.inner.table.store(Arc::new(compiled));
+        upstreams.retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// Sums of the last `window` (at most `stats_window`) of one release; zeros when unknown.
+    pub fn stats(&self, release: &str, window: Duration) -> ReleaseStats {
+        let ring = match self.inner.registry.lock() {
+            Ok(g) => g.stats.get(release).cloned(),
+            Err(poisoned) => poisoned.into_inner().stats.get(release).cloned(),
+        };
+        match ring {
+            Some(r) => r.sum(self.inner.sec(Instant::now()), window),
+            None => ReleaseStats::default(),
+        }
+    }
+
+    /// HTTP requests currently in flight to this upstream id (NOT counting upgraded/WebSocket connections).
+    pub fn in_flight(&self, upstream_id: &str) -> usize {
+        let table = self.inner.table.load();
+        if let Some(u) = table.upstreams.iter().find(|u| u.id == upstream_id) {
+            return u.in_flight();
+        }
+        // Removed from the table but maybe still finishing requests.
+        let reg = match self.inner.registry.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        reg.upstreams
+            .get(upstream_id)
+            .and_then(Weak::upgrade)
+            .map_or(0, |u| u.in_flight())
+    }
+
+    /// Load and passive-health state of every upstream of the current table.
+    pub fn upstream_health(&self) -> Vec<UpstreamHealth> {
+        self.inner
+            .table
+            .load()
+            .upstreams
+            .iter()
+            .map(|u| UpstreamHealth {
+                id: u.id.clone(),
+                addr: u.addr,
+                release: u.release.clone(),
+                in_flight: u.in_flight(),
+                ejected: u.is_ejected(),
+            })
+            .collect()
+    }
+
+    /// Graceful drain of the whole router: stop accepting on every listener, close idle keep-alive
+    /// connections gracefully (hyper graceful shutdown), let in-flight requests finish; upgraded
+    /// (WebSocket) connections are kept until `grace` ends, then closed (WebSocket: close frame 1001).
+    /// Returns when everything is closed or `grace` passed (plus at most 1 s for close frames).
+    pub async fn drain(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.drain.send_if_modified(|s| {
+            let first = *s == RUNNING;
+            if first {
+                *s = DRAINING;
+            }
+            first
+        });
+        let deadline = tokio::time::Instant::now() + grace;
+        if inner.wait_settled(deadline).await {
+            return;
+        }
+        inner.drain.send_replace(GRACE_OVER);
+        inner
+            .wait_settled(tokio::time::Instant::now() + CLOSE_LINGER)
+            .await;
+    }
+
+    /// Starts the active health probe once, on the runtime of the first `serve`.
+    fn start_health(&self) {
+        if self.inner.health_started.swap(true, Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let now = inner.now_ms();
+                let eject_ms = inner.config.eject_for.as_millis() as u64;
+                let due: Vec<Arc<UpstreamState>> = inner
+                    .table
+                    .load()
+                    .upstreams
+                    .iter()
+                    .filter(|u| u.probe_due(now, eject_ms))
+                    .cloned()
+                    .collect();
+                let timeout = inner.config.connect_timeout;
+                drop(inner);
+                for u in due {
+                    if tcp_connect(u.addr, timeout).await.is_ok() {
+                        u.readmit();
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut drain = inner.drain.subscribe();
+    if *drain.borrow_and_update() != RUNNING {
+        return;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            _ = drain.changed() => return,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => spawn_connection(&inner, stream, peer, addr),
+                // Out of file descriptors or similar: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+}
+
+fn spawn_connection(
+    inner: &Arc<Inner>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    listener: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(listener);
+    let client_ip = HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or(HeaderValue::from_static("unknown"));
+    let ctx = Arc::new(ConnCtx {
+        inner: inner.clone(),
+        listener,
+        local,
+        client_ip,
+    });
+    let tracked = Tracked::conn(inner);
+    tokio::spawn(async move {
+        let _tracked = tracked;
+        let mut drain = ctx.inner.drain.subscribe();
+        let svc_ctx = ctx.clone();
+        let svc = service_fn(move |req| proxy::handle(svc_ctx.clone(), req));
+        let conn = ctx
+            .inner
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        let mut graceful = false;
+        loop {
+            let phase = *drain.borrow_and_update();
+            if phase >= GRACE_OVER {
+                return;
+            }
+            if phase >= DRAINING && !graceful {
+                conn.as_mut().graceful_shutdown();
+                graceful = true;
+            }
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                r = drain.changed() => if r.is_err() {
+                    let _ = conn.as_mut().await;
+                    return;
+                },
+            }
+        }
+    });
+}

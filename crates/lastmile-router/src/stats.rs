@@ -1,0 +1,239 @@
+//! Per-release traffic statistics: a ring of 1-second buckets updated with atomics.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Sub-buckets per power of two (16 → about 6 % relative precision).
+const SUB_BITS: u32 = 4;
+const SUB: usize = 1 << SUB_BITS;
+/// Octaves above the linear range: values up to 2^27 µs (about 134 s).
+const OCTAVES: usize = 23;
+/// Number of latency buckets in every histogram.
+const BUCKETS: usize = SUB + OCTAVES * SUB;
+
+/// Index of the log-linear bucket that holds `us` microseconds.
+fn bucket_of(us: u64) -> usize {
+    if us < SUB as u64 {
+        return us as usize;
+    }
+    let log = 63 - us.leading_zeros();
+    let sub = ((us >> (log - SUB_BITS)) as usize) & (SUB - 1);
+    (SUB + (log - SUB_BITS) as usize * SUB + sub).min(BUCKETS - 1)
+}
+
+/// Representative value (middle of the bucket) in microseconds.
+fn bucket_value(idx: usize) -> f64 {
+    if idx < SUB {
+        return idx as f64;
+    }
+    let octave = (idx - SUB) / SUB;
+    let sub = (idx - SUB) % SUB;
+    let low = ((SUB + sub) as u64) << octave;
+    let width = 1u64 << octave;
+    low as f64 + width as f64 / 2.0
+}
+
+/// Latency distribution of proxied requests (time until the response headers were ready).
+#[derive(Clone, Default)]
+pub struct LatencyHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl LatencyHistogram {
+    /// The `q` quantile (0.0..=1.0) in milliseconds; 0.0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let target = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (idx, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return bucket_value(idx) / 1000.0;
+            }
+        }
+        bucket_value(BUCKETS - 1) / 1000.0
+    }
+
+    /// Number of recorded samples.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    fn add(&mut self, idx: usize, n: u64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        self.counts[idx] += n;
+        self.total += n;
+    }
+}
+
+impl fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("count", &self.total)
+            .field("p50_ms", &self.quantile(0.5))
+            .field("p99_ms", &self.quantile(0.99))
+            .finish()
+    }
+}
+
+/// Sums over a time window of one release's traffic.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseStats {
+    /// Requests answered (by the upstream or by the router on its behalf).
+    pub requests: u64,
+    /// Answers with a 5xx status, including the router's own 502/503/504.
+    pub status_5xx: u64,
+    /// Failed connection attempts to this release's instances.
+    pub connect_errors: u64,
+    /// Latency of the answered requests.
+    pub latency: LatencyHistogram,
+}
+
+/// One second of traffic.
+struct Bucket {
+    /// The second (since the router's epoch) plus one this bucket holds; 0 = never used.
+    tag: AtomicU64,
+    requests: AtomicU64,
+    status_5xx: AtomicU64,
+    connect_errors: AtomicU64,
+    latency: Box<[AtomicU32]>,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            tag: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            status_5xx: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            latency: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+}
+
+/// Ring of per-second buckets of one release; lock free.
+pub(crate) struct StatsRing {
+    buckets: Box<[Bucket]>,
+}
+
+impl fmt::Debug for StatsRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatsRing")
+            .field("seconds", &self.buckets.len())
+            .finish()
+    }
+}
+
+impl StatsRing {
+    pub(crate) fn new(window: Duration) -> StatsRing {
+        let secs = window.as_secs().max(1) as usize + 1;
+        StatsRing {
+            buckets: (0..secs).map(|_| Bucket::new()).collect(),
+        }
+    }
+
+    /// The bucket of second `sec`, recycled (zeroed) when it still holds an older second.
+    fn bucket(&self, sec: u64) -> &Bucket {
+        let b = &self.buckets[(sec % self.buckets.len() as u64) as usize];
+        let tag = sec + 1;
+        let cur = b.tag.load(Relaxed);
+        if cur != tag && cur < tag && b.tag.compare_exchange(cur, tag, Relaxed, Relaxed).is_ok() {
+            b.requests.store(0, Relaxed);
+            b.status_5xx.store(0, Relaxed);
+            b.connect_errors.store(0, Relaxed);
+            for c in b.latency.iter() {
+                c.store(0, Relaxed);
+            }
+        }
+        b
+    }
+
+    /// Records one answered request.
+    pub(crate) fn record(&self, sec: u64, status: u16, latency: Duration) {
+        let b = self.bucket(sec);
+        b.requests.fetch_add(1, Relaxed);
+        if status >= 500 {
+            b.status_5xx.fetch_add(1, Relaxed);
+        }
+        b.latency[bucket_of(latency.as_micros() as u64)].fetch_add(1, Relaxed);
+    }
+
+    /// Records one failed connection attempt.
+    pub(crate) fn connect_error(&self, sec: u64) {
+        self.bucket(sec).connect_errors.fetch_add(1, Relaxed);
+    }
+
+    /// Sums the buckets of the last `window` seconds ending at `now_sec`.
+    pub(crate) fn sum(&self, now_sec: u64, window: Duration) -> ReleaseStats {
+        let secs = window.as_secs().max(1).min(self.buckets.len() as u64);
+        let mut out = ReleaseStats::default();
+        for b in self.buckets.iter() {
+            let tag = b.tag.load(Relaxed);
+            if tag == 0 {
+                continue;
+            }
+            let sec = tag - 1;
+            if sec > now_sec || now_sec - sec >= secs {
+                continue;
+            }
+            out.requests += b.requests.load(Relaxed);
+            out.status_5xx += b.status_5xx.load(Relaxed);
+            out.connect_errors += b.connect_errors.load(Relaxed);
+            for (idx, c) in b.latency.iter().enumerate() {
+                let n = c.load(Relaxed);
+                if n > 0 {
+                    out.latency.add(idx, n as u64);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_close() {
+        let mut last = 0;
+        for us in [
+            0u64, 1, 15, 16, 17, 40, 100, 999, 1000, 12345, 1_000_000, 60_000_000,
+        ] {
+            let idx = bucket_of(us);
+            assert!(idx >= last, "{us}");
+            last = idx;
+            let v = bucket_value(idx);
+            assert!(
+                (v - us as f64).abs() <= us as f64 * 0.07 + 1.0,
+                "{us} -> {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn window_sums_recent_seconds_only() {
+        let ring = StatsRing::new(Duration::from_secs(10));
+        ring.record(5, 200, Duration::from_millis(2));
+        ring.record(9, 503, Duration::from_millis(4));
+        ring.connect_error(9);
+        let s = ring.sum(9, Duration::from_secs(2));
+        assert_eq!((s.requests, s.status_5xx, s.connect_errors), (1, 1, 1));
+        let s = ring.sum(9, Duration::from_secs(10));
+        assert_eq!(s.requests, 2);
+        assert!(
+            (s.latency.quantile(0.5) - 2.0).abs() < 0.2,
+            "{:?}",
+            s.latency
+        );
+        // Second 20 reuses slot 9 of an 11-slot ring only after zeroing it.
+        ring.record(20, 200, Duration::from_millis(1));
+        assert_eq!(ring.sum(20, Duration::from_secs(1)).requests, 1);
+    }
+}

@@ -1,0 +1,164 @@
+//! Shared state of one upstream instance: load, passive health and its keep-alive pool.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::stats::StatsRing;
+
+/// Idle connections kept per upstream; more are closed when they become idle.
+const MAX_IDLE: usize = 512;
+
+/// Load, health and pooled connections of one upstream; shared across table swaps.
+pub(crate) struct UpstreamState {
+    pub(crate) id: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) release: String,
+    pub(crate) stats: Arc<StatsRing>,
+    in_flight: AtomicUsize,
+    ejected: AtomicBool,
+    /// Milliseconds since the router's epoch when the upstream was last ejected.
+    ejected_at_ms: AtomicU64,
+    /// Keep-alive connections; the lock is held for a push or a short scan only.
+    idle: Mutex<Vec<SendRequest<Incoming>>>,
+}
+
+impl std::fmt::Debug for UpstreamState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamState")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("in_flight", &self.in_flight())
+            .field("ejected", &self.is_ejected())
+            .finish()
+    }
+}
+
+impl UpstreamState {
+    pub(crate) fn new(
+        id: String,
+        addr: SocketAddr,
+        release: String,
+        stats: Arc<StatsRing>,
+    ) -> Self {
+        UpstreamState {
+            id,
+            addr,
+            release,
+            stats,
+            in_flight: AtomicUsize::new(0),
+            ejected: AtomicBool::new(false),
+            ejected_at_ms: AtomicU64::new(0),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.ejected.load(Relaxed)
+    }
+
+    /// Takes the upstream out of rotation (passive health) and drops its idle connections.
+    pub(crate) fn eject(&self, now_ms: u64) {
+        self.ejected_at_ms.store(now_ms, Relaxed);
+        self.ejected.store(true, Relaxed);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Ejected at least `eject_for_ms` ago, so due for a probe.
+    pub(crate) fn probe_due(&self, now_ms: u64, eject_for_ms: u64) -> bool {
+        self.is_ejected() && now_ms.saturating_sub(self.ejected_at_ms.load(Relaxed)) >= eject_for_ms
+    }
+
+    pub(crate) fn readmit(&self) {
+        self.ejected.store(false, Relaxed);
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub(crate) fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight { up: self.clone() }
+    }
+
+    /// A pooled connection that can take a request now, if any.
+    pub(crate) fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().ok()?;
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            if idle[i].is_closed() {
+                idle.swap_remove(i);
+            } else if idle[i].is_ready() {
+                return Some(idle.swap_remove(i));
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose response was read completely.
+    pub(crate) fn put_idle(&self, sender: SendRequest<Incoming>) {
+        if sender.is_closed() || self.is_ejected() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(sender);
+        }
+    }
+
+    /// Opens a new HTTP/1.1 connection (with upgrade support) to the upstream.
+    pub(crate) async fn connect(
+        &self,
+        timeout: Duration,
+    ) -> std::io::Result<SendRequest<Incoming>> {
+        let stream = tcp_connect(self.addr, timeout).await?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            // Errors surface on the request that was in flight; nothing to add here.
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+}
+
+/// TCP connect with a deadline and Nagle off.
+pub(crate) async fn tcp_connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ));
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// One request in flight to an upstream; decrements the counter on drop.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) up: Arc<UpstreamState>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.up.in_flight.fetch_sub(1, Relaxed);
+    }
+}
