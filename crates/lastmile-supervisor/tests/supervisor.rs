@@ -215,3 +215,361 @@ async fn start_is_ready_with_env_and_stop_kills_the_whole_group() {
             .any(|l| l.contains("server listening"))
     );
 }
+
+#[tokio::test]
+async fn ignored_sigterm_is_killed_after_the_grace() {
+    let fx = fixture(SupervisorConfig::default());
+    let mut spec = fx.spec("stubborn", "trap '' TERM; exec python3 {server}");
+    let grace = Duration::from_millis(300);
+    spec.stop.grace = grace;
+    let pid = fx
+        .supervisor
+        .start(spec)
+        .await
+        .expect("starts")
+        .pid
+        .expect("pid");
+    let began = Instant::now();
+    fx.supervisor.stop("stubborn").await.expect("stops");
+    assert!(
+        began.elapsed() >= grace,
+        "stop returned before the grace: SIGTERM was not ignored?"
+    );
+    assert!(!alive(pid), "an app ignoring SIGTERM survived stop");
+}
+
+#[tokio::test]
+async fn never_ready_fails_within_start_timeout_and_keeps_the_log() {
+    let fx = fixture(SupervisorConfig::default());
+    let mut spec = fx.spec("mute", "echo booting-up; echo on-stderr >&2; exec sleep 30");
+    spec.health.start_timeout = Duration::from_millis(800);
+    let began = Instant::now();
+    let error = fx.supervisor.start(spec).await.expect_err("never ready");
+    assert!(began.elapsed() < Duration::from_secs(5));
+    let SupervisorError::NotReady {
+        instance_id,
+        reason,
+    } = &error
+    else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(instance_id, "mute");
+    assert!(reason.contains("not ready after 800ms"), "{reason}");
+    assert!(reason.contains("connection refused"), "{reason}");
+    assert!(fx.supervisor.list().is_empty());
+    let lines = fx.supervisor.last_lines("mute", 10);
+    assert!(lines.iter().any(|l| l == "booting-up"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "on-stderr"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn immediate_exit_reports_the_status() {
+    let fx = fixture(SupervisorConfig::default());
+    let error = fx
+        .supervisor
+        .start(fx.spec("quitter", "echo giving up; exit 3"))
+        .await
+        .expect_err("exits");
+    let message = error.to_string();
+    assert!(
+        message.contains("exited with status 3 before it became ready"),
+        "{message}"
+    );
+    assert!(fx.supervisor.list().is_empty());
+    assert_eq!(
+        fx.supervisor.last_lines("quitter", 1),
+        vec!["giving up".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn duplicate_instance_id_is_refused() {
+    let fx = fixture(SupervisorConfig::default());
+    fx.supervisor
+        .start(fx.spec("one", "exec python3 {server}"))
+        .await
+        .expect("starts");
+    let error = fx
+        .supervisor
+        .start(fx.spec("one", "exec python3 {server}"))
+        .await
+        .expect_err("dup");
+    assert!(
+        matches!(error, SupervisorError::AlreadyRunning { .. }),
+        "{error}"
+    );
+    fx.supervisor.shutdown().await;
+    assert!(fx.supervisor.list().is_empty());
+}
+
+#[tokio::test]
+async fn crash_after_ready_restarts_on_a_new_process() {
+    let config = SupervisorConfig {
+        restart_backoff_initial: Duration::from_millis(50),
+        ..SupervisorConfig::default()
+    };
+    let fx = fixture(config);
+    let mut events = fx.supervisor.subscribe();
+    let first = fx
+        .supervisor
+        .start(fx.spec("web-1", "exec python3 {server}"))
+        .await
+        .expect("up");
+    let old_pid = first.pid.expect("pid");
+    kill(Pid::from_raw(old_pid as i32), Signal::SIGKILL).expect("kill -9");
+
+    let crashed = next_event(&mut events, |e| matches!(e, InstanceEvent::Crashed { .. })).await;
+    let InstanceEvent::Crashed {
+        status, restart_in, ..
+    } = &crashed
+    else {
+        unreachable!()
+    };
+    assert!(status.contains("SIGKILL"), "{crashed}");
+    assert_eq!(*restart_in, Duration::from_millis(50));
+    assert!(
+        crashed.to_string().contains("restarting in 50ms"),
+        "{crashed}"
+    );
+    next_event(&mut events, |e| matches!(e, InstanceEvent::Ready { .. })).await;
+
+    let now = fx.supervisor.list().pop().expect("still listed");
+    assert_eq!(now.state, InstanceState::Ready);
+    assert_eq!(now.restarts, 1);
+    let new_pid = now.pid.expect("new pid");
+    assert_ne!(new_pid, old_pid);
+    assert!(get(now.addr, "/healthz").starts_with("HTTP/1.0 200"));
+    fx.supervisor.stop("web-1").await.expect("stops");
+    assert!(!alive(new_pid));
+}
+
+#[tokio::test]
+async fn repeated_crashes_end_in_crash_loop() {
+    let config = SupervisorConfig {
+        restart_backoff_initial: Duration::from_millis(10),
+        restart_backoff_max: Duration::from_millis(40),
+        crash_loop_restarts: 3,
+        crash_loop_window: Duration::from_secs(30),
+        ..SupervisorConfig::default()
+    };
+    let fx = fixture(config);
+    let mut events = fx.supervisor.subscribe();
+    let mut spec = fx.spec("flaky", "exec python3 {server}");
+    spec.env.insert("EXIT_AFTER".to_owned(), "0.1".to_owned());
+    fx.supervisor.start(spec).await.expect("ready once");
+
+    let event = next_event(&mut events, |e| {
+        matches!(e, InstanceEvent::CrashLoop { .. })
+    })
+    .await;
+    assert!(
+        matches!(event, InstanceEvent::CrashLoop { crashes: 3, .. }),
+        "{event}"
+    );
+    let status = fx.supervisor.list().pop().expect("still listed");
+    assert_eq!(status.state, InstanceState::CrashLoop);
+    assert_eq!(status.pid, None);
+    assert_eq!(status.restarts, 2);
+    // No restart after the crash loop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fx.supervisor.list().pop().expect("listed").restarts, 2);
+    fx.supervisor.stop("flaky").await.expect("stops");
+    assert!(fx.supervisor.list().is_empty());
+}
+
+#[tokio::test]
+async fn stop_during_backoff_never_restarts() {
+    let config = SupervisorConfig {
+        restart_backoff_initial: Duration::from_secs(5),
+        ..SupervisorConfig::default()
+    };
+    let fx = fixture(config);
+    let mut events = fx.supervisor.subscribe();
+    let pid = fx
+        .supervisor
+        .start(fx.spec("web-1", "exec python3 {server}"))
+        .await
+        .expect("up")
+        .pid
+        .expect("pid");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill -9");
+    next_event(&mut events, |e| matches!(e, InstanceEvent::Crashed { .. })).await;
+    fx.supervisor.stop("web-1").await.expect("stops");
+    assert!(fx.supervisor.list().is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, InstanceEvent::Started { .. }),
+            "restarted after stop: {event}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_rotate() {
+    let config = SupervisorConfig {
+        log_max_bytes: 1000,
+        log_keep: 2,
+        ..SupervisorConfig::default()
+    };
+    let fx = fixture(config);
+    let command = "for i in $(seq 1 300); do echo line-$i-xxxxxxxxxxxxxxxx; done; \
+                   echo last-line; exec python3 {server}";
+    fx.supervisor
+        .start(fx.spec("chatty", command))
+        .await
+        .expect("up");
+    let logs = fx.dir.path().join("root/logs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fx
+        .supervisor
+        .last_lines("chatty", 2)
+        .iter()
+        .any(|l| l.starts_with("server listening"))
+    {
+        assert!(Instant::now() < deadline, "log never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logs.join("chatty.log.1").is_file());
+    assert!(logs.join("chatty.log.2").is_file());
+    assert!(
+        !logs.join("chatty.log.3").exists(),
+        "more rotated files than log_keep"
+    );
+    assert!(
+        std::fs::metadata(logs.join("chatty.log"))
+            .expect("log")
+            .len()
+            <= 1000
+    );
+    let lines = fx.supervisor.last_lines("chatty", 3);
+    assert_eq!(
+        lines[..2],
+        [
+            "line-300-xxxxxxxxxxxxxxxx".to_owned(),
+            "last-line".to_owned()
+        ]
+    );
+    fx.supervisor.shutdown().await;
+}
+
+#[test]
+fn prepare_release_fills_once_and_atomically() {
+    let fx = fixture(SupervisorConfig::default());
+    let mut calls = 0;
+    let dir = fx
+        .supervisor
+        .prepare_release("r1", |tmp: &Path| {
+            calls += 1;
+            assert!(
+                tmp.file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            );
+            std::fs::write(tmp.join("app.sh"), "echo hi")
+        })
+        .expect("prepared");
+    assert_eq!(dir, fx.supervisor.release_dir("r1"));
+    assert!(dir.join("app.sh").is_file());
+    let again = fx
+        .supervisor
+        .prepare_release("r1", |_: &Path| -> Result<(), String> {
+            calls += 1;
+            Ok(())
+        })
+        .expect("already there");
+    assert_eq!(again, dir);
+    assert_eq!(calls, 1);
+
+    let error = fx
+        .supervisor
+        .prepare_release("r2", |tmp: &Path| {
+            std::fs::write(tmp.join("half"), "x").expect("write");
+            Err("artifact truncated")
+        })
+        .expect_err("fill failed");
+    assert!(matches!(&error, SupervisorError::Fill { release_id, .. } if release_id == "r2"));
+    assert!(error.to_string().contains("artifact truncated"), "{error}");
+    assert!(!fx.supervisor.release_dir("r2").exists());
+    let releases = fx.dir.path().join("root/releases");
+    let names: Vec<String> = std::fs::read_dir(&releases)
+        .expect("releases")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["r1".to_owned()],
+        "leftovers after a failed fill"
+    );
+
+    let invalid = fx
+        .supervisor
+        .prepare_release("../evil", |_: &Path| -> Result<(), String> { Ok(()) });
+    assert!(matches!(invalid, Err(SupervisorError::InvalidId { .. })));
+}
+
+#[tokio::test]
+async fn prune_keeps_newest_protected_and_live_releases() {
+    let fx = fixture(SupervisorConfig::default());
+    let base = std::time::SystemTime::now() - Duration::from_secs(1000);
+    for (age, id) in ["r1", "r2", "r3", "r4", "r5"].iter().enumerate() {
+        let dir = fx
+            .supervisor
+            .prepare_release(id, |_: &Path| -> Result<(), String> { Ok(()) })
+            .expect("prepared");
+        let handle = std::fs::File::open(&dir).expect("open dir");
+        handle
+            .set_modified(base + Duration::from_secs(age as u64 * 10))
+            .expect("set mtime");
+    }
+    let mut spec = fx.spec("web-1", "exec python3 {server}");
+    spec.release_id = "r2".to_owned();
+    fx.supervisor.start(spec).await.expect("up");
+
+    let removed = fx.supervisor.prune_releases(1, &["r1"]).expect("pruned");
+    assert_eq!(removed, vec!["r3".to_owned(), "r4".to_owned()]);
+    for (id, kept) in [
+        ("r1", true),
+        ("r2", true),
+        ("r3", false),
+        ("r4", false),
+        ("r5", true),
+    ] {
+        assert_eq!(fx.supervisor.release_dir(id).exists(), kept, "{id}");
+    }
+    fx.supervisor.shutdown().await;
+    assert_eq!(
+        fx.supervisor.prune_releases(1, &[]).expect("pruned"),
+        vec!["r1", "r2"]
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_supervisor_kills_live_instances() {
+    let fx = fixture(SupervisorConfig::default());
+    let command = "sleep 1000 & echo $! > grandchild.pid; exec python3 {server}";
+    let clone = fx.supervisor.clone();
+    let pid = clone
+        .start(fx.spec("web-1", command))
+        .await
+        .expect("up")
+        .pid
+        .expect("pid");
+    let grandchild = read_pid(&fx.dir.path().join("grandchild.pid"));
+    drop(clone);
+    assert!(alive(pid), "dropping one clone must not kill anything");
+    let Fixture {
+        dir, supervisor, ..
+    } = fx;
+    drop(supervisor);
+    assert!(
+        gone_within(pid, Duration::from_secs(3)),
+        "instance survived the supervisor"
+    );
+    assert!(
+        gone_within(grandchild, Duration::from_secs(3)),
+        "grandchild survived"
+    );
+    drop(dir);
+}
