@@ -46,7 +46,13 @@ pub(crate) fn accept_key(key: &str) -> String {
 
 /// SHA-1 (FIPS 180-4); only for the handshake, where its weakness does not matter.
 pub(crate) fn sha1(message: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let mut padded = message.to_vec();
     padded.push(0x80);
     while padded.len() % 64 != 56 {
@@ -97,7 +103,11 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -180,7 +190,11 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
     if masked {
         apply_mask(&mut payload, mask);
     }
-    Ok(Frame { fin, opcode, payload })
+    Ok(Frame {
+        fin,
+        opcode,
+        payload,
+    })
 }
 
 #[cfg(test)]
@@ -190,7 +204,10 @@ mod tests {
     #[test]
     fn accept_key_matches_rfc_6455() {
         // RFC 6455 section 1.3.
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
@@ -206,7 +223,12 @@ mod tests {
     async fn frames_round_trip_masked_and_unmasked() {
         // RFC 6455 5.7: "Hello", masked with 37 fa 21 3d.
         let masked = encode(OP_TEXT, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]));
-        assert_eq!(masked, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!(
+            masked,
+            [
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
+            ]
+        );
         for len in [0usize, 125, 126, 65535, 65536] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             for mask in [None, Some([1, 2, 3, 4])] {

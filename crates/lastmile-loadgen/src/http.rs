@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant as TokioInstant, MissedTickBehavior};
 
-use crate::{LoadConfig, stopped};
 use crate::report::Recorder;
+use crate::{LoadConfig, stopped};
 
 /// Largest response head accepted; a test service's headers are a few hundred bytes.
 const MAX_HEAD: usize = 64 * 1024;
@@ -104,25 +104,42 @@ async fn request(
                 if reusable {
                     *connection = Some(kept);
                 }
-                return Ok(Response { status, body, reused: true });
+                return Ok(Response {
+                    status,
+                    body,
+                    reused: true,
+                });
             }
             Err(failure) if failure.before_response => {}
-            Err(failure) => return Err(Failure { reused: true, ..failure }),
+            Err(failure) => {
+                return Err(Failure {
+                    reused: true,
+                    ..failure
+                });
+            }
         }
     }
-    let stream = TcpStream::connect(config.target).await.map_err(|error| Failure {
-        reason: format!("connect to {}: {}", config.target, describe_io(&error)),
-        reused: false,
-        before_response: true,
-    })?;
+    let stream = TcpStream::connect(config.target)
+        .await
+        .map_err(|error| Failure {
+            reason: format!("connect to {}: {}", config.target, describe_io(&error)),
+            reused: false,
+            before_response: true,
+        })?;
     // Requests are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let mut fresh = Connection { stream: BufReader::new(stream) };
+    let mut fresh = Connection {
+        stream: BufReader::new(stream),
+    };
     let (status, body, reusable) = exchange(&mut fresh, config, keep_alive).await?;
     if reusable {
         *connection = Some(fresh);
     }
-    Ok(Response { status, body, reused: false })
+    Ok(Response {
+        status,
+        body,
+        reused: false,
+    })
 }
 
 /// Writes the request and reads the whole response: (status, body, connection reusable).
@@ -135,14 +152,23 @@ async fn exchange(
         "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: lastmile-loadgen\r\n{}\r\n",
         config.path,
         config.target,
-        if keep_alive { "" } else { "connection: close\r\n" },
+        if keep_alive {
+            ""
+        } else {
+            "connection: close\r\n"
+        },
     );
     let early = |error: io::Error| Failure {
         reason: format!("before the response: {}", describe_io(&error)),
         reused: false,
         before_response: true,
     };
-    connection.stream.get_mut().write_all(request.as_bytes()).await.map_err(early)?;
+    connection
+        .stream
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .map_err(early)?;
     // Whether the server sent anything at all decides if the keep-alive retry applies.
     let first = connection.stream.fill_buf().await.map_err(early)?;
     if first.is_empty() {
@@ -152,7 +178,11 @@ async fn exchange(
             before_response: true,
         });
     }
-    let late = |reason: String| Failure { reason, reused: false, before_response: false };
+    let late = |reason: String| Failure {
+        reason,
+        reused: false,
+        before_response: false,
+    };
     let head = read_head(&mut connection.stream).await.map_err(late)?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -162,7 +192,9 @@ async fn exchange(
     let mut chunked = false;
     let mut close = status_line.starts_with("HTTP/1.0");
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             let length = value
@@ -170,7 +202,10 @@ async fn exchange(
                 .map_err(|_| late(format!("malformed content-length {value:?}")))?;
             content_length = Some(length);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().split(',').any(|coding| coding.trim() == "chunked");
+            chunked = value
+                .to_ascii_lowercase()
+                .split(',')
+                .any(|coding| coding.trim() == "chunked");
         } else if name.eq_ignore_ascii_case("connection") {
             let value = value.to_ascii_lowercase();
             if value.split(',').any(|option| option.trim() == "close") {
@@ -187,11 +222,16 @@ async fn exchange(
         read_chunked(stream).await.map_err(late)?
     } else if let Some(length) = content_length {
         if length > MAX_BODY {
-            return Err(late(format!("body of {length} bytes is larger than 16 MiB")));
+            return Err(late(format!(
+                "body of {length} bytes is larger than 16 MiB"
+            )));
         }
         let mut body = vec![0u8; length as usize];
         stream.read_exact(&mut body).await.map_err(|error| {
-            late(format!("body cut short after the head: {}", describe_io(&error)))
+            late(format!(
+                "body cut short after the head: {}",
+                describe_io(&error)
+            ))
         })?;
         body
     } else {

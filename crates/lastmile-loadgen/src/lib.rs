@@ -88,7 +88,8 @@ impl LoadGen {
         let connections = config.connections.max(1);
         // Each worker's share of the rate, spread evenly over the period so requests do not
         // arrive in bursts of `connections`.
-        let period = Duration::from_secs_f64(f64::from(connections) / f64::from(config.rate.max(1)));
+        let period =
+            Duration::from_secs_f64(f64::from(connections) / f64::from(config.rate.max(1)));
         let config = Arc::new(config);
         let mut workers = Vec::new();
         for index in 0..connections {
@@ -111,7 +112,11 @@ impl LoadGen {
                 stopped.clone(),
             )));
         }
-        LoadGen { recorder, stop, workers }
+        LoadGen {
+            recorder,
+            stop,
+            workers,
+        }
     }
 
     /// Stops the workers, closes WebSockets cleanly (client close 1000), and returns the totals.

@@ -51,19 +51,27 @@ struct State {
 
 impl Recorder {
     pub(crate) fn new() -> Recorder {
-        Recorder { started: Instant::now(), state: Mutex::new(State::default()) }
+        Recorder {
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A worker that panicked mid-update leaves counters that are still worth reporting.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A completed request: any status, with its body and latency.
     pub(crate) fn response(&self, status: u16, body: &[u8], latency: Duration, what: &str) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        let key = String::from_utf8_lossy(&body[..body.len().min(BODY_KEY_BYTES)]).trim().to_string();
-        let failure = (!(200..300).contains(&status)).then(|| format!("{what}: status {status} ({key})"));
+        let key = String::from_utf8_lossy(&body[..body.len().min(BODY_KEY_BYTES)])
+            .trim()
+            .to_string();
+        let failure =
+            (!(200..300).contains(&status)).then(|| format!("{what}: status {status} ({key})"));
         let mut state = self.lock();
         state.report.requests += 1;
         state.latencies_ms.push(latency_ms);
@@ -105,7 +113,10 @@ impl Recorder {
     fn describe(&self, state: &mut State, description: &str) {
         if state.report.failures.len() < MAX_FAILURES {
             let offset = self.started.elapsed().as_secs_f64();
-            state.report.failures.push(format!("{offset:.1}s: {description}"));
+            state
+                .report
+                .failures
+                .push(format!("{offset:.1}s: {description}"));
         }
     }
 
@@ -135,7 +146,12 @@ mod tests {
         for ms in 1..=100 {
             recorder.response(200, b"hello from v1\n", Duration::from_millis(ms), "GET /");
         }
-        recorder.response(503, b"  busy  ", Duration::from_millis(500), "GET / on a new connection");
+        recorder.response(
+            503,
+            b"  busy  ",
+            Duration::from_millis(500),
+            "GET / on a new connection",
+        );
         recorder.request_failed("GET / on a new connection: connection refused");
         let report = recorder.snapshot();
         assert_eq!((report.requests, report.ok, report.failed), (101, 100, 2));
@@ -145,7 +161,11 @@ mod tests {
         assert_eq!(report.p99_latency_ms, 100.0);
         assert_eq!(report.failures.len(), 2);
         assert!(report.failures[0].ends_with("GET / on a new connection: status 503 (busy)"));
-        assert!(report.failures[1].starts_with("0.0s: "), "{:?}", report.failures);
+        assert!(
+            report.failures[1].starts_with("0.0s: "),
+            "{:?}",
+            report.failures
+        );
     }
 
     #[test]

@@ -12,10 +12,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::{LoadConfig, stopped};
 use crate::frame::{self, Frame};
 use crate::http::describe_io;
 use crate::report::Recorder;
+use crate::{LoadConfig, stopped};
 
 /// How often a message is sent.
 const MESSAGE_INTERVAL: Duration = Duration::from_millis(100);
@@ -42,7 +42,11 @@ pub(crate) async fn worker(
 ) {
     let mut messages = 0u64;
     while !*stop.borrow() {
-        let session = Session { config: &config, index, recorder: &recorder };
+        let session = Session {
+            config: &config,
+            index,
+            recorder: &recorder,
+        };
         let end = tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
@@ -110,14 +114,19 @@ impl Session<'_> {
             let head = read_head(&mut reader).await?;
             let status_line = head.lines().next().unwrap_or_default();
             if status_line.split_whitespace().nth(1) != Some("101") {
-                return Err(format!("expected 101 Switching Protocols, got {status_line:?}"));
+                return Err(format!(
+                    "expected 101 Switching Protocols, got {status_line:?}"
+                ));
             }
             let accept = head.lines().find_map(|line| {
                 let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-accept").then(|| value.trim().to_string())
+                name.eq_ignore_ascii_case("sec-websocket-accept")
+                    .then(|| value.trim().to_string())
             });
             if accept.as_deref() != Some(frame::accept_key(&key).as_str()) {
-                return Err(format!("wrong or missing sec-websocket-accept ({accept:?})"));
+                return Err(format!(
+                    "wrong or missing sec-websocket-accept ({accept:?})"
+                ));
             }
             Ok((reader, writer))
         };
@@ -138,7 +147,9 @@ impl Session<'_> {
         // Frame reads are not cancel-safe, so a task reads and hands whole frames over.
         let (frames_tx, mut frames) = mpsc::channel(64);
         let reading = tokio::spawn(read_frames(reader, frames_tx));
-        let end = self.exchange(&mut writer, &mut frames, messages, stop).await;
+        let end = self
+            .exchange(&mut writer, &mut frames, messages, stop)
+            .await;
         reading.abort();
         end
     }
@@ -225,7 +236,9 @@ impl Session<'_> {
     async fn server_closed(&self, writer: &mut OwnedWriteHalf, close: &Frame) -> End {
         let code = close.close_code();
         // Echo the status code, as RFC 6455 5.5.1 suggests; the server may already be gone.
-        let payload = code.map(|code| code.to_be_bytes().to_vec()).unwrap_or_default();
+        let payload = code
+            .map(|code| code.to_be_bytes().to_vec())
+            .unwrap_or_default();
         let _ = send(writer, frame::OP_CLOSE, &payload).await;
         let _ = writer.shutdown().await;
         match code {
@@ -242,13 +255,17 @@ impl Session<'_> {
         error: &io::Error,
     ) -> End {
         while let Ok(Ok(frame)) = frames.try_recv() {
-            if frame.opcode == frame::OP_CLOSE {
-                if let Some(CLOSE_GOING_AWAY | CLOSE_SERVICE_RESTART) = frame.close_code() {
-                    return End::ClosedClean;
-                }
+            let code = frame.close_code();
+            if frame.opcode == frame::OP_CLOSE
+                && matches!(code, Some(CLOSE_GOING_AWAY | CLOSE_SERVICE_RESTART))
+            {
+                return End::ClosedClean;
             }
         }
-        End::Dropped(format!("connection ended without a close frame: {}", describe_io(error)))
+        End::Dropped(format!(
+            "connection ended without a close frame: {}",
+            describe_io(error)
+        ))
     }
 
     /// We are stopping: close with 1000 and wait briefly for the server's answer.
@@ -274,11 +291,16 @@ impl Session<'_> {
 }
 
 async fn send(writer: &mut OwnedWriteHalf, opcode: u8, payload: &[u8]) -> io::Result<()> {
-    writer.write_all(&frame::encode(opcode, payload, Some(random_bytes::<4>()))).await
+    writer
+        .write_all(&frame::encode(opcode, payload, Some(random_bytes::<4>())))
+        .await
 }
 
 /// Reads frames until the connection ends or a close frame arrives.
-async fn read_frames(mut reader: BufReader<OwnedReadHalf>, frames: mpsc::Sender<io::Result<Frame>>) {
+async fn read_frames(
+    mut reader: BufReader<OwnedReadHalf>,
+    frames: mpsc::Sender<io::Result<Frame>>,
+) {
     loop {
         let result = frame::read_frame(&mut reader).await;
         let last = !matches!(&result, Ok(frame) if frame.opcode != frame::OP_CLOSE);
@@ -317,7 +339,9 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     for chunk in out.chunks_mut(8) {
         let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         if z == 0 {
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos());
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos());
             z = nanos as u64;
             STATE.store(z, Ordering::Relaxed);
         }

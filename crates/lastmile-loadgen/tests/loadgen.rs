@@ -1,0 +1,562 @@
+//! The load generator against small servers written here (real sockets on 127.0.0.1:0), each
+//! misbehaving in one way, and against the real `hello` example when it has been built.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lastmile_loadgen::{LoadConfig, LoadGen, Report};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+// The same frame code the load generator uses, for the echo server's side.
+#[path = "../src/frame.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod frame;
+
+/// How the test server answers.
+#[derive(Debug, Clone, Copy)]
+enum Http {
+    /// This status and body, with a content-length.
+    Length(u16, &'static str),
+    /// This status and body, chunked.
+    Chunked(u16, &'static str),
+    /// 200, then closes the connection without saying so (a keep-alive race every time).
+    CloseSilently(&'static str),
+    /// Half a response head, then closes.
+    CutShort,
+    /// Reads the request and never answers.
+    Silent,
+}
+
+/// How the test server treats a WebSocket.
+#[derive(Debug, Clone, Copy)]
+enum Ws {
+    /// Echoes until the client closes.
+    Echo,
+    /// Echoes this many messages, then closes with this code.
+    CloseAfter(u32, u16),
+    /// Echoes this many messages, then drops the TCP connection.
+    DropAfter(u32),
+}
+
+/// What the server saw.
+#[derive(Debug, Default)]
+struct Seen {
+    connections: AtomicU64,
+    /// Close frames from clients, with code 1000.
+    client_closes: AtomicU64,
+}
+
+async fn server(http: Http, ws: Ws) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let seen = Arc::new(Seen::default());
+    let counting = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counting.connections.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(stream, http, ws, Arc::clone(&counting)));
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
+    let mut stream = BufReader::new(stream);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match stream.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => head.push_str(&line),
+            }
+        }
+        let lower = head.to_ascii_lowercase();
+        if lower.contains("upgrade: websocket") {
+            let key = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("sec-websocket-key")
+                        .then(|| value.trim())
+                })
+                .unwrap_or_default();
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+                frame::accept_key(key)
+            );
+            if stream
+                .get_mut()
+                .write_all(response.as_bytes())
+                .await
+                .is_ok()
+            {
+                websocket(stream, ws, &seen).await;
+            }
+            return;
+        }
+        let close = lower.contains("connection: close");
+        let response = match http {
+            Http::Length(status, body) => format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{}\r\n{body}",
+                body.len(),
+                if close { "connection: close\r\n" } else { "" }
+            ),
+            Http::Chunked(status, body) => {
+                let (first, second) = body.split_at(body.len() / 2);
+                format!(
+                    "HTTP/1.1 {status} X\r\ntransfer-encoding: chunked\r\n\r\n{:x};ext=1\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\nx-trailer: t\r\n\r\n",
+                    first.len(),
+                    second.len()
+                )
+            }
+            Http::CloseSilently(body) => {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            Http::CutShort => "HTTP/1.1 200 OK\r\ncontent-le".to_string(),
+            Http::Silent => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return;
+            }
+        };
+        if stream
+            .get_mut()
+            .write_all(response.as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if close || matches!(http, Http::CloseSilently(_) | Http::CutShort) {
+            return;
+        }
+    }
+}
+
+/// The server side of a WebSocket: echoes, then behaves as `ws` says.
+async fn websocket(mut stream: BufReader<TcpStream>, ws: Ws, seen: &Seen) {
+    let mut echoed = 0u32;
+    loop {
+        match ws {
+            Ws::CloseAfter(limit, code) if echoed >= limit => {
+                let close = frame::encode(frame::OP_CLOSE, &frame::close_payload(code, ""), None);
+                let _ = stream.get_mut().write_all(&close).await;
+                // Wait for the client's answering close, then end the connection.
+                while let Ok(frame) = frame::read_frame(&mut stream).await {
+                    if frame.opcode == frame::OP_CLOSE {
+                        break;
+                    }
+                }
+                return;
+            }
+            Ws::DropAfter(limit) if echoed >= limit => return,
+            _ => {}
+        }
+        let Ok(frame) = frame::read_frame(&mut stream).await else {
+            return;
+        };
+        assert!(frame.opcode == frame::OP_CLOSE || frame.fin);
+        let reply = match frame.opcode {
+            frame::OP_TEXT | frame::OP_BINARY => {
+                echoed += 1;
+                frame::encode(frame.opcode, &frame.payload, None)
+            }
+            frame::OP_PING => frame::encode(frame::OP_PONG, &frame.payload, None),
+            frame::OP_CLOSE => {
+                if frame.close_code() == Some(1000) {
+                    seen.client_closes.fetch_add(1, Ordering::SeqCst);
+                }
+                let close = frame::encode(
+                    frame::OP_CLOSE,
+                    &frame.payload[..2.min(frame.payload.len())],
+                    None,
+                );
+                let _ = stream.get_mut().write_all(&close).await;
+                return;
+            }
+            _ => continue,
+        };
+        if stream.get_mut().write_all(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn config(target: SocketAddr) -> LoadConfig {
+    LoadConfig {
+        target,
+        websockets: 0,
+        ..LoadConfig::default()
+    }
+}
+
+/// Runs the load for `duration` and returns the final report.
+async fn run(config: LoadConfig, duration: Duration) -> Report {
+    let load = LoadGen::start(config);
+    tokio::time::sleep(duration).await;
+    load.stop().await
+}
+
+fn has_failure(report: &Report, text: &str) -> bool {
+    report.failures.iter().any(|failure| failure.contains(text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_requests_succeed_at_200_per_second() {
+    let (addr, seen) = server(Http::Length(200, "hello v1\n"), Ws::Echo).await;
+    let report = run(config(addr), Duration::from_secs(1)).await;
+    assert!(report.requests >= 150, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+    assert_eq!(report.ok, report.requests, "{report:#?}");
+    assert_eq!(
+        report.by_body.get("hello v1"),
+        Some(&report.requests),
+        "{report:#?}"
+    );
+    assert!(report.max_latency_ms >= report.p99_latency_ms && report.p99_latency_ms > 0.0);
+    // Half the workers reuse their connection, so far fewer connections than requests.
+    let connections = seen.connections.load(Ordering::SeqCst);
+    assert!(
+        connections > 8,
+        "the closing workers open one per request: {connections}"
+    );
+    assert!(
+        connections < report.requests * 3 / 4,
+        "{connections} for {} requests",
+        report.requests
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_responses_are_read_whole() {
+    let (addr, _) = server(Http::Chunked(200, "hello chunked\n"), Ws::Echo).await;
+    let report = run(
+        LoadConfig {
+            rate: 50,
+            ..config(addr)
+        },
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(report.requests > 0, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+    assert_eq!(
+        report.by_body.get("hello chunked"),
+        Some(&report.requests),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_count_as_failed() {
+    let (addr, _) = server(Http::Length(500, "boom"), Ws::Echo).await;
+    let report = run(
+        LoadConfig {
+            rate: 50,
+            ..config(addr)
+        },
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(report.requests > 0, "{report:#?}");
+    assert_eq!(report.ok, 0, "{report:#?}");
+    assert_eq!(report.failed, report.requests, "{report:#?}");
+    assert!(
+        has_failure(&report, "GET / on a new connection: status 500 (boom)"),
+        "{report:#?}"
+    );
+    assert_eq!(report.failures.len(), 20.min(report.failed as usize));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_is_connection_refused() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let config = LoadConfig {
+        rate: 50,
+        websockets: 1,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(500)).await;
+    assert_eq!(report.requests, 0, "{report:#?}");
+    assert!(report.failed > 0, "{report:#?}");
+    assert!(
+        has_failure(&report, "GET / on a new connection: connect to"),
+        "{report:#?}"
+    );
+    assert!(has_failure(&report, "connection refused"), "{report:#?}");
+    assert!(
+        report.ws_dropped > 0 && report.ws_opened == 0,
+        "{report:#?}"
+    );
+    assert!(
+        has_failure(&report, "WebSocket 0: handshake failed"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_closes_are_retried_not_failed() {
+    // Every response is the connection's last, without a `connection: close` to say so: each
+    // reused connection hits the race, and the retry on a new one must hide it.
+    let (addr, seen) = server(Http::CloseSilently("ok"), Ws::Echo).await;
+    let config = LoadConfig {
+        rate: 100,
+        connections: 4,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(700)).await;
+    assert!(report.requests >= 20, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+    // Proof that the race happened: more connections than requests' worth of new ones.
+    assert!(
+        seen.connections.load(Ordering::SeqCst) >= report.requests,
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_cut_short_count_as_failed() {
+    let (addr, _) = server(Http::CutShort, Ws::Echo).await;
+    let report = run(
+        LoadConfig {
+            rate: 50,
+            ..config(addr)
+        },
+        Duration::from_millis(400),
+    )
+    .await;
+    assert_eq!(report.requests, 0, "{report:#?}");
+    assert!(report.failed > 0, "{report:#?}");
+    assert!(
+        has_failure(&report, "in the middle of the response head"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_requests_time_out() {
+    let (addr, _) = server(Http::Silent, Ws::Echo).await;
+    let config = LoadConfig {
+        rate: 20,
+        connections: 2,
+        request_timeout: Duration::from_millis(200),
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(600)).await;
+    assert!(report.failed > 0, "{report:#?}");
+    assert!(
+        has_failure(&report, "no response within 200ms"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echoes_are_counted_and_closed_with_1000() {
+    let (addr, seen) = server(Http::Length(200, "ok"), Ws::Echo).await;
+    let config = LoadConfig {
+        rate: 10,
+        connections: 2,
+        websockets: 2,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(1000)).await;
+    assert_eq!(report.ws_opened, 2, "{report:#?}");
+    assert!(report.ws_messages >= 10, "{report:#?}");
+    assert_eq!(
+        (report.ws_dropped, report.ws_closed_clean),
+        (0, 0),
+        "{report:#?}"
+    );
+    assert_eq!(
+        seen.client_closes.load(Ordering::SeqCst),
+        2,
+        "each socket closes with 1000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_away_closes_are_clean_and_reconnect() {
+    let (addr, _) = server(Http::Length(200, "ok"), Ws::CloseAfter(2, 1001)).await;
+    let config = LoadConfig {
+        rate: 10,
+        connections: 2,
+        websockets: 1,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(1000)).await;
+    assert!(report.ws_closed_clean >= 1, "{report:#?}");
+    assert!(
+        report.ws_opened >= 2,
+        "reconnects after a clean close: {report:#?}"
+    );
+    assert_eq!(report.ws_dropped, 0, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_close_codes_count_as_dropped() {
+    let (addr, _) = server(Http::Length(200, "ok"), Ws::CloseAfter(1, 1011)).await;
+    let config = LoadConfig {
+        rate: 10,
+        connections: 2,
+        websockets: 1,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(500)).await;
+    assert!(
+        report.ws_dropped >= 1 && report.ws_closed_clean == 0,
+        "{report:#?}"
+    );
+    assert!(
+        has_failure(&report, "server closed with code 1011"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_websocket_connections_are_counted() {
+    let (addr, _) = server(Http::Length(200, "ok"), Ws::DropAfter(2)).await;
+    let config = LoadConfig {
+        rate: 10,
+        connections: 2,
+        websockets: 1,
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(1000)).await;
+    assert!(report.ws_dropped >= 1, "{report:#?}");
+    assert_eq!(report.ws_closed_clean, 0, "{report:#?}");
+    assert!(
+        has_failure(&report, "connection ended without a close frame"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_is_a_live_snapshot() {
+    let (addr, _) = server(Http::Length(200, "ok"), Ws::Echo).await;
+    let load = LoadGen::start(LoadConfig {
+        rate: 100,
+        ..config(addr)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early = load.report();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = load.report();
+    let last = load.stop().await;
+    assert!(
+        early.requests > 0 && later.requests > early.requests,
+        "{early:#?} {later:#?}"
+    );
+    assert!(last.requests >= later.requests);
+    let json = serde_json_like(&last);
+    assert!(json.contains("requests"), "{json}");
+}
+
+/// Debug output stands in for JSON here: the crate derives `Serialize`, checked at compile time.
+fn serde_json_like(report: &Report) -> String {
+    fn assert_serialize<T: serde::Serialize>(_: &T) {}
+    assert_serialize(report);
+    format!("{report:?}")
+}
+
+/// The hello example, killed on drop.
+struct Hello {
+    child: Child,
+}
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_hello_serves_load_and_says_going_away_on_sigterm() {
+    let binary =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/target/release/hello");
+    if !binary.exists() {
+        eprintln!("skipped: {} is not built", binary.display());
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut hello = Hello {
+        child: Command::new(&binary)
+            .env("PORT", port.to_string())
+            .env("HELLO_VERSION", "vtest")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hello"),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "hello never listened on {addr}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load = LoadGen::start(LoadConfig {
+        target: addr,
+        websockets: 2,
+        ..LoadConfig::default()
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = load.report();
+    assert!(before.requests > 50, "{before:#?}");
+    assert_eq!((before.failed, before.ws_dropped), (0, 0), "{before:#?}");
+    assert_eq!(before.ws_opened, 2, "{before:#?}");
+    assert!(before.ws_messages > 0, "{before:#?}");
+    assert_eq!(
+        before.by_body.get("hello from hello vtest"),
+        Some(&before.requests)
+    );
+
+    let pid = hello.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while load.report().ws_closed_clean < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no going-away close: {:#?}",
+            load.report()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exit = loop {
+        if let Some(exit) = hello.child.try_wait().expect("wait for hello") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hello did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        exit.success(),
+        "hello exits 0 after a graceful stop: {exit}"
+    );
+    let after = load.stop().await;
+    assert_eq!(after.ws_closed_clean, 2, "{after:#?}");
+}
