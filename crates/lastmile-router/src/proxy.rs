@@ -42,6 +42,8 @@ struct LogLine {
 }
 
 /// Why a request could not be handed to an upstream.
+// Large only because it hands the unsent request back; it lives on the stack briefly.
+#[allow(clippy::large_enum_variant)]
 enum SendError {
     /// No connection could be opened; the request was not sent and comes back.
     Connect(Request<Incoming>),

@@ -1,5 +1,7 @@
 //! End-to-end tests: real listeners on 127.0.0.1:0, real hyper/TCP backends inside the test.
 
+#![allow(clippy::unwrap_used)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -228,4 +230,463 @@ async fn proxies_get_and_post_with_body() {
         assert_eq!(s, 200);
         assert!(body.contains(&format!("|/k{i}|")));
     }
+}
+
+#[tokio::test]
+async fn forwarded_headers_and_request_id_reach_the_backend() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let (_, _, body) = get(p.addr, "/", "X-Forwarded-For: 10.1.1.1\r\n").await;
+    assert!(body.contains("|xff=10.1.1.1, 127.0.0.1|"), "{body}");
+    assert!(body.contains("|xfp=http|"), "{body}");
+    assert!(body.contains("|xfh=app.example|"), "{body}");
+    // Hop-by-hop Connection header is not forwarded.
+    assert!(body.contains("|conn=|"), "{body}");
+    let rid = body
+        .split("|rid=")
+        .nth(1)
+        .unwrap()
+        .split('|')
+        .next()
+        .unwrap();
+    assert_eq!(rid.len(), 16, "{body}");
+    assert!(rid.bytes().all(|b| b.is_ascii_hexdigit()), "{body}");
+    let (_, _, body2) = get(p.addr, "/", "").await;
+    assert!(
+        !body2.contains(&format!("rid={rid}")),
+        "request ids repeat: {body2}"
+    );
+    let (_, _, body) = get(p.addr, "/", "X-Request-Id: keep-me\r\n").await;
+    assert!(body.contains("|rid=keep-me|"), "{body}");
+}
+
+#[tokio::test]
+async fn weighted_split_roughly_matches() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let p = proxy(RouterConfig::default());
+    p.router.set_table(RouteTable {
+        routes: vec![route(
+            p.addr,
+            None,
+            "/",
+            vec![
+                backend_of("stable", 80, vec![upstream("a1", a)]),
+                backend_of("canary", 20, vec![upstream("b1", b)]),
+                backend_of("off", 0, vec![upstream("z1", dead_addr())]),
+            ],
+        )],
+    });
+    let c = client();
+    let mut to_b = 0;
+    for _ in 0..1000 {
+        let (s, body) = fetch(&c, p.addr, "/").await;
+        assert_eq!(s, 200, "{body}");
+        if body.starts_with("b|") {
+            to_b += 1;
+        }
+    }
+    assert!((120..=280).contains(&to_b), "canary got {to_b}/1000");
+    let stats = p.router.stats("canary", Duration::from_secs(60));
+    assert_eq!(stats.requests, to_b);
+    assert_eq!(
+        p.router.stats("stable", Duration::from_secs(60)).requests,
+        1000 - to_b
+    );
+    assert_eq!(
+        p.router
+            .stats("off", Duration::from_secs(60))
+            .connect_errors,
+        0
+    );
+}
+
+#[tokio::test]
+async fn no_instances_is_503_and_no_route_is_404() {
+    let p = proxy(RouterConfig::default());
+    let (status, _, body) = get(p.addr, "/", "").await;
+    assert_eq!(status, 404, "{body}");
+    p.router.set_table(RouteTable {
+        routes: vec![route(p.addr, None, "/", vec![backend_of("r1", 1, vec![])])],
+    });
+    let (status, _, body) = get(p.addr, "/", "").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("no healthy instance"), "{body}");
+    let s = p.router.stats("r1", Duration::from_secs(60));
+    assert_eq!((s.requests, s.status_5xx), (1, 1));
+}
+
+#[tokio::test]
+async fn host_and_path_prefix_select_the_route() {
+    let (root, api, other) = (
+        backend("root").await,
+        backend("api").await,
+        backend("other").await,
+    );
+    let p = proxy(RouterConfig::default());
+    p.router.set_table(RouteTable {
+        routes: vec![
+            route(
+                p.addr,
+                None,
+                "/",
+                vec![backend_of("root", 1, vec![upstream("root", root)])],
+            ),
+            route(
+                p.addr,
+                None,
+                "/api",
+                vec![backend_of("api", 1, vec![upstream("api", api)])],
+            ),
+            route(
+                p.addr,
+                Some("Other.Example"),
+                "/",
+                vec![backend_of("other", 1, vec![upstream("other", other)])],
+            ),
+            route(
+                p.addr,
+                Some("only.example"),
+                "/x",
+                vec![backend_of("x", 1, vec![upstream("x", other)])],
+            ),
+        ],
+    });
+    let (_, _, body) = get(p.addr, "/", "").await;
+    assert!(body.starts_with("root|"), "{body}");
+    let (_, _, body) = get(p.addr, "/api/v1", "").await;
+    assert!(body.starts_with("api|"), "{body}");
+    let req = b"GET /api HTTP/1.1\r\nHost: other.EXAMPLE:8080\r\nConnection: close\r\n\r\n";
+    let (_, _, body) = raw(p.addr, req).await;
+    assert!(
+        body.starts_with("api|"),
+        "longest prefix wins over host: {body}"
+    );
+    let req = b"GET /z HTTP/1.1\r\nHost: other.EXAMPLE:8080\r\nConnection: close\r\n\r\n";
+    let (_, _, body) = raw(p.addr, req).await;
+    assert!(body.starts_with("other|"), "{body}");
+    // A route of another listener never matches.
+    let p2 = proxy(RouterConfig::default());
+    p2.router.set_table(RouteTable {
+        routes: vec![route(
+            p.addr,
+            None,
+            "/",
+            vec![backend_of("root", 1, vec![upstream("root", root)])],
+        )],
+    });
+    let (status, _, _) = get(p2.addr, "/", "").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_swap_under_load_has_no_failures() {
+    let (old, new) = (backend("old").await, backend("new").await);
+    let p = proxy(RouterConfig::default());
+    single(&p, "v1", &[old]);
+    let failures = Arc::new(AtomicUsize::new(0));
+    let seen_new = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (addr, failures, seen_new) = (p.addr, failures.clone(), seen_new.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let end = Instant::now() + Duration::from_millis(800);
+            while Instant::now() < end {
+                let (s, body) = fetch(&c, addr, "/").await;
+                if s != 200 {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                } else if body.starts_with("new|") {
+                    seen_new.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    single(&p, "v2", &[new]);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(seen_new.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn refused_connection_is_retried_on_another_instance() {
+    let good = backend("good").await;
+    let dead = dead_addr();
+    let p = proxy(RouterConfig::default());
+    p.router.set_table(RouteTable {
+        routes: vec![route(
+            p.addr,
+            None,
+            "/",
+            vec![
+                backend_of("bad", 1, vec![upstream("dead", dead)]),
+                backend_of("good", 1, vec![upstream("good", good)]),
+            ],
+        )],
+    });
+    let c = client();
+    for _ in 0..20 {
+        let (s, body) = fetch(&c, p.addr, "/").await;
+        assert_eq!(s, 200, "{body}");
+        assert!(body.starts_with("good|"));
+    }
+    let bad = p.router.stats("bad", Duration::from_secs(60));
+    assert_eq!(
+        bad.connect_errors, 1,
+        "ejected after the first refusal: {bad:?}"
+    );
+    let health = p.router.upstream_health();
+    assert!(
+        health
+            .iter()
+            .any(|h| h.id == "dead" && h.ejected && h.release == "bad"),
+        "{health:?}"
+    );
+    assert!(health.iter().any(|h| h.id == "good" && !h.ejected));
+    // A POST with a body is not retried: 502 when its only instance refuses.
+    let p2 = proxy(RouterConfig::default());
+    single(&p2, "solo", &[dead_addr()]);
+    let (s, _, _) = raw(
+        p2.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(s, 502);
+    let solo = p2.router.stats("solo", Duration::from_secs(60));
+    assert_eq!(
+        (solo.requests, solo.status_5xx, solo.connect_errors),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn ejected_instance_returns_after_probe() {
+    let spare = dead_addr();
+    let good = backend("good").await;
+    let p = proxy(RouterConfig {
+        eject_for: Duration::from_millis(100),
+        ..RouterConfig::default()
+    });
+    single(&p, "r", &[spare, good]);
+    let c = client();
+    // Least-outstanding with random ties sends some request to the dead one soon.
+    let mut tries = 0;
+    while !p
+        .router
+        .upstream_health()
+        .iter()
+        .any(|h| h.addr == spare && h.ejected)
+    {
+        assert_eq!(fetch(&c, p.addr, "/").await.0, 200);
+        tries += 1;
+        assert!(tries < 200, "dead instance never tried");
+    }
+    // Something now listens there again: the probe re-admits it.
+    let _back = std::net::TcpListener::bind(spare).unwrap();
+    let end = Instant::now() + LIMIT;
+    while p.router.upstream_health().iter().any(|h| h.ejected) {
+        assert!(Instant::now() < end, "never re-admitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_header_gets_431() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let big = "a".repeat(100 * 1024);
+    let (status, head, _) = get(p.addr, "/", &format!("X-Big: {big}\r\n")).await;
+    assert_eq!(status, 431, "{head}");
+    // Just under the limit still passes.
+    let ok = "a".repeat(40 * 1024);
+    let (status, _, _) = get(p.addr, "/", &format!("X-Big: {ok}\r\n")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn garbage_request_line_gets_400() {
+    let p = proxy(RouterConfig::default());
+    let (status, head, _) = raw(p.addr, b"THIS IS NOT HTTP AT ALL\r\n\r\n").await;
+    assert_eq!(status, 400, "{head}");
+}
+
+#[tokio::test]
+async fn slow_header_sender_is_disconnected() {
+    let p = proxy(RouterConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    });
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: slow.example\r\nX-A: 1\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(LIMIT, s.read_to_end(&mut buf)).await;
+    assert!(
+        r.is_ok(),
+        "connection still open after {:?}",
+        start.elapsed()
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn silent_upstream_gets_504() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig {
+        upstream_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    });
+    single(&p, "r1", &[b]);
+    let (status, _, body) = get(p.addr, "/never", "").await;
+    assert_eq!(status, 504, "{body}");
+    let s = p.router.stats("r1", Duration::from_secs(60));
+    assert_eq!((s.requests, s.status_5xx), (1, 1));
+    assert!(s.latency.quantile(0.5) >= 250.0, "{:?}", s.latency);
+}
+
+#[tokio::test]
+async fn upgrade_relays_raw_bytes() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"ping-pong").await.unwrap();
+    let mut buf = [0u8; 9];
+    tokio::time::timeout(LIMIT, s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"ping-pong");
+    assert_eq!(
+        p.router.in_flight("r1-0"),
+        0,
+        "upgraded connections are not in flight"
+    );
+}
+
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(LIMIT, s.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed during head: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_string()
+}
+
+#[tokio::test]
+async fn in_flight_rises_during_a_slow_request() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let addr = p.addr;
+    let slow = tokio::spawn(async move { get(addr, "/slow", "x-delay-ms: 600\r\n").await });
+    let end = Instant::now() + LIMIT;
+    while p.router.in_flight("r1-0") == 0 {
+        assert!(Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(p.router.upstream_health()[0].in_flight, 1);
+    assert_eq!(slow.await.unwrap().0, 200);
+    assert_eq!(p.router.in_flight("r1-0"), 0);
+    assert_eq!(p.router.in_flight("unknown"), 0);
+}
+
+#[tokio::test]
+async fn drain_finishes_in_flight_and_refuses_new_connections() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    // An idle keep-alive connection must not hold the drain up.
+    let mut idle = TcpStream::connect(p.addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = read_head(&mut idle).await;
+    let addr = p.addr;
+    let slow = tokio::spawn(async move { get(addr, "/slow", "x-delay-ms: 700\r\n").await });
+    while p.router.in_flight("r1-0") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let router = p.router.clone();
+    let start = Instant::now();
+    let drain = tokio::spawn(async move { router.drain(Duration::from_secs(5)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        TcpStream::connect(p.addr).await.is_err(),
+        "still accepting during drain"
+    );
+    let (status, _, body) = slow.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    tokio::time::timeout(LIMIT, drain).await.unwrap().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "drain waited for the idle connection"
+    );
+}
+
+#[tokio::test]
+async fn stats_count_requests_and_5xx() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig {
+        upstream_timeout: Duration::from_millis(200),
+        ..RouterConfig::default()
+    });
+    single(&p, "r1", &[b]);
+    for _ in 0..5 {
+        assert_eq!(get(p.addr, "/", "").await.0, 200);
+    }
+    assert_eq!(get(p.addr, "/never", "").await.0, 504);
+    let s = p.router.stats("r1", Duration::from_secs(10));
+    assert_eq!((s.requests, s.status_5xx, s.connect_errors), (6, 1, 0));
+    assert_eq!(s.latency.count(), 6);
+    assert!(s.latency.quantile(0.99) >= s.latency.quantile(0.5));
+    assert_eq!(p.router.stats("nope", Duration::from_secs(10)).requests, 0);
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let stream = TcpStream::connect(p.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://h2.example:{}/over-h2", p.addr.port()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(LIMIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.starts_with("b1|GET|/over-h2|"), "{body}");
+    assert!(
+        body.contains(&format!("|xfh=h2.example:{}|", p.addr.port())),
+        "{body}"
+    );
 }
