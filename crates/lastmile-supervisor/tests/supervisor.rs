@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 use tokio::sync::broadcast;
 
-/// Answers 200 on /healthz, `KEY=VALUE` lines on /env; with `EXIT_AFTER` set it exits
+/// Answers 200 on /healthz (503 while a file `sick` exists in its cwd), `KEY=VALUE` lines on /env; with `EXIT_AFTER` set it exits
 /// with status 1 that many seconds after the first health check.
 const SERVER: &str = r#"
 import http.server, os, sys, threading
@@ -23,6 +23,10 @@ exit_after = os.environ.get("EXIT_AFTER")
 armed = []
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/healthz" and os.path.exists("sick"):
+            self.send_response(503)
+            self.end_headers()
+            return
         if self.path == "/healthz":
             body = b"ok"
             if exit_after and not armed:
@@ -572,4 +576,44 @@ async fn dropping_the_supervisor_kills_live_instances() {
         "grandchild survived"
     );
     drop(dir);
+}
+
+#[tokio::test]
+async fn failing_health_checks_mark_unhealthy_and_recovery_ready() {
+    let fx = fixture(SupervisorConfig::default());
+    let mut events = fx.supervisor.subscribe();
+    let mut spec = fx.spec("web-1", "exec python3 {server}");
+    spec.health.unhealthy_threshold = 2;
+    spec.health.interval = Duration::from_millis(50);
+    fx.supervisor.start(spec).await.expect("up");
+    std::fs::write(fx.dir.path().join("sick"), "").expect("make sick");
+    let event = next_event(&mut events, |e| {
+        matches!(e, InstanceEvent::Unhealthy { .. })
+    })
+    .await;
+    assert!(event.to_string().contains("answered 503"), "{event}");
+    assert_eq!(fx.supervisor.list()[0].state, InstanceState::Unhealthy);
+    std::fs::remove_file(fx.dir.path().join("sick")).expect("heal");
+    next_event(&mut events, |e| matches!(e, InstanceEvent::Ready { .. })).await;
+    assert_eq!(fx.supervisor.list()[0].state, InstanceState::Ready);
+    assert_eq!(fx.supervisor.list()[0].restarts, 0);
+    fx.supervisor.shutdown().await;
+}
+
+/// The controller spawns these futures on a multi-threaded runtime.
+#[test]
+fn handles_and_futures_are_send() {
+    fn send<T: Send + 'static>(_: &T) {}
+    fn sync<T: Send + Sync + 'static>() {}
+    sync::<Supervisor>();
+    sync::<SupervisorError>();
+    let fx = fixture(SupervisorConfig::default());
+    let supervisor = fx.supervisor.clone();
+    let spec = fx.spec("never-run", "true");
+    let start = async move { supervisor.start(spec).await };
+    send(&start);
+    let supervisor = fx.supervisor.clone();
+    send(&async move { supervisor.stop("x").await });
+    let supervisor = fx.supervisor.clone();
+    send(&async move { supervisor.shutdown().await });
 }
