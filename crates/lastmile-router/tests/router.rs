@@ -690,3 +690,107 @@ async fn h2c_prior_knowledge_is_served() {
         "{body}"
     );
 }
+
+/// A raw TCP WebSocket-ish upstream: answers 101, sends the `frames`, then ends as `end` says.
+async fn ws_upstream(frames: &'static [u8], end: WsEnd) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = read_head(&mut s).await;
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(frames).await.unwrap();
+        match end {
+            // Like a kill -9: the kernel resets the connection.
+            WsEnd::Reset => {
+                s.set_linger(Some(Duration::ZERO)).unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            WsEnd::Eof => tokio::time::sleep(Duration::from_millis(50)).await,
+            WsEnd::Never => std::future::pending::<()>().await,
+        }
+    });
+    addr
+}
+
+#[derive(Clone, Copy)]
+enum WsEnd {
+    Reset,
+    Eof,
+    Never,
+}
+
+/// Opens a WebSocket through the proxy.
+async fn ws_session(p: &Proxy) -> TcpStream {
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+async fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
+        .await
+        .expect("no EOF")
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn vanished_websocket_upstream_sends_close_1012() {
+    for end in [WsEnd::Reset, WsEnd::Eof] {
+        let up = ws_upstream(&[0x81, 2, b'h', b'i', 0x82, 126, 0, 3, 1, 2, 3], end).await;
+        let p = proxy(RouterConfig::default());
+        single(&p, "r1", &[up]);
+        let mut s = ws_session(&p).await;
+        let got = read_all(&mut s).await;
+        assert_eq!(
+            got,
+            [
+                0x81, 2, b'h', b'i', 0x82, 126, 0, 3, 1, 2, 3, 0x88, 0x02, 0x03, 0xF4
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn websocket_close_from_upstream_is_not_doubled() {
+    let up = ws_upstream(&[0x81, 1, b'x', 0x88, 2, 0x03, 0xE8], WsEnd::Eof).await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[up]);
+    let mut s = ws_session(&p).await;
+    assert_eq!(read_all(&mut s).await, [0x81, 1, b'x', 0x88, 2, 0x03, 0xE8]);
+}
+
+#[tokio::test]
+async fn drain_grace_end_closes_websockets_with_1001() {
+    let up = ws_upstream(&[0x81, 2, b'o', b'k'], WsEnd::Never).await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[up]);
+    let mut s = ws_session(&p).await;
+    let mut first = [0u8; 4];
+    tokio::time::timeout(LIMIT, s.read_exact(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    let start = Instant::now();
+    tokio::time::timeout(LIMIT, p.router.drain(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "drain did not keep the WebSocket"
+    );
+    assert_eq!(read_all(&mut s).await, [0x88, 0x02, 0x03, 0xE9]);
+}
