@@ -707,7 +707,7 @@ async fn ws_upstream(frames: &'static [u8], end: WsEnd) -> SocketAddr {
         match end {
             // Like a kill -9: the kernel resets the connection.
             WsEnd::Reset => {
-                s.set_linger(Some(Duration::ZERO)).unwrap();
+                s.set_zero_linger().unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             WsEnd::Eof => tokio::time::sleep(Duration::from_millis(50)).await,
