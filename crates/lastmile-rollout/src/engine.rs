@@ -63,6 +63,8 @@ struct Drive<'a> {
     route: RouteTemplate,
     progress: &'a dyn Progress,
     started: Instant,
+    /// Set when all traffic is on the new release.
+    switched_after_ms: std::sync::Mutex<Option<u64>>,
 }
 
 /// The parts of a route that do not change during a deployment.
@@ -152,6 +154,25 @@ impl Engine {
                 environment.name
             )));
         }
+        if from.as_deref() == Some(release.id.as_str()) {
+            progress.step(&format!(
+                "{} already serves {} ({}); nothing to do",
+                environment.name,
+                release.version,
+                short(&release.id)
+            ));
+            return Ok(DeploymentOutcome {
+                deployment: 0,
+                environment: environment.name.clone(),
+                status: DeploymentStatus::Succeeded,
+                from_release: from.clone(),
+                to_release: release.id.clone(),
+                duration_ms: 0,
+                switched_after_ms: Some(0),
+                error: None,
+                last_lines: Vec::new(),
+            });
+        }
         let record = self.store.begin_deployment(
             &environment.name,
             from.as_deref(),
@@ -166,6 +187,7 @@ impl Engine {
             route,
             progress,
             started: Instant::now(),
+            switched_after_ms: std::sync::Mutex::new(None),
         };
         let from_release = match &from {
             Some(id) => self.store.get_release(id)?,
@@ -249,6 +271,7 @@ impl Engine {
             route,
             progress,
             started: Instant::now(),
+            switched_after_ms: std::sync::Mutex::new(None),
         };
         let from_release = match &from {
             Some(id) => self.store.get_release(id)?,
@@ -361,6 +384,7 @@ impl Engine {
                 route: route.clone(),
                 progress,
                 started: Instant::now(),
+                switched_after_ms: std::sync::Mutex::new(None),
             };
             drive
                 .ensure_everywhere(&release)
@@ -773,7 +797,11 @@ impl Drive<'_> {
             status,
             from_release: from.map(|release| release.id.clone()),
             to_release: to.id.clone(),
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: elapsed_ms(self.started),
+            switched_after_ms: *self
+                .switched_after_ms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             error,
             last_lines,
         }
@@ -917,6 +945,10 @@ fn strategy_name(strategy: &Strategy) -> &'static str {
 
 fn short(id: &str) -> String {
     id.chars().take(8).collect()
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn millis(duration: Duration) -> i64 {

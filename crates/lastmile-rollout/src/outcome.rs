@@ -19,6 +19,9 @@ pub struct DeploymentOutcome {
     pub to_release: String,
     /// Wall time from start to end.
     pub duration_ms: u64,
+    /// Time from start until all traffic was on the new release (the rest
+    /// is draining and stopping the old one).
+    pub switched_after_ms: Option<u64>,
     /// Why it failed.
     pub error: Option<String>,
     /// The failing instance's last output lines, when one failed to start.

@@ -61,6 +61,111 @@ unless --in-place is given. Logs are stored: see `lastmile logs RUN`."
     Logs(LogsArgs),
     /// List packaged artifacts in the content-addressed store
     Artifacts(ArtifactsArgs),
+    /// Build if needed, deploy to an environment and serve it through the router, in the foreground
+    #[command(
+        after_help = "Runs the pipeline (cached steps are skipped), deploys the artifact \
+to the first environment (or --env) with its strategy, and serves the route through lastmile's \
+router until Ctrl-C, which stops everything it started. Other commands (`status`, `deploy`, \
+`rollback`, `restart`, `down`) talk to it through a control API on loopback, which needs no \
+token there."
+    )]
+    Up(UpArgs),
+    /// Deploy a release to an environment of the running `lastmile up`
+    #[command(
+        after_help = "Without --release, runs the pipeline first (cached steps are \
+skipped) and deploys what it packed."
+    )]
+    Deploy(DeployArgs),
+    /// Go back to the previous release (or --to R); instant while it is still warm
+    Rollback(RollbackArgs),
+    /// Show environments, releases, instances, health and route weights
+    Status(StatusArgs),
+    /// Restart the running `lastmile up` in place, handing its sockets over (no refused connection)
+    #[command(
+        after_help = "The new process is the `lastmile` binary on disk now, so this \
+is also how to upgrade lastmile. It starts the current releases, takes over the listening \
+sockets, then the old process drains and exits."
+    )]
+    Restart(ControlArgs),
+    /// Stop the running `lastmile up` and everything it started
+    Down(ControlArgs),
+    /// Run the router alone in front of one backend (for benchmarks and trials)
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Directory holding lastmile.yaml, or the file itself
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Environment to deploy [default: the first in lastmile.yaml]
+    #[arg(long, short = 'e', value_name = "ENV")]
+    pub(crate) env: Option<String>,
+    /// Serve the environment here instead of its `route.listen` (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Address of the control API (loopback only)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub(crate) control: std::net::SocketAddr,
+    /// Steps run at once at most [default: number of CPUs]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) jobs: Option<u16>,
+    /// Run the pipeline in the directory itself instead of a clean copy of its tracked files
+    #[arg(long)]
+    pub(crate) in_place: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ControlArgs {
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+    /// Print the answer as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// Environment to deploy to
+    pub(crate) env: String,
+    /// Release id (or a unique prefix) to deploy instead of building
+    #[arg(long, short = 'r', value_name = "R")]
+    pub(crate) release: Option<String>,
+    /// Run the pipeline in the directory itself instead of a clean copy of its tracked files
+    #[arg(long)]
+    pub(crate) in_place: bool,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// Environment to roll back
+    pub(crate) env: String,
+    /// Release id (or a unique prefix) to go back to [default: the previous release]
+    #[arg(long, value_name = "R")]
+    pub(crate) to: Option<String>,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Backend URL, e.g. http://127.0.0.1:8000
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: String,
+    /// Worker threads (1 matches the single-worker peers in bench/proxy)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) workers: u16,
 }
 
 #[derive(Debug, Args)]

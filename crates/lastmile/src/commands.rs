@@ -6,9 +6,12 @@ use crate::cli::{Cli, Command};
 
 mod artifacts;
 mod check;
+mod control;
 mod logs;
+mod proxy;
 mod run;
 mod runs;
+mod up;
 
 /// Runs the chosen subcommand.
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -19,5 +22,12 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => runs::runs(&args, state_dir),
         Command::Logs(args) => logs::logs(&args, state_dir),
         Command::Artifacts(args) => artifacts::artifacts(&args, state_dir),
+        Command::Up(args) => up::up(&args, state_dir),
+        Command::Deploy(args) => control::deploy(&args, state_dir),
+        Command::Rollback(args) => control::rollback(&args, state_dir),
+        Command::Status(args) => control::status(&args, state_dir),
+        Command::Restart(args) => control::restart(&args, state_dir),
+        Command::Down(args) => control::down(&args, state_dir),
+        Command::Proxy(args) => proxy::proxy(&args),
     }
 }

@@ -32,42 +32,15 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<Ex
     };
     print_warnings(&loaded);
     let state_dir = state::state_dir(state_dir, &loaded.dir);
-    let (store, blobs) = state::open_for_writing(&state_dir)?;
-    let jobs = match args.jobs {
-        Some(jobs) => usize::from(jobs),
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    let options = RunOptions {
-        jobs,
+    let runtime = runtime()?;
+    let build = Build {
+        jobs: args.jobs,
         in_place: args.in_place,
         no_cache: args.no_cache,
-        state_dir: state_dir.clone(),
-        actor: actor(),
-        kill_grace: Duration::from_secs(5),
+        verbose: args.verbose,
+        quiet: args.json,
     };
-    let interactive = std::io::stdout().is_terminal() && !args.json;
-    let reporter: Box<dyn Reporter> = if args.json {
-        Box::new(QuietReporter)
-    } else if interactive {
-        Box::new(TerminalReporter::new(args.verbose))
-    } else {
-        Box::new(PlainReporter::new())
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let summary = runtime.block_on(run_pipeline(
-        &loaded.spec,
-        &loaded.dir,
-        &store,
-        &blobs,
-        &options,
-        reporter.as_ref(),
-        interrupted(),
-    ))?;
-    drop(reporter);
+    let summary = runtime.block_on(build.run(&loaded, &state_dir))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
     } else {
@@ -78,6 +51,69 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<Ex
         RunStatus::Cancelled => ExitCode::from(130),
         _ => ExitCode::from(1),
     })
+}
+
+/// The async runtime the CLI's commands share.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// One pipeline run as `run`, `up` and `deploy` start it.
+#[derive(Debug, Default)]
+pub(crate) struct Build {
+    pub(crate) jobs: Option<u16>,
+    pub(crate) in_place: bool,
+    pub(crate) no_cache: bool,
+    pub(crate) verbose: bool,
+    /// Print nothing while running.
+    pub(crate) quiet: bool,
+}
+
+impl Build {
+    /// Runs the pipeline of a loaded spec, reporting on stdout.
+    pub(crate) async fn run(
+        &self,
+        loaded: &lastmile_spec::LoadedSpec,
+        state_dir: &Path,
+    ) -> anyhow::Result<RunSummary> {
+        let (store, blobs) = state::open_for_writing(state_dir)?;
+        let jobs = match self.jobs {
+            Some(jobs) => usize::from(jobs),
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let options = RunOptions {
+            jobs,
+            in_place: self.in_place,
+            no_cache: self.no_cache,
+            state_dir: state_dir.to_path_buf(),
+            actor: actor(),
+            kill_grace: Duration::from_secs(5),
+        };
+        let interactive = std::io::stdout().is_terminal() && !self.quiet;
+        let reporter: Box<dyn Reporter> = if self.quiet {
+            Box::new(QuietReporter)
+        } else if interactive {
+            Box::new(TerminalReporter::new(self.verbose))
+        } else {
+            Box::new(PlainReporter::new())
+        };
+        let summary = run_pipeline(
+            &loaded.spec,
+            &loaded.dir,
+            &store,
+            &blobs,
+            &options,
+            reporter.as_ref(),
+            interrupted(),
+        )
+        .await?;
+        drop(reporter);
+        Ok(summary)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the pipeline then stops every step.
@@ -101,14 +137,14 @@ async fn interrupted() {
 }
 
 /// Who started the run, for the event log.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_string());
     format!("local:{user}")
 }
 
-fn print_summary(summary: &RunSummary) {
+pub(crate) fn print_summary(summary: &RunSummary) {
     if let Some(failure) = &summary.failure {
         eprintln!(
             "\n{} step `{}` {}",

@@ -1,0 +1,162 @@
+//! The control API of a running `lastmile up`: what `lastmile status`,
+//! `deploy`, `rollback`, `restart` and `down` talk to.
+//!
+//! It listens on loopback only, where it needs no token (the banner says
+//! so); binding it anywhere else is refused until token auth arrives with
+//! the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::up::Controller;
+
+/// `POST /api/v1/deploy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Environment name.
+    pub environment: String,
+    /// Release id (or unique prefix) to deploy; the newest release when
+    /// absent.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Artifact to make a release of first (from a `lastmile run` the CLI
+    /// just did), with the run that built it.
+    #[serde(default)]
+    pub artifact: Option<ArtifactRef>,
+}
+
+/// An artifact and the run that produced it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRef {
+    /// Content address.
+    pub id: String,
+    /// Pipeline run id.
+    pub run_id: i64,
+}
+
+/// `POST /api/v1/rollback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Environment name.
+    pub environment: String,
+    /// Release to go back to; the previous one when absent.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// An error as the API returns it: a status and `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// 400: the request names something that does not exist or is invalid.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 409: the request conflicts with what is running (a deployment in
+    /// progress).
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
+    /// The message, for callers that are not HTTP.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// 500 with the full error chain.
+    pub fn internal(error: &anyhow::Error) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+
+/// The API's routes over a controller.
+pub fn routes(controller: Arc<Controller>) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/deploy", post(deploy))
+        .route("/api/v1/rollback", post(rollback))
+        .route("/api/v1/restart", post(restart))
+        .route("/api/v1/shutdown", post(shutdown))
+        .route("/api/v1/handover/ready", post(handover_ready))
+        .with_state(controller)
+}
+
+/// Binds the control API; refuses any address that is not loopback.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    if !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "the control API of `lastmile up` listens on loopback only (it has no token auth); {addr} is not loopback"
+        );
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {addr} for the control API: {error}"))
+}
+
+async fn status(State(controller): State<Arc<Controller>>) -> ApiResult {
+    controller.status().await.map(Json)
+}
+
+async fn deploy(
+    State(controller): State<Arc<Controller>>,
+    Json(request): Json<DeployRequest>,
+) -> ApiResult {
+    controller.deploy(request).await.map(Json)
+}
+
+async fn rollback(
+    State(controller): State<Arc<Controller>>,
+    Json(request): Json<RollbackRequest>,
+) -> ApiResult {
+    controller.rollback(request).await.map(Json)
+}
+
+async fn restart(State(controller): State<Arc<Controller>>) -> ApiResult {
+    controller.restart().await.map(Json)
+}
+
+async fn shutdown(State(controller): State<Arc<Controller>>) -> ApiResult {
+    controller.request_shutdown();
+    Ok(Json(serde_json::json!({ "stopping": true })))
+}
+
+async fn handover_ready(State(controller): State<Arc<Controller>>) -> ApiResult {
+    controller.handover_ready();
+    Ok(Json(serde_json::json!({ "draining": true })))
+}

@@ -1,0 +1,11 @@
+//! Controller wiring for lastmile: `lastmile up` (the embedded controller
+//! with its in-process `local` host), its control API, and handing listening
+//! sockets to a restarted process.
+//!
+//! This crate owns the background loops and their shutdown; the crates
+//! below it never start tasks on their own.
+
+pub mod control;
+pub mod handover;
+pub mod local_host;
+pub mod up;

@@ -1,0 +1,406 @@
+//! `LocalHost`: the in-process host of `lastmile up`, the first
+//! implementation of `HostHandle`. It drives a `Supervisor` (instances) and
+//! a `Router` (traffic) by direct calls; a remote agent will implement the
+//! same trait over HTTPS, so nothing above it knows which one it talks to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lastmile_host::{
+    HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ReleaseRef, ReleaseStats,
+    RouteSpec,
+};
+use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
+use lastmile_store::BlobStore;
+use lastmile_supervisor::Supervisor;
+
+/// How long `stop_instance` waits for in-flight requests of a draining
+/// instance before stopping it anyway.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
+/// The host `lastmile up` runs on.
+#[derive(Clone)]
+pub struct LocalHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalHost {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("LocalHost")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    name: String,
+    supervisor: Supervisor,
+    router: Router,
+    blobs: BlobStore,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Requested listen address → the bound listener (the actual address
+    /// differs when port 0 was requested).
+    listeners: BTreeMap<SocketAddr, Listener>,
+    /// Listeners handed over by a previous process, not yet claimed.
+    inherited: BTreeMap<SocketAddr, TcpListener>,
+    /// Environment → its route.
+    routes: BTreeMap<String, RouteSpec>,
+    /// Instances leaving rotation: no new requests.
+    draining: BTreeSet<String>,
+}
+
+struct Listener {
+    actual: SocketAddr,
+    fd: RawFd,
+    /// Kept open here until the router serves it (after the route exists,
+    /// so no connection is accepted into an empty table).
+    pending: Option<TcpListener>,
+    _handle: Option<lastmile_router::ListenerHandle>,
+}
+
+impl LocalHost {
+    /// A host named `name` keeping releases and logs under `root`.
+    pub fn new(
+        name: &str,
+        supervisor: Supervisor,
+        router: Router,
+        blobs: BlobStore,
+        inherited: BTreeMap<SocketAddr, TcpListener>,
+    ) -> LocalHost {
+        LocalHost {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                supervisor,
+                router,
+                blobs,
+                state: Mutex::new(State {
+                    inherited,
+                    ..State::default()
+                }),
+            }),
+        }
+    }
+
+    /// The router, for stats and for draining on shutdown.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// The supervisor, for events and shutdown.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
+    /// Listening sockets with the addresses they were requested as, for
+    /// handing over to a restarted process.
+    pub fn listener_fds(&self) -> Vec<(SocketAddr, RawFd)> {
+        self.state()
+            .listeners
+            .iter()
+            .map(|(requested, listener)| (*requested, listener.fd))
+            .collect()
+    }
+
+    /// Requests in flight through the router, over every upstream.
+    pub fn in_flight(&self) -> usize {
+        self.inner
+            .router
+            .upstream_health()
+            .iter()
+            .map(|upstream| upstream.in_flight)
+            .sum()
+    }
+
+    /// Where an environment's route actually listens.
+    pub fn bound_addr(&self, environment: &str) -> Option<SocketAddr> {
+        let state = self.state();
+        let route = state.routes.get(environment)?;
+        state
+            .listeners
+            .get(&route.listen)
+            .map(|listener| listener.actual)
+    }
+
+    /// Recomputes the router's table from the routes and the instances that
+    /// are ready and not draining. Called after every change and on every
+    /// supervisor event.
+    pub fn refresh(&self) {
+        let instances = self.inner.supervisor.list();
+        let state = self.state();
+        let mut routes = Vec::new();
+        for route in state.routes.values() {
+            let Some(listener) = state.listeners.get(&route.listen) else {
+                continue;
+            };
+            let backends = route
+                .weights
+                .iter()
+                .map(|(release, weight)| Backend {
+                    release: release.clone(),
+                    weight: *weight,
+                    instances: instances
+                        .iter()
+                        .filter(|instance| {
+                            &instance.release_id == release
+                                && instance.state == lastmile_supervisor::InstanceState::Ready
+                                && !state.draining.contains(&instance.instance_id)
+                        })
+                        .map(|instance| Upstream {
+                            id: instance.instance_id.clone(),
+                            addr: instance.addr,
+                        })
+                        .collect(),
+                })
+                .collect();
+            routes.push(Route {
+                name: route.environment.clone(),
+                listen: listener.actual,
+                host: route.host.clone(),
+                path_prefix: route.path_prefix.clone(),
+                backends,
+            });
+        }
+        drop(state);
+        self.inner.router.set_table(RouteTable { routes });
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Binds (or claims from a previous process) the listener for
+    /// `requested`; the router does not serve it until `serve_pending`.
+    fn ensure_listener(&self, requested: SocketAddr) -> Result<(), HostError> {
+        let mut state = self.state();
+        if state.listeners.contains_key(&requested) {
+            return Ok(());
+        }
+        let listener = match state.inherited.remove(&requested) {
+            Some(listener) => listener,
+            None => TcpListener::bind(requested).map_err(|error| {
+                if error.kind() == std::io::ErrorKind::AddrInUse {
+                    HostError::PortInUse { addr: requested }
+                } else {
+                    HostError::Other {
+                        message: format!("cannot listen on {requested}: {error}"),
+                    }
+                }
+            })?,
+        };
+        let actual = listener.local_addr().map_err(|error| HostError::Other {
+            message: format!("cannot read the address of the listener for {requested}: {error}"),
+        })?;
+        let fd = listener.as_raw_fd();
+        state.listeners.insert(
+            requested,
+            Listener {
+                actual,
+                fd,
+                pending: Some(listener),
+                _handle: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts serving listeners whose routes are now in the table.
+    fn serve_pending(&self) -> Result<(), HostError> {
+        let mut state = self.state();
+        for listener in state.listeners.values_mut() {
+            if let Some(pending) = listener.pending.take() {
+                let actual = listener.actual;
+                let handle =
+                    self.inner
+                        .router
+                        .serve(pending)
+                        .map_err(|error| HostError::Other {
+                            message: format!("the router cannot serve {actual}: {error}"),
+                        })?;
+                listener._handle = Some(handle);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn instance_state(state: lastmile_supervisor::InstanceState) -> InstanceState {
+    use lastmile_supervisor::InstanceState as S;
+    match state {
+        S::Starting => InstanceState::Starting,
+        S::Ready => InstanceState::Ready,
+        S::Unhealthy => InstanceState::Unhealthy,
+        S::Restarting => InstanceState::Restarting,
+        S::CrashLoop => InstanceState::CrashLoop,
+        S::Stopping => InstanceState::Stopping,
+        S::Stopped => InstanceState::Stopped,
+    }
+}
+
+fn info(status: &lastmile_supervisor::InstanceStatus) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: status.instance_id.clone(),
+        release_id: status.release_id.clone(),
+        index: status.index,
+        addr: status.addr,
+        state: instance_state(status.state),
+        restarts: status.restarts,
+        pid: status.pid,
+    }
+}
+
+#[async_trait::async_trait]
+impl HostHandle for LocalHost {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    async fn ensure_release(&self, release: &ReleaseRef) -> Result<(), HostError> {
+        let host = self.clone();
+        let release = release.clone();
+        tokio::task::spawn_blocking(move || {
+            let blobs = &host.inner.blobs;
+            if blobs.path(&release.artifact_id).is_none() {
+                return Err(HostError::MissingArtifact {
+                    id: release.artifact_id.clone(),
+                });
+            }
+            host.inner
+                .supervisor
+                .prepare_release(&release.id, |dir| {
+                    lastmile_pipeline::unpack(blobs, &release.artifact_id, dir).map(|_| ())
+                })
+                .map(|_| ())
+                .map_err(|error| HostError::Other {
+                    message: format!("cannot unpack release {}: {error}", release.id),
+                })
+        })
+        .await
+        .map_err(|error| HostError::Other {
+            message: format!("unpacking panicked: {error}"),
+        })?
+    }
+
+    async fn start_instance(&self, spec: &InstanceSpec) -> Result<InstanceInfo, HostError> {
+        let workdir = self.inner.supervisor.release_dir(&spec.release.id);
+        let signal = parse_signal(&spec.stop.signal);
+        let started = self
+            .inner
+            .supervisor
+            .start(lastmile_supervisor::InstanceSpec {
+                instance_id: spec.instance_id.clone(),
+                release_id: spec.release.id.clone(),
+                version: spec.release.version.clone(),
+                index: spec.index,
+                command: spec.command.clone(),
+                env: spec.env.clone(),
+                workdir,
+                health: lastmile_supervisor::HealthSpec {
+                    path: spec.health.path.clone(),
+                    interval: spec.health.interval,
+                    timeout: spec.health.timeout,
+                    healthy_threshold: spec.health.healthy_threshold,
+                    unhealthy_threshold: spec.health.unhealthy_threshold,
+                    start_timeout: spec.health.start_timeout,
+                },
+                stop: lastmile_supervisor::StopSpec {
+                    signal,
+                    grace: spec.stop.grace,
+                },
+            })
+            .await
+            .map_err(|error| {
+                let last_lines = self.inner.supervisor.last_lines(&spec.instance_id, 20);
+                HostError::NotReady {
+                    instance_id: spec.instance_id.clone(),
+                    reason: error.to_string(),
+                    last_lines,
+                }
+            })?;
+        self.refresh();
+        Ok(info(&started))
+    }
+
+    async fn stop_instance(&self, instance_id: &str) -> Result<(), HostError> {
+        self.state().draining.insert(instance_id.to_string());
+        self.refresh();
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while self.inner.router.in_flight(instance_id) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let result = self.inner.supervisor.stop(instance_id).await;
+        self.state().draining.remove(instance_id);
+        self.refresh();
+        result.map_err(|error| HostError::Other {
+            message: format!("cannot stop instance {instance_id}: {error}"),
+        })
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceInfo>, HostError> {
+        Ok(self.inner.supervisor.list().iter().map(info).collect())
+    }
+
+    async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError> {
+        self.ensure_listener(route.listen)?;
+        self.state()
+            .routes
+            .insert(route.environment.clone(), route.clone());
+        self.refresh();
+        self.serve_pending()
+    }
+
+    async fn stats(&self, release_id: &str, window: Duration) -> Result<ReleaseStats, HostError> {
+        let stats = self.inner.router.stats(release_id, window);
+        Ok(ReleaseStats {
+            requests: stats.requests,
+            errors_5xx: stats.status_5xx,
+            connect_errors: stats.connect_errors,
+            p50_ms: stats.latency.quantile(0.50),
+            p95_ms: stats.latency.quantile(0.95),
+            p99_ms: stats.latency.quantile(0.99),
+        })
+    }
+
+    async fn prune_releases(&self, keep: &[String]) -> Result<(), HostError> {
+        let protect: Vec<&str> = keep.iter().map(String::as_str).collect();
+        self.inner
+            .supervisor
+            .prune_releases(keep.len(), &protect)
+            .map(|_| ())
+            .map_err(|error| HostError::Other {
+                message: format!("cannot prune releases: {error}"),
+            })
+    }
+}
+
+/// The spec's stop signal name (`TERM`, `SIGTERM`, `int`…) as a signal;
+/// the spec has already refused anything else.
+fn parse_signal(name: &str) -> nix::sys::signal::Signal {
+    use nix::sys::signal::Signal;
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    match bare {
+        "INT" => Signal::SIGINT,
+        "QUIT" => Signal::SIGQUIT,
+        "HUP" => Signal::SIGHUP,
+        "USR1" => Signal::SIGUSR1,
+        "USR2" => Signal::SIGUSR2,
+        _ => Signal::SIGTERM,
+    }
+}
+
+/// Where a host keeps its files under the state directory.
+pub fn host_root(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("host")
+}

@@ -1,0 +1,787 @@
+//! `lastmile up`: the controller and the `local` host in one process, in
+//! the foreground, until Ctrl-C, `lastmile down`, or a handover to a
+//! restarted process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use lastmile_host::HostHandle;
+use lastmile_rollout::Engine;
+use lastmile_spec::{Environment, Spec};
+use lastmile_store::{BlobStore, SqliteStore, Store};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::control::{self, ApiError, ArtifactRef, DeployRequest, RollbackRequest};
+use crate::handover;
+use crate::local_host::{self, LocalHost};
+
+/// Set in a process started by `lastmile restart`: the control address of
+/// the process it takes over from.
+pub const HANDOVER_FROM_ENV: &str = "LASTMILE_HANDOVER_FROM";
+
+/// How long a restarted process may take to serve before the old one gives
+/// up on it and keeps serving.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long draining waits for in-flight requests and WebSockets on exit.
+const EXIT_DRAIN: Duration = Duration::from_secs(10);
+
+/// Human progress lines; the binary prints them.
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    /// One line of progress.
+    fn line(&self, text: &str);
+    /// Something the user should look at.
+    fn warn(&self, text: &str);
+}
+
+/// An artifact the CLI just built, to deploy.
+#[derive(Debug, Clone)]
+pub struct BuiltArtifact {
+    /// Content address.
+    pub id: String,
+    /// The run that packed it.
+    pub run_id: i64,
+}
+
+/// What `lastmile up` was asked to do.
+#[derive(Debug)]
+pub struct UpOptions {
+    /// The spec as loaded at start.
+    pub loaded: lastmile_spec::LoadedSpec,
+    /// Absolute state directory.
+    pub state_dir: PathBuf,
+    /// Environment to deploy; the first one when `None`.
+    pub environment: Option<String>,
+    /// Overrides the environment's `route.listen`.
+    pub listen: Option<SocketAddr>,
+    /// Control API address (loopback).
+    pub control: SocketAddr,
+    /// What to deploy; `None` in a process taking over from a restart,
+    /// which serves what is already deployed.
+    pub artifact: Option<BuiltArtifact>,
+}
+
+/// True in a process started by `lastmile restart` to take over.
+pub fn is_handover() -> bool {
+    std::env::var_os(HANDOVER_FROM_ENV).is_some()
+}
+
+/// Why the main loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// Ctrl-C, SIGTERM or `lastmile down`: stop everything.
+    Stop,
+    /// A restarted process serves now: drain and leave its files alone.
+    HandedOver,
+}
+
+/// The running controller, shared with the control API.
+#[derive(Debug)]
+pub struct Controller {
+    app: String,
+    spec_file: PathBuf,
+    spec: Mutex<Spec>,
+    state_dir: PathBuf,
+    store: Arc<SqliteStore>,
+    engine: Engine,
+    host: LocalHost,
+    listen_override: Option<(String, SocketAddr)>,
+    control_addr: Mutex<Option<SocketAddr>>,
+    deploying: tokio::sync::Mutex<()>,
+    restarting: tokio::sync::Mutex<()>,
+    stop: Notify,
+    successor_ready: Notify,
+    exit: Mutex<Option<Exit>>,
+    progress: Arc<dyn Progress>,
+}
+
+/// Runs `lastmile up` until it is stopped.
+pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<()> {
+    let inherited = handover::take_inherited()?;
+    let (store, _report) = SqliteStore::open(&options.state_dir)
+        .with_context(|| format!("cannot open the state in {}", options.state_dir.display()))?;
+    let blobs = BlobStore::open(&options.state_dir)?;
+    let spec = options.loaded.spec.clone();
+    if spec.service.is_none() {
+        bail!("lastmile.yaml has no `service`, so there is nothing to run: add `service.run`");
+    }
+    let environment = match &options.environment {
+        Some(name) => find_environment(&spec, name)
+            .map_err(|error| anyhow::anyhow!("{}", error.message()))?
+            .name
+            .clone(),
+        None => spec
+            .environments
+            .first()
+            .context(
+                "lastmile.yaml has no `environments`: add one, e.g. \
+                 `environments: { local: { route: { listen: \"127.0.0.1:8080\" } } }`",
+            )?
+            .name
+            .clone(),
+    };
+
+    let supervisor = lastmile_supervisor::Supervisor::new(
+        local_host::host_root(&options.state_dir),
+        lastmile_supervisor::SupervisorConfig::default(),
+    )
+    .context("cannot prepare the supervisor's directory")?;
+    let router = lastmile_router::Router::new(lastmile_router::RouterConfig::default());
+    let host = LocalHost::new("local", supervisor, router, blobs, inherited);
+    let store = Arc::new(store);
+    let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
+    let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
+
+    let controller = Arc::new(Controller {
+        app: spec.app.clone(),
+        spec_file: options.loaded.file.clone(),
+        spec: Mutex::new(spec),
+        state_dir: options.state_dir.clone(),
+        store,
+        engine,
+        host,
+        listen_override: options.listen.map(|addr| (environment.clone(), addr)),
+        control_addr: Mutex::new(None),
+        deploying: tokio::sync::Mutex::new(()),
+        restarting: tokio::sync::Mutex::new(()),
+        stop: Notify::new(),
+        successor_ready: Notify::new(),
+        exit: Mutex::new(None),
+        progress,
+    });
+
+    let loops = [
+        tokio::spawn(watch_instances(controller.clone())),
+        tokio::spawn(housekeeping(controller.clone())),
+    ];
+    let result = serve(&controller, &environment, options.artifact, options.control).await;
+    let exit = controller.exit();
+    for task in loops {
+        task.abort();
+    }
+    controller.wind_down(exit).await;
+    result
+}
+
+async fn serve(
+    controller: &Arc<Controller>,
+    environment: &str,
+    artifact: Option<BuiltArtifact>,
+    control_addr: SocketAddr,
+) -> anyhow::Result<()> {
+    // What a previous process served comes back first; then the new build
+    // is deployed (nothing moves when it is the release already serving).
+    controller.restore().await?;
+    if let Some(artifact) = artifact {
+        let answer = controller
+            .deploy(DeployRequest {
+                environment: environment.to_string(),
+                release: None,
+                artifact: Some(ArtifactRef {
+                    id: artifact.id,
+                    run_id: artifact.run_id,
+                }),
+            })
+            .await
+            .map_err(|error| anyhow::anyhow!("{}", error.message()))?;
+        if answer["status"] != "succeeded" {
+            let mut message = format!(
+                "the deployment to {environment} failed: {}",
+                answer["error"].as_str().unwrap_or("no reason given")
+            );
+            for line in answer["last_lines"].as_array().into_iter().flatten() {
+                message.push_str("\n  ");
+                message.push_str(line.as_str().unwrap_or_default());
+            }
+            bail!(message);
+        }
+    }
+
+    let listener = control::bind(control_addr).await?;
+    let control_addr = listener.local_addr()?;
+    *lock(&controller.control_addr) = Some(control_addr);
+    let api_controller = controller.clone();
+    let api_stop = controller.clone();
+    let api = tokio::spawn(async move {
+        axum::serve(listener, control::routes(api_controller))
+            .with_graceful_shutdown(async move { api_stop.stopped().await })
+            .await
+    });
+    controller.write_up_file(control_addr)?;
+
+    if let Some(previous) = std::env::var_os(HANDOVER_FROM_ENV) {
+        let previous = previous.to_string_lossy().into_owned();
+        tell_predecessor(&previous)
+            .await
+            .with_context(|| format!("cannot tell the previous process ({previous}) to drain"))?;
+        controller.progress.line(&format!(
+            "took over from the process on {previous}; it is draining"
+        ));
+    }
+    controller.banner(control_addr);
+
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => controller.set_exit(Exit::Stop),
+        () = terminate => controller.set_exit(Exit::Stop),
+        () = controller.stopped() => {}
+    }
+    controller.stop.notify_waiters();
+    let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
+    Ok(())
+}
+
+/// Refreshes routes on every instance event, and reports crashes.
+async fn watch_instances(controller: Arc<Controller>) {
+    let mut events = controller.host.supervisor().subscribe();
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                controller.host.refresh();
+                use lastmile_supervisor::InstanceEvent as E;
+                match &event {
+                    E::Crashed { .. } => controller.progress.warn(&format!("{event}")),
+                    E::CrashLoop { .. } => controller.progress.warn(&format!("{event}")),
+                    _ => {}
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => controller.host.refresh(),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Periodic work the engine asks for (stopping warm sets whose rollback
+/// window has passed).
+async fn housekeeping(controller: Arc<Controller>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let specs = controller.environment_specs();
+        if let Err(error) = controller.engine.tick(&specs).await {
+            controller.progress.warn(&format!("housekeeping: {error}"));
+        }
+    }
+}
+
+/// Posts `handover/ready` to the previous process's control API.
+async fn tell_predecessor(addr: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /api/v1/handover/ready HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    if !answer.starts_with("HTTP/1.1 2") {
+        bail!("it answered: {}", answer.lines().next().unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn names(spec: &Spec) -> String {
+    let names: Vec<&str> = spec
+        .environments
+        .iter()
+        .map(|env| env.name.as_str())
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn find_environment<'a>(spec: &'a Spec, name: &str) -> Result<&'a Environment, ApiError> {
+    spec.environments
+        .iter()
+        .find(|env| env.name == name)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "lastmile.yaml has no environment `{name}`; it has: {}",
+                names(spec)
+            ))
+        })
+}
+
+impl Controller {
+    fn exit(&self) -> Exit {
+        lock(&self.exit).unwrap_or(Exit::Stop)
+    }
+
+    fn set_exit(&self, exit: Exit) {
+        let mut current = lock(&self.exit);
+        if current.is_none() {
+            *current = Some(exit);
+        }
+    }
+
+    async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            if lock(&self.exit).is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// `lastmile down`.
+    pub fn request_shutdown(&self) {
+        self.set_exit(Exit::Stop);
+        self.stop.notify_waiters();
+    }
+
+    /// The restarted process serves: let `restart` answer, then drain.
+    pub fn handover_ready(&self) {
+        self.successor_ready.notify_waiters();
+    }
+
+    /// Environments of the current spec, with the `--listen` override
+    /// applied.
+    fn environment_specs(&self) -> Vec<Environment> {
+        let spec = lock(&self.spec);
+        spec.environments
+            .iter()
+            .map(|env| self.with_override(env.clone()))
+            .collect()
+    }
+
+    fn with_override(&self, mut env: Environment) -> Environment {
+        if let Some((name, addr)) = &self.listen_override {
+            if &env.name == name {
+                match &mut env.route {
+                    Some(route) => route.listen = *addr,
+                    None => {
+                        env.route = Some(lastmile_spec::Route {
+                            listen: *addr,
+                            host: None,
+                            path_prefix: "/".to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        env
+    }
+
+    fn write_up_file(&self, control: SocketAddr) -> anyhow::Result<()> {
+        let path = self.state_dir.join("up.json");
+        let temp = self
+            .state_dir
+            .join(format!("up.json.{}", std::process::id()));
+        let body = json!({
+            "pid": std::process::id(),
+            "control": control,
+            "app": self.app,
+            "started_at_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|since| since.as_millis() as u64).unwrap_or_default(),
+        });
+        std::fs::write(&temp, serde_json::to_vec_pretty(&body)?)
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        std::fs::rename(&temp, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    fn remove_up_file_if_ours(&self) {
+        let path = self.state_dir.join("up.json");
+        let ours = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some_and(|value| value["pid"] == std::process::id());
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn banner(&self, control: SocketAddr) {
+        for env in self.environment_specs() {
+            if let Some(addr) = self.host.bound_addr(&env.name) {
+                self.progress
+                    .line(&format!("serving {} on http://{addr}", env.name));
+            }
+        }
+        self.progress.line(&format!(
+            "control API on http://{control} (loopback only, so no token is needed); \
+             `lastmile status` shows what runs; Ctrl-C stops everything"
+        ));
+    }
+
+    /// Stops what this process started: stop accepting, let in-flight
+    /// requests finish, stop instances (their WebSockets close cleanly),
+    /// then let upgraded connections go.
+    async fn wind_down(&self, exit: Exit) {
+        match exit {
+            Exit::Stop => self
+                .progress
+                .line("stopping: draining connections and instances"),
+            Exit::HandedOver => self
+                .progress
+                .line("handed over: draining connections, then exiting"),
+        }
+        let router = self.host.router().clone();
+        let drain = tokio::spawn(async move { router.drain(EXIT_DRAIN).await });
+        let deadline = Instant::now() + EXIT_DRAIN;
+        while self.host.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.host.supervisor().shutdown().await;
+        let _ = drain.await;
+        if exit == Exit::Stop {
+            self.remove_up_file_if_ours();
+        }
+    }
+
+    /// Starts again what the store says each environment was serving, as
+    /// after a restart (instances die with the process that ran them).
+    async fn restore(&self) -> anyhow::Result<()> {
+        let specs = self.environment_specs();
+        let service_of = |release: &lastmile_store::ReleaseRecord| {
+            self.service_of(release)
+                .map_err(|error| format!("{error:#}"))
+        };
+        let restored = self
+            .engine
+            .restore(&specs, &service_of, &*self.progress_sink())
+            .await
+            .context("cannot bring back the releases that were serving")?;
+        for (environment, release) in restored {
+            self.progress.line(&format!(
+                "restored {environment}: release {}",
+                short(&release)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The service a release runs: from the spec it was built with.
+    fn service_of(
+        &self,
+        release: &lastmile_store::ReleaseRecord,
+    ) -> anyhow::Result<lastmile_spec::Service> {
+        let (spec, _) = lastmile_spec::parse("lastmile.yaml", &release.spec_source)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
+        spec.service
+            .context("the release's lastmile.yaml has no `service`")
+    }
+
+    /// `GET /api/v1/status`.
+    pub async fn status(&self) -> Result<Value, ApiError> {
+        let specs = self.environment_specs();
+        let mut environments = Vec::new();
+        for env in &specs {
+            let state = self
+                .store
+                .get_environment(&env.name)
+                .map_err(|error| ApiError::internal(&error.into()))?;
+            let deployment = self
+                .store
+                .running_deployment(&env.name)
+                .map_err(|error| ApiError::internal(&error.into()))?;
+            let weights: Vec<Value> = state
+                .as_ref()
+                .map(|state| {
+                    let total: u32 = state.weights.iter().map(|(_, weight)| *weight).sum();
+                    state
+                        .weights
+                        .iter()
+                        .map(|(release, weight)| {
+                            json!({
+                                "release": release,
+                                "weight": weight,
+                                "percent": if total == 0 { 0.0 } else { f64::from(*weight) * 100.0 / f64::from(total) },
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            environments.push(json!({
+                "name": env.name,
+                "listen": self.host.bound_addr(&env.name).or(env.route.as_ref().map(|route| route.listen)),
+                "strategy": env.strategy,
+                "instances": env.instances,
+                "current_release": state.as_ref().and_then(|state| state.current_release.clone()),
+                "previous_release": state.as_ref().and_then(|state| state.previous_release.clone()),
+                "weights": weights,
+                "deployment": deployment,
+            }));
+        }
+        let instances = self
+            .host
+            .instances()
+            .await
+            .map_err(|error| ApiError::internal(&anyhow::anyhow!("{error}")))?;
+        let releases = self
+            .store
+            .list_releases(20)
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        let mut stats = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for instance in &instances {
+            if seen.insert(instance.release_id.clone()) {
+                if let Ok(row) = self
+                    .host
+                    .stats(&instance.release_id, Duration::from_secs(60))
+                    .await
+                {
+                    let mut row = serde_json::to_value(row).unwrap_or_default();
+                    row["release"] = json!(instance.release_id);
+                    stats.push(row);
+                }
+            }
+        }
+        Ok(json!({
+            "app": self.app,
+            "pid": std::process::id(),
+            "control": *lock(&self.control_addr),
+            "environments": environments,
+            "instances": instances,
+            "releases": releases,
+            "stats": stats,
+        }))
+    }
+
+    /// `POST /api/v1/deploy`: one deployment, to the end.
+    pub async fn deploy(&self, request: DeployRequest) -> Result<Value, ApiError> {
+        let Ok(_guard) = self.deploying.try_lock() else {
+            return Err(ApiError::conflict(
+                "a deployment is already running; wait for it (see `lastmile status`)",
+            ));
+        };
+        // The spec on disk may have changed since `up` started: a deploy
+        // takes the environment settings from it, and the release records
+        // it for the service settings.
+        let (spec, source) = self.reload_spec()?;
+        let env = self.with_override(find_environment(&spec, &request.environment)?.clone());
+        if env.route.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "environment `{}` has no `route.listen`, so the router has nowhere to serve it: add `route: {{ listen: \"127.0.0.1:8080\" }}`",
+                env.name
+            )));
+        }
+        let release = match (&request.artifact, &request.release) {
+            (Some(artifact), _) => self
+                .store
+                .create_release(&spec.app, &artifact.id, Some(artifact.run_id), &source)
+                .map_err(|error| ApiError::internal(&error.into()))?,
+            (None, Some(wanted)) => self.find_release(wanted)?,
+            (None, None) => self
+                .store
+                .list_releases(1)
+                .map_err(|error| ApiError::internal(&error.into()))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::bad_request("there is no release yet: run `lastmile deploy ENV` without --release to build one")
+                })?,
+        };
+        if self.store_has_missing_artifact(&release) {
+            return Err(ApiError::bad_request(format!(
+                "release {} needs artifact {}, which is not in the artifact store any more; build it again with `lastmile deploy {}`",
+                short(&release.id),
+                release.artifact_id,
+                env.name
+            )));
+        }
+        let service = self
+            .service_of(&release)
+            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        *lock(&self.spec) = spec;
+        self.progress.line(&format!(
+            "deploying release {} ({}) to {} with {}",
+            short(&release.id),
+            release.version,
+            env.name,
+            strategy_name(&env)
+        ));
+        let outcome = self
+            .engine
+            .deploy(&env, &service, &release, &*self.progress_sink())
+            .await
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        self.report_outcome(&outcome);
+        Ok(serde_json::to_value(&outcome).unwrap_or_default())
+    }
+
+    /// `POST /api/v1/rollback`.
+    pub async fn rollback(&self, request: RollbackRequest) -> Result<Value, ApiError> {
+        let Ok(_guard) = self.deploying.try_lock() else {
+            return Err(ApiError::conflict(
+                "a deployment is running; wait for it or let it fail before rolling back",
+            ));
+        };
+        let specs = self.environment_specs();
+        let env = specs
+            .iter()
+            .find(|env| env.name == request.environment)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "lastmile.yaml has no environment `{}`",
+                    request.environment
+                ))
+            })?;
+        let target = match &request.to {
+            Some(wanted) => Some(self.find_release(wanted)?),
+            None => None,
+        };
+        let service_of = |release: &lastmile_store::ReleaseRecord| {
+            self.service_of(release)
+                .map_err(|error| format!("{error:#}"))
+        };
+        let outcome = self
+            .engine
+            .rollback(&env, target.as_ref(), &service_of, &*self.progress_sink())
+            .await
+            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        self.report_outcome(&outcome);
+        Ok(serde_json::to_value(&outcome).unwrap_or_default())
+    }
+
+    /// `POST /api/v1/restart`: start the binary on disk with the listening
+    /// sockets, wait until it serves, then drain this process.
+    pub async fn restart(self: &Arc<Self>) -> Result<Value, ApiError> {
+        let Ok(_guard) = self.restarting.try_lock() else {
+            return Err(ApiError::conflict("a restart is already in progress"));
+        };
+        let _deploy_guard = self.deploying.lock().await;
+        let control = lock(&self.control_addr)
+            .ok_or_else(|| ApiError::conflict("still starting; try again in a moment"))?;
+        let exe = std::env::current_exe().map_err(|error| {
+            ApiError::internal(&anyhow::anyhow!("cannot find the lastmile binary: {error}"))
+        })?;
+        let mut command = std::process::Command::new(exe);
+        command
+            .args(std::env::args_os().skip(1))
+            .env(HANDOVER_FROM_ENV, control.to_string())
+            .stdin(std::process::Stdio::null());
+        handover::pass_listeners(&mut command, &self.host.listener_fds());
+        let ready = self.successor_ready.notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        let mut child = command.spawn().map_err(|error| {
+            ApiError::internal(&anyhow::anyhow!("cannot start the new process: {error}"))
+        })?;
+        let new_pid = child.id();
+        self.progress.line(&format!(
+            "restarting: pid {new_pid} is starting with the listening sockets"
+        ));
+        let deadline = tokio::time::sleep(HANDOVER_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut ready => break,
+                () = &mut deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ApiError::internal(&anyhow::anyhow!(
+                        "the new process did not serve within {HANDOVER_TIMEOUT:?}; it was stopped and this one keeps serving"
+                    )));
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(ApiError::internal(&anyhow::anyhow!(
+                            "the new process exited ({status}) before serving; this one keeps serving (its output is above)"
+                        )));
+                    }
+                }
+            }
+        }
+        // The successor now owns the child's lifetime; this process exits
+        // after answering.
+        drop(child);
+        self.set_exit(Exit::HandedOver);
+        let controller = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            controller.stop.notify_waiters();
+        });
+        Ok(json!({ "old_pid": std::process::id(), "new_pid": new_pid }))
+    }
+
+    fn reload_spec(&self) -> Result<(Spec, String), ApiError> {
+        let source = std::fs::read_to_string(&self.spec_file).map_err(|error| {
+            ApiError::bad_request(format!("cannot read {}: {error}", self.spec_file.display()))
+        })?;
+        let (spec, _warnings) =
+            lastmile_spec::parse(&self.spec_file.display().to_string(), &source)
+                .map_err(|errors| ApiError::bad_request(errors.render(false)))?;
+        Ok((spec, source))
+    }
+
+    fn find_release(&self, wanted: &str) -> Result<lastmile_store::ReleaseRecord, ApiError> {
+        let releases = self
+            .store
+            .list_releases(10_000)
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        let matches: Vec<_> = releases
+            .into_iter()
+            .filter(|release| release.id.starts_with(wanted) || release.version == wanted)
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            0 => Err(ApiError::bad_request(format!(
+                "no release matches `{wanted}`; `lastmile status` lists them"
+            ))),
+            n => Err(ApiError::bad_request(format!(
+                "`{wanted}` matches {n} releases; give more of the id"
+            ))),
+        }
+    }
+
+    fn store_has_missing_artifact(&self, release: &lastmile_store::ReleaseRecord) -> bool {
+        BlobStore::open(&self.state_dir)
+            .map(|blobs| blobs.path(&release.artifact_id).is_none())
+            .unwrap_or(true)
+    }
+
+    fn progress_sink(&self) -> Arc<dyn lastmile_rollout::Progress> {
+        Arc::new(ProgressSink(self.progress.clone()))
+    }
+
+    fn report_outcome(&self, outcome: &lastmile_rollout::DeploymentOutcome) {
+        let _ = outcome;
+    }
+}
+
+/// Forwards the engine's progress to the terminal.
+#[derive(Debug)]
+struct ProgressSink(Arc<dyn Progress>);
+
+impl lastmile_rollout::Progress for ProgressSink {
+    fn step(&self, text: &str) {
+        self.0.line(&format!("  {text}"));
+    }
+}
+
+fn strategy_name(env: &Environment) -> &'static str {
+    match env.strategy {
+        lastmile_spec::Strategy::Rolling { .. } => "rolling",
+        lastmile_spec::Strategy::BlueGreen { .. } => "blue-green",
+        lastmile_spec::Strategy::Recreate => "recreate",
+        lastmile_spec::Strategy::Canary { .. } => "canary",
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}

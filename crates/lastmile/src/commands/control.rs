@@ -1,0 +1,256 @@
+//! `lastmile deploy | rollback | status | restart | down`: requests to the
+//! running `lastmile up` through its control API.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::cli::{ControlArgs, DeployArgs, RollbackArgs, StatusArgs};
+use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::run::{Build, print_summary, runtime};
+use crate::control::Control;
+use crate::output;
+use crate::state;
+
+/// Deploys can wait for instances to become ready and for gates: allow long.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
+    let dir = std::path::absolute(&args.state.dir).unwrap_or_else(|_| args.state.dir.clone());
+    Control::find(&state::state_dir(state_dir, &dir))
+}
+
+pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let mut request = json!({ "environment": args.env });
+    if let Some(release) = &args.release {
+        request["release"] = json!(release);
+    } else {
+        let loaded = match lastmile_spec::load(&args.control.state.dir) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                print_load_error(error);
+                return Ok(ExitCode::from(1));
+            }
+        };
+        print_warnings(&loaded);
+        let dir = state::state_dir(state_dir, &loaded.dir);
+        let build = Build {
+            in_place: args.in_place,
+            quiet: args.control.json,
+            ..Build::default()
+        };
+        let summary = runtime()?.block_on(build.run(&loaded, &dir))?;
+        if !args.control.json {
+            print_summary(&summary);
+        }
+        if summary.status != lastmile_store::RunStatus::Succeeded {
+            return Ok(ExitCode::from(1));
+        }
+        let artifact = summary
+            .artifact
+            .context("the pipeline packed no artifact: add `artifact.paths` to lastmile.yaml")?;
+        request["artifact"] = json!({ "id": artifact.id, "run_id": summary.run_id });
+    }
+    if !args.control.json {
+        eprintln!("deploying to {} …", args.env);
+    }
+    let answer = control.post("/api/v1/deploy", &request, DEPLOY_TIMEOUT)?;
+    print_outcome(&answer, args.control.json)
+}
+
+pub(crate) fn rollback(args: &RollbackArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let mut request = json!({ "environment": args.env });
+    if let Some(to) = &args.to {
+        request["to"] = json!(to);
+    }
+    let answer = control.post("/api/v1/rollback", &request, DEPLOY_TIMEOUT)?;
+    print_outcome(&answer, args.control.json)
+}
+
+fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
+    let succeeded = answer["status"] == "succeeded" || answer["status"] == "rolled-back";
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(answer)?);
+    } else {
+        let id = answer["deployment"].as_i64().unwrap_or_default();
+        let release = short(&answer["to_release"]);
+        let took = answer["duration_ms"].as_u64().unwrap_or_default();
+        if succeeded {
+            let switched = answer["switched_after_ms"]
+                .as_u64()
+                .map(|ms| {
+                    format!(
+                        ", traffic switched after {}",
+                        output::duration(Duration::from_millis(ms))
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "{} deployment #{id}: {} now serves {release} ({}{switched})",
+                output::good("✓"),
+                answer["environment"].as_str().unwrap_or("?"),
+                output::duration(Duration::from_millis(took))
+            );
+        } else {
+            eprintln!(
+                "{} deployment #{id} {}: {}",
+                output::bad("✗"),
+                answer["status"].as_str().unwrap_or("failed"),
+                answer["error"].as_str().unwrap_or("no reason given")
+            );
+            if let Some(lines) = answer["last_lines"].as_array() {
+                if !lines.is_empty() {
+                    eprintln!("{}", output::dim("── last log lines of the instance ──"));
+                    for line in lines {
+                        eprintln!("  {}", line.as_str().unwrap_or_default());
+                    }
+                }
+            }
+            eprintln!(
+                "{}",
+                output::dim("traffic was left on the release that served before")
+            );
+        }
+    }
+    Ok(if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let status = control.get("/api/v1/status")?;
+    if args.control.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} · lastmile up pid {} · control http://{}",
+        status["app"].as_str().unwrap_or("?"),
+        status["pid"],
+        status["control"].as_str().unwrap_or("?")
+    );
+    for env in status["environments"].as_array().into_iter().flatten() {
+        println!();
+        println!(
+            "{}  http://{}",
+            output::good(env["name"].as_str().unwrap_or("?")),
+            env["listen"].as_str().unwrap_or("?")
+        );
+        let weights: Vec<String> = env["weights"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|weight| format!("{} {}%", short(&weight["release"]), weight["percent"]))
+            .collect();
+        println!("  current   {}", short(&env["current_release"]));
+        println!("  previous  {}", short(&env["previous_release"]));
+        println!(
+            "  weights   {}",
+            if weights.is_empty() {
+                "none".to_string()
+            } else {
+                weights.join(", ")
+            }
+        );
+        if let Some(deployment) = env["deployment"].as_object() {
+            println!(
+                "  deploying #{} {} → {} ({}, step {})",
+                deployment
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default(),
+                short(deployment.get("from_release").unwrap_or(&Value::Null)),
+                short(deployment.get("to_release").unwrap_or(&Value::Null)),
+                deployment
+                    .get("strategy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                deployment
+                    .get("step")
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let instances = status["instances"].as_array().cloned().unwrap_or_default();
+    println!();
+    if instances.is_empty() {
+        println!("no instances running");
+    } else {
+        println!(
+            "{:<28} {:<14} {:<22} {:<11} {:>8}",
+            "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
+        );
+        for instance in instances {
+            println!(
+                "{:<28} {:<14} {:<22} {:<11} {:>8}",
+                instance["instance_id"].as_str().unwrap_or("?"),
+                short(&instance["release_id"]),
+                instance["addr"].as_str().unwrap_or("?"),
+                instance["state"].as_str().unwrap_or("?"),
+                instance["restarts"]
+            );
+        }
+    }
+    let stats = status["stats"].as_array().cloned().unwrap_or_default();
+    if !stats.is_empty() {
+        println!();
+        println!(
+            "{:<14} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
+            "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
+        );
+        for row in stats {
+            println!(
+                "{:<14} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
+                short(&row["release"]),
+                row["requests"].as_u64().unwrap_or(0),
+                row["errors_5xx"].as_u64().unwrap_or(0),
+                row["connect_errors"].as_u64().unwrap_or(0),
+                row["p50_ms"].as_f64().unwrap_or_default(),
+                row["p99_ms"].as_f64().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(args, state_dir)?;
+    let answer = control.post("/api/v1/restart", &json!({}), Duration::from_secs(600))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!(
+            "{} restarted: pid {} took over the sockets; pid {} is draining",
+            output::good("✓"),
+            answer["new_pid"],
+            answer["old_pid"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn down(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(args, state_dir)?;
+    control.post("/api/v1/shutdown", &json!({}), Duration::from_secs(10))?;
+    if !args.json {
+        println!("lastmile up is stopping: draining connections and stopping instances");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A release id as people read it: its first 12 characters, or `none`.
+fn short(value: &Value) -> String {
+    match value.as_str() {
+        Some(id) => id.chars().take(12).collect(),
+        None => "none".to_string(),
+    }
+}

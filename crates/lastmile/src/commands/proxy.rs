@@ -1,0 +1,58 @@
+//! `lastmile proxy --listen ADDR --to URL`: the router alone, in front of
+//! one backend.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::ProxyArgs;
+
+pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
+    let backend = parse_backend(&args.to)?;
+    let runtime = if args.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(args.workers))
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
+    let listen = args.listen;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        };
+        lastmile_router::run_static_proxy(listen, backend, shutdown)
+            .await
+            .with_context(|| format!("the proxy on {listen} stopped"))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `http://HOST:PORT[/]` → the backend's socket address.
+fn parse_backend(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!(
+            "--to must be an http:// URL such as http://127.0.0.1:8000 (TLS to backends is not supported yet), got {url:?}"
+        );
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        bail!("--to takes no path (requests keep theirs), got {url:?}");
+    }
+    use std::net::ToSocketAddrs;
+    authority
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {authority:?} from --to"))?
+        .next()
+        .with_context(|| format!("{authority:?} resolves to no address"))
+}

@@ -1,0 +1,350 @@
+//! Zero-downtime deploys end to end: `lastmile up` on a real `hello`
+//! service, real sockets, real processes, with a load generator running
+//! continuous HTTP requests (keep-alive and fresh connections) and
+//! WebSockets through every change.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use lastmile_loadgen::{LoadConfig, LoadGen, Report};
+
+/// Builds examples/hello once per test binary and returns its path.
+fn hello_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--locked", "--quiet"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo builds hello");
+        assert!(status.success(), "examples/hello builds");
+        root.join("target/release/hello")
+            .canonicalize()
+            .expect("hello binary")
+    })
+}
+
+/// A free loopback port (bound and released; a tiny race a test accepts).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An app directory whose pipeline copies the prebuilt hello binary.
+struct App {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl App {
+    fn new(strategy: &str, instances: u32, version: &str) -> App {
+        let app = App {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        };
+        app.write_spec(strategy, instances, version, "");
+        app
+    }
+
+    fn write_spec(&self, strategy: &str, instances: u32, version: &str, extra_env: &str) {
+        let hello = hello_binary().display().to_string();
+        let spec = format!(
+            r#"app: hello
+pipeline:
+  steps:
+    - name: build
+      run: cp '{hello}' hello
+artifact:
+  paths: [hello]
+service:
+  run: ./hello
+  env: {{ HELLO_VERSION: "{version}"{extra_env} }}
+  health: {{ path: /healthz, interval: 200ms, timeout: 1s, start_timeout: 10s }}
+  stop: {{ signal: SIGTERM, grace: 5s }}
+environments:
+  production:
+    instances: {instances}
+    strategy: {strategy}
+    route: {{ listen: "127.0.0.1:{port}" }}
+"#,
+            port = self.port
+        );
+        std::fs::write(self.dir.path().join("lastmile.yaml"), spec).unwrap();
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("LASTMILE_STATE_DIR")
+            .env_remove("LASTMILE_LISTEN_FDS")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn lastmile(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Starts `lastmile up --in-place` and waits until it serves.
+    fn up(&self) -> Up {
+        let log = self.dir.path().join("up.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = self.command(&["up", "--in-place"]);
+        command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0);
+        let child = command.spawn().unwrap();
+        let up = Up {
+            child,
+            log,
+            state: self.dir.path().join(".lastmile"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(status) = self.status() {
+                let serving = status["environments"][0]["current_release"].is_string();
+                if serving && reachable(self.addr()) {
+                    return up;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lastmile up did not serve within 60 s:\n{}",
+                up.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn status(&self) -> Result<serde_json::Value, String> {
+        let output = self.lastmile(&["status", "--json"]);
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())
+    }
+
+    fn must(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.lastmile(args);
+        assert!(
+            output.status.success(),
+            "lastmile {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn reachable(addr: SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+/// The running `lastmile up`; its whole process group is killed on drop.
+struct Up {
+    child: Child,
+    log: PathBuf,
+    state: PathBuf,
+}
+
+impl Up {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The pid of the `up` serving now (it changes on `lastmile restart`).
+    fn serving_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.state.join("up.json")).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["pid"].as_u64().unwrap() as u32
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // A graceful stop first, so the serving process stops its
+        // instances; then the whole group (the first `up` and any process
+        // that took over from it) is killed in case it did not.
+        let serving = std::fs::read_to_string(self.state.join("up.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|value| value["pid"].as_i64());
+        if let Some(pid) = serving {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while alive(pid.as_raw()) && Instant::now() < deadline {
+                let _ = self.child.try_wait();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// True while `pid` runs (a zombie counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn load(app: &App) -> LoadGen {
+    LoadGen::start(LoadConfig {
+        target: app.addr(),
+        rate: 250,
+        connections: 16,
+        websockets: 4,
+        ..LoadConfig::default()
+    })
+}
+
+fn assert_clean(report: &Report, what: &str) {
+    assert!(
+        report.requests >= 200,
+        "{what}: too little load to prove anything: {report:#?}"
+    );
+    assert_eq!(report.failed, 0, "{what}: failed requests: {report:#?}");
+    assert_eq!(
+        report.ws_dropped, 0,
+        "{what}: dropped WebSockets: {report:#?}"
+    );
+    assert!(
+        report.ws_opened >= 4,
+        "{what}: WebSockets never opened: {report:#?}"
+    );
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn current_release(app: &App) -> String {
+    app.status().unwrap()["environments"][0]["current_release"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Rolling deploy, blue/green switch, rollback, kill -9 of an instance and a
+/// restart of lastmile itself, one after another under continuous load:
+/// not one failed request, not one dropped WebSocket.
+#[test]
+fn zero_downtime_through_deploys_rollback_crash_and_restart() {
+    let app = App::new("{ type: rolling, batch: 1, max_surge: 1 }", 2, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. A rolling deploy of v2.
+    app.write_spec("{ type: rolling, batch: 1, max_surge: 1 }", 2, "v2", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let second = current_release(&app);
+    assert_ne!(first, second);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 2. A blue/green switch to v3.
+    app.write_spec("{ type: blue-green, rollback_window: 10m }", 2, "v3", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let third = current_release(&app);
+    assert_ne!(second, third);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 3. Roll back to v2, still warm.
+    let outcome = app.must(&["rollback", "production", "--json"]);
+    assert_eq!(outcome["status"], "rolled-back", "{outcome}");
+    assert_eq!(current_release(&app), second);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 4. kill -9 one instance of the serving release.
+    let status = app.status().unwrap();
+    let victim = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|instance| instance["release_id"] == second.as_str() && instance["pid"].is_u64())
+        .cloned()
+        .expect("an instance of the serving release with a pid");
+    let pid = victim["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the killed instance to be restarted", || {
+        app.status().is_ok_and(|status| {
+            status["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|instance| {
+                    instance["instance_id"] == victim["instance_id"]
+                        && instance["state"] == "ready"
+                        && instance["pid"] != victim["pid"]
+                })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 5. Restart lastmile itself: sockets handed over, nothing refused.
+    let before = up.serving_pid();
+    app.must(&["restart", "--json"]);
+    wait_for("the new process to serve", || up.serving_pid() != before);
+    assert_eq!(current_release(&app), second);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let report = runtime.block_on(load.stop());
+    eprintln!(
+        "load: {} requests ({} ok, {} failed), {} WebSockets opened, {} messages, {} closed cleanly, {} dropped, p99 {:.1} ms, max {:.1} ms; served by {:?}",
+        report.requests,
+        report.ok,
+        report.failed,
+        report.ws_opened,
+        report.ws_messages,
+        report.ws_closed_clean,
+        report.ws_dropped,
+        report.p99_latency_ms,
+        report.max_latency_ms,
+        report.by_body
+    );
+    assert_clean(&report, "deploys, rollback, kill -9 and restart");
+    let log = up.log();
+    assert!(log.contains("production"), "{log}");
+    drop(up);
+}
