@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -32,6 +33,8 @@ pub(crate) struct ConnCtx {
     pub(crate) local: SocketAddr,
     /// The client's IP, ready for X-Forwarded-For.
     pub(crate) client_ip: HeaderValue,
+    /// A first request head arrived (ends the pre-request slowloris guard).
+    pub(crate) started: AtomicBool,
 }
 
 /// Request facts kept only for the access log.
@@ -59,6 +62,9 @@ pub(crate) async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    if !ctx.started.load(Relaxed) {
+        ctx.started.store(true, Relaxed);
+    }
     let inner = &*ctx.inner;
     let route = {
         let table = inner.table.load();

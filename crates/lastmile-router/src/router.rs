@@ -395,6 +395,7 @@ fn spawn_connection(
         listener,
         local,
         client_ip,
+        started: AtomicBool::new(false),
     });
     let tracked = Tracked::conn(inner);
     tokio::spawn(async move {
@@ -408,6 +409,11 @@ fn spawn_connection(
             .serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(conn);
         let mut graceful = false;
+        // hyper's header timer starts only after protocol detection, which waits for 24 bytes:
+        // a client that sends less and stalls would sit forever without this first-request guard.
+        let first = tokio::time::sleep(ctx.inner.config.header_read_timeout);
+        tokio::pin!(first);
+        let mut first_armed = true;
         loop {
             let phase = *drain.borrow_and_update();
             if phase >= GRACE_OVER {
@@ -419,6 +425,12 @@ fn spawn_connection(
             }
             tokio::select! {
                 _ = conn.as_mut() => return,
+                _ = first.as_mut(), if first_armed => {
+                    if !ctx.started.load(Relaxed) {
+                        return;
+                    }
+                    first_armed = false;
+                }
                 r = drain.changed() => if r.is_err() {
                     let _ = conn.as_mut().await;
                     return;

@@ -533,6 +533,11 @@ async fn slow_header_sender_is_disconnected() {
         start.elapsed()
     );
     assert!(start.elapsed() < Duration::from_secs(5));
+    // Fewer bytes than the HTTP/2 preface, then silence: closed too.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET / HT").await.unwrap();
+    let r = tokio::time::timeout(LIMIT, s.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "short-prefix connection still open");
 }
 
 #[tokio::test]
