@@ -130,6 +130,12 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         lastmile_supervisor::SupervisorConfig::default(),
     )
     .context("cannot prepare the supervisor's directory")?;
+    if supervisor.orphans_killed() > 0 {
+        progress.warn(&format!(
+            "stopped {} instance(s) left running by a lastmile process that was killed",
+            supervisor.orphans_killed()
+        ));
+    }
     let router = lastmile_router::Router::new(lastmile_router::RouterConfig::default());
     let host = LocalHost::new("local", supervisor, router, blobs, inherited);
     let store = Arc::new(store);
@@ -549,8 +555,13 @@ impl Controller {
                 }
             }
         }
+        let deployments = self
+            .store
+            .list_deployments(10)
+            .map_err(|error| ApiError::internal(&error.into()))?;
         Ok(json!({
             "app": self.app,
+            "deployments": deployments,
             "pid": std::process::id(),
             "control": *lock(&self.control_addr),
             "environments": environments,

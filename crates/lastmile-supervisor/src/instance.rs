@@ -249,7 +249,10 @@ async fn monitor(
                 return;
             }
             let mut next = match process::spawn(spec, &instance.log) {
-                Ok(next) => next,
+                Ok(next) => {
+                    shared.groups.record(next.pid);
+                    next
+                }
                 Err(error) => {
                     status = error.to_string();
                     continue;

@@ -34,6 +34,7 @@ mod event;
 mod health;
 mod instance;
 mod log;
+mod orphans;
 mod process;
 mod release;
 mod spec;

@@ -12,6 +12,7 @@ use crate::error::{SupervisorError, check_id};
 use crate::event::InstanceEvent;
 use crate::instance::{self, DoneGuard, Instance};
 use crate::log::{self, LogSink};
+use crate::orphans::{self, GroupRecord};
 use crate::process;
 use crate::release;
 use crate::spec::InstanceSpec;
@@ -42,6 +43,10 @@ pub(crate) struct Shared {
     pub(crate) config: SupervisorConfig,
     instances: Mutex<BTreeMap<String, Arc<Instance>>>,
     events: broadcast::Sender<InstanceEvent>,
+    /// Process groups this process started, for clean-up after a crash.
+    pub(crate) groups: GroupRecord,
+    /// Groups of a crashed predecessor killed when this supervisor began.
+    orphans_killed: usize,
 }
 
 impl Shared {
@@ -85,7 +90,10 @@ impl Supervisor {
             std::fs::create_dir_all(&dir).map_err(SupervisorError::io(&dir))?;
         }
         release::remove_leftovers(&root.join("releases"));
+        let orphans_killed = orphans::kill_orphans(&root);
         let shared = Arc::new(Shared {
+            groups: GroupRecord::new(&root),
+            orphans_killed,
             root,
             config,
             instances: Mutex::new(BTreeMap::new()),
@@ -97,6 +105,12 @@ impl Supervisor {
                 prepare_locks: Mutex::default(),
             }),
         })
+    }
+
+    /// Instances left running by a lastmile process that was killed (its
+    /// record under `root/groups/`), killed when this supervisor began.
+    pub fn orphans_killed(&self) -> usize {
+        self.shared().orphans_killed
     }
 
     fn shared(&self) -> &Arc<Shared> {
@@ -158,7 +172,10 @@ impl Supervisor {
         // From here on a concurrent `stop` waits for this guard.
         let done = DoneGuard(instance.clone());
         let running = match process::spawn(&instance.spec, &instance.log) {
-            Ok(running) => running,
+            Ok(running) => {
+                shared.groups.record(running.pid);
+                running
+            }
             Err(error) => {
                 shared.remove(&instance);
                 return Err(error);
@@ -227,6 +244,9 @@ impl Supervisor {
         }
         for instance in &instances {
             instance.wait_done().await;
+        }
+        if self.shared().instances().is_empty() {
+            self.shared().groups.remove();
         }
     }
 
