@@ -21,6 +21,8 @@ fn hello_binary() -> &'static Path {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "--locked", "--quiet"])
+            // Its own target directory, whatever the workspace uses.
+            .env("CARGO_TARGET_DIR", root.join("target"))
             .current_dir(&root)
             .status()
             .expect("cargo builds hello");
