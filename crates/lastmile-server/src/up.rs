@@ -63,6 +63,8 @@ pub struct UpOptions {
     /// What to deploy; `None` in a process taking over from a restart,
     /// which serves what is already deployed.
     pub artifact: Option<BuiltArtifact>,
+    /// The router prints one line per request.
+    pub access_log: bool,
 }
 
 /// True in a process started by `lastmile restart` to take over.
@@ -136,7 +138,10 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             supervisor.orphans_killed()
         ));
     }
-    let router = lastmile_router::Router::new(lastmile_router::RouterConfig::default());
+    let router = lastmile_router::Router::new(lastmile_router::RouterConfig {
+        access_log: options.access_log,
+        ..lastmile_router::RouterConfig::default()
+    });
     let host = LocalHost::new("local", supervisor, router, blobs, inherited);
     let store = Arc::new(store);
     let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];

@@ -113,6 +113,9 @@ pub(crate) struct UpArgs {
     /// Run the pipeline in the directory itself instead of a clean copy of its tracked files
     #[arg(long)]
     pub(crate) in_place: bool,
+    /// Print one line per request the router serves (method, path, status, ms, release, instance, request id)
+    #[arg(long)]
+    pub(crate) access_log: bool,
 }
 
 #[derive(Debug, Args)]

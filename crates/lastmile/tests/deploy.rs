@@ -530,3 +530,45 @@ fn killing_lastmile_mid_deployment_rolls_back_on_the_next_start() {
     );
     drop(up);
 }
+
+/// `recreate` stops the old set before starting the new one (a gap by
+/// design); `rolling` with a batch of 2 over 3 instances ends on the new
+/// release with exactly 3 instances.
+#[test]
+fn recreate_and_wide_rolling_batches_end_on_the_new_release() {
+    let app = App::new("recreate", 2, "v1");
+    let up = app.up();
+    app.write_spec("recreate", 2, "v2", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v2"));
+    let status = app.status().unwrap();
+    let current = current_release(&app);
+    let instances = status["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "{status}");
+    assert!(
+        instances
+            .iter()
+            .all(|instance| instance["release_id"] == current.as_str())
+    );
+
+    app.write_spec("{ type: rolling, batch: 2, max_surge: 2 }", 3, "v3", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v3"));
+    let status = app.status().unwrap();
+    let current = current_release(&app);
+    let instances = status["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3, "{status}");
+    assert!(
+        instances
+            .iter()
+            .all(|instance| instance["release_id"] == current.as_str()
+                && instance["state"] == "ready")
+    );
+    assert_eq!(
+        status["environments"][0]["weights"][0]["percent"], 100.0,
+        "{status}"
+    );
+    drop(up);
+}

@@ -69,6 +69,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         listen: args.listen,
         control: args.control,
         artifact,
+        access_log: args.access_log,
     };
     runtime.block_on(lastmile_server::up::run(
         options,
