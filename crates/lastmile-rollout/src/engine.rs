@@ -65,6 +65,9 @@ struct Drive<'a> {
     started: Instant,
     /// Set when all traffic is on the new release.
     switched_after_ms: std::sync::Mutex<Option<u64>>,
+    /// The service the old release runs, to bring its set back to size
+    /// when the deployment fails.
+    from_service: Option<Service>,
 }
 
 /// The parts of a route that do not change during a deployment.
@@ -140,6 +143,7 @@ impl Engine {
         environment: &Environment,
         service: &Service,
         release: &ReleaseRecord,
+        service_of: &ServiceOf<'_>,
         progress: &dyn Progress,
     ) -> Result<DeploymentOutcome, EngineError> {
         let route = route_template(environment)?;
@@ -180,6 +184,10 @@ impl Engine {
             strategy,
             &self.actor,
         )?;
+        let from_release = match &from {
+            Some(id) => self.store.get_release(id)?,
+            None => None,
+        };
         let drive = Drive {
             engine: self,
             record,
@@ -188,10 +196,9 @@ impl Engine {
             progress,
             started: Instant::now(),
             switched_after_ms: std::sync::Mutex::new(None),
-        };
-        let from_release = match &from {
-            Some(id) => self.store.get_release(id)?,
-            None => None,
+            from_service: from_release
+                .as_ref()
+                .and_then(|release| service_of(release).ok()),
         };
         let result = match &environment.strategy {
             Strategy::Rolling { batch, max_surge } => {
@@ -264,6 +271,10 @@ impl Engine {
             "rollback",
             &self.actor,
         )?;
+        let from_release = match &from {
+            Some(id) => self.store.get_release(id)?,
+            None => None,
+        };
         let drive = Drive {
             engine: self,
             record,
@@ -272,10 +283,9 @@ impl Engine {
             progress,
             started: Instant::now(),
             switched_after_ms: std::sync::Mutex::new(None),
-        };
-        let from_release = match &from {
-            Some(id) => self.store.get_release(id)?,
-            None => None,
+            from_service: from_release
+                .as_ref()
+                .and_then(|release| service_of(release).ok()),
         };
         let result = drive
             .rollback(from_release.as_ref(), &target, &service)
@@ -385,6 +395,7 @@ impl Engine {
                 progress,
                 started: Instant::now(),
                 switched_after_ms: std::sync::Mutex::new(None),
+                from_service: None,
             };
             drive
                 .ensure_everywhere(&release)
@@ -832,9 +843,15 @@ impl Drive<'_> {
             Some("failed; traffic restored to the previous release"),
             Some(&state),
         )?;
-        // The old set might have been shrunk by a rolling batch: traffic goes
-        // to what is left of it; the next deployment or a restore brings it
-        // back to size.
+        // A rolling deployment may have shrunk the old set: bring it back to
+        // size first (its remaining instances serve meanwhile), then route
+        // all traffic to it.
+        if let (Some(from), Some(service)) = (from, &self.from_service)
+            && from.id != to.id
+        {
+            self.scale(from, service, self.environment.instances.max(1))
+                .await?;
+        }
         self.route_everywhere(weights).await?;
         let keep: Vec<&str> = from.iter().map(|from| from.id.as_str()).collect();
         if keep.is_empty() || keep[0] != to.id {

@@ -629,9 +629,12 @@ impl Controller {
             env.name,
             strategy_name(&env)
         ));
+        let service_of = |release: &lastmile_store::ReleaseRecord| {
+            self.service_of(release).map_err(|error| format!("{error:#}"))
+        };
         let outcome = self
             .engine
-            .deploy(&env, &service, &release, &*self.progress_sink())
+            .deploy(&env, &service, &release, &service_of, &*self.progress_sink())
             .await
             .map_err(|error| ApiError::internal(&error.into()))?;
         self.report_outcome(&outcome);

@@ -59,6 +59,17 @@ impl App {
     }
 
     fn write_spec(&self, strategy: &str, instances: u32, version: &str, extra_env: &str) {
+        self.write_spec_running(strategy, instances, version, extra_env, "./hello");
+    }
+
+    fn write_spec_running(
+        &self,
+        strategy: &str,
+        instances: u32,
+        version: &str,
+        extra_env: &str,
+        run: &str,
+    ) {
         let hello = hello_binary().display().to_string();
         let spec = format!(
             r#"app: hello
@@ -69,7 +80,7 @@ pipeline:
 artifact:
   paths: [hello]
 service:
-  run: ./hello
+  run: {run}
   env: {{ HELLO_VERSION: "{version}"{extra_env} }}
   health: {{ path: /healthz, interval: 200ms, timeout: 1s, start_timeout: 10s }}
   stop: {{ signal: SIGTERM, grace: 5s }}
@@ -570,5 +581,66 @@ fn recreate_and_wide_rolling_batches_end_on_the_new_release() {
         status["environments"][0]["weights"][0]["percent"], 100.0,
         "{status}"
     );
+    drop(up);
+}
+
+/// A rolling deployment whose second batch never becomes ready: the first
+/// batch already replaced an old instance, so the failure brings the old
+/// set back to full size and all traffic back to it, under load, without
+/// a failed request.
+#[test]
+fn a_rolling_deployment_failing_mid_way_restores_the_old_set() {
+    let strategy = "{ type: rolling, batch: 1, max_surge: 1 }";
+    let app = App::new(strategy, 3, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Instance 1 of v2 never becomes ready; instance 0 does.
+    app.write_spec_running(
+        strategy,
+        3,
+        "v2",
+        "",
+        r#""if [ \"$LASTMILE_INSTANCE\" = 1 ]; then HELLO_NEVER_READY=1 exec ./hello; else exec ./hello; fi""#,
+    );
+    app.set_start_timeout("2s");
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains(".1 did not become ready"),
+        "{outcome}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a rolling deployment failing in its second batch");
+    assert!(
+        report.by_body.keys().any(|body| body.contains("v2")),
+        "the first batch served before the failure: {:?}",
+        report.by_body
+    );
+    assert_eq!(current_release(&app), first);
+    let status = app.status().unwrap();
+    let instances = status["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3, "the old set is back to size: {status}");
+    assert!(
+        instances.iter().all(
+            |instance| instance["release_id"] == first.as_str() && instance["state"] == "ready"
+        ),
+        "{status}"
+    );
+    assert!(app.get("/").contains("hello from hello v1"));
     drop(up);
 }
