@@ -210,4 +210,21 @@ pub trait HostHandle: Send + Sync + std::fmt::Debug {
     async fn stats(&self, release_id: &str, window: Duration) -> Result<ReleaseStats, HostError>;
     /// Deletes unpacked releases except these (and those with instances).
     async fn prune_releases(&self, keep: &[String]) -> Result<(), HostError>;
+    /// `GET path` on one instance, directly (not through the router): the
+    /// verification gate before a release gets traffic.
+    async fn probe(
+        &self,
+        instance_id: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<ProbeAnswer, HostError>;
+}
+
+/// What an instance answered to a probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (at most 64 KiB, lossily decoded).
+    pub body: String,
 }

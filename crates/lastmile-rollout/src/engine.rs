@@ -458,6 +458,12 @@ impl From<HostError> for EngineError {
     }
 }
 
+/// How long one `gates.verify` request may take.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Unpacked releases kept on each host for an instant rollback.
+const KEEP_RELEASES: usize = 5;
+
 /// The phase written when traffic has been decided to be on the new release.
 const PHASE_SWITCHED: &str = "switched";
 
@@ -646,6 +652,7 @@ impl Drive<'_> {
             for host in self.hosts() {
                 self.start_on(host, to, service, &indexes).await?;
             }
+            self.verify(to).await?;
             new_count += starting;
             let retiring = starting.min(old_count);
             old_count -= retiring;
@@ -700,6 +707,7 @@ impl Drive<'_> {
         self.advance("starting", json!({ "release": to.id }), None)?;
         self.scale(to, service, self.environment.instances.max(1))
             .await?;
+        self.verify(to).await?;
         let warm_until = from.map(|_| now_millis() + millis(rollback_window));
         self.switch(from, to, warm_until).await?;
         let mut keep = vec![to.id.as_str()];
@@ -749,6 +757,81 @@ impl Drive<'_> {
         self.stop_others(&[to.id.as_str()]).await
     }
 
+    /// Runs the environment's `gates.verify` checks against every instance
+    /// of `release`, directly, before it gets traffic.
+    async fn verify(&self, release: &ReleaseRecord) -> Result<(), Failure> {
+        let checks = &self.environment.gates.verify;
+        if checks.is_empty() {
+            return Ok(());
+        }
+        for host in self.hosts() {
+            for instance in self.live(host.as_ref(), &release.id).await? {
+                for check in checks {
+                    let answer = host
+                        .probe(&instance.instance_id, &check.path, VERIFY_TIMEOUT)
+                        .await?;
+                    let body_ok = check
+                        .body_contains
+                        .as_ref()
+                        .is_none_or(|wanted| answer.body.contains(wanted.as_str()));
+                    if answer.status != check.status || !body_ok {
+                        return Err(Failure {
+                            message: format!(
+                                "verification failed: GET {} on instance {} answered {}{}; gates.verify expects {}{}",
+                                check.path,
+                                instance.instance_id,
+                                answer.status,
+                                if body_ok {
+                                    String::new()
+                                } else {
+                                    format!(
+                                        " with a body not containing {:?}",
+                                        check.body_contains.as_deref().unwrap_or_default()
+                                    )
+                                },
+                                check.status,
+                                check
+                                    .body_contains
+                                    .as_ref()
+                                    .map(|wanted| format!(" and a body containing {wanted:?}"))
+                                    .unwrap_or_default(),
+                            ),
+                            last_lines: Vec::new(),
+                        });
+                    }
+                }
+            }
+        }
+        self.progress.step(&format!(
+            "{} passed {} verification check(s)",
+            release.version,
+            checks.len()
+        ));
+        Ok(())
+    }
+
+    /// Deletes unpacked releases on every host beyond the newest few, never
+    /// the ones serving or kept for rollback. Best effort.
+    async fn prune(&self, from: Option<&ReleaseRecord>, to: &ReleaseRecord) {
+        let mut keep: Vec<String> = self
+            .store()
+            .list_releases(KEEP_RELEASES)
+            .map(|releases| releases.into_iter().map(|release| release.id).collect())
+            .unwrap_or_default();
+        keep.extend(from.map(|from| from.id.clone()));
+        keep.push(to.id.clone());
+        keep.sort();
+        keep.dedup();
+        for host in self.hosts() {
+            if let Err(error) = host.prune_releases(&keep).await {
+                self.progress.step(&format!(
+                    "could not prune old releases on {}: {error}",
+                    host.name()
+                ));
+            }
+        }
+    }
+
     /// Writes, then applies, "all traffic on `to`".
     async fn switch(
         &self,
@@ -787,6 +870,7 @@ impl Drive<'_> {
                     None,
                     state.as_ref(),
                 );
+                self.prune(from, to).await;
                 (DeploymentStatus::Succeeded, None, Vec::new())
             }
             Err(failure) => {

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lastmile_host::{
-    HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ReleaseRef, ReleaseStats,
-    RouteSpec,
+    HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ProbeAnswer, ReleaseRef,
+    ReleaseStats, RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
@@ -382,6 +382,53 @@ impl HostHandle for LocalHost {
                 message: format!("cannot prune releases: {error}"),
             })
     }
+
+    async fn probe(
+        &self,
+        instance_id: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<ProbeAnswer, HostError> {
+        let addr = self
+            .inner
+            .supervisor
+            .list()
+            .into_iter()
+            .find(|instance| instance.instance_id == instance_id)
+            .map(|instance| instance.addr)
+            .ok_or_else(|| HostError::Other {
+                message: format!("instance {instance_id} is not running"),
+            })?;
+        let failed = |reason: String| HostError::Other {
+            message: format!("GET {path} on instance {instance_id} ({addr}) failed: {reason}"),
+        };
+        tokio::time::timeout(timeout, http_get(addr, path))
+            .await
+            .map_err(|_| failed(format!("no answer within {timeout:?}")))?
+            .map_err(|error| failed(error.to_string()))
+    }
+}
+
+/// A minimal `GET` for probes: HTTP/1.0, read to EOF.
+async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<ProbeAnswer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nhost: {addr}\r\nuser-agent: lastmile-verify\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    stream.take(64 * 1024 + 8192).read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {:?}", head.lines().next().unwrap_or_default())))?;
+    Ok(ProbeAnswer {
+        status,
+        body: body.to_string(),
+    })
 }
 
 /// The spec's stop signal name (`TERM`, `SIGTERM`, `int`…) as a signal;

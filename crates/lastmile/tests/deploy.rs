@@ -644,3 +644,44 @@ fn a_rolling_deployment_failing_mid_way_restores_the_old_set() {
     assert!(app.get("/").contains("hello from hello v1"));
     drop(up);
 }
+
+/// `gates.verify` runs against every new instance before it gets traffic:
+/// a release that answers the wrong thing fails verification and never
+/// serves.
+#[test]
+fn a_release_failing_verification_never_gets_traffic() {
+    let strategy = "{ type: blue-green, rollback_window: 10m }";
+    let app = App::new(strategy, 2, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    app.write_spec(strategy, 2, "v2", "");
+    let path = app.dir.path().join("lastmile.yaml");
+    let spec = std::fs::read_to_string(&path).unwrap().replace(
+        "    route:",
+        "    gates: { verify: [ { path: /healthz }, { path: /, body_contains: \"hello v9\" } ] }\n    route:",
+    );
+    std::fs::write(&path, spec).unwrap();
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.contains("verification failed: GET / on instance production."),
+        "{error}"
+    );
+    assert!(error.contains("\"hello v9\""), "{error}");
+    assert_eq!(current_release(&app), first);
+    assert!(app.get("/").contains("hello from hello v1"));
+    let status = app.status().unwrap();
+    assert_eq!(status["instances"].as_array().unwrap().len(), 2, "{status}");
+
+    // The same release with a check it passes goes out.
+    let spec = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("hello v9", "hello v2");
+    std::fs::write(&path, spec).unwrap();
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v2"));
+    drop(up);
+}
