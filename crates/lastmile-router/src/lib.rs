@@ -33,7 +33,10 @@
 //! ```
 
 mod body;
+mod chunked;
 mod config;
+mod http1;
+mod prefixed;
 mod proxy;
 mod router;
 mod stats;

@@ -10,6 +10,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use crate::body::{Lease, ProxyBody};
 use crate::router::{Inner, Tracked};
@@ -238,7 +239,13 @@ fn respond(
             let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
                 return;
             };
-            websocket::relay(client, upstream, websocket, drain).await;
+            websocket::relay(
+                TokioIo::new(client),
+                TokioIo::new(upstream),
+                websocket,
+                drain,
+            )
+            .await;
         });
         // Upgraded connections are not HTTP requests in flight.
         drop(lease);

@@ -16,15 +16,18 @@ use hyper_util::server::conn::auto;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::config::RouterConfig;
+use crate::http1::{self, Handoff};
+use crate::prefixed::Prefixed;
 use crate::proxy::{self, ConnCtx};
 use crate::stats::{ReleaseStats, StatsRing};
 use crate::table::{CompiledTable, RouteTable, UpstreamHealth};
 use crate::upstream::{UpstreamState, tcp_connect};
+use crate::websocket;
 
 /// Drain phases carried by `Inner::drain`.
 const RUNNING: u8 = 0;
-const DRAINING: u8 = 1;
-const GRACE_OVER: u8 = 2;
+pub(crate) const DRAINING: u8 = 1;
+pub(crate) const GRACE_OVER: u8 = 2;
 /// Period of the active health probe of ejected upstreams.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Extra time after the grace for upgraded connections to write their close frames.
@@ -90,13 +93,19 @@ impl Inner {
 
     /// 16 hex characters, unique per router, unpredictable across restarts.
     pub(crate) fn request_id(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.request_id_hex())
+            .unwrap_or(HeaderValue::from_static("0000000000000000"))
+    }
+
+    /// The next request id as 16 lowercase hex digits.
+    pub(crate) fn request_id_hex(&self) -> [u8; 16] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = splitmix64(self.seed ^ self.request_ids.fetch_add(1, Relaxed));
         let mut buf = [0u8; 16];
         for (i, b) in buf.iter_mut().enumerate() {
             *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
         }
-        HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0000000000000000"))
+        buf
     }
 
     fn settled_now(&self) -> bool {
@@ -399,43 +408,68 @@ fn spawn_connection(
     });
     let tracked = Tracked::conn(inner);
     tokio::spawn(async move {
-        let _tracked = tracked;
-        let mut drain = ctx.inner.drain.subscribe();
-        let svc_ctx = ctx.clone();
-        let svc = service_fn(move |req| proxy::handle(svc_ctx.clone(), req));
-        let conn = ctx
-            .inner
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        tokio::pin!(conn);
-        let mut graceful = false;
-        // hyper's header timer starts only after protocol detection, which waits for 24 bytes:
-        // a client that sends less and stalls would sit forever without this first-request guard.
-        let first = tokio::time::sleep(ctx.inner.config.header_read_timeout);
-        tokio::pin!(first);
-        let mut first_armed = true;
-        loop {
-            let phase = *drain.borrow_and_update();
-            if phase >= GRACE_OVER {
-                return;
-            }
-            if phase >= DRAINING && !graceful {
-                conn.as_mut().graceful_shutdown();
-                graceful = true;
-            }
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = first.as_mut(), if first_armed => {
-                    if !ctx.started.load(Relaxed) {
-                        return;
-                    }
-                    first_armed = false;
-                }
-                r = drain.changed() => if r.is_err() {
-                    let _ = conn.as_mut().await;
-                    return;
-                },
+        let mut grace = ctx.inner.drain.subscribe();
+        let conn = http1::Conn::new(ctx.clone(), stream);
+        let handoff = tokio::select! {
+            biased;
+            h = conn.run() => h,
+            // In-flight HTTP requests end with the grace.
+            _ = grace.wait_for(|s| *s >= GRACE_OVER) => return,
+        };
+        match handoff {
+            None => {}
+            Some(Handoff::H2c(io)) => serve_hyper(ctx, io, tracked).await,
+            Some(Handoff::Upgrade {
+                client,
+                upstream,
+                websocket,
+            }) => {
+                let _upgraded = Tracked::upgraded(&ctx.inner);
+                drop(tracked);
+                let drain = ctx.inner.drain.subscribe();
+                websocket::relay(client, upstream, websocket, drain).await;
             }
         }
     });
+}
+
+/// Serves an HTTP/2 (prior knowledge) connection with hyper.
+async fn serve_hyper(ctx: Arc<ConnCtx>, io: Prefixed<tokio::net::TcpStream>, tracked: Tracked) {
+    let _tracked = tracked;
+    let mut drain = ctx.inner.drain.subscribe();
+    let svc_ctx = ctx.clone();
+    let svc = service_fn(move |req| proxy::handle(svc_ctx.clone(), req));
+    let conn = ctx
+        .inner
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut graceful = false;
+    // A client that sends the preface and then stalls is bounded like a slow HTTP/1.1 head.
+    let first = tokio::time::sleep(ctx.inner.config.header_read_timeout);
+    tokio::pin!(first);
+    let mut first_armed = true;
+    loop {
+        let phase = *drain.borrow_and_update();
+        if phase >= GRACE_OVER {
+            return;
+        }
+        if phase >= DRAINING && !graceful {
+            conn.as_mut().graceful_shutdown();
+            graceful = true;
+        }
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = first.as_mut(), if first_armed => {
+                if !ctx.started.load(Relaxed) {
+                    return;
+                }
+                first_armed = false;
+            }
+            r = drain.changed() => if r.is_err() {
+                let _ = conn.as_mut().await;
+                return;
+            },
+        }
+    }
 }

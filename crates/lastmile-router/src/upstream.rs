@@ -27,6 +27,8 @@ pub(crate) struct UpstreamState {
     ejected_at_ms: AtomicU64,
     /// Keep-alive connections; the lock is held for a push or a short scan only.
     idle: Mutex<Vec<SendRequest<Incoming>>>,
+    /// Keep-alive plain connections of the HTTP/1.1 fast path (most recently used last).
+    streams: Mutex<Vec<TcpStream>>,
 }
 
 impl std::fmt::Debug for UpstreamState {
@@ -56,6 +58,7 @@ impl UpstreamState {
             ejected: AtomicBool::new(false),
             ejected_at_ms: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
         }
     }
 
@@ -73,6 +76,26 @@ impl UpstreamState {
         self.ejected.store(true, Relaxed);
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
+        }
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.clear();
+        }
+    }
+
+    /// The most recently pooled plain connection, if any.
+    pub(crate) fn take_stream(&self) -> Option<TcpStream> {
+        self.streams.lock().ok()?.pop()
+    }
+
+    /// Pools a plain connection whose last response was read completely.
+    pub(crate) fn put_stream(&self, stream: TcpStream) {
+        if self.is_ejected() {
+            return;
+        }
+        if let Ok(mut streams) = self.streams.lock()
+            && streams.len() < MAX_IDLE
+        {
+            streams.push(stream);
         }
     }
 

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 /// Close frame, status 1012 "service restart": the upstream ended without closing.
@@ -74,14 +72,15 @@ impl FrameTracker {
 }
 
 /// Copies both directions until the upstream side ends (or the drain grace runs out).
-pub(crate) async fn relay(
-    client: Upgraded,
-    upstream: Upgraded,
+pub(crate) async fn relay<C, U>(
+    client: C,
+    upstream: U,
     websocket: bool,
     mut drain: watch::Receiver<u8>,
-) {
-    let client = TokioIo::new(client);
-    let upstream = TokioIo::new(upstream);
+) where
+    C: AsyncRead + AsyncWrite,
+    U: AsyncRead + AsyncWrite,
+{
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);
 
