@@ -799,3 +799,306 @@ async fn drain_grace_end_closes_websockets_with_1001() {
     );
     assert_eq!(read_all(&mut s).await, [0x88, 0x02, 0x03, 0xE9]);
 }
+
+/// A raw TCP upstream: for each request on a connection it reads the head and the raw body
+/// (Content-Length, or chunked up to `0\r\n\r\n`), counts it, and writes `reply(request)`.
+/// With `close_after`, each connection is closed that long after its first response.
+async fn raw_upstream(
+    reply: fn(&[u8]) -> Vec<u8>,
+    close_after: Option<Duration>,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(n) = read_request(&mut s, &mut buf).await else {
+                        return;
+                    };
+                    let req: Vec<u8> = buf.drain(..n).collect();
+                    count.fetch_add(1, Ordering::Relaxed);
+                    if s.write_all(&reply(&req)).await.is_err() {
+                        return;
+                    }
+                    if let Some(d) = close_after {
+                        tokio::time::sleep(d).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, served)
+}
+
+/// Reads one whole request into `buf`; returns its length (None at EOF).
+async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body_start = end + 4;
+            if head.contains("transfer-encoding: chunked") {
+                if let Some(p) = buf[body_start..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                    return Some(body_start + p + 5);
+                }
+            } else {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= body_start + len {
+                    return Some(body_start + len);
+                }
+            }
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The body of a raw request (after the head).
+fn body_of(req: &[u8]) -> &[u8] {
+    let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    &req[end + 4..]
+}
+
+/// Chunked response whose body is the request body rewrapped in odd chunks, with a trailer.
+fn chunked_echo(req: &[u8]) -> Vec<u8> {
+    let body = body_of(req);
+    let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for part in body.chunks(7) {
+        out.extend_from_slice(format!("{:x};x=y\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\nx-trailer: t\r\n\r\n");
+    out
+}
+
+const CHUNKED_REQUEST_BODY: &[u8] =
+    b"5\r\nhello\r\n1a;ext\r\n abcdefghijklmnopqrstuvwxy\r\n0\r\n\r\n";
+
+#[tokio::test]
+async fn chunked_bodies_are_relayed_byte_exact() {
+    let (up, _) = raw_upstream(chunked_echo, None).await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[up]);
+    let mut req =
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    req.extend_from_slice(CHUNKED_REQUEST_BODY);
+    let (status, head, body) = raw(p.addr, &req).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    // The upstream saw the request body verbatim and echoed it in 7-byte chunks, passed verbatim.
+    let mut want = Vec::new();
+    for part in CHUNKED_REQUEST_BODY.chunks(7) {
+        want.extend_from_slice(format!("{:x};x=y\r\n", part.len()).as_bytes());
+        want.extend_from_slice(part);
+        want.extend_from_slice(b"\r\n");
+    }
+    want.extend_from_slice(b"0\r\nx-trailer: t\r\n\r\n");
+    assert_eq!(body.as_bytes(), &want[..]);
+    // A chunked body sent in pieces, slowly, reaches a hyper backend intact.
+    let b = backend("b1").await;
+    single(&p, "r2", &[b]);
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        b"POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for piece in CHUNKED_REQUEST_BODY.chunks(4) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = String::from_utf8(read_all(&mut s).await).unwrap();
+    assert!(
+        got.ends_with("body=hello abcdefghijklmnopqrstuvwxy"),
+        "{got}"
+    );
+}
+
+fn ok_keep_alive(req: &[u8]) -> Vec<u8> {
+    let body = format!("seen {} bytes", body_of(req).len());
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn pooled_connection_closed_while_idle_is_retried() {
+    // Every upstream connection serves one request, then the upstream closes it while idle.
+    let (up, served) = raw_upstream(ok_keep_alive, Some(Duration::from_millis(10))).await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[up]);
+    let c = client();
+    for i in 0..10 {
+        let (s, body) = fetch(&c, p.addr, "/").await;
+        assert_eq!(s, 200, "request {i}: {body}");
+        // A POST with a complete body is resent as well.
+        let req = Request::post(format!("http://{}/p", p.addr))
+            .body(Full::new(Bytes::from_static(b"12345")))
+            .unwrap();
+        let resp = tokio::time::timeout(LIMIT, c.request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"seen 5 bytes");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(served.load(Ordering::Relaxed), 20);
+    let s = p.router.stats("r1", Duration::from_secs(60));
+    assert_eq!((s.requests, s.status_5xx, s.connect_errors), (20, 0, 0));
+}
+
+#[tokio::test]
+async fn connection_close_and_http10_clients_are_closed_after_the_response() {
+    let b = backend("b1").await;
+    let (chunked_up, _) = raw_upstream(chunked_echo, None).await;
+    let p = proxy(RouterConfig::default());
+    p.router.set_table(RouteTable {
+        routes: vec![
+            route(
+                p.addr,
+                None,
+                "/",
+                vec![backend_of("r1", 1, vec![upstream("b1", b)])],
+            ),
+            route(
+                p.addr,
+                None,
+                "/chunked",
+                vec![backend_of("r2", 1, vec![upstream("c1", chunked_up)])],
+            ),
+        ],
+    });
+    // Keep-alive first, then Connection: close on the same connection: both answered, then EOF.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let len: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    s.write_all(b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let rest = String::from_utf8(read_all(&mut s).await).unwrap();
+    assert!(
+        rest.to_ascii_lowercase().contains("connection: close"),
+        "{rest}"
+    );
+    assert!(rest.contains("b1|GET|/two|"), "{rest}");
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    let (status, head, body) = raw(p.addr, b"GET /ten HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(body.starts_with("b1|GET|/ten|"), "{body}");
+    // HTTP/1.0 and a chunked upstream body: decoded, delimited by the close.
+    let mut req = b"POST /chunked HTTP/1.0\r\nHost: x\r\nContent-Length: 11\r\n\r\n".to_vec();
+    req.extend_from_slice(b"hello world");
+    let (status, head, body) = raw(p.addr, &req).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    assert_eq!(body, "hello world");
+}
+
+fn until_eof(_: &[u8]) -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nno length, ends with the connection"
+        .to_vec()
+}
+
+#[tokio::test]
+async fn response_without_length_is_read_to_eof() {
+    let (up, _) = raw_upstream(until_eof, Some(Duration::ZERO)).await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[up]);
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(p.addr).await.unwrap();
+        // A keep-alive request: the proxy must still close to end the body.
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let got = String::from_utf8(read_all(&mut s).await).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        assert!(
+            got.ends_with("\r\n\r\nno length, ends with the connection"),
+            "{got}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_passed_through() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let interim = read_head(&mut s).await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    s.write_all(b"hello").await.unwrap();
+    let got = String::from_utf8(read_all(&mut s).await).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("|body=hello"), "{got}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /p2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+          GET /p3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let got = String::from_utf8(read_all(&mut s).await).unwrap();
+    let at = |needle: &str| {
+        got.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing: {got}"))
+    };
+    assert!(at("b1|GET|/p1|") < at("b1|POST|/p2|"), "{got}");
+    assert!(at("b1|POST|/p2|") < at("b1|GET|/p3|"), "{got}");
+    assert!(got.contains("|body=abc"), "{got}");
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "{got}");
+}
