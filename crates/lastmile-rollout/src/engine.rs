@@ -601,14 +601,39 @@ impl Drive<'_> {
     /// Stops every instance of this environment whose release is not in
     /// `keep`.
     async fn stop_others(&self, keep: &[&str]) -> Result<(), Failure> {
+        let mut stopping = tokio::task::JoinSet::new();
         for host in self.hosts() {
             for instance in env_instances(host.as_ref(), self.env_name()).await? {
                 if !keep.contains(&instance.release_id.as_str()) {
-                    host.stop_instance(&instance.instance_id).await?;
+                    let host = host.clone();
+                    stopping.spawn(async move {
+                        let started = Instant::now();
+                        host.stop_instance(&instance.instance_id)
+                            .await
+                            .map(|()| (instance.instance_id, started.elapsed()))
+                    });
                 }
             }
         }
-        Ok(())
+        let mut first_failure = None;
+        while let Some(joined) = stopping.join_next().await {
+            match joined {
+                Ok(Ok((instance_id, took))) => self.progress.step(&format!(
+                    "stopped {instance_id} (drained and stopped in {} ms)",
+                    took.as_millis()
+                )),
+                Ok(Err(error)) => {
+                    first_failure.get_or_insert(Failure::from(error));
+                }
+                Err(error) => {
+                    first_failure.get_or_insert(Failure {
+                        message: format!("stopping an instance panicked: {error}"),
+                        last_lines: Vec::new(),
+                    });
+                }
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
     }
 
     /// `rolling`: new instances in batches, each ready before old ones of
@@ -844,6 +869,10 @@ impl Drive<'_> {
         let state = self.state_with(Some(to), previous, weights.clone(), warm_until);
         self.advance(PHASE_SWITCHED, json!({ "weights": weights }), Some(&state))?;
         self.route_everywhere(weights).await?;
+        *self
+            .switched_after_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(elapsed_ms(self.started));
         self.progress.step(&format!(
             "all traffic on {} ({})",
             to.version,

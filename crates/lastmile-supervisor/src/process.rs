@@ -159,7 +159,7 @@ impl Running {
         let _ = killpg(self.group, signal);
         if timeout_at(deadline, self.child.wait()).await.is_ok() {
             // The leader is gone; give the rest of the group the remaining grace.
-            while killpg(self.group, None).is_ok() && Instant::now() < deadline {
+            while group_alive(self.group) && Instant::now() < deadline {
                 sleep(Duration::from_millis(20)).await;
             }
         }
@@ -177,6 +177,39 @@ impl Running {
             }
         }
     }
+}
+
+/// True while a process of the group runs. Zombies do not count: a member
+/// whose parent (the shell) already exited is reparented to init, which may
+/// take a while to reap it, and it is gone for every purpose but `kill(0)`.
+fn group_alive(group: Pid) -> bool {
+    if killpg(group, None).is_err() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let wanted = group.as_raw();
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|byte| byte.is_ascii_digit()));
+        if !is_pid {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the command name: state, ppid, pgrp, …
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|field| field.parse::<i32>().ok());
+        pgrp == Some(wanted) && state != "Z" && state != "X"
+    })
 }
 
 /// `status 3` or `signal 9 (SIGKILL)`, after "exited with" / "was killed by".
