@@ -197,6 +197,9 @@ struct Io {
     resp: Vec<u8>,
     /// Upstream response deadline; re-armed lazily (it may fire early, never late).
     timer: Pin<Box<Sleep>>,
+    drain: watch::Receiver<u8>,
+    /// The router drains: answer with `Connection: close`, take no new request.
+    draining: bool,
 }
 
 /// One HTTP/1.1 client connection.
@@ -204,8 +207,6 @@ struct Io {
 pub(crate) struct Conn {
     ctx: Arc<ConnCtx>,
     io: Io,
-    drain: watch::Receiver<u8>,
-    draining: bool,
 }
 
 impl Conn {
@@ -221,17 +222,10 @@ impl Conn {
                 head: Vec::with_capacity(1024),
                 resp: Vec::with_capacity(1024),
                 timer,
+                drain,
+                draining: false,
             },
-            drain,
-            draining: false,
         }
-    }
-
-    fn draining(&mut self) -> bool {
-        if !self.draining && self.drain.has_changed().unwrap_or(false) {
-            self.draining = *self.drain.borrow_and_update() >= DRAINING;
-        }
-        self.draining
     }
 
     /// Serves requests until the connection closes or becomes something else.
@@ -241,7 +235,7 @@ impl Conn {
         let limit = inner.config.max_header_bytes.max(8192);
         let rmax = limit + BUF;
         // The first request's clock starts at accept; later ones at their first byte.
-        let mut head_deadline = Some(tokio::time::Instant::now() + head_timeout);
+        let mut head_deadline = Some(after(tokio::time::Instant::now(), head_timeout));
         let mut first = true;
         loop {
             let (head_len, req) = loop {
@@ -266,7 +260,7 @@ impl Conn {
                 }
                 if self.io.rbuf.is_empty() && head_deadline.is_none() {
                     // Idle keep-alive connection: drain closes it.
-                    if self.draining() {
+                    if self.io.draining() {
                         return None;
                     }
                     tokio::select! {
@@ -275,13 +269,13 @@ impl Conn {
                             Ok(0) | Err(_) => return None,
                             Ok(_) => {}
                         },
-                        _ = self.drain.changed() => {
-                            self.draining = *self.drain.borrow_and_update() >= DRAINING;
+                        _ = self.io.drain.changed() => {
+                            self.io.draining = *self.io.drain.borrow_and_update() >= DRAINING;
                         }
                     }
                 } else {
                     let deadline = *head_deadline
-                        .get_or_insert_with(|| tokio::time::Instant::now() + head_timeout);
+                        .get_or_insert_with(|| after(tokio::time::Instant::now(), head_timeout));
                     match tokio::time::timeout_at(
                         deadline,
                         self.io.rbuf.fill(&mut self.io.client, rmax),
@@ -295,8 +289,7 @@ impl Conn {
             };
             first = false;
             head_deadline = None;
-            let draining = self.draining();
-            match self.io.exchange(&inner, head_len, *req, draining).await {
+            match self.io.exchange(&inner, head_len, *req).await {
                 Flow::Keep => {}
                 Flow::Close => {
                     let _ = self.io.client.shutdown().await;
@@ -317,6 +310,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// `at + d`, saturating at about a year for huge configured timeouts.
+fn after(at: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + std::time::Duration::from_secs(365 * 86400))
 }
 
 /// Sends FIN, then reads (and drops) what the client still sends for a moment, so that closing
@@ -872,14 +871,16 @@ fn body_done(framing: &Framing) -> bool {
 }
 
 impl Io {
+    fn draining(&mut self) -> bool {
+        if !self.draining && self.drain.has_changed().unwrap_or(false) {
+            self.draining = *self.drain.borrow_and_update() >= DRAINING;
+        }
+        self.draining
+    }
+
     /// Routes, forwards and answers one request whose head (`head_len` bytes) is in `rbuf`.
-    async fn exchange(
-        &mut self,
-        inner: &Inner,
-        head_len: usize,
-        mut req: Req,
-        draining: bool,
-    ) -> Flow {
+    async fn exchange(&mut self, inner: &Inner, head_len: usize, mut req: Req) -> Flow {
+        let draining = self.draining();
         self.rbuf.consume(head_len);
         // A body that is already complete in the buffer travels with the head (and can be resent).
         if !req.replayable && !matches!(req.body, Framing::None) {
@@ -999,7 +1000,10 @@ impl Io {
             // Cannot resend a streamed body: do not gamble on a connection that closed while idle.
             pooled = None;
         }
-        let deadline = tokio::time::Instant::from_std(req.start) + inner.config.upstream_timeout;
+        let deadline = after(
+            tokio::time::Instant::from_std(req.start),
+            inner.config.upstream_timeout,
+        );
         loop {
             let (mut s, reused) = match pooled.take() {
                 Some(s) => (s, true),
@@ -1075,6 +1079,8 @@ impl Io {
         let mut got_any = !self.ubuf.is_empty();
         loop {
             if !self.ubuf.is_empty() {
+                // Drain may have begun while the upstream worked: this response is the last.
+                let close_client = close_client || self.draining();
                 match parse_response(self.ubuf.bytes(), req, close_client, &mut self.resp) {
                     Ok(Some((n, resp))) => {
                         self.ubuf.consume(n);

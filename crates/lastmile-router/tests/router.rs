@@ -1102,3 +1102,26 @@ async fn pipelined_requests_are_answered_in_order() {
     assert!(got.contains("|body=abc"), "{got}");
     assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "{got}");
 }
+
+#[tokio::test]
+async fn keep_alive_request_in_flight_at_drain_gets_connection_close() {
+    let b = backend("b1").await;
+    let p = proxy(RouterConfig::default());
+    single(&p, "r1", &[b]);
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nx-delay-ms: 300\r\n\r\n")
+        .await
+        .unwrap();
+    while p.router.in_flight("r1-0") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let router = p.router.clone();
+    let drain = tokio::spawn(async move { router.drain(Duration::from_secs(5)).await });
+    let got = String::from_utf8(read_all(&mut s).await).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    tokio::time::timeout(LIMIT, drain).await.unwrap().unwrap();
+}
