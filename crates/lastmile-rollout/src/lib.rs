@@ -18,9 +18,11 @@
 //! assert_eq!(outcome.status, DeploymentStatus::Succeeded);
 //! ```
 
+mod analysis;
 mod engine;
 mod outcome;
 
+pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
 pub use engine::{Engine, EngineError, Progress, ServiceOf};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::DeploymentOutcome;
