@@ -152,7 +152,7 @@ impl Engine {
             .as_ref()
             .and_then(|state| state.current_release.clone());
         let strategy = strategy_name(&environment.strategy);
-        if matches!(environment.strategy, Strategy::Canary { .. }) {
+        if matches!(environment.strategy, Strategy::Canary(_)) {
             return Err(EngineError::Invalid(format!(
                 "environment `{}` uses the canary strategy, which this version cannot drive yet; use rolling or blue-green",
                 environment.name
@@ -211,7 +211,7 @@ impl Engine {
                     .blue_green(from_release.as_ref(), release, service, *rollback_window)
                     .await
             }
-            Strategy::Recreate | Strategy::Canary { .. } => {
+            Strategy::Recreate | Strategy::Canary(_) => {
                 drive
                     .recreate(from_release.as_ref(), release, service)
                     .await
@@ -1069,7 +1069,7 @@ fn strategy_name(strategy: &Strategy) -> &'static str {
         Strategy::Rolling { .. } => "rolling",
         Strategy::BlueGreen { .. } => "blue-green",
         Strategy::Recreate => "recreate",
-        Strategy::Canary { .. } => "canary",
+        Strategy::Canary(_) => "canary",
     }
 }
 

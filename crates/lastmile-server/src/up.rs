@@ -797,7 +797,7 @@ fn strategy_name(env: &Environment) -> &'static str {
         lastmile_spec::Strategy::Rolling { .. } => "rolling",
         lastmile_spec::Strategy::BlueGreen { .. } => "blue-green",
         lastmile_spec::Strategy::Recreate => "recreate",
-        lastmile_spec::Strategy::Canary { .. } => "canary",
+        lastmile_spec::Strategy::Canary(_) => "canary",
     }
 }
 

@@ -153,11 +153,22 @@ pub struct Environment {
     pub route: Option<Route>,
     /// Promotion from the previous environment: automatic or by hand.
     pub promote: Promote,
+    /// How the router keeps a user on one side of a canary (`None`: a
+    /// request's side is drawn by weight alone).
+    pub cohort: Option<Cohort>,
+    /// Requests that always go to one side, whatever the canary weight.
+    pub pins: Vec<Pin>,
+    /// Where deploy events (started, step, promoted, rolled back) are posted.
+    pub notify: Vec<Notify>,
 }
 
 /// `environments.<name>.strategy` with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a spec holds a handful of environments, read once; a box would only make matching on the canary clumsier"
+)]
 pub enum Strategy {
     /// Replace instances in batches.
     Rolling {
@@ -174,22 +185,156 @@ pub enum Strategy {
     /// Stop the old set, then start the new one (brief downtime by design).
     Recreate,
     /// Shift traffic by weight steps with analysis between them.
-    Canary {
-        /// Percent of traffic per step, ascending, last is 100.
-        steps: Vec<f64>,
-        /// Minimum time at each step before a decision (default 30s).
-        step_duration: Duration,
-        /// Minimum canary requests at each step before a decision (default 100).
-        min_requests: u64,
-        /// Give up a step that never gets enough evidence (default 10m).
-        step_deadline: Duration,
-        /// Abort when the canary's error rate exceeds stable's by this many
-        /// percentage points (default 1.0).
-        max_error_rate_increase: f64,
-        /// Abort when canary p99 latency exceeds stable's by this factor
-        /// (default 1.5).
-        max_latency_ratio: f64,
-    },
+    Canary(Canary),
+}
+
+/// The canary strategy's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Canary {
+    /// Weights (percent of traffic) and pauses, in order; weights strictly
+    /// ascending, the last step a weight of 100 (default `[5, 25, 50, 100]`).
+    pub steps: Vec<CanaryStep>,
+    /// Minimum time at each step before a decision (default 30s).
+    pub step_duration: Duration,
+    /// Minimum canary requests at each step before a decision (default 100).
+    pub min_requests: u64,
+    /// Give up a step that never gets enough evidence (default 10m).
+    pub step_deadline: Duration,
+    /// Abort when the canary's error rate exceeds stable's by this many
+    /// percentage points (default 1.0, range 0..=100).
+    pub max_error_rate_increase: f64,
+    /// Abort when canary p99 latency exceeds stable's by this factor
+    /// (default 1.5, range 1..=100).
+    pub max_latency_ratio: f64,
+    /// How the canary is compared with stable between steps.
+    pub analysis: CanaryAnalysis,
+    /// Dark launch: copy live requests to the canary before the first weight
+    /// step, its answers discarded.
+    pub mirror: Option<Mirror>,
+    /// Keep analysing this long after promotion to 100% and roll back on a
+    /// regression (default 0s: off).
+    pub guard: Duration,
+}
+
+/// One entry of a canary's `steps`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CanaryStep {
+    /// Send this percent of traffic (above 0, at most 100) to the canary.
+    Weight(f64),
+    /// Hold the current weight until a person resumes the rollout (before
+    /// any traffic when it is the first step).
+    Pause,
+}
+
+/// `strategy.analysis`: the statistics behind a canary's go/no-go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CanaryAnalysis {
+    /// How often the router's counters are sampled (default 1s, 100ms..=1m).
+    pub interval: Duration,
+    /// Confidence required before calling the canary worse; the error-rate
+    /// test's false-alarm rate is `1 - confidence` (default 0.99, 0.5..=0.9999).
+    pub confidence: f64,
+    /// Abort when canary p95 latency exceeds stable's by this factor
+    /// (default 1.5, range 1..=100).
+    pub max_p95_ratio: f64,
+    /// Abort when canary p99 latency exceeds this many milliseconds, whatever
+    /// stable does.
+    pub max_p99_ms: Option<f64>,
+    /// Abort when canary p95 latency exceeds this many milliseconds.
+    pub max_p95_ms: Option<f64>,
+    /// Latency ratios are ignored while both p99s are below this many
+    /// milliseconds, where they are noise (default 5.0).
+    pub latency_floor_ms: f64,
+    /// An extra check: a Prometheus query whose value must stay at or below a
+    /// threshold.
+    pub prometheus: Option<PrometheusCheck>,
+}
+
+/// `analysis.prometheus`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrometheusCheck {
+    /// Base URL of the Prometheus server (`http://` or `https://`).
+    pub url: String,
+    /// PromQL expression evaluated at each analysis interval.
+    pub query: String,
+    /// Abort when the query's value exceeds this.
+    pub max: f64,
+}
+
+/// `strategy.mirror`: the dark-launch phase of a canary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mirror {
+    /// Percent of matching requests copied to the canary (above 0, at most 100).
+    pub percent: f64,
+    /// Uppercase HTTP methods that are mirrored (default `GET`, `HEAD`).
+    pub methods: Vec<String>,
+    /// How long the dark phase runs before analysis decides to go on to the
+    /// weight steps (default 1m).
+    pub duration: Duration,
+    /// Mirrored requests needed before a decision (default 100).
+    pub min_requests: u64,
+}
+
+/// `environments.<name>.cohort`: sticky assignment of users to a side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cohort {
+    /// The request header or cookie whose value is hashed into a side.
+    pub key: CohortKey,
+    /// Cookie the router sets (with a random id) on a request without a key,
+    /// and reads as the key afterwards.
+    pub set_cookie: Option<String>,
+}
+
+/// Where a cohort or pin reads its value from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CohortKey {
+    /// A request header, its name lowercased.
+    Header(String),
+    /// A cookie, by name.
+    Cookie(String),
+}
+
+/// One `environments.<name>.pins[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pin {
+    /// The header or cookie to look at.
+    pub key: CohortKey,
+    /// The exact value that pins a request.
+    pub value: String,
+    /// The side a matching request always goes to.
+    pub to: PinTarget,
+}
+
+/// The side a pinned request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinTarget {
+    /// The new release, at any weight (even 0, during a pause or dark launch).
+    Canary,
+    /// The current release, even at 100.
+    Stable,
+}
+
+/// One `environments.<name>.notify[]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notify {
+    /// Where events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// The body's shape.
+    pub format: NotifyFormat,
+    /// Give up one delivery after this long (default 5s).
+    pub timeout: Duration,
+}
+
+/// The body of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// lastmile's own JSON event.
+    Json,
+    /// A Slack incoming-webhook message (`{"text": …}`).
+    Slack,
 }
 
 /// `environments.<name>.gates`.
@@ -199,6 +344,28 @@ pub struct Gates {
     pub approval_required: bool,
     /// HTTP checks against the new release before it gets traffic.
     pub verify: Vec<VerifyCheck>,
+    /// HTTP hooks called around a deployment.
+    pub webhooks: Webhooks,
+}
+
+/// `gates.webhooks`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Webhooks {
+    /// Called before traffic moves; a failure stops the deployment.
+    pub before: Option<Webhook>,
+    /// Called after the new release has all the traffic.
+    pub after: Option<Webhook>,
+    /// Called when a deployment rolls back.
+    pub rollback: Option<Webhook>,
+}
+
+/// One webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Webhook {
+    /// URL POSTed to (`http://` or `https://`).
+    pub url: String,
+    /// Give up after this long, which counts as a failure (default 10s).
+    pub timeout: Duration,
 }
 
 /// One `gates.verify[]` entry.
@@ -240,6 +407,58 @@ pub struct ReservedSection {
     pub name: String,
     /// 1-based line of the section key, for messages.
     pub line: usize,
+}
+
+impl Default for Canary {
+    fn default() -> Self {
+        Canary {
+            steps: [5.0, 25.0, 50.0, 100.0]
+                .into_iter()
+                .map(CanaryStep::Weight)
+                .collect(),
+            step_duration: Duration::from_secs(30),
+            min_requests: 100,
+            step_deadline: Duration::from_secs(600),
+            max_error_rate_increase: 1.0,
+            max_latency_ratio: 1.5,
+            analysis: CanaryAnalysis::default(),
+            mirror: None,
+            guard: Duration::ZERO,
+        }
+    }
+}
+
+impl Default for CanaryAnalysis {
+    fn default() -> Self {
+        CanaryAnalysis {
+            interval: Duration::from_secs(1),
+            confidence: 0.99,
+            max_p95_ratio: 1.5,
+            max_p99_ms: None,
+            max_p95_ms: None,
+            latency_floor_ms: 5.0,
+            prometheus: None,
+        }
+    }
+}
+
+impl Serialize for CanaryStep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CanaryStep::Weight(weight) => serializer.serialize_f64(*weight),
+            CanaryStep::Pause => serializer.serialize_str("pause"),
+        }
+    }
+}
+
+impl Canary {
+    /// The weights alone, in order (pauses left out).
+    pub fn weights(&self) -> impl Iterator<Item = f64> + '_ {
+        self.steps.iter().filter_map(|step| match step {
+            CanaryStep::Weight(weight) => Some(*weight),
+            CanaryStep::Pause => None,
+        })
+    }
 }
 
 impl Spec {

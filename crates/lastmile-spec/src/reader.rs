@@ -72,6 +72,8 @@ impl Problem {
 #[derive(Debug)]
 pub(crate) struct Fields<'node> {
     entries: Vec<(String, &'node Node, &'node Node)>,
+    /// Allowed keys suggested for unknown ones (reported once, as unknown).
+    suggested: Vec<String>,
 }
 
 impl<'node> Fields<'node> {
@@ -81,6 +83,19 @@ impl<'node> Fields<'node> {
             .iter()
             .find(|(name, _, _)| name == key)
             .map(|(_, _, value)| *value)
+    }
+
+    /// Whether an unknown key in the map was taken for a misspelling of `key`.
+    pub(crate) fn misspelled(&self, key: &str) -> bool {
+        self.suggested.iter().any(|suggested| suggested == key)
+    }
+
+    /// The key node of `key`, if present (to point at the key itself).
+    pub(crate) fn key(&self, key: &str) -> Option<&'node Node> {
+        self.entries
+            .iter()
+            .find(|(name, _, _)| name == key)
+            .map(|(_, key, _)| *key)
     }
 }
 
@@ -230,9 +245,12 @@ impl<'source> Reader<'source> {
             }
             kept.push((name, key, value));
         }
-        let fields = Fields { entries: kept };
+        let fields = Fields {
+            entries: kept,
+            suggested: suggested.iter().map(|key| (*key).to_owned()).collect(),
+        };
         for (key, example) in required {
-            if fields.get(key).is_none() && !suggested.contains(key) {
+            if fields.get(key).is_none() && !fields.misspelled(key) {
                 self.missing(node, context, key, example);
             }
         }
@@ -407,6 +425,25 @@ impl<'source> Reader<'source> {
         minimum: f64,
         maximum: f64,
     ) -> Option<f64> {
+        self.number_where(
+            node,
+            what,
+            |value| (minimum..=maximum).contains(&value),
+            &format!("between {minimum} and {maximum}"),
+            &format!("use a value from {minimum} to {maximum}"),
+        )
+    }
+
+    /// A number that `accept`s, else `spec::out-of-range` saying it must be
+    /// `range` (e.g. "above 0").
+    pub(crate) fn number_where(
+        &mut self,
+        node: &Node,
+        what: &str,
+        accept: impl Fn(f64) -> bool,
+        range: &str,
+        hint: &str,
+    ) -> Option<f64> {
         let value = match &node.value {
             Value::Integer(value) => *value as f64,
             Value::Float(value) => *value,
@@ -422,15 +459,15 @@ impl<'source> Reader<'source> {
                 return None;
             }
         };
-        if !(minimum..=maximum).contains(&value) {
+        if !value.is_finite() || !accept(value) {
             self.error(
                 node.place,
                 Problem::new(
                     "spec::out-of-range",
-                    format!("`{what}` is {value}; it must be between {minimum} and {maximum}"),
+                    format!("`{what}` is {value}; it must be {range}"),
                     "out of range",
                 )
-                .hint(format!("use a value from {minimum} to {maximum}")),
+                .hint(hint),
             );
             return None;
         }
@@ -521,6 +558,103 @@ impl<'source> Reader<'source> {
             return None;
         }
         Some(duration)
+    }
+
+    /// A duration in `minimum..=maximum`.
+    pub(crate) fn duration_between(
+        &mut self,
+        node: &Node,
+        what: &str,
+        minimum: Duration,
+        maximum: Duration,
+    ) -> Option<Duration> {
+        let duration = self.duration(node, what)?;
+        if duration < minimum || duration > maximum {
+            let (written, low, high) = (
+                scalar::format_duration(duration),
+                scalar::format_duration(minimum),
+                scalar::format_duration(maximum),
+            );
+            self.error(
+                node.place,
+                Problem::new(
+                    "spec::out-of-range",
+                    format!("`{what}` is {written}; it must be between {low} and {high}"),
+                    "out of range",
+                )
+                .hint(format!("use a duration from \"{low}\" to \"{high}\"")),
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// An `http://` or `https://` URL with a host and no spaces.
+    pub(crate) fn http_url(&mut self, node: &Node, what: &str) -> Option<String> {
+        let url = self.text(node, what)?;
+        if scalar::is_http_url(&url) {
+            return Some(url);
+        }
+        self.error(
+            node.place,
+            Problem::new(
+                "spec::invalid-url",
+                format!("`{what}` must be an http:// or https:// URL, found `{url}`"),
+                "not an HTTP URL",
+            )
+            .hint("write the full URL with its scheme, e.g. `https://hooks.example.com/deploy`"),
+        );
+        None
+    }
+
+    /// Exactly one of two alternative `keys` in `fields`: its name and value.
+    ///
+    /// Both present is reported at the second; neither (unless the map has a
+    /// misspelling of one, already reported as unknown) at the map.
+    pub(crate) fn one_of<'node>(
+        &mut self,
+        node: &Node,
+        fields: &Fields<'node>,
+        context: &str,
+        keys: [&'static str; 2],
+        example: &str,
+    ) -> Option<(&'static str, &'node Node)> {
+        let [first, second] = keys;
+        match (fields.get(first), fields.get(second)) {
+            (Some(value), None) => Some((first, value)),
+            (None, Some(value)) => Some((second, value)),
+            (Some(_), Some(_)) => {
+                let place = fields.key(second).map_or(node.place, |key| key.place);
+                self.error(
+                    place,
+                    Problem::new(
+                        "spec::conflicting-keys",
+                        format!("{context} has both `{first}` and `{second}`; it takes one"),
+                        &format!("second of `{first}` / `{second}`"),
+                    )
+                    .hint(format!("keep `{first}` or `{second}`, not both")),
+                );
+                None
+            }
+            (None, None) => {
+                if !fields.misspelled(first) && !fields.misspelled(second) {
+                    let place = match &node.value {
+                        Value::Map(pairs) if !pairs.is_empty() => pairs[0].0.place,
+                        _ => node.place,
+                    };
+                    self.error(
+                        place,
+                        Problem::new(
+                            "spec::missing-key",
+                            format!("{context} has neither `{first}` nor `{second}`; it needs one"),
+                            &format!("no `{first}` or `{second}` in this map"),
+                        )
+                        .hint(format!("add one, e.g. `{example}`")),
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// One of a fixed set of words, with a suggestion when misspelled.

@@ -167,6 +167,40 @@ pub(crate) fn is_env_name(text: &str) -> bool {
         && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
 }
 
+/// A duration as a person would write it in the spec: `100ms`, `30s`, `1m`.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        "0s".to_owned()
+    } else if millis % 60_000 == 0 {
+        format!("{}m", millis / 60_000)
+    } else if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
+/// `http://` or `https://`, a non-empty host, and no whitespace.
+pub(crate) fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with('/')
+            && !rest.contains(|character: char| character.is_whitespace() || character.is_control())
+    })
+}
+
+/// An HTTP token (RFC 9110 `tchar`s), as header and cookie names are.
+pub(crate) fn is_http_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.chars().all(|character| {
+            character.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(character)
+        })
+}
+
 /// The candidate closest to `text`, if one is close enough to be a typo.
 pub(crate) fn did_you_mean<'a>(
     text: &str,

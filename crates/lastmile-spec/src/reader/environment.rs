@@ -1,18 +1,32 @@
-//! `environments:`: deploy targets with their strategy, gates and route.
+//! `environments:`: deploy targets with their strategy, gates, route,
+//! cohort, pins and notifications.
+
+mod canary;
+mod cohort;
+mod gates;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::service::http_path;
 use super::{Problem, Reader};
-use crate::model::{Environment, Gates, Promote, Route, Strategy, VerifyCheck};
+use crate::model::{Canary, Environment, Gates, Notify, NotifyFormat, Promote, Route, Strategy};
 use crate::node::{Node, Value};
 use crate::scalar::{self, AddressError};
 
 const STRATEGIES: &[&str] = &["rolling", "blue-green", "recreate", "canary"];
 
-/// Default canary weights when `steps` is not given.
-const DEFAULT_CANARY_STEPS: &[f64] = &[5.0, 25.0, 50.0, 100.0];
+/// Keys of an environment map.
+const ENVIRONMENT_KEYS: &[&str] = &[
+    "instances",
+    "strategy",
+    "gates",
+    "route",
+    "promote",
+    "cohort",
+    "pins",
+    "notify",
+];
 
 pub(super) fn read_environments(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Environment>> {
     let entries = reader.entries(node, "`environments`")?;
@@ -62,18 +76,16 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
         gates: Gates::default(),
         route: None,
         promote: Promote::Auto,
+        cohort: None,
+        pins: Vec::new(),
+        notify: Vec::new(),
     };
     // `staging:` with nothing under it means "all defaults".
     if node.value == Value::Null {
         return Some(environment);
     }
     let context = format!("environment `{name}`");
-    let fields = reader.fields(
-        node,
-        &context,
-        &["instances", "strategy", "gates", "route", "promote"],
-        &[],
-    )?;
+    let fields = reader.fields(node, &context, ENVIRONMENT_KEYS, &[])?;
     let mut complete = true;
     if let Some(value) = fields.get("instances") {
         match reader.count(value, "instances", 1, 1000) {
@@ -81,14 +93,18 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
             None => complete = false,
         }
     }
+    let mut strategy_known = true;
     if let Some(value) = fields.get("strategy") {
         match read_strategy(reader, value, name) {
             Some(strategy) => environment.strategy = strategy,
-            None => complete = false,
+            None => {
+                complete = false;
+                strategy_known = false;
+            }
         }
     }
     if let Some(value) = fields.get("gates") {
-        match read_gates(reader, value, name) {
+        match gates::read_gates(reader, value, name) {
             Some(gates) => environment.gates = gates,
             None => complete = false,
         }
@@ -111,7 +127,62 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
             None => complete = false,
         }
     }
+    if let Some(value) = fields.get("cohort") {
+        match cohort::read_cohort(reader, value, name) {
+            Some(cohort) => environment.cohort = Some(cohort),
+            None => complete = false,
+        }
+    }
+    if let Some(value) = fields.get("pins") {
+        match cohort::read_pins(reader, value, name) {
+            Some(pins) => environment.pins = pins,
+            None => complete = false,
+        }
+    }
+    if let Some(value) = fields.get("notify") {
+        match read_notify(reader, value) {
+            Some(notify) => environment.notify = notify,
+            None => complete = false,
+        }
+    }
+    // Pins and cohorts choose between canary and stable; any other strategy
+    // has one release taking traffic, so they would silently do nothing.
+    if strategy_known && !matches!(environment.strategy, Strategy::Canary(_)) {
+        let uses = strategy_name(&environment.strategy);
+        for (key, message) in [
+            (
+                "pins",
+                format!("pins route to a canary; environment `{name}` uses {uses}"),
+            ),
+            (
+                "cohort",
+                format!(
+                    "a cohort keeps each user on one side of a canary; environment `{name}` uses {uses}"
+                ),
+            ),
+        ] {
+            if let Some(key_node) = fields.key(key) {
+                complete = false;
+                reader.error(
+                    key_node.place,
+                    Problem::new("spec::canary-only", message, "needs a canary strategy").hint(
+                        format!("set `strategy: canary` on `{name}`, or remove `{key}`"),
+                    ),
+                );
+            }
+        }
+    }
     complete.then_some(environment)
+}
+
+/// The strategy's `type` as written in the spec.
+fn strategy_name(strategy: &Strategy) -> &'static str {
+    match strategy {
+        Strategy::Rolling { .. } => "rolling",
+        Strategy::BlueGreen { .. } => "blue-green",
+        Strategy::Recreate => "recreate",
+        Strategy::Canary(_) => "canary",
+    }
 }
 
 fn default_strategy(kind: &str) -> Strategy {
@@ -120,14 +191,7 @@ fn default_strategy(kind: &str) -> Strategy {
             rollback_window: Duration::from_secs(600),
         },
         "recreate" => Strategy::Recreate,
-        "canary" => Strategy::Canary {
-            steps: DEFAULT_CANARY_STEPS.to_vec(),
-            step_duration: Duration::from_secs(30),
-            min_requests: 100,
-            step_deadline: Duration::from_secs(600),
-            max_error_rate_increase: 1.0,
-            max_latency_ratio: 1.5,
-        },
+        "canary" => Strategy::Canary(Canary::default()),
         _ => Strategy::Rolling {
             batch: 1,
             max_surge: 1,
@@ -141,15 +205,7 @@ fn strategy_keys(kind: &str) -> &'static [&'static str] {
         "rolling" => &["type", "batch", "max_surge"],
         "blue-green" => &["type", "rollback_window"],
         "recreate" => &["type"],
-        _ => &[
-            "type",
-            "steps",
-            "step_duration",
-            "min_requests",
-            "step_deadline",
-            "max_error_rate_increase",
-            "max_latency_ratio",
-        ],
+        _ => canary::CANARY_KEYS,
     }
 }
 
@@ -209,61 +265,10 @@ fn read_strategy(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Opt
             }
         }
         Strategy::Recreate => {}
-        Strategy::Canary {
-            steps,
-            step_duration,
-            min_requests,
-            step_deadline,
-            max_error_rate_increase,
-            max_latency_ratio,
-        } => {
-            if let Some(value) = fields
-                .get("steps")
-                .and_then(|value| take(&mut complete, canary_steps(reader, value)))
-            {
-                *steps = value;
-            }
-            if let Some(value) = fields.get("step_duration").and_then(|value| {
-                take(
-                    &mut complete,
-                    reader.positive_duration(value, "step_duration"),
-                )
-            }) {
-                *step_duration = value;
-            }
-            if let Some(value) = fields.get("min_requests").and_then(|value| {
-                take(
-                    &mut complete,
-                    reader.integer(value, "min_requests", 0, 1_000_000_000),
-                )
-            }) {
-                *min_requests = u64::try_from(value).unwrap_or_default();
-            }
-            if let Some(value) = fields.get("step_deadline").and_then(|value| {
-                take(
-                    &mut complete,
-                    reader.positive_duration(value, "step_deadline"),
-                )
-            }) {
-                *step_deadline = value;
-            }
-            if let Some(value) = fields.get("max_error_rate_increase").and_then(|value| {
-                take(
-                    &mut complete,
-                    reader.number(value, "max_error_rate_increase", 0.0, 100.0),
-                )
-            }) {
-                *max_error_rate_increase = value;
-            }
-            if let Some(value) = fields.get("max_latency_ratio").and_then(|value| {
-                take(
-                    &mut complete,
-                    reader.number(value, "max_latency_ratio", 1.0, 1000.0),
-                )
-            }) {
-                *max_latency_ratio = value;
-            }
-        }
+        Strategy::Canary(canary) => match canary::read_canary(reader, &fields) {
+            Some(read) => *canary = read,
+            None => complete = false,
+        },
     }
     complete.then_some(strategy)
 }
@@ -274,156 +279,6 @@ fn take<T>(complete: &mut bool, value: Option<T>) -> Option<T> {
         *complete = false;
     }
     value
-}
-
-fn canary_steps(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<f64>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "canary `steps` must be a list of percentages, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `steps: [1, 5, 25, 50, 100]`"),
-        );
-        return None;
-    };
-    if items.is_empty() {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::invalid-canary-steps",
-                "canary `steps` is empty",
-                "no steps",
-            )
-            .hint("write e.g. `steps: [1, 5, 25, 50, 100]`"),
-        );
-        return None;
-    }
-    let mut steps = Vec::with_capacity(items.len());
-    let mut previous: Option<f64> = None;
-    let mut complete = true;
-    for item in items {
-        let Some(percent) = reader.percent(item, "steps") else {
-            complete = false;
-            continue;
-        };
-        if let Some(previous) = previous.filter(|previous| percent <= *previous) {
-            complete = false;
-            reader.error(
-                item.place,
-                Problem::new(
-                    "spec::invalid-canary-steps",
-                    format!("canary steps must go up, but {percent}% comes after {previous}%"),
-                    "not above the previous step",
-                )
-                .hint("list traffic percentages in ascending order, e.g. `[1, 5, 25, 50, 100]`"),
-            );
-        }
-        previous = Some(percent);
-        steps.push(percent);
-    }
-    if let (Some(last), Some(last_node)) = (previous, items.last())
-        && complete
-        && last < 100.0
-    {
-        reader.error(
-            last_node.place,
-            Problem::new(
-                "spec::invalid-canary-steps",
-                format!("the last canary step is {last}%; it must be 100% so the release ends with all traffic"),
-                "last step",
-            )
-            .hint("add 100 at the end of `steps`"),
-        );
-        return None;
-    }
-    complete.then_some(steps)
-}
-
-fn read_gates(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Gates> {
-    let fields = reader.fields(
-        node,
-        &format!("the gates of environment `{environment}`"),
-        &["approval", "verify"],
-        &[],
-    )?;
-    let approval_required = match fields.get("approval") {
-        Some(value) => Some(
-            reader.keyword(
-                value,
-                "approval gate",
-                "spec::unknown-value",
-                &["required", "none"],
-            )? == "required",
-        ),
-        None => Some(false),
-    };
-    let verify = match fields.get("verify") {
-        Some(value) => read_verify(reader, value),
-        None => Some(Vec::new()),
-    };
-    Some(Gates {
-        approval_required: approval_required?,
-        verify: verify?,
-    })
-}
-
-fn read_verify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<VerifyCheck>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`verify` must be a list of checks, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `verify: [{ path: /healthz, status: 200 }]`"),
-        );
-        return None;
-    };
-    let mut checks = Vec::with_capacity(items.len());
-    let mut complete = true;
-    for item in items {
-        let Some(fields) = reader.fields(
-            item,
-            "a `verify` check",
-            &["path", "status", "body_contains"],
-            &[("path", "path: /healthz")],
-        ) else {
-            complete = false;
-            continue;
-        };
-        let path = fields
-            .get("path")
-            .and_then(|value| http_path(reader, value, "verify.path"));
-        let status = match fields.get("status") {
-            Some(value) => reader
-                .integer(value, "verify.status", 100, 599)
-                .and_then(|status| u16::try_from(status).ok()),
-            None => Some(200),
-        };
-        let body_contains = match fields.get("body_contains") {
-            Some(value) => reader.text(value, "verify.body_contains").map(Some),
-            None => Some(None),
-        };
-        match (path, status, body_contains) {
-            (Some(path), Some(status), Some(body_contains)) => checks.push(VerifyCheck {
-                path,
-                status,
-                body_contains,
-            }),
-            _ => complete = false,
-        }
-    }
-    complete.then_some(checks)
 }
 
 fn read_route(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Route> {
@@ -482,4 +337,65 @@ fn read_route(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option
         host: host?,
         path_prefix: path_prefix?,
     })
+}
+
+fn read_notify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Notify>> {
+    let Value::List(items) = &node.value else {
+        reader.error(
+            node.place,
+            Problem::new(
+                "spec::wrong-type",
+                format!(
+                    "`notify` must be a list of endpoints, found {}",
+                    node.value.kind()
+                ),
+                "expected a list",
+            )
+            .hint("write e.g. `notify: [{ url: \"https://hooks.slack.com/services/T0/B0/x\", format: slack }]`"),
+        );
+        return None;
+    };
+    let mut endpoints = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for item in items {
+        let Some(fields) = reader.fields(
+            item,
+            "a `notify` endpoint",
+            &["url", "format", "timeout"],
+            &[("url", "url: \"https://hooks.example.com/deploys\"")],
+        ) else {
+            complete = false;
+            continue;
+        };
+        let url = fields
+            .get("url")
+            .and_then(|value| reader.http_url(value, "notify.url"));
+        let format = match fields.get("format") {
+            Some(value) => reader
+                .keyword(
+                    value,
+                    "notify format",
+                    "spec::unknown-value",
+                    &["json", "slack"],
+                )
+                .map(|format| match format {
+                    "slack" => NotifyFormat::Slack,
+                    _ => NotifyFormat::Json,
+                }),
+            None => Some(NotifyFormat::Json),
+        };
+        let timeout = match fields.get("timeout") {
+            Some(value) => reader.positive_duration(value, "notify.timeout"),
+            None => Some(Duration::from_secs(5)),
+        };
+        match (url, format, timeout) {
+            (Some(url), Some(format), Some(timeout)) => endpoints.push(Notify {
+                url,
+                format,
+                timeout,
+            }),
+            _ => complete = false,
+        }
+    }
+    complete.then_some(endpoints)
 }

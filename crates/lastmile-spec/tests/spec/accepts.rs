@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lastmile_spec::{
-    HealthCheck, LoadError, Promote, SPEC_FILE, Severity, StopPolicy, StopSignal, Strategy,
-    VerifyCheck, load, parse, parse_duration, render_warnings,
+    Canary, CanaryAnalysis, CanaryStep, HealthCheck, LoadError, Promote, SPEC_FILE, Severity,
+    StopPolicy, StopSignal, Strategy, VerifyCheck, Webhooks, load, parse, parse_duration,
+    render_warnings,
 };
 
 use crate::yaml;
@@ -125,15 +126,35 @@ fn a_bare_canary_gets_the_documented_defaults() {
     let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
     assert_eq!(
         spec.environments[0].strategy,
-        Strategy::Canary {
-            steps: vec![5.0, 25.0, 50.0, 100.0],
+        Strategy::Canary(Canary {
+            steps: weights(&[5.0, 25.0, 50.0, 100.0]),
             step_duration: Duration::from_secs(30),
             min_requests: 100,
             step_deadline: Duration::from_secs(600),
             max_error_rate_increase: 1.0,
             max_latency_ratio: 1.5,
-        }
+            analysis: CanaryAnalysis {
+                interval: Duration::from_secs(1),
+                confidence: 0.99,
+                max_p95_ratio: 1.5,
+                max_p99_ms: None,
+                max_p95_ms: None,
+                latency_floor_ms: 5.0,
+                prometheus: None,
+            },
+            mirror: None,
+            guard: Duration::ZERO,
+        })
     );
+    let production = &spec.environments[0];
+    assert_eq!(production.cohort, None);
+    assert!(production.pins.is_empty() && production.notify.is_empty());
+    assert_eq!(production.gates.webhooks, Webhooks::default());
+}
+
+/// Canary steps that are all weights.
+fn weights(percents: &[f64]) -> Vec<CanaryStep> {
+    percents.iter().copied().map(CanaryStep::Weight).collect()
 }
 
 const EVERY_FIELD: &str = "\
@@ -266,14 +287,15 @@ fn a_spec_using_every_field_reads_every_value() {
     assert_eq!(production.instances, 4);
     assert_eq!(
         production.strategy,
-        Strategy::Canary {
-            steps: vec![1.0, 5.0, 25.0, 50.0, 100.0],
+        Strategy::Canary(Canary {
+            steps: weights(&[1.0, 5.0, 25.0, 50.0, 100.0]),
             step_duration: Duration::from_secs(60),
             min_requests: 500,
             step_deadline: Duration::from_secs(900),
             max_error_rate_increase: 0.5,
             max_latency_ratio: 1.2,
-        }
+            ..Canary::default()
+        })
     );
     assert!(production.gates.approval_required);
     assert_eq!(

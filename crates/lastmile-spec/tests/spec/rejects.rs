@@ -416,7 +416,7 @@ rejects!(
         "pipeline: { steps: [{ name: build, run: make }] }",
         "environments:",
         "  production:",
-        "    strategy: { type: canary, steps: [five, 100] }",
+        "    strategy: { type: canary, steps: [\"5 pc\", 100] }",
     ]
 );
 rejects!(
