@@ -590,7 +590,7 @@ impl<'source> Reader<'source> {
     }
 
     /// An `http://` or `https://` URL with a host and no spaces.
-    pub(crate) fn http_url(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn http_url(&mut self, node: &Node, what: &str, example: &str) -> Option<String> {
         let url = self.text(node, what)?;
         if scalar::is_http_url(&url) {
             return Some(url);
@@ -602,7 +602,9 @@ impl<'source> Reader<'source> {
                 format!("`{what}` must be an http:// or https:// URL, found `{url}`"),
                 "not an HTTP URL",
             )
-            .hint("write the full URL with its scheme, e.g. `https://hooks.example.com/deploy`"),
+            .hint(format!(
+                "write the full URL with its scheme, e.g. `{example}`"
+            )),
         );
         None
     }

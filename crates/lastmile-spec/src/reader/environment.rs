@@ -367,9 +367,9 @@ fn read_notify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Notify>> {
             complete = false;
             continue;
         };
-        let url = fields
-            .get("url")
-            .and_then(|value| reader.http_url(value, "notify.url"));
+        let url = fields.get("url").and_then(|value| {
+            reader.http_url(value, "notify.url", "https://hooks.example.com/deploys")
+        });
         let format = match fields.get("format") {
             Some(value) => reader
                 .keyword(

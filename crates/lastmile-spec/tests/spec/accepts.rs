@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lastmile_spec::{
-    Canary, CanaryAnalysis, CanaryStep, HealthCheck, LoadError, Promote, SPEC_FILE, Severity,
-    StopPolicy, StopSignal, Strategy, VerifyCheck, Webhooks, load, parse, parse_duration,
+    Canary, CanaryAnalysis, CanaryStep, Cohort, CohortKey, HealthCheck, LoadError, Mirror, Notify,
+    NotifyFormat, Pin, PinTarget, PrometheusCheck, Promote, SPEC_FILE, Severity, StopPolicy,
+    StopSignal, Strategy, VerifyCheck, Webhook, Webhooks, load, parse, parse_duration,
     render_warnings,
 };
 
@@ -317,6 +318,215 @@ fn a_spec_using_every_field_reads_every_value() {
     assert_eq!(route.host.as_deref(), Some("shop.example.com"));
     assert_eq!(route.path_prefix, "/api");
     assert_eq!(production.promote, Promote::Manual);
+}
+
+/// The full canary environment shown in docs/spec.md.
+const PROGRESSIVE: &str = "\
+app: shop-api
+pipeline:
+  steps: [{ name: build, run: make }]
+environments:
+  production:
+    instances: 4
+    strategy:
+      type: canary
+      steps: [pause, 1, 5, pause, 25, 50, 100]
+      step_duration: 2m
+      min_requests: 500
+      max_error_rate_increase: 0.5
+      max_latency_ratio: 1.3
+      analysis:
+        interval: 500ms
+        confidence: 0.995
+        max_p95_ratio: 1.25
+        max_p99_ms: 800
+        max_p95_ms: \"400\"
+        latency_floor_ms: 2
+        prometheus:
+          url: http://127.0.0.1:9090
+          query: sum(rate(checkout_failures_total[1m]))
+          max: 0.5
+      mirror: { percent: 20, methods: [GET, HEAD, OPTIONS], duration: 5m, min_requests: 1000 }
+      guard: 10m
+    cohort: { header: X-User-Id, set_cookie: lastmile-cohort }
+    pins:
+      - { header: x-canary, value: \"1\", to: canary }
+      - { cookie: beta, value: \"no\", to: stable }
+    gates:
+      approval: required
+      webhooks:
+        before: https://ci.example.com/hooks/freeze-check
+        after: { url: \"https://ci.example.com/hooks/deployed\", timeout: 30s }
+        rollback: { url: \"http://127.0.0.1:7000/rollback\" }
+    notify:
+      - { url: \"https://hooks.slack.com/services/T0/B0/x\", format: slack }
+      - { url: \"https://events.example.com/deploys\", timeout: 2s }
+";
+
+#[test]
+fn a_full_progressive_delivery_environment_reads_every_value() {
+    let (spec, warnings) = parse("lastmile.yaml", PROGRESSIVE).expect("valid");
+    assert!(warnings.is_empty());
+    let production = &spec.environments[0];
+    let Strategy::Canary(canary) = &production.strategy else {
+        panic!("a canary: {:?}", production.strategy);
+    };
+    assert_eq!(
+        *canary,
+        Canary {
+            steps: vec![
+                CanaryStep::Pause,
+                CanaryStep::Weight(1.0),
+                CanaryStep::Weight(5.0),
+                CanaryStep::Pause,
+                CanaryStep::Weight(25.0),
+                CanaryStep::Weight(50.0),
+                CanaryStep::Weight(100.0),
+            ],
+            step_duration: Duration::from_secs(120),
+            min_requests: 500,
+            step_deadline: Duration::from_secs(600),
+            max_error_rate_increase: 0.5,
+            max_latency_ratio: 1.3,
+            analysis: CanaryAnalysis {
+                interval: Duration::from_millis(500),
+                confidence: 0.995,
+                max_p95_ratio: 1.25,
+                max_p99_ms: Some(800.0),
+                max_p95_ms: Some(400.0),
+                latency_floor_ms: 2.0,
+                prometheus: Some(PrometheusCheck {
+                    url: "http://127.0.0.1:9090".to_owned(),
+                    query: "sum(rate(checkout_failures_total[1m]))".to_owned(),
+                    max: 0.5,
+                }),
+            },
+            mirror: Some(Mirror {
+                percent: 20.0,
+                methods: vec!["GET".to_owned(), "HEAD".to_owned(), "OPTIONS".to_owned()],
+                duration: Duration::from_secs(300),
+                min_requests: 1000,
+            }),
+            guard: Duration::from_secs(600),
+        }
+    );
+    assert_eq!(
+        canary.weights().collect::<Vec<_>>(),
+        [1.0, 5.0, 25.0, 50.0, 100.0]
+    );
+    assert_eq!(
+        production.cohort,
+        Some(Cohort {
+            key: CohortKey::Header("x-user-id".to_owned()),
+            set_cookie: Some("lastmile-cohort".to_owned()),
+        }),
+        "header names are lowercased"
+    );
+    assert_eq!(
+        production.pins,
+        [
+            Pin {
+                key: CohortKey::Header("x-canary".to_owned()),
+                value: "1".to_owned(),
+                to: PinTarget::Canary,
+            },
+            Pin {
+                key: CohortKey::Cookie("beta".to_owned()),
+                value: "no".to_owned(),
+                to: PinTarget::Stable,
+            },
+        ]
+    );
+    assert!(production.gates.approval_required);
+    assert_eq!(
+        production.gates.webhooks,
+        Webhooks {
+            before: Some(Webhook {
+                url: "https://ci.example.com/hooks/freeze-check".to_owned(),
+                timeout: Duration::from_secs(10),
+            }),
+            after: Some(Webhook {
+                url: "https://ci.example.com/hooks/deployed".to_owned(),
+                timeout: Duration::from_secs(30),
+            }),
+            rollback: Some(Webhook {
+                url: "http://127.0.0.1:7000/rollback".to_owned(),
+                timeout: Duration::from_secs(10),
+            }),
+        }
+    );
+    assert_eq!(
+        production.notify,
+        [
+            Notify {
+                url: "https://hooks.slack.com/services/T0/B0/x".to_owned(),
+                format: NotifyFormat::Slack,
+                timeout: Duration::from_secs(5),
+            },
+            Notify {
+                url: "https://events.example.com/deploys".to_owned(),
+                format: NotifyFormat::Json,
+                timeout: Duration::from_secs(2),
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_mirror_alone_takes_its_defaults_even_on_the_first_environment() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [100], mirror: { percent: \"2.5%\" } }",
+        "    cohort: { cookie: uid }",
+    ]);
+    let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
+    let Strategy::Canary(canary) = &spec.environments[0].strategy else {
+        panic!("a canary");
+    };
+    assert_eq!(canary.steps, [CanaryStep::Weight(100.0)]);
+    assert_eq!(
+        canary.mirror,
+        Some(Mirror {
+            percent: 2.5,
+            methods: vec!["GET".to_owned(), "HEAD".to_owned()],
+            duration: Duration::from_secs(60),
+            min_requests: 100,
+        })
+    );
+    assert_eq!(
+        spec.environments[0].cohort,
+        Some(Cohort {
+            key: CohortKey::Cookie("uid".to_owned()),
+            set_cookie: None,
+        })
+    );
+}
+
+#[test]
+fn a_canary_serializes_with_its_type_and_pauses_as_words() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [pause, 10, 100] }",
+        "    pins: [{ cookie: beta, value: \"1\", to: canary }]",
+    ]);
+    let (spec, _) = parse("lastmile.yaml", &source).expect("valid");
+    let json = serde_json::to_value(&spec.environments[0]).expect("serializes");
+    assert_eq!(json["strategy"]["type"], "canary");
+    assert_eq!(
+        json["strategy"]["steps"],
+        serde_json::json!(["pause", 10.0, 100.0])
+    );
+    assert_eq!(json["strategy"]["analysis"]["confidence"], 0.99);
+    assert_eq!(
+        json["pins"],
+        serde_json::json!([{ "key": { "cookie": "beta" }, "value": "1", "to": "canary" }])
+    );
 }
 
 #[test]

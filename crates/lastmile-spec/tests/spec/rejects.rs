@@ -543,6 +543,374 @@ rejects!(
     ]
 );
 
+// Progressive delivery: canary steps, analysis, mirror, cohort, pins,
+// notifications and webhooks.
+rejects!(
+    a_canary_weight_that_does_not_increase_across_a_pause,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [25, pause, 5, 100] }",
+    ]
+);
+rejects!(
+    a_canary_weight_of_zero,
+    "spec::invalid-percent",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [0, 50, 100] }",
+    ]
+);
+rejects!(
+    canary_steps_ending_in_a_pause,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [5, 100, pause] }",
+    ]
+);
+rejects!(
+    two_pauses_in_a_row,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [5, pause, pause, 100] }",
+    ]
+);
+rejects!(
+    a_misspelled_pause,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [5, pasue, 100] }",
+    ]
+);
+rejects!(
+    an_unknown_word_in_canary_steps,
+    "spec::invalid-canary-steps",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, steps: [five, 100] }",
+    ]
+);
+rejects!(
+    a_confidence_out_of_range,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { confidence: 0.999999 }",
+    ]
+);
+rejects!(
+    a_p95_ratio_below_1,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { max_p95_ratio: 0.9 }",
+    ]
+);
+rejects!(
+    a_latency_ratio_above_100,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, max_latency_ratio: 150 }",
+    ]
+);
+rejects!(
+    an_analysis_interval_too_short,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { interval: 50ms }",
+    ]
+);
+rejects!(
+    a_p99_ceiling_of_zero,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { max_p99_ms: 0 }",
+    ]
+);
+rejects!(
+    a_misspelled_analysis_key,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { confidance: 0.95 }",
+    ]
+);
+rejects!(
+    a_prometheus_check_without_a_query,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis:",
+        "        prometheus: { url: \"http://127.0.0.1:9090\", max: 0.01 }",
+    ]
+);
+rejects!(
+    a_prometheus_url_without_a_scheme,
+    "spec::invalid-url",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis:",
+        "        prometheus: { url: \"127.0.0.1:9090\", query: up, max: 1 }",
+    ]
+);
+rejects!(
+    a_mirror_percent_of_zero,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      mirror: { percent: 0 }",
+    ]
+);
+rejects!(
+    a_mirror_without_a_percent,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      mirror: { duration: 2m }",
+    ]
+);
+rejects!(
+    a_lowercase_mirror_method,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      mirror: { percent: 10, methods: [GET, post] }",
+    ]
+);
+rejects!(
+    an_unknown_mirror_method,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      mirror: { percent: 10, methods: [GET, CONNECT] }",
+    ]
+);
+rejects!(
+    a_mirror_in_a_rolling_strategy,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: rolling, mirror: { percent: 10 } }",
+    ]
+);
+rejects!(
+    pins_on_a_rolling_environment,
+    "spec::canary-only",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    pins: [{ header: x-canary, value: \"1\", to: canary }]",
+    ]
+);
+rejects!(
+    a_cohort_on_a_blue_green_environment,
+    "spec::canary-only",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: blue-green",
+        "    cohort: { cookie: uid }",
+    ]
+);
+rejects!(
+    a_cohort_with_a_header_and_a_cookie,
+    "spec::conflicting-keys",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: canary",
+        "    cohort: { header: x-user-id, cookie: uid }",
+    ]
+);
+rejects!(
+    a_cohort_without_a_key,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: canary",
+        "    cohort: { set_cookie: lastmile-cohort }",
+    ]
+);
+rejects!(
+    a_cohort_header_with_a_space,
+    "spec::invalid-name",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: canary",
+        "    cohort: { header: x user id }",
+    ]
+);
+rejects!(
+    a_pin_to_an_unknown_side,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: canary",
+        "    pins:",
+        "      - { cookie: beta, value: \"yes\", to: canery }",
+    ]
+);
+rejects!(
+    the_same_pin_twice,
+    "spec::duplicate-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: canary",
+        "    pins:",
+        "      - { header: X-Canary, value: \"1\", to: canary }",
+        "      - { header: x-canary, value: \"1\", to: stable }",
+    ]
+);
+rejects!(
+    a_notify_url_without_a_scheme,
+    "spec::invalid-url",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    notify: [{ url: hooks.example.com/deploys }]",
+    ]
+);
+rejects!(
+    an_unknown_notify_format,
+    "spec::unknown-value",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    notify: [{ url: \"https://hooks.example/x\", format: slak }]",
+    ]
+);
+rejects!(
+    a_webhook_that_is_not_a_url,
+    "spec::invalid-url",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      webhooks: { before: ./check-freeze.sh }",
+    ]
+);
+rejects!(
+    an_unknown_webhook_moment,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      webhooks: { befor: \"https://ci.example/freeze\" }",
+    ]
+);
+
 #[test]
 fn every_error_is_reported_in_one_pass() {
     let source = yaml(&[

@@ -311,9 +311,9 @@ fn read_prometheus(reader: &mut Reader<'_>, node: &Node) -> Option<PrometheusChe
             ("max", "max: 0.01"),
         ],
     )?;
-    let url = fields
-        .get("url")
-        .and_then(|value| reader.http_url(value, "analysis.prometheus.url"));
+    let url = fields.get("url").and_then(|value| {
+        reader.http_url(value, "analysis.prometheus.url", "http://127.0.0.1:9090")
+    });
     let query = fields.get("query").and_then(|value| {
         reader.non_empty_text(
             value,

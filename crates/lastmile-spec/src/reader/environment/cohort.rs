@@ -54,7 +54,8 @@ pub(super) fn read_pins(
             continue;
         };
         let key = cohort_key(reader, item, &fields, &context, "header: x-canary");
-        let value = fields.get("value").and_then(|value| {
+        let value_node = fields.get("value");
+        let value = value_node.and_then(|value| {
             reader.non_empty_text(
                 value,
                 "pins.value",
@@ -86,7 +87,7 @@ pub(super) fn read_pins(
             complete = false;
             let (kind, name) = describe(&pin.key);
             reader.error(
-                item.place,
+                value_node.map_or(item.place, |value| value.place),
                 Problem::new(
                     "spec::duplicate-key",
                     format!(

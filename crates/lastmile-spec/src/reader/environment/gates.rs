@@ -10,6 +10,9 @@ use crate::reader::{Problem, Reader};
 /// Default time a verify check or a webhook may take.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A URL to show in hints.
+const WEBHOOK_EXAMPLE: &str = "https://ci.example.com/hooks/deploy";
+
 pub(super) fn read_gates(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Gates> {
     let fields = reader.fields(
         node,
@@ -120,7 +123,7 @@ fn read_webhooks(reader: &mut Reader<'_>, node: &Node) -> Option<Webhooks> {
 fn read_webhook(reader: &mut Reader<'_>, node: &Node, key: &str) -> Option<Webhook> {
     let what = format!("webhooks.{key}");
     if !matches!(node.value, Value::Map(_)) {
-        let url = reader.http_url(node, &what)?;
+        let url = reader.http_url(node, &what, WEBHOOK_EXAMPLE)?;
         return Some(Webhook {
             url,
             timeout: DEFAULT_TIMEOUT,
@@ -134,7 +137,7 @@ fn read_webhook(reader: &mut Reader<'_>, node: &Node, key: &str) -> Option<Webho
     )?;
     let url = fields
         .get("url")
-        .and_then(|value| reader.http_url(value, &format!("{what}.url")));
+        .and_then(|value| reader.http_url(value, &format!("{what}.url"), WEBHOOK_EXAMPLE));
     let timeout = match fields.get("timeout") {
         Some(value) => reader.positive_duration(value, &format!("{what}.timeout")),
         None => Some(DEFAULT_TIMEOUT),
