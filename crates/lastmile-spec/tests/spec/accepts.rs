@@ -473,6 +473,27 @@ fn a_full_progressive_delivery_environment_reads_every_value() {
 }
 
 #[test]
+fn the_progressive_delivery_example_in_the_docs_is_valid() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md"))
+        .expect("docs/spec.md");
+    let (_, after) = docs
+        .split_once("A full progressive-delivery environment")
+        .expect("the example's heading");
+    let block = after
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    let source =
+        format!("app: shop\npipeline: {{ steps: [{{ name: build, run: make }}] }}\n{block}");
+    let (spec, warnings) = parse("lastmile.yaml", &source).expect("the docs example is valid");
+    assert!(warnings.is_empty());
+    let production = &spec.environments[0];
+    assert!(matches!(production.strategy, Strategy::Canary(_)));
+    assert!(production.cohort.is_some() && production.pins.len() == 2);
+}
+
+#[test]
 fn a_mirror_alone_takes_its_defaults_even_on_the_first_environment() {
     let source = yaml(&[
         "app: hello",
