@@ -342,7 +342,7 @@ pub enum NotifyFormat {
 pub struct Gates {
     /// A person must approve before traffic moves (`approval: required`).
     pub approval_required: bool,
-    /// HTTP checks against the new release before it gets traffic.
+    /// Checks against the new release before it gets traffic.
     pub verify: Vec<VerifyCheck>,
     /// HTTP hooks called around a deployment.
     pub webhooks: Webhooks,
@@ -368,15 +368,19 @@ pub struct Webhook {
     pub timeout: Duration,
 }
 
-/// One `gates.verify[]` entry.
+/// One `gates.verify[]` entry: an HTTP path check or a command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyCheck {
-    /// Path requested on a new instance.
-    pub path: String,
-    /// Expected status (default 200).
+    /// Path requested on a new instance (exactly one of `path` and `run`).
+    pub path: Option<String>,
+    /// Shell command run against the new release; exit status 0 passes.
+    pub run: Option<String>,
+    /// Expected status of a path check (default 200).
     pub status: u16,
-    /// Substring the body must contain, if set.
+    /// Substring a path check's body must contain, if set.
     pub body_contains: Option<String>,
+    /// Give up the check after this long, which fails it (default 10s).
+    pub timeout: Duration,
 }
 
 /// `environments.<name>.route`.

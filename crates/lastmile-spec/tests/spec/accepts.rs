@@ -212,6 +212,7 @@ environments:
       verify:
         - path: /healthz
         - { path: /version, status: 200, body_contains: shop }
+        - { run: ./smoke.sh, timeout: 30s }
     route: { listen: \"127.0.0.1:8081\", host: shop.example.com, path_prefix: /api }
     promote: manual
 ";
@@ -303,14 +304,25 @@ fn a_spec_using_every_field_reads_every_value() {
         production.gates.verify,
         [
             VerifyCheck {
-                path: "/healthz".to_owned(),
+                path: Some("/healthz".to_owned()),
+                run: None,
                 status: 200,
-                body_contains: None
+                body_contains: None,
+                timeout: Duration::from_secs(10),
             },
             VerifyCheck {
-                path: "/version".to_owned(),
+                path: Some("/version".to_owned()),
+                run: None,
                 status: 200,
-                body_contains: Some("shop".to_owned())
+                body_contains: Some("shop".to_owned()),
+                timeout: Duration::from_secs(10),
+            },
+            VerifyCheck {
+                path: None,
+                run: Some("./smoke.sh".to_owned()),
+                status: 200,
+                body_contains: None,
+                timeout: Duration::from_secs(30),
             },
         ]
     );

@@ -911,6 +911,46 @@ rejects!(
     ]
 );
 
+rejects!(
+    a_verify_check_with_a_path_and_a_command,
+    "spec::conflicting-keys",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      verify:",
+        "        - { path: /healthz, run: ./smoke.sh }",
+    ]
+);
+rejects!(
+    a_verify_check_with_neither_path_nor_command,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      verify:",
+        "        - { status: 204 }",
+    ]
+);
+rejects!(
+    a_status_on_a_command_check,
+    "spec::conflicting-keys",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    gates:",
+        "      verify:",
+        "        - { run: ./smoke.sh, status: 200, timeout: 0s }",
+    ]
+);
+
 #[test]
 fn every_error_is_reported_in_one_pass() {
     let source = yaml(&[

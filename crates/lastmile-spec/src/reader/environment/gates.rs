@@ -74,15 +74,42 @@ fn read_verify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<VerifyCheck>>
 }
 
 fn read_check(reader: &mut Reader<'_>, node: &Node) -> Option<VerifyCheck> {
+    let context = "a `verify` check";
     let fields = reader.fields(
         node,
-        "a `verify` check",
-        &["path", "status", "body_contains"],
-        &[("path", "path: /healthz")],
+        context,
+        &["path", "run", "status", "body_contains", "timeout"],
+        &[],
     )?;
-    let path = fields
-        .get("path")
-        .and_then(|value| http_path(reader, value, "verify.path"));
+    let target = reader.one_of(node, &fields, context, ["path", "run"], "path: /healthz");
+    let (path, run) = match target {
+        Some(("path", value)) => (
+            http_path(reader, value, "verify.path").map(Some),
+            Some(None),
+        ),
+        Some((_, value)) => (Some(None), reader.command(value, "verify.run").map(Some)),
+        None => (None, None),
+    };
+    let mut complete = true;
+    if matches!(target, Some(("run", _))) {
+        // A command only has an exit status; these would never be checked.
+        for key in ["status", "body_contains"] {
+            if let Some(key_node) = fields.key(key) {
+                complete = false;
+                reader.error(
+                    key_node.place,
+                    Problem::new(
+                        "spec::conflicting-keys",
+                        format!("`{key}` checks an HTTP answer, but this check runs a command"),
+                        "not for a command",
+                    )
+                    .hint(format!(
+                        "remove `{key}` (a command passes when it exits 0), or check a `path` instead"
+                    )),
+                );
+            }
+        }
+    }
     let status = match fields.get("status") {
         Some(value) => reader
             .integer(value, "verify.status", 100, 599)
@@ -93,11 +120,18 @@ fn read_check(reader: &mut Reader<'_>, node: &Node) -> Option<VerifyCheck> {
         Some(value) => reader.text(value, "verify.body_contains").map(Some),
         None => Some(None),
     };
-    Some(VerifyCheck {
+    let timeout = match fields.get("timeout") {
+        Some(value) => reader.positive_duration(value, "verify.timeout"),
+        None => Some(DEFAULT_TIMEOUT),
+    };
+    let check = VerifyCheck {
         path: path?,
+        run: run?,
         status: status?,
         body_contains: body_contains?,
-    })
+        timeout: timeout?,
+    };
+    complete.then_some(check)
 }
 
 fn read_webhooks(reader: &mut Reader<'_>, node: &Node) -> Option<Webhooks> {
