@@ -116,7 +116,7 @@ pub struct InstanceInfo {
 }
 
 /// What the router on a host should do with one environment's traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteSpec {
     /// The environment the route serves.
     pub environment: String,
@@ -127,7 +127,82 @@ pub struct RouteSpec {
     /// Path prefix to match.
     pub path_prefix: String,
     /// Release id → weight. Each release's ready instances share its weight.
+    /// With a cohort rule the first release owns the lowest cohort buckets,
+    /// so a canary listed first only gains users as its weight grows.
     pub weights: Vec<(String, u32)>,
+    /// Sticky routing by a user key.
+    #[serde(default)]
+    pub cohort: Option<CohortRule>,
+    /// Requests matching a pin go to its release whatever the weights.
+    #[serde(default)]
+    pub pins: Vec<PinRule>,
+    /// A share of requests copied to a release that takes no user traffic.
+    #[serde(default)]
+    pub mirror: Option<MirrorRule>,
+}
+
+impl RouteSpec {
+    /// A route with weights only.
+    pub fn weighted(
+        environment: &str,
+        listen: SocketAddr,
+        host: Option<String>,
+        path_prefix: &str,
+        weights: Vec<(String, u32)>,
+    ) -> RouteSpec {
+        RouteSpec {
+            environment: environment.to_string(),
+            listen,
+            host,
+            path_prefix: path_prefix.to_string(),
+            weights,
+            cohort: None,
+            pins: Vec::new(),
+            mirror: None,
+        }
+    }
+}
+
+/// Where a user key is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySource {
+    /// A request header (lowercase name).
+    Header(String),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// Sticky cohorts: `murmur3_x86_32(environment ":" key) % 10000` picks the
+/// release, so a user stays on one release for a given weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortRule {
+    /// Where the key is.
+    pub key: KeySource,
+    /// Cookie the router sets (a random key) on requests that have none.
+    pub set_cookie: Option<String>,
+}
+
+/// Requests whose key equals `value` go to `release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRule {
+    /// Where the key is.
+    pub key: KeySource,
+    /// The value that matches.
+    pub value: String,
+    /// The release they go to.
+    pub release: String,
+}
+
+/// Dark launch: copies of requests to a release that answers no user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MirrorRule {
+    /// The release the copies go to.
+    pub release: String,
+    /// Share of eligible requests copied, 0..=100.
+    pub percent: f64,
+    /// Methods eligible (`GET`, `HEAD` by default).
+    pub methods: Vec<String>,
 }
 
 /// The router's counters for one release over a window.
@@ -218,6 +293,24 @@ pub trait HostHandle: Send + Sync + std::fmt::Debug {
         path: &str,
         timeout: Duration,
     ) -> Result<ProbeAnswer, HostError>;
+    /// Runs a verification command on the host with `sh -c`, in the
+    /// instance's release directory, with `INSTANCE_URL`
+    /// (`http://127.0.0.1:PORT`) and `PORT` set; killed after `timeout`.
+    async fn run_check(
+        &self,
+        instance_id: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CheckOutcome, HostError>;
+}
+
+/// How a verification command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// Exit code; `None` when it was killed (timeout or signal).
+    pub exit_code: Option<i32>,
+    /// Its last output lines.
+    pub last_lines: Vec<String>,
 }
 
 /// What an instance answered to a probe.

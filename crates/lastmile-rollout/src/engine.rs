@@ -14,6 +14,7 @@ use lastmile_store::{
 use serde_json::json;
 
 use crate::DeploymentOutcome;
+use crate::canary::CanaryControl;
 
 /// Where the engine reports what it is doing, one line per transition.
 pub trait Progress: Send + Sync + std::fmt::Debug {
@@ -43,6 +44,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     hosts: Vec<Arc<dyn HostHandle>>,
     actor: String,
+    /// Promote/abort signals of the canaries running now, by environment.
+    controls: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<CanaryControl>>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -56,12 +59,12 @@ impl std::fmt::Debug for Engine {
 }
 
 /// A deployment being driven: its row and the environment it moves.
-struct Drive<'a> {
+pub(crate) struct Drive<'a> {
     engine: &'a Engine,
-    record: DeploymentRecord,
-    environment: &'a Environment,
-    route: RouteTemplate,
-    progress: &'a dyn Progress,
+    pub(crate) record: DeploymentRecord,
+    pub(crate) environment: &'a Environment,
+    pub(crate) route: RouteTemplate,
+    pub(crate) progress: &'a dyn Progress,
     started: Instant,
     /// Set when all traffic is on the new release.
     switched_after_ms: std::sync::Mutex<Option<u64>>,
@@ -72,7 +75,7 @@ struct Drive<'a> {
 
 /// The parts of a route that do not change during a deployment.
 #[derive(Clone)]
-struct RouteTemplate {
+pub(crate) struct RouteTemplate {
     environment: String,
     listen: std::net::SocketAddr,
     host: Option<String>,
@@ -80,21 +83,33 @@ struct RouteTemplate {
 }
 
 impl RouteTemplate {
-    fn with(&self, weights: Vec<(String, u32)>) -> RouteSpec {
-        RouteSpec {
-            environment: self.environment.clone(),
-            listen: self.listen,
-            host: self.host.clone(),
-            path_prefix: self.path_prefix.clone(),
+    pub(crate) fn with(&self, weights: Vec<(String, u32)>) -> RouteSpec {
+        RouteSpec::weighted(
+            &self.environment,
+            self.listen,
+            self.host.clone(),
+            &self.path_prefix,
             weights,
-        }
+        )
     }
 }
 
 /// A failure inside a strategy, with the failing instance's output.
-struct Failure {
-    message: String,
-    last_lines: Vec<String>,
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) last_lines: Vec<String>,
+    /// The canary was aborted: traffic is already back on stable.
+    pub(crate) aborted: bool,
+}
+
+impl Failure {
+    pub(crate) fn aborted(reason: &str) -> Failure {
+        Failure {
+            message: format!("canary aborted: {reason}"),
+            last_lines: Vec::new(),
+            aborted: true,
+        }
+    }
 }
 
 impl From<HostError> for Failure {
@@ -106,6 +121,7 @@ impl From<HostError> for Failure {
         Failure {
             message: error.to_string(),
             last_lines,
+            aborted: false,
         }
     }
 }
@@ -115,6 +131,7 @@ impl From<StoreError> for Failure {
         Failure {
             message: error.to_string(),
             last_lines: Vec::new(),
+            aborted: false,
         }
     }
 }
@@ -126,7 +143,34 @@ impl Engine {
             store,
             hosts,
             actor: "lastmile".to_string(),
+            controls: Arc::default(),
         }
+    }
+
+    /// `lastmile promote ENV`: resumes a paused canary, or skips its
+    /// remaining steps.
+    pub fn promote(&self, environment: &str) -> Result<(), EngineError> {
+        self.control(environment)?.promote();
+        Ok(())
+    }
+
+    /// `lastmile abort ENV`: all traffic back to stable, the canary fails.
+    pub fn abort(&self, environment: &str) -> Result<(), EngineError> {
+        self.control(environment)?.abort();
+        Ok(())
+    }
+
+    fn control(&self, environment: &str) -> Result<Arc<CanaryControl>, EngineError> {
+        self.controls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(environment)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "no canary is running in environment `{environment}`; `lastmile status` shows what is"
+                ))
+            })
     }
 
     /// Who deployments are recorded as started by.
@@ -152,12 +196,6 @@ impl Engine {
             .as_ref()
             .and_then(|state| state.current_release.clone());
         let strategy = strategy_name(&environment.strategy);
-        if matches!(environment.strategy, Strategy::Canary(_)) {
-            return Err(EngineError::Invalid(format!(
-                "environment `{}` uses the canary strategy, which this version cannot drive yet; use rolling or blue-green",
-                environment.name
-            )));
-        }
         if from.as_deref() == Some(release.id.as_str()) {
             progress.step(&format!(
                 "{} already serves {} ({}); nothing to do",
@@ -211,10 +249,25 @@ impl Engine {
                     .blue_green(from_release.as_ref(), release, service, *rollback_window)
                     .await
             }
-            Strategy::Recreate | Strategy::Canary(_) => {
+            Strategy::Recreate => {
                 drive
                     .recreate(from_release.as_ref(), release, service)
                     .await
+            }
+            Strategy::Canary(canary) => {
+                let control = Arc::new(CanaryControl::default());
+                self.controls
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(environment.name.clone(), control.clone());
+                let result = drive
+                    .canary(from_release.as_ref(), release, service, canary, &control)
+                    .await;
+                self.controls
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&environment.name);
+                result
             }
         };
         Ok(drive.finish(result, from_release.as_ref(), release).await)
@@ -458,9 +511,6 @@ impl From<HostError> for EngineError {
     }
 }
 
-/// How long one `gates.verify` request may take.
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Unpacked releases kept on each host for an instant rollback.
 const KEEP_RELEASES: usize = 5;
 
@@ -468,20 +518,20 @@ const KEEP_RELEASES: usize = 5;
 const PHASE_SWITCHED: &str = "switched";
 
 impl Drive<'_> {
-    fn store(&self) -> &dyn Store {
+    pub(crate) fn store(&self) -> &dyn Store {
         self.engine.store.as_ref()
     }
 
-    fn hosts(&self) -> &[Arc<dyn HostHandle>] {
+    pub(crate) fn hosts(&self) -> &[Arc<dyn HostHandle>] {
         &self.engine.hosts
     }
 
-    fn env_name(&self) -> &str {
+    pub(crate) fn env_name(&self) -> &str {
         &self.environment.name
     }
 
     /// Writes a phase (and the environment's new state) before acting.
-    fn advance(
+    pub(crate) fn advance(
         &self,
         phase: &str,
         detail: serde_json::Value,
@@ -511,7 +561,7 @@ impl Drive<'_> {
         }
     }
 
-    async fn ensure_everywhere(&self, release: &ReleaseRecord) -> Result<(), Failure> {
+    pub(crate) async fn ensure_everywhere(&self, release: &ReleaseRecord) -> Result<(), Failure> {
         let reference = release_ref(release);
         for host in self.hosts() {
             host.ensure_release(&reference).await?;
@@ -566,6 +616,7 @@ impl Drive<'_> {
                     first_failure.get_or_insert(Failure {
                         message: format!("starting an instance panicked: {error}"),
                         last_lines: Vec::new(),
+                        aborted: false,
                     });
                 }
             }
@@ -574,7 +625,7 @@ impl Drive<'_> {
     }
 
     /// Makes `count` instances of `release` run on every host.
-    async fn scale(
+    pub(crate) async fn scale(
         &self,
         release: &ReleaseRecord,
         service: &Service,
@@ -600,7 +651,7 @@ impl Drive<'_> {
 
     /// Stops every instance of this environment whose release is not in
     /// `keep`.
-    async fn stop_others(&self, keep: &[&str]) -> Result<(), Failure> {
+    pub(crate) async fn stop_others(&self, keep: &[&str]) -> Result<(), Failure> {
         let mut stopping = tokio::task::JoinSet::new();
         for host in self.hosts() {
             for instance in env_instances(host.as_ref(), self.env_name()).await? {
@@ -629,6 +680,7 @@ impl Drive<'_> {
                     first_failure.get_or_insert(Failure {
                         message: format!("stopping an instance panicked: {error}"),
                         last_lines: Vec::new(),
+                        aborted: false,
                     });
                 }
             }
@@ -784,7 +836,7 @@ impl Drive<'_> {
 
     /// Runs the environment's `gates.verify` checks against every instance
     /// of `release`, directly, before it gets traffic.
-    async fn verify(&self, release: &ReleaseRecord) -> Result<(), Failure> {
+    pub(crate) async fn verify(&self, release: &ReleaseRecord) -> Result<(), Failure> {
         let checks = &self.environment.gates.verify;
         if checks.is_empty() {
             return Ok(());
@@ -792,38 +844,7 @@ impl Drive<'_> {
         for host in self.hosts() {
             for instance in self.live(host.as_ref(), &release.id).await? {
                 for check in checks {
-                    let answer = host
-                        .probe(&instance.instance_id, &check.path, VERIFY_TIMEOUT)
-                        .await?;
-                    let body_ok = check
-                        .body_contains
-                        .as_ref()
-                        .is_none_or(|wanted| answer.body.contains(wanted.as_str()));
-                    if answer.status != check.status || !body_ok {
-                        return Err(Failure {
-                            message: format!(
-                                "verification failed: GET {} on instance {} answered {}{}; gates.verify expects {}{}",
-                                check.path,
-                                instance.instance_id,
-                                answer.status,
-                                if body_ok {
-                                    String::new()
-                                } else {
-                                    format!(
-                                        " with a body not containing {:?}",
-                                        check.body_contains.as_deref().unwrap_or_default()
-                                    )
-                                },
-                                check.status,
-                                check
-                                    .body_contains
-                                    .as_ref()
-                                    .map(|wanted| format!(" and a body containing {wanted:?}"))
-                                    .unwrap_or_default(),
-                            ),
-                            last_lines: Vec::new(),
-                        });
-                    }
+                    verify_one(host.as_ref(), &instance.instance_id, check).await?;
                 }
             }
         }
@@ -858,7 +879,7 @@ impl Drive<'_> {
     }
 
     /// Writes, then applies, "all traffic on `to`".
-    async fn switch(
+    pub(crate) async fn switch(
         &self,
         from: Option<&ReleaseRecord>,
         to: &ReleaseRecord,
@@ -903,7 +924,9 @@ impl Drive<'_> {
                 (DeploymentStatus::Succeeded, None, Vec::new())
             }
             Err(failure) => {
-                self.progress.step(&format!("failed: {}", failure.message));
+                if !failure.aborted {
+                    self.progress.step(&format!("failed: {}", failure.message));
+                }
                 let recovery = self.recover(from, to).await;
                 let message = match recovery {
                     Ok(()) => failure.message,
@@ -976,6 +999,68 @@ impl Drive<'_> {
         }
         Ok(())
     }
+}
+
+/// One `gates.verify` check against one instance.
+async fn verify_one(
+    host: &dyn HostHandle,
+    instance_id: &str,
+    check: &lastmile_spec::VerifyCheck,
+) -> Result<(), Failure> {
+    let failed = |message: String, last_lines: Vec<String>| Failure {
+        message: format!("verification failed: {message}"),
+        last_lines,
+        aborted: false,
+    };
+    if let Some(command) = &check.run {
+        let outcome = host.run_check(instance_id, command, check.timeout).await?;
+        return match outcome.exit_code {
+            Some(0) => Ok(()),
+            Some(code) => Err(failed(
+                format!("`{command}` against instance {instance_id} exited with status {code}"),
+                outcome.last_lines,
+            )),
+            None => Err(failed(
+                format!(
+                    "`{command}` against instance {instance_id} did not finish within {:?}",
+                    check.timeout
+                ),
+                outcome.last_lines,
+            )),
+        };
+    }
+    let Some(path) = check.path.as_deref() else {
+        return Ok(());
+    };
+    let answer = host.probe(instance_id, path, check.timeout).await?;
+    let body_ok = check
+        .body_contains
+        .as_ref()
+        .is_none_or(|wanted| answer.body.contains(wanted.as_str()));
+    if answer.status == check.status && body_ok {
+        return Ok(());
+    }
+    Err(failed(
+        format!(
+            "GET {path} on instance {instance_id} answered {}{}; gates.verify expects {}{}",
+            answer.status,
+            if body_ok {
+                String::new()
+            } else {
+                format!(
+                    " with a body not containing {:?}",
+                    check.body_contains.as_deref().unwrap_or_default()
+                )
+            },
+            check.status,
+            check
+                .body_contains
+                .as_ref()
+                .map(|wanted| format!(" and a body containing {wanted:?}"))
+                .unwrap_or_default(),
+        ),
+        Vec::new(),
+    ))
 }
 
 /// Weights during a rolling deployment: each release's share is its count
@@ -1085,7 +1170,7 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -19,10 +19,12 @@
 //! ```
 
 mod analysis;
+mod canary;
 mod engine;
 mod outcome;
 
 pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
+pub use canary::CanaryControl;
 pub use engine::{Engine, EngineError, Progress, ServiceOf};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::DeploymentOutcome;

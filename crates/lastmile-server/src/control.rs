@@ -1,5 +1,5 @@
 //! The control API of a running `lastmile up`: what `lastmile status`,
-//! `deploy`, `rollback`, `restart` and `down` talk to.
+//! `deploy`, `rollback`, `promote`, `abort`, `restart` and `down` talk to.
 //!
 //! It listens on loopback only, where it needs no token (the banner says
 //! so); binding it anywhere else is refused until token auth arrives with
@@ -41,6 +41,14 @@ pub struct ArtifactRef {
     pub id: String,
     /// Pipeline run id.
     pub run_id: i64,
+}
+
+/// `POST /api/v1/promote` and `POST /api/v1/abort`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRequest {
+    /// Environment name.
+    pub environment: String,
 }
 
 /// `POST /api/v1/rollback`.
@@ -111,6 +119,8 @@ pub fn routes(controller: Arc<Controller>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/deploy", post(deploy))
         .route("/api/v1/rollback", post(rollback))
+        .route("/api/v1/promote", post(promote))
+        .route("/api/v1/abort", post(abort))
         .route("/api/v1/restart", post(restart))
         .route("/api/v1/shutdown", post(shutdown))
         .route("/api/v1/handover/ready", post(handover_ready))
@@ -129,8 +139,21 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|error| anyhow::anyhow!("cannot listen on {addr} for the control API: {error}"))
 }
 
-async fn status(State(controller): State<Arc<Controller>>) -> ApiResult {
-    controller.status().await.map(Json)
+/// `GET /api/v1/status?window_s=N`: stats over the last N seconds (default 60).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    /// Seconds of router stats, 1..=60.
+    #[serde(default)]
+    pub window_s: Option<u64>,
+}
+
+async fn status(
+    State(controller): State<Arc<Controller>>,
+    axum::extract::Query(query): axum::extract::Query<StatusQuery>,
+) -> ApiResult {
+    let window = std::time::Duration::from_secs(query.window_s.unwrap_or(60).clamp(1, 60));
+    controller.status(window).await.map(Json)
 }
 
 async fn deploy(
@@ -145,6 +168,20 @@ async fn rollback(
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult {
     controller.rollback(request).await.map(Json)
+}
+
+async fn promote(
+    State(controller): State<Arc<Controller>>,
+    Json(request): Json<CanaryRequest>,
+) -> ApiResult {
+    controller.promote(&request.environment).map(Json)
+}
+
+async fn abort(
+    State(controller): State<Arc<Controller>>,
+    Json(request): Json<CanaryRequest>,
+) -> ApiResult {
+    controller.abort(&request.environment).map(Json)
 }
 
 async fn restart(State(controller): State<Arc<Controller>>) -> ApiResult {

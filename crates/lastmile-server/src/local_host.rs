@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lastmile_host::{
-    HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ProbeAnswer, ReleaseRef,
-    ReleaseStats, RouteSpec,
+    CheckOutcome, HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ProbeAnswer,
+    ReleaseRef, ReleaseStats, RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
@@ -407,6 +407,79 @@ impl HostHandle for LocalHost {
             .map_err(|_| failed(format!("no answer within {timeout:?}")))?
             .map_err(|error| failed(error.to_string()))
     }
+
+    async fn run_check(
+        &self,
+        instance_id: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CheckOutcome, HostError> {
+        let instance = self
+            .inner
+            .supervisor
+            .list()
+            .into_iter()
+            .find(|instance| instance.instance_id == instance_id)
+            .ok_or_else(|| HostError::Other {
+                message: format!("instance {instance_id} is not running"),
+            })?;
+        let workdir = self.inner.supervisor.release_dir(&instance.release_id);
+        run_command(command, &workdir, instance.addr, timeout)
+            .await
+            .map_err(|error| HostError::Other {
+                message: format!("cannot run the check `{command}`: {error}"),
+            })
+    }
+}
+
+/// Runs `command` for a verification check; the group is killed on timeout.
+async fn run_command(
+    command: &str,
+    workdir: &std::path::Path,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<CheckOutcome> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .env("INSTANCE_URL", format!("http://{addr}"))
+        .env("PORT", addr.port().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let group = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
+    let output = async {
+        use tokio::io::AsyncReadExt;
+        let mut text = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            let _ = stdout.read_to_end(&mut text).await;
+        }
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = stderr.read_to_end(&mut text).await;
+        }
+        let status = child.wait().await;
+        (text, status)
+    };
+    let (exit_code, text) = match tokio::time::timeout(timeout, output).await {
+        Ok((text, status)) => (status?.code(), text),
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
+            (None, format!("killed after {timeout:?}").into_bytes())
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let skip = lines.len().saturating_sub(20);
+    Ok(CheckOutcome {
+        exit_code,
+        last_lines: lines.into_iter().skip(skip).collect(),
+    })
 }
 
 /// A minimal `GET` for probes: HTTP/1.0, read to EOF.
@@ -414,17 +487,28 @@ async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<ProbeAnswer> 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nhost: {addr}\r\nuser-agent: lastmile-verify\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.0\r\nhost: {addr}\r\nuser-agent: lastmile-verify\r\n\r\n")
+                .as_bytes(),
+        )
         .await?;
     let mut answer = Vec::new();
-    stream.take(64 * 1024 + 8192).read_to_end(&mut answer).await?;
+    stream
+        .take(64 * 1024 + 8192)
+        .read_to_end(&mut answer)
+        .await?;
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {:?}", head.lines().next().unwrap_or_default())))?;
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "not an HTTP answer: {:?}",
+                head.lines().next().unwrap_or_default()
+            ))
+        })?;
     Ok(ProbeAnswer {
         status,
         body: body.to_string(),

@@ -496,7 +496,7 @@ impl Controller {
     }
 
     /// `GET /api/v1/status`.
-    pub async fn status(&self) -> Result<Value, ApiError> {
+    pub async fn status(&self, window: Duration) -> Result<Value, ApiError> {
         let specs = self.environment_specs();
         let mut environments = Vec::new();
         for env in &specs {
@@ -549,11 +549,7 @@ impl Controller {
         let mut seen = std::collections::BTreeSet::new();
         for instance in &instances {
             if seen.insert(instance.release_id.clone()) {
-                if let Ok(row) = self
-                    .host
-                    .stats(&instance.release_id, Duration::from_secs(60))
-                    .await
-                {
+                if let Ok(row) = self.host.stats(&instance.release_id, window).await {
                     let mut row = serde_json::to_value(row).unwrap_or_default();
                     row["release"] = json!(instance.release_id);
                     stats.push(row);
@@ -630,15 +626,42 @@ impl Controller {
             strategy_name(&env)
         ));
         let service_of = |release: &lastmile_store::ReleaseRecord| {
-            self.service_of(release).map_err(|error| format!("{error:#}"))
+            self.service_of(release)
+                .map_err(|error| format!("{error:#}"))
         };
         let outcome = self
             .engine
-            .deploy(&env, &service, &release, &service_of, &*self.progress_sink())
+            .deploy(
+                &env,
+                &service,
+                &release,
+                &service_of,
+                &*self.progress_sink(),
+            )
             .await
             .map_err(|error| ApiError::internal(&error.into()))?;
         self.report_outcome(&outcome);
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
+    }
+
+    /// `POST /api/v1/promote`: resume a paused canary or skip its steps.
+    pub fn promote(&self, environment: &str) -> Result<Value, ApiError> {
+        self.engine
+            .promote(environment)
+            .map_err(|error| ApiError::conflict(error.to_string()))?;
+        self.progress
+            .line(&format!("{environment}: promote requested"));
+        Ok(json!({ "environment": environment, "promote": true }))
+    }
+
+    /// `POST /api/v1/abort`: all traffic back to stable, the canary fails.
+    pub fn abort(&self, environment: &str) -> Result<Value, ApiError> {
+        self.engine
+            .abort(environment)
+            .map_err(|error| ApiError::conflict(error.to_string()))?;
+        self.progress
+            .line(&format!("{environment}: abort requested"));
+        Ok(json!({ "environment": environment, "abort": true }))
     }
 
     /// `POST /api/v1/rollback`.

@@ -246,6 +246,20 @@ impl From<StoreError> for WriteError {
 }
 
 impl Store for SqliteStore {
+    fn record_event(
+        &self,
+        kind: &str,
+        subject: &str,
+        actor: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let now = now_millis();
+        self.write(|transaction| {
+            append_event(transaction, now, kind, subject, actor, data)?;
+            Ok(transaction.last_insert_rowid())
+        })
+    }
+
     fn create_release(
         &self,
         app: &str,

@@ -52,6 +52,15 @@ pub trait Store: Send + Sync {
     fn list_artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// Events, oldest first, with id greater than `after`.
     fn list_events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Appends an event on its own (a decision, an approval, a
+    /// notification sent); returns its id.
+    fn record_event(
+        &self,
+        kind: &str,
+        subject: &str,
+        actor: &str,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError>;
 
     /// Creates the release for this artifact and spec, or returns the one
     /// that exists (same content, same id); event `release.created`.

@@ -136,3 +136,28 @@ fn finishing_with_running_is_refused() {
             .is_err()
     );
 }
+
+#[test]
+fn recorded_events_are_listed_in_order() {
+    let (_dir, store) = store();
+    let first = store
+        .record_event(
+            "canary.decision",
+            "deployment/1",
+            "lastmile",
+            &serde_json::json!({"decision": "hold"}),
+        )
+        .unwrap();
+    let second = store
+        .record_event(
+            "canary.decision",
+            "deployment/1",
+            "lastmile",
+            &serde_json::json!({"decision": "abort"}),
+        )
+        .unwrap();
+    assert!(second > first);
+    let events = store.list_events(first - 1, 10).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].data["decision"], "abort");
+}

@@ -80,6 +80,12 @@ skipped) and deploys what it packed."
     Rollback(RollbackArgs),
     /// Show environments, releases, instances, health and route weights
     Status(StatusArgs),
+    /// Resume a paused canary, or skip its remaining steps to 100%
+    Promote(EnvArgs),
+    /// Abort a running canary: all traffic back on stable at once
+    Abort(EnvArgs),
+    /// Follow an environment live: weights, and each release's requests, errors and latency
+    Watch(WatchArgs),
     /// Restart the running `lastmile up` in place, handing its sockets over (no refused connection)
     #[command(
         after_help = "The new process is the `lastmile` binary on disk now, so this \
@@ -150,6 +156,46 @@ pub(crate) struct RollbackArgs {
     pub(crate) to: Option<String>,
     #[command(flatten)]
     pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    /// Environment name
+    pub(crate) env: String,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Environment name
+    pub(crate) env: String,
+    /// Time between lines, e.g. 500ms or 2s
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub(crate) interval: std::time::Duration,
+    /// Stop after this many lines [default: until Ctrl-C]
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write e.g. 500ms or 2s"))?;
+    let duration = match unit {
+        "ms" => std::time::Duration::from_millis(number),
+        "s" => std::time::Duration::from_secs(number),
+        _ => return Err(format!("`{text}`: the unit must be ms or s")),
+    };
+    if duration < std::time::Duration::from_millis(100) {
+        return Err("the interval must be at least 100ms".to_string());
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Args)]

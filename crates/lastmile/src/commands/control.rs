@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::cli::{ControlArgs, DeployArgs, RollbackArgs, StatusArgs};
+use crate::cli::{ControlArgs, DeployArgs, EnvArgs, RollbackArgs, StatusArgs, WatchArgs};
 use crate::commands::check::{print_load_error, print_warnings};
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
@@ -252,5 +252,127 @@ fn short(value: &Value) -> String {
     match value.as_str() {
         Some(id) => id.chars().take(12).collect(),
         None => "none".to_string(),
+    }
+}
+
+/// `lastmile promote ENV` and `lastmile abort ENV`.
+pub(crate) fn canary_signal(
+    args: &EnvArgs,
+    action: &str,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let answer = control.post(
+        &format!("/api/v1/{action}"),
+        &json!({ "environment": args.env }),
+        Duration::from_secs(30),
+    )?;
+    if args.control.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else if action == "promote" {
+        println!(
+            "{} {}: promote requested; `lastmile watch {}` follows it",
+            output::good("✓"),
+            args.env,
+            args.env
+        );
+    } else {
+        println!(
+            "{} {}: abort requested; traffic goes back to the stable release",
+            output::good("✓"),
+            args.env
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lastmile watch ENV`: one line per interval with the weights and each
+/// release's counters over the last 10 s.
+pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let mut printed = 0u64;
+    loop {
+        let status = control.get("/api/v1/status?window_s=10")?;
+        let Some(environment) = status["environments"]
+            .as_array()
+            .and_then(|all| all.iter().find(|env| env["name"] == args.env.as_str()))
+        else {
+            anyhow::bail!(
+                "the running `lastmile up` has no environment `{}`",
+                args.env
+            );
+        };
+        let version = |id: &Value| {
+            status["releases"]
+                .as_array()
+                .and_then(|all| all.iter().find(|release| release["id"] == *id))
+                .and_then(|release| release["version"].as_str())
+                .map_or_else(|| short(id), str::to_string)
+        };
+        let weights: Vec<String> = environment["weights"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|weight| {
+                format!(
+                    "{} {:.1}%",
+                    version(&weight["release"]),
+                    weight["percent"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        let stats: Vec<String> = status["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                let requests = row["requests"].as_u64().unwrap_or(0);
+                let errors = row["errors_5xx"].as_u64().unwrap_or(0)
+                    + row["connect_errors"].as_u64().unwrap_or(0);
+                format!(
+                    "{}: {requests} req, {:.2}% err, p99 {:.1} ms",
+                    version(&row["release"]),
+                    if requests == 0 {
+                        0.0
+                    } else {
+                        errors as f64 * 100.0 / requests as f64
+                    },
+                    row["p99_ms"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        let deployment = &environment["deployment"];
+        let phase = if deployment.is_object() {
+            format!(
+                " [{} #{}: {}]",
+                deployment["strategy"].as_str().unwrap_or("?"),
+                deployment["id"],
+                deployment["phase"].as_str().unwrap_or("?")
+            )
+        } else {
+            String::new()
+        };
+        if args.control.json {
+            println!(
+                "{}",
+                json!({ "environment": environment, "stats": status["stats"] })
+            );
+        } else {
+            println!(
+                "{}  {}{phase}  |  {}",
+                args.env,
+                if weights.is_empty() {
+                    "no traffic".to_string()
+                } else {
+                    weights.join(" / ")
+                },
+                stats.join("  ")
+            );
+        }
+        printed += 1;
+        if args.count.is_some_and(|count| printed >= count) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(args.interval);
     }
 }
