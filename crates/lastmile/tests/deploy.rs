@@ -685,3 +685,6 @@ fn a_release_failing_verification_never_gets_traffic() {
     assert!(app.get("/").contains("hello from hello v2"));
     drop(up);
 }
+
+#[path = "deploy/canary.rs"]
+mod canary;

@@ -1,0 +1,180 @@
+//! The canary strategy end to end: analysis on the router's own counters
+//! promotes a good release, aborts a failing or slow one, refuses to pass
+//! a step without evidence, and waits at a pause for `lastmile promote`.
+
+use super::*;
+
+const QUICK_CANARY: &str = "{ type: canary, steps: [10, 50, 100], step_duration: 2s, min_requests: 20, step_deadline: 20s }";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn decisions(app: &App) -> Vec<String> {
+    let output = app.lastmile(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    status["deployments"][0]["phase"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_good_canary_is_promoted_step_by_step() {
+    let app = App::new(QUICK_CANARY, 2, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+
+    app.write_spec(QUICK_CANARY, 2, "v2", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v2"));
+    std::thread::sleep(Duration::from_millis(500));
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a good canary");
+    assert!(report.by_body.keys().any(|body| body.contains("v1")));
+    assert!(report.by_body.keys().any(|body| body.contains("v2")));
+    let log = up.log();
+    assert!(log.contains("step-1: 10% of traffic on v2"), "{log}");
+    assert!(log.contains("step-2: 50% of traffic on v2"), "{log}");
+    assert!(log.contains("all traffic on v2"), "{log}");
+    assert_eq!(decisions(&app), ["succeeded"]);
+    drop(up);
+}
+
+#[test]
+fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
+    let app = App::new(QUICK_CANARY, 2, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+
+    app.write_spec(QUICK_CANARY, 2, "v2", r#", HELLO_ERROR_RATE: "0.5""#);
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(error.contains("canary aborted: error rate"), "{error}");
+    assert_eq!(current_release(&app), first);
+    std::thread::sleep(Duration::from_millis(500));
+    let before_stop = load.report();
+    std::thread::sleep(Duration::from_secs(1));
+    let report = runtime.block_on(load.stop());
+    // After the abort only stable answers, and answers well.
+    assert_eq!(
+        report.failed, before_stop.failed,
+        "failures after the abort: {report:#?}"
+    );
+    assert!(
+        report.failed * 100 <= report.requests * 5,
+        "more than 5% of all requests failed: {report:#?}"
+    );
+    assert!(
+        up.log().contains("aborted: all traffic back on v1"),
+        "{}",
+        up.log()
+    );
+    let status = app.status().unwrap();
+    let instances = status["instances"].as_array().unwrap();
+    assert!(
+        instances
+            .iter()
+            .all(|instance| instance["release_id"] == first.as_str()),
+        "the canary's instances are stopped: {status}"
+    );
+    assert_eq!(instances.len(), 2, "stable was never stopped: {status}");
+    drop(up);
+}
+
+#[test]
+fn a_slow_canary_is_aborted_on_latency() {
+    let app = App::new(QUICK_CANARY, 1, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+
+    app.write_spec(QUICK_CANARY, 1, "v2", r#", HELLO_LATENCY_MS: "80""#);
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(error.contains("latency"), "{error}");
+    assert_eq!(current_release(&app), first);
+    let report = runtime.block_on(load.stop());
+    assert_eq!(
+        report.failed, 0,
+        "a slow canary fails no request: {report:#?}"
+    );
+    drop(up);
+}
+
+#[test]
+fn a_canary_without_traffic_holds_then_fails_at_the_deadline() {
+    let strategy = "{ type: canary, steps: [20, 100], step_duration: 1s, min_requests: 50, step_deadline: 3s }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(error.contains("not enough evidence"), "{error}");
+    assert_eq!(current_release(&app), first);
+    drop(up);
+}
+
+#[test]
+fn a_pause_waits_for_promote() {
+    let strategy = "{ type: canary, steps: [10, pause, 100], step_duration: 1s, min_requests: 1, step_deadline: 30s }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let mut deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the canary to pause", || {
+        app.status().is_ok_and(|status| {
+            status["environments"][0]["deployment"]["phase"]
+                .as_str()
+                .is_some_and(|phase| phase.ends_with("paused"))
+        })
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        deploy.try_wait().unwrap().is_none(),
+        "the deployment waits at the pause"
+    );
+    let promoted = app.must(&["promote", "production", "--json"]);
+    assert_eq!(promoted["promote"], true, "{promoted}");
+    let output = deploy.wait_with_output().unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v2"));
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a paused canary");
+    // Nothing to promote any more.
+    let output = app.lastmile(&["promote", "production"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no canary is running"));
+    drop(up);
+}
