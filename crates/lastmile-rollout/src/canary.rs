@@ -179,7 +179,48 @@ impl Drive<'_> {
         for host in self.hosts() {
             host.set_route(&route).await?;
         }
+        self.notify("step", canary, Some(stable), Some(percent), None);
         Ok(())
+    }
+
+    /// `analysis.prometheus`: the query's value must stay at or below `max`.
+    /// An unreachable Prometheus is no evidence either way.
+    async fn prometheus_failure(&self, canary: &Canary) -> Option<String> {
+        let check = canary.analysis.prometheus.as_ref()?;
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            check.url.trim_end_matches('/'),
+            percent_encode(&check.query)
+        );
+        let answer = match crate::webhook::get(&url, Duration::from_secs(5)).await {
+            Ok(answer) if answer.status == 200 => answer,
+            Ok(answer) => {
+                self.progress.step(&format!(
+                    "prometheus answered {}; ignored this tick",
+                    answer.status
+                ));
+                return None;
+            }
+            Err(error) => {
+                self.progress.step(&format!(
+                    "prometheus unreachable ({error}); ignored this tick"
+                ));
+                return None;
+            }
+        };
+        let value = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|body| {
+                body["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .and_then(|text| text.parse::<f64>().ok())
+            })?;
+        (value > check.max).then(|| {
+            format!(
+                "prometheus query `{}` is {value}, above its max of {}",
+                check.query, check.max
+            )
+        })
     }
 
     /// Both releases' counters over the last `window`, summed over hosts.
@@ -275,7 +316,8 @@ impl Drive<'_> {
                     Err(failure) => return Decision::Abort(failure.message),
                 };
             let analysis = analyse(canary_sample, stable_sample, &thresholds);
-            let decision = if let Some(failure) = analysis.failure() {
+            let prometheus = self.prometheus_failure(canary).await;
+            let decision = if let Some(failure) = analysis.failure().or(prometheus) {
                 Decision::Abort(failure)
             } else if control.take_promote() {
                 Decision::Promote
@@ -535,4 +577,18 @@ impl Drive<'_> {
         let _ = canary;
         Err(Failure::aborted(reason))
     }
+}
+
+/// Percent-encodes a query parameter value.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char);
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::DeploymentOutcome;
 use crate::canary::CanaryControl;
+use crate::webhook::{self, Notification};
 
 /// Where the engine reports what it is doing, one line per transition.
 pub trait Progress: Send + Sync + std::fmt::Debug {
@@ -238,6 +239,12 @@ impl Engine {
                 .as_ref()
                 .and_then(|release| service_of(release).ok()),
         };
+        drive.notify("started", release, from_release.as_ref(), None, None);
+        if let Err(failure) = drive.before_webhook(release, from_release.as_ref()).await {
+            return Ok(drive
+                .finish(Err(failure), from_release.as_ref(), release)
+                .await);
+        }
         let result = match &environment.strategy {
             Strategy::Rolling { batch, max_surge } => {
                 drive
@@ -270,7 +277,11 @@ impl Engine {
                 result
             }
         };
-        Ok(drive.finish(result, from_release.as_ref(), release).await)
+        let outcome = drive.finish(result, from_release.as_ref(), release).await;
+        drive
+            .announce(&outcome, release, from_release.as_ref())
+            .await;
+        Ok(outcome)
     }
 
     /// Moves `environment` back to `target` (default: the release it served
@@ -347,6 +358,9 @@ impl Engine {
         if outcome.status == DeploymentStatus::Succeeded {
             outcome.status = DeploymentStatus::RolledBack;
         }
+        drive
+            .announce(&outcome, &target, from_release.as_ref())
+            .await;
         Ok(outcome)
     }
 
@@ -876,6 +890,130 @@ impl Drive<'_> {
                 ));
             }
         }
+    }
+
+    /// Sends a notification to the environment's `notify` targets (in the
+    /// background) and records whether each was delivered.
+    pub(crate) fn notify(
+        &self,
+        event: &'static str,
+        release: &ReleaseRecord,
+        from: Option<&ReleaseRecord>,
+        percent: Option<f64>,
+        reason: Option<&str>,
+    ) {
+        if self.environment.notify.is_empty() || self.record.id == 0 {
+            return;
+        }
+        let notification = Notification {
+            event,
+            environment: self.env_name().to_string(),
+            release: release.id.clone(),
+            version: release.version.clone(),
+            from: from.map(|from| from.id.clone()),
+            percent,
+            reason: reason.map(str::to_string),
+            deployment: self.record.id,
+        };
+        let store = self.engine.store.clone();
+        let subject = format!("deployment/{}", self.record.id);
+        webhook::send(
+            &self.environment.notify,
+            notification,
+            move |url, result| {
+                let (kind, error) = match result {
+                    Ok(()) => ("notification.sent", None),
+                    Err(error) => ("notification.failed", Some(error)),
+                };
+                let _ = store.record_event(
+                    kind,
+                    &subject,
+                    "lastmile",
+                    &json!({ "url": url, "event": event, "error": error }),
+                );
+            },
+        );
+    }
+
+    fn hook_payload(
+        &self,
+        hook: &str,
+        release: &ReleaseRecord,
+        from: Option<&ReleaseRecord>,
+    ) -> serde_json::Value {
+        json!({
+            "hook": hook,
+            "environment": self.env_name(),
+            "deployment": self.record.id,
+            "release": release.id,
+            "version": release.version,
+            "from": from.map(|from| &from.id),
+            "strategy": self.record.strategy,
+        })
+    }
+
+    /// `gates.webhooks.before`: must answer 2xx for the deployment to start.
+    async fn before_webhook(
+        &self,
+        release: &ReleaseRecord,
+        from: Option<&ReleaseRecord>,
+    ) -> Result<(), Failure> {
+        let Some(hook) = &self.environment.gates.webhooks.before else {
+            return Ok(());
+        };
+        let payload = self.hook_payload("before", release, from);
+        webhook::post_json(&hook.url, &payload, hook.timeout)
+            .await
+            .map(|_| ())
+            .map_err(|error| Failure {
+                message: format!("the `before` webhook refused the deployment: {error}"),
+                last_lines: Vec::new(),
+                aborted: false,
+            })
+    }
+
+    /// After the end: notifications, and the `after` or `rollback` webhook
+    /// (their failures are recorded, the outcome stands).
+    async fn announce(
+        &self,
+        outcome: &DeploymentOutcome,
+        release: &ReleaseRecord,
+        from: Option<&ReleaseRecord>,
+    ) {
+        let aborted = outcome
+            .error
+            .as_deref()
+            .is_some_and(|error| error.starts_with("canary aborted"));
+        let event = match outcome.status {
+            DeploymentStatus::Succeeded if self.record.strategy == "canary" => "promoted",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::RolledBack => "rolled-back",
+            DeploymentStatus::Failed if aborted => "aborted",
+            DeploymentStatus::Failed | DeploymentStatus::Running => "failed",
+        };
+        self.notify(event, release, from, None, outcome.error.as_deref());
+        let webhooks = &self.environment.gates.webhooks;
+        let (name, hook) = match outcome.status {
+            DeploymentStatus::Succeeded => ("after", webhooks.after.as_ref()),
+            _ => ("rollback", webhooks.rollback.as_ref()),
+        };
+        let Some(hook) = hook else {
+            return;
+        };
+        let mut payload = self.hook_payload(name, release, from);
+        payload["status"] = json!(outcome.status);
+        payload["error"] = json!(outcome.error);
+        let result = webhook::post_json(&hook.url, &payload, hook.timeout).await;
+        let _ = self.store().record_event(
+            if result.is_ok() {
+                "webhook.sent"
+            } else {
+                "webhook.failed"
+            },
+            &format!("deployment/{}", self.record.id),
+            "lastmile",
+            &json!({ "hook": name, "url": hook.url, "error": result.err() }),
+        );
     }
 
     /// Writes, then applies, "all traffic on `to`".

@@ -22,6 +22,7 @@ mod analysis;
 mod canary;
 mod engine;
 mod outcome;
+mod webhook;
 
 pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
 pub use canary::CanaryControl;

@@ -31,6 +31,9 @@ pub struct DeployRequest {
     /// just did), with the run that built it.
     #[serde(default)]
     pub artifact: Option<ArtifactRef>,
+    /// Who approves it, for environments with `gates.approval: required`.
+    #[serde(default)]
+    pub approved_by: Option<String>,
 }
 
 /// An artifact and the run that produced it.
@@ -74,6 +77,14 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 403: a gate forbids it until someone acts.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
             message: message.into(),
         }
     }

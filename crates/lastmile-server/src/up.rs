@@ -65,6 +65,9 @@ pub struct UpOptions {
     pub artifact: Option<BuiltArtifact>,
     /// The router prints one line per request.
     pub access_log: bool,
+    /// Who approves the first deployment (`--approve`), for environments
+    /// with `gates.approval: required`.
+    pub approved_by: Option<String>,
 }
 
 /// True in a process started by `lastmile restart` to take over.
@@ -169,7 +172,14 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         tokio::spawn(watch_instances(controller.clone())),
         tokio::spawn(housekeeping(controller.clone())),
     ];
-    let result = serve(&controller, &environment, options.artifact, options.control).await;
+    let result = serve(
+        &controller,
+        &environment,
+        options.artifact,
+        options.control,
+        options.approved_by.clone(),
+    )
+    .await;
     let exit = controller.exit();
     for task in loops {
         task.abort();
@@ -183,6 +193,7 @@ async fn serve(
     environment: &str,
     artifact: Option<BuiltArtifact>,
     control_addr: SocketAddr,
+    approved_by: Option<String>,
 ) -> anyhow::Result<()> {
     // What a previous process served comes back first; then the new build
     // is deployed (nothing moves when it is the release already serving).
@@ -196,6 +207,7 @@ async fn serve(
                     id: artifact.id,
                     run_id: artifact.run_id,
                 }),
+                approved_by: approved_by.clone(),
             })
             .await
             .map_err(|error| anyhow::anyhow!("{}", error.message()))?;
@@ -617,6 +629,26 @@ impl Controller {
         let service = self
             .service_of(&release)
             .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        if env.gates.approval_required {
+            let Some(approver) = &request.approved_by else {
+                return Err(ApiError::forbidden(format!(
+                    "environment `{}` requires approval (gates.approval: required): run `lastmile deploy {} --approve`, which records you as the approver",
+                    env.name, env.name
+                )));
+            };
+            self.store
+                .record_event(
+                    "deployment.approved",
+                    &format!("environment/{}", env.name),
+                    approver,
+                    &json!({ "release": release.id, "version": release.version }),
+                )
+                .map_err(|error| ApiError::internal(&error.into()))?;
+            self.progress.line(&format!(
+                "{}: release {} approved by {approver}",
+                env.name, release.version
+            ));
+        }
         *lock(&self.spec) = spec;
         self.progress.line(&format!(
             "deploying release {} ({}) to {} with {}",

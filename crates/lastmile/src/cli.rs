@@ -122,6 +122,9 @@ pub(crate) struct UpArgs {
     /// Print one line per request the router serves (method, path, status, ms, release, instance, request id)
     #[arg(long)]
     pub(crate) access_log: bool,
+    /// Approve the first deployment (for `gates.approval: required`); recorded as you
+    #[arg(long)]
+    pub(crate) approve: bool,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +146,9 @@ pub(crate) struct DeployArgs {
     /// Run the pipeline in the directory itself instead of a clean copy of its tracked files
     #[arg(long)]
     pub(crate) in_place: bool,
+    /// Approve the deployment (for `gates.approval: required`); recorded as you, with the time
+    #[arg(long)]
+    pub(crate) approve: bool,
     #[command(flatten)]
     pub(crate) control: ControlArgs,
 }

@@ -55,6 +55,9 @@ pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Res
             .context("the pipeline packed no artifact: add `artifact.paths` to lastmile.yaml")?;
         request["artifact"] = json!({ "id": artifact.id, "run_id": summary.run_id });
     }
+    if args.approve {
+        request["approved_by"] = json!(crate::commands::run::actor());
+    }
     if !args.control.json {
         eprintln!("deploying to {} …", args.env);
     }

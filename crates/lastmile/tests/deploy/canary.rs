@@ -178,3 +178,199 @@ fn a_pause_waits_for_promote() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no canary is running"));
     drop(up);
 }
+
+/// A tiny HTTP server that records what is posted to it; `/refuse` answers
+/// 500.
+struct Receiver {
+    addr: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                let status = if path == "/refuse" {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                sink.lock().unwrap().push((path, json));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { addr, received }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn received(&self) -> Vec<(String, serde_json::Value)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn add_to_environment(app: &App, yaml: &str) {
+    let path = app.dir.path().join("lastmile.yaml");
+    let spec = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    route:", &format!("{yaml}\n    route:"));
+    std::fs::write(&path, spec).unwrap();
+}
+
+#[test]
+fn notifications_and_gate_webhooks_follow_the_canary() {
+    let receiver = Receiver::start();
+    let app = App::new(QUICK_CANARY, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(QUICK_CANARY, 1, "v2", "");
+    add_to_environment(
+        &app,
+        &format!(
+            "    notify: [ {{ url: \"{}\" }}, {{ url: \"{}\", format: slack }} ]\n    gates: {{ webhooks: {{ before: \"{}\", after: \"{}\" }} }}",
+            receiver.url("/json"),
+            receiver.url("/slack"),
+            receiver.url("/before"),
+            receiver.url("/after"),
+        ),
+    );
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    wait_for("the last notifications", || {
+        receiver
+            .received()
+            .iter()
+            .filter(|(path, _)| path == "/json" || path == "/after")
+            .count()
+            >= 5
+    });
+    let received = receiver.received();
+    let json_events: Vec<String> = received
+        .iter()
+        .filter(|(path, _)| path == "/json")
+        .map(|(_, body)| body["event"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        json_events,
+        ["started", "step", "step", "promoted"],
+        "{received:?}"
+    );
+    let steps: Vec<f64> = received
+        .iter()
+        .filter(|(path, body)| path == "/json" && body["event"] == "step")
+        .map(|(_, body)| body["percent"].as_f64().unwrap())
+        .collect();
+    assert_eq!(steps, [10.0, 50.0]);
+    let slack = received.iter().find(|(path, body)| {
+        path == "/slack" && body["text"].as_str().unwrap_or("").ends_with("v2 promoted")
+    });
+    assert!(slack.is_some(), "{received:?}");
+    let before = received
+        .iter()
+        .position(|(path, _)| path == "/before")
+        .expect("before hook");
+    let after = received
+        .iter()
+        .position(|(path, _)| path == "/after")
+        .expect("after hook");
+    assert!(before < after);
+    assert_eq!(received[before].1["version"], "v2");
+    assert_eq!(received[after].1["status"], "succeeded");
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a canary with notifications");
+
+    // A `before` hook that refuses stops the next deployment before it starts.
+    app.write_spec(QUICK_CANARY, 1, "v3", "");
+    add_to_environment(
+        &app,
+        &format!(
+            "    gates: {{ webhooks: {{ before: \"{}\" }} }}",
+            receiver.url("/refuse")
+        ),
+    );
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("`before` webhook refused"),
+        "{outcome}"
+    );
+    assert!(app.get("/").contains("hello from hello v2"));
+    drop(up);
+}
+
+#[test]
+fn an_environment_that_requires_approval_deploys_only_when_approved() {
+    let app = App::new("rolling", 1, "v1");
+    add_to_environment(&app, "    gates: { approval: required }");
+    let up = {
+        // `lastmile up --approve` approves its first deployment.
+        let log = app.dir.path().join("up.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = app.command(&["up", "--in-place", "--approve"]);
+        command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0);
+        let up = Up {
+            child: command.spawn().unwrap(),
+            log,
+            state: app.dir.path().join(".lastmile"),
+        };
+        wait_for("lastmile up to serve", || {
+            app.status()
+                .is_ok_and(|status| status["environments"][0]["current_release"].is_string())
+        });
+        up
+    };
+    app.write_spec("rolling", 1, "v2", "");
+    add_to_environment(&app, "    gates: { approval: required }");
+    let output = app.lastmile(&["deploy", "production", "--in-place"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("requires approval"), "{stderr}");
+    assert!(stderr.contains("--approve"), "{stderr}");
+    assert!(app.get("/").contains("hello from hello v1"));
+
+    let outcome = app.must(&["deploy", "production", "--in-place", "--approve", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert!(app.get("/").contains("hello from hello v2"));
+    assert!(up.log().contains("approved by"), "{}", up.log());
+    drop(up);
+}
