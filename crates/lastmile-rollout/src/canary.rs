@@ -47,6 +47,7 @@ const UNITS_PER_PERCENT: f64 = 100.0;
 pub struct CanaryControl {
     promote: AtomicBool,
     abort: AtomicBool,
+    suspend: AtomicBool,
     wake: Notify,
 }
 
@@ -61,6 +62,22 @@ impl CanaryControl {
     pub fn abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
+    }
+
+    /// Freeze the canary where it is (it writes nothing more) while another
+    /// process takes over and resumes it.
+    pub fn suspend(&self) {
+        self.suspend.store(true, Ordering::SeqCst);
+    }
+
+    /// Undo `suspend` (the takeover failed).
+    pub fn unsuspend(&self) {
+        self.suspend.store(false, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    fn suspended(&self) -> bool {
+        self.suspend.load(Ordering::SeqCst)
     }
 
     fn take_promote(&self) -> bool {
@@ -117,7 +134,7 @@ fn units(percent: f64) -> u32 {
 impl Drive<'_> {
     /// The route while a canary runs: canary listed first (it owns the low
     /// cohort buckets), pins resolved to the two releases.
-    fn canary_route(
+    pub(crate) fn canary_route(
         &self,
         stable: &ReleaseRecord,
         canary: &ReleaseRecord,
@@ -277,12 +294,22 @@ impl Drive<'_> {
         let woken = control.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if control.aborted() {
-            return;
+        if !control.aborted() && !control.suspended() {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = woken => {}
+            }
         }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = woken => {}
+        // Suspended for a handover: park here, writing nothing, until the
+        // process exits or the handover is called off.
+        while control.suspended() {
+            let woken = control.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if !control.suspended() {
+                break;
+            }
+            woken.await;
         }
     }
 
@@ -424,9 +451,29 @@ impl Drive<'_> {
             }
         }
 
+        self.canary_steps(stable, to, canary, control, 0).await
+    }
+
+    /// The weight steps from `first_step` (0-based) on, then promotion and
+    /// the guard. A restarted controller resumes a canary here.
+    pub(crate) async fn canary_steps(
+        &self,
+        stable: &ReleaseRecord,
+        to: &ReleaseRecord,
+        canary: &Canary,
+        control: &CanaryControl,
+        first_step: usize,
+    ) -> Result<(), Failure> {
         let steps = &canary.steps;
-        let mut percent = 0.0;
-        for (index, step) in steps.iter().enumerate() {
+        let mut percent = steps[..first_step.min(steps.len())]
+            .iter()
+            .rev()
+            .find_map(|step| match step {
+                CanaryStep::Weight(weight) => Some(*weight),
+                CanaryStep::Pause => None,
+            })
+            .unwrap_or(0.0);
+        for (index, step) in steps.iter().enumerate().skip(first_step) {
             let phase = format!("step-{}", index + 1);
             let decision = match step {
                 CanaryStep::Pause => {

@@ -39,6 +39,15 @@ pub enum EngineError {
     Invalid(String),
 }
 
+/// What `restore` brought back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// `(environment, release)` serving again.
+    pub serving: Vec<(String, String)>,
+    /// `(environment, deployment)`: canaries to continue with [`Engine::resume`].
+    pub resumable: Vec<(String, i64)>,
+}
+
 /// The deployment engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -159,6 +168,30 @@ impl Engine {
     pub fn abort(&self, environment: &str) -> Result<(), EngineError> {
         self.control(environment)?.abort();
         Ok(())
+    }
+
+    /// Freezes every running canary for a handover; returns how many.
+    pub fn suspend_canaries(&self) -> usize {
+        let controls = self
+            .controls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for control in controls.values() {
+            control.suspend();
+        }
+        controls.len()
+    }
+
+    /// Lets suspended canaries go on (the handover failed).
+    pub fn unsuspend_canaries(&self) {
+        for control in self
+            .controls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+        {
+            control.unsuspend();
+        }
     }
 
     fn control(&self, environment: &str) -> Result<Arc<CanaryControl>, EngineError> {
@@ -372,8 +405,8 @@ impl Engine {
         environments: &[Environment],
         service_of: &ServiceOf<'_>,
         progress: &dyn Progress,
-    ) -> Result<Vec<(String, String)>, EngineError> {
-        let mut restored = Vec::new();
+    ) -> Result<Restored, EngineError> {
+        let mut restored = Restored::default();
         for environment in environments {
             let Some(mut state) = self.store.get_environment(&environment.name)? else {
                 if let Some(running) = self.store.running_deployment(&environment.name)? {
@@ -386,7 +419,20 @@ impl Engine {
                 }
                 continue;
             };
-            if let Some(running) = self.store.running_deployment(&environment.name)? {
+            let running = self.store.running_deployment(&environment.name)?;
+            if let Some(running) = &running
+                && let Strategy::Canary(canary) = &environment.strategy
+                && running.strategy == "canary"
+                && (running.phase.starts_with("step-") || running.phase == "dark")
+                && let Some(from) = &running.from_release
+            {
+                self.restore_canary(environment, canary, running, from, &state, service_of, progress)
+                    .await?;
+                restored.serving.push((environment.name.clone(), from.clone()));
+                restored.resumable.push((environment.name.clone(), running.id));
+                continue;
+            }
+            if let Some(running) = running {
                 let (status, message) = if running.phase == PHASE_SWITCHED {
                     // The switch was written, so it was decided: complete it.
                     (DeploymentStatus::Succeeded, None)
@@ -482,9 +528,145 @@ impl Engine {
                 .route_everywhere(weights)
                 .await
                 .map_err(|failure| EngineError::Invalid(failure.message))?;
-            restored.push((environment.name.clone(), current));
+            restored.serving.push((environment.name.clone(), current));
         }
         Ok(restored)
+    }
+
+    /// Brings a canary the previous process was running back as it was:
+    /// both sets started, the weights it had written routed again.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_canary(
+        &self,
+        environment: &Environment,
+        canary: &lastmile_spec::Canary,
+        running: &DeploymentRecord,
+        from: &str,
+        state: &EnvironmentState,
+        service_of: &ServiceOf<'_>,
+        progress: &dyn Progress,
+    ) -> Result<(), EngineError> {
+        let missing = |id: &str| EngineError::Invalid(format!("release {id} is not in the store"));
+        let stable = self.store.get_release(from)?.ok_or_else(|| missing(from))?;
+        let to = self
+            .store
+            .get_release(&running.to_release)?
+            .ok_or_else(|| missing(&running.to_release))?;
+        let drive = Drive {
+            engine: self,
+            record: running.clone(),
+            environment,
+            route: route_template(environment)?,
+            progress,
+            started: Instant::now(),
+            switched_after_ms: std::sync::Mutex::new(None),
+            from_service: None,
+        };
+        let count = environment.instances.max(1);
+        for release in [&stable, &to] {
+            let service = service_of(release).map_err(EngineError::Invalid)?;
+            drive
+                .ensure_everywhere(release)
+                .await
+                .map_err(|failure| EngineError::Invalid(failure.message))?;
+            drive
+                .scale(release, &service, count)
+                .await
+                .map_err(|failure| EngineError::Invalid(failure.message))?;
+        }
+        let total: u32 = state.weights.iter().map(|(_, weight)| *weight).sum();
+        let canary_units = state
+            .weights
+            .iter()
+            .find(|(release, _)| release == &to.id)
+            .map_or(0, |(_, weight)| *weight);
+        let percent = if total == 0 {
+            0.0
+        } else {
+            f64::from(canary_units) * 100.0 / f64::from(total)
+        };
+        let mirror = (running.phase == "dark")
+            .then_some(canary.mirror.as_ref())
+            .flatten()
+            .map(|mirror| lastmile_host::MirrorRule {
+                release: to.id.clone(),
+                percent: mirror.percent,
+                methods: mirror.methods.clone(),
+            });
+        let route = drive.canary_route(&stable, &to, percent, mirror);
+        for host in &self.hosts {
+            host.set_route(&route).await?;
+        }
+        progress.step(&format!(
+            "canary #{} of {} resumes at {} with {percent}% on {}",
+            running.id, environment.name, running.phase, to.version
+        ));
+        Ok(())
+    }
+
+    /// Drives a canary that `restore` brought back, from the step it was
+    /// at, to the end.
+    pub async fn resume(
+        &self,
+        environment: &Environment,
+        deployment: i64,
+        service_of: &ServiceOf<'_>,
+        progress: &dyn Progress,
+    ) -> Result<DeploymentOutcome, EngineError> {
+        let Strategy::Canary(canary) = &environment.strategy else {
+            return Err(EngineError::Invalid(format!(
+                "environment `{}` no longer uses the canary strategy",
+                environment.name
+            )));
+        };
+        let record = self
+            .store
+            .running_deployment(&environment.name)?
+            .filter(|record| record.id == deployment)
+            .ok_or_else(|| {
+                EngineError::Invalid(format!("deployment #{deployment} is not running"))
+            })?;
+        let missing = |id: &str| EngineError::Invalid(format!("release {id} is not in the store"));
+        let from = record
+            .from_release
+            .clone()
+            .ok_or_else(|| missing("(none)"))?;
+        let stable = self.store.get_release(&from)?.ok_or_else(|| missing(&from))?;
+        let to = self
+            .store
+            .get_release(&record.to_release)?
+            .ok_or_else(|| missing(&record.to_release))?;
+        let first_step = record
+            .phase
+            .strip_prefix("step-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|number| number.parse::<usize>().ok())
+            .map_or(0, |number| number.saturating_sub(1));
+        let drive = Drive {
+            engine: self,
+            record,
+            environment,
+            route: route_template(environment)?,
+            progress,
+            started: Instant::now(),
+            switched_after_ms: std::sync::Mutex::new(None),
+            from_service: service_of(&stable).ok(),
+        };
+        let control = Arc::new(CanaryControl::default());
+        self.controls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(environment.name.clone(), control.clone());
+        let result = drive
+            .canary_steps(&stable, &to, canary, &control, first_step)
+            .await;
+        self.controls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&environment.name);
+        let outcome = drive.finish(result, Some(&stable), &to).await;
+        drive.announce(&outcome, &to, Some(&stable)).await;
+        Ok(outcome)
     }
 
     /// Periodic housekeeping: ends rollback windows that have passed by

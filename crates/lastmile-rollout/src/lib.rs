@@ -26,6 +26,6 @@ mod webhook;
 
 pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
 pub use canary::CanaryControl;
-pub use engine::{Engine, EngineError, Progress, ServiceOf};
+pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::DeploymentOutcome;

@@ -197,8 +197,13 @@ async fn serve(
 ) -> anyhow::Result<()> {
     // What a previous process served comes back first; then the new build
     // is deployed (nothing moves when it is the release already serving).
-    controller.restore().await?;
-    if let Some(artifact) = artifact {
+    let resuming = controller.restore().await?;
+    if resuming > 0 && artifact.is_some() {
+        controller.progress.warn(
+            "a canary the previous process was running resumes; the new build is not deployed now (run `lastmile deploy` after it ends)",
+        );
+    }
+    if let Some(artifact) = artifact.filter(|_| resuming == 0) {
         let answer = controller
             .deploy(DeployRequest {
                 environment: environment.to_string(),
@@ -476,24 +481,57 @@ impl Controller {
 
     /// Starts again what the store says each environment was serving, as
     /// after a restart (instances die with the process that ran them).
-    async fn restore(&self) -> anyhow::Result<()> {
+    /// Returns how many canaries resume in the background.
+    async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
         let specs = self.environment_specs();
         let service_of = |release: &lastmile_store::ReleaseRecord| {
-            self.service_of(release)
-                .map_err(|error| format!("{error:#}"))
+            self.service_of(release).map_err(|error| format!("{error:#}"))
         };
         let restored = self
             .engine
             .restore(&specs, &service_of, &*self.progress_sink())
             .await
             .context("cannot bring back the releases that were serving")?;
-        for (environment, release) in restored {
-            self.progress.line(&format!(
-                "restored {environment}: release {}",
-                short(&release)
-            ));
+        for (environment, release) in restored.serving {
+            self.progress
+                .line(&format!("restored {environment}: release {}", short(&release)));
         }
-        Ok(())
+        let resuming = restored.resumable.len();
+        for (environment, deployment) in restored.resumable {
+            let Some(spec) = specs.iter().find(|spec| spec.name == environment).cloned() else {
+                continue;
+            };
+            let controller = self.clone();
+            tokio::spawn(async move {
+                let _deploying = controller.deploying.lock().await;
+                let service_of = |release: &lastmile_store::ReleaseRecord| {
+                    controller
+                        .service_of(release)
+                        .map_err(|error| format!("{error:#}"))
+                };
+                match controller
+                    .engine
+                    .resume(&spec, deployment, &service_of, &*controller.progress_sink())
+                    .await
+                {
+                    Ok(outcome) => controller.progress.line(&format!(
+                        "resumed canary #{deployment} of {environment} ended: {}{}",
+                        serde_json::to_value(outcome.status)
+                            .ok()
+                            .and_then(|status| status.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        outcome
+                            .error
+                            .map(|error| format!(" ({error})"))
+                            .unwrap_or_default()
+                    )),
+                    Err(error) => controller
+                        .progress
+                        .warn(&format!("cannot resume canary #{deployment}: {error}")),
+                }
+            });
+        }
+        Ok(resuming)
     }
 
     /// The service a release runs: from the spec it was built with.
@@ -737,7 +775,17 @@ impl Controller {
         let Ok(_guard) = self.restarting.try_lock() else {
             return Err(ApiError::conflict("a restart is already in progress"));
         };
-        let _deploy_guard = self.deploying.lock().await;
+        // A running canary is frozen and handed over (the new process
+        // resumes it at the same step); any other deployment is waited for.
+        let suspended = self.engine.suspend_canaries();
+        let _deploy_guard = if suspended > 0 {
+            self.progress.line(&format!(
+                "restarting: {suspended} running canary(s) frozen; the new process resumes them"
+            ));
+            None
+        } else {
+            Some(self.deploying.lock().await)
+        };
         let control = lock(&self.control_addr)
             .ok_or_else(|| ApiError::conflict("still starting; try again in a moment"))?;
         let exe = std::env::current_exe().map_err(|error| {
@@ -753,6 +801,7 @@ impl Controller {
         tokio::pin!(ready);
         ready.as_mut().enable();
         let mut child = command.spawn().map_err(|error| {
+            self.engine.unsuspend_canaries();
             ApiError::internal(&anyhow::anyhow!("cannot start the new process: {error}"))
         })?;
         let new_pid = child.id();
@@ -765,6 +814,7 @@ impl Controller {
             tokio::select! {
                 () = &mut ready => break,
                 () = &mut deadline => {
+                    self.engine.unsuspend_canaries();
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(ApiError::internal(&anyhow::anyhow!(
@@ -773,6 +823,7 @@ impl Controller {
                 }
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if let Ok(Some(status)) = child.try_wait() {
+                        self.engine.unsuspend_canaries();
                         return Err(ApiError::internal(&anyhow::anyhow!(
                             "the new process exited ({status}) before serving; this one keeps serving (its output is above)"
                         )));

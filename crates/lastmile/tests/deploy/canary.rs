@@ -374,3 +374,58 @@ fn an_environment_that_requires_approval_deploys_only_when_approved() {
     assert!(up.log().contains("approved by"), "{}", up.log());
     drop(up);
 }
+
+/// `lastmile restart` in the middle of a canary: the new process resumes it
+/// at the same step with the same weights and takes it to the end, with no
+/// failed request.
+#[test]
+fn a_restart_mid_canary_resumes_at_the_same_step() {
+    let strategy = "{ type: canary, steps: [20, 50, 100], step_duration: 4s, min_requests: 10, step_deadline: 60s }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let mut deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let phase = |status: &serde_json::Value| {
+        status["environments"][0]["deployment"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    wait_for("the canary's second step", || {
+        app.status().is_ok_and(|status| phase(&status) == "step-2")
+    });
+    let before = app.status().unwrap();
+    let weights_before = before["environments"][0]["weights"].clone();
+    let deployment = before["environments"][0]["deployment"]["id"].clone();
+    let old_pid = up.serving_pid();
+    app.must(&["restart", "--json"]);
+    wait_for("the new process to serve", || up.serving_pid() != old_pid);
+    let after = app.status().unwrap();
+    assert_eq!(phase(&after), "step-2", "{after}");
+    assert_eq!(after["environments"][0]["deployment"]["id"], deployment);
+    assert_eq!(
+        after["environments"][0]["weights"], weights_before,
+        "{after}"
+    );
+    let _ = deploy.wait();
+    wait_for("the resumed canary to promote", || {
+        app.status().is_ok_and(|status| {
+            status["deployments"][0]["id"] == deployment
+                && status["deployments"][0]["status"] == "succeeded"
+        })
+    });
+    assert!(app.get("/").contains("hello from hello v2"));
+    std::thread::sleep(Duration::from_millis(500));
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a restart mid-canary");
+    assert!(up.log().contains("resumes at step-2"), "{}", up.log());
+    drop(up);
+}
