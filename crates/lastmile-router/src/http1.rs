@@ -44,45 +44,46 @@ pub(crate) enum Handoff {
     },
 }
 
-/// A byte buffer with a consumed prefix, filled from a stream.
-#[derive(Debug)]
+/// A byte buffer with a consumed prefix, filled from a stream. It owns no memory until the first
+/// read and gives it back with `release`, so idle connections cost almost nothing.
+#[derive(Debug, Default)]
 struct Buf {
+    /// Filled bytes are `data[start..]`; the spare capacity is read into without zeroing.
     data: Vec<u8>,
     start: usize,
-    end: usize,
 }
 
 impl Buf {
-    fn new(cap: usize) -> Buf {
-        Buf {
-            data: vec![0; cap],
-            start: 0,
-            end: 0,
-        }
-    }
-
     fn bytes(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data[self.start..]
     }
 
     fn len(&self) -> usize {
-        self.end - self.start
+        self.data.len() - self.start
     }
 
     fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.start == self.data.len()
     }
 
     fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start >= self.end {
+        if self.start >= self.data.len() {
             self.clear();
         }
     }
 
     fn clear(&mut self) {
         self.start = 0;
-        self.end = 0;
+        self.data.clear();
+    }
+
+    /// Gives the memory of an empty buffer back (an idle connection keeps none).
+    fn release(&mut self) {
+        if self.is_empty() && self.data.capacity() > 0 {
+            self.start = 0;
+            pool_put(std::mem::take(&mut self.data));
+        }
     }
 
     fn take_rest(&mut self) -> Vec<u8> {
@@ -91,24 +92,58 @@ impl Buf {
         v
     }
 
-    /// Reads once more; compacts, then grows up to `max` when full.
+    /// Current capacity (at least `BUF` once memory is needed).
+    fn capacity(&self) -> usize {
+        self.data.capacity().max(BUF)
+    }
+
+    /// Reads once more; allocates `BUF` on first use, compacts, then grows up to `max` when full.
     async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R, max: usize) -> io::Result<usize> {
-        if self.end == self.data.len() {
+        if self.data.capacity() == 0 {
+            self.data = pool_take();
+        }
+        if self.data.len() == self.data.capacity() {
             if self.start > 0 {
-                self.data.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
+                self.data.drain(..self.start);
                 self.start = 0;
             } else if self.data.len() < max {
-                let n = (self.data.len() * 2).min(max);
-                self.data.resize(n, 0);
+                let n = (self.data.capacity() * 2).min(max);
+                self.data.reserve_exact(n - self.data.len());
             } else {
                 return Err(io::Error::other("buffer full"));
             }
         }
-        let n = r.read(&mut self.data[self.end..]).await?;
-        self.end += n;
-        Ok(n)
+        // Reads into the spare capacity (there is some, so `Vec` does not reallocate).
+        r.read_buf(&mut self.data).await
     }
+}
+
+/// Buffers kept per thread for reuse, so that a busy connection going idle after every response
+/// does not pay a 16 KiB malloc and free per request.
+const POOL: usize = 64;
+
+thread_local! {
+    static BUFS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer of capacity `BUF` (pooled when one is free).
+fn pool_take() -> Vec<u8> {
+    BUFS.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(BUF))
+}
+
+/// Keeps `v` for reuse when it has the standard size and the pool has room; frees it otherwise.
+fn pool_put(mut v: Vec<u8>) {
+    if v.capacity() != BUF {
+        return;
+    }
+    v.clear();
+    BUFS.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL {
+            p.push(v);
+        }
+    });
 }
 
 /// How a body is delimited.
@@ -195,8 +230,9 @@ struct Io {
     head: Vec<u8>,
     /// The client's response head (and the start of the body).
     resp: Vec<u8>,
-    /// Upstream response deadline; re-armed lazily (it may fire early, never late).
-    timer: Pin<Box<Sleep>>,
+    /// Upstream response deadline, made on first use and re-armed lazily (it may fire early,
+    /// never late).
+    timer: Option<Pin<Box<Sleep>>>,
     drain: watch::Receiver<u8>,
     /// The router drains: answer with `Connection: close`, take no new request.
     draining: bool,
@@ -212,16 +248,16 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(ctx: Arc<ConnCtx>, client: TcpStream) -> Conn {
         let drain = ctx.inner.drain.subscribe();
-        let timer = Box::pin(tokio::time::sleep(ctx.inner.config.upstream_timeout));
+        // Nothing is allocated until the client sends something (see `Io::idle`).
         Conn {
             ctx,
             io: Io {
                 client,
-                rbuf: Buf::new(BUF),
-                ubuf: Buf::new(BUF),
-                head: Vec::with_capacity(1024),
-                resp: Vec::with_capacity(1024),
-                timer,
+                rbuf: Buf::default(),
+                ubuf: Buf::default(),
+                head: Vec::new(),
+                resp: Vec::new(),
+                timer: None,
                 drain,
                 draining: false,
             },
@@ -258,6 +294,7 @@ impl Conn {
                         }
                     }
                 }
+                self.io.idle();
                 if self.io.rbuf.is_empty() && head_deadline.is_none() {
                     // Idle keep-alive connection: drain closes it.
                     if self.io.draining() {
@@ -265,7 +302,7 @@ impl Conn {
                     }
                     tokio::select! {
                         biased;
-                        r = self.io.rbuf.fill(&mut self.io.client, rmax) => match r {
+                        r = read_more(&mut self.io.client, &mut self.io.rbuf, rmax) => match r {
                             Ok(0) | Err(_) => return None,
                             Ok(_) => {}
                         },
@@ -278,7 +315,7 @@ impl Conn {
                         .get_or_insert_with(|| after(tokio::time::Instant::now(), head_timeout));
                     match tokio::time::timeout_at(
                         deadline,
-                        self.io.rbuf.fill(&mut self.io.client, rmax),
+                        read_more(&mut self.io.client, &mut self.io.rbuf, rmax),
                     )
                     .await
                     {
@@ -289,7 +326,8 @@ impl Conn {
             };
             first = false;
             head_deadline = None;
-            match self.io.exchange(&inner, head_len, *req).await {
+            // Boxed: its state lives only while a request does, not in every idle connection.
+            match Box::pin(self.io.exchange(&inner, head_len, *req)).await {
                 Flow::Keep => {}
                 Flow::Close => {
                     let _ = self.io.client.shutdown().await;
@@ -312,6 +350,14 @@ impl Conn {
     }
 }
 
+/// Reads more of the client's bytes; an empty buffer gets memory only once the socket is readable.
+async fn read_more(client: &mut TcpStream, buf: &mut Buf, max: usize) -> io::Result<usize> {
+    if buf.is_empty() {
+        client.readable().await?;
+    }
+    buf.fill(client, max).await
+}
+
 /// `at + d`, saturating at about a year for huge configured timeouts.
 fn after(at: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
     at.checked_add(d)
@@ -322,7 +368,8 @@ fn after(at: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Insta
 /// with unread bytes does not reset the connection before the client read our response.
 async fn linger(client: &mut TcpStream) {
     let _ = client.shutdown().await;
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would sit in every connection's future, idle or not.
+    let mut sink = vec![0u8; 4096];
     let _ = tokio::time::timeout(LINGER, async {
         let mut total = 0usize;
         while total < 1 << 20 {
@@ -504,6 +551,8 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
     };
 
     out.clear();
+    // The rewrite adds a few forwarding headers: one allocation for the whole head.
+    out.reserve(head_len + 256);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     if origin_path.first() == Some(&b'?') {
@@ -618,6 +667,7 @@ fn parse_response(
     let reason = resp.reason.unwrap_or("");
     let headers: &[httparse::Header<'_>] = resp.headers;
     out.clear();
+    out.reserve(head_len + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&[
         b'0' + (status / 100 % 10) as u8,
@@ -814,7 +864,7 @@ where
         if done {
             return Ok(());
         }
-        let cap = buf.data.len();
+        let cap = buf.capacity();
         match buf.fill(src, cap).await {
             Ok(0) if matches!(framing, Framing::Eof) => return Ok(()),
             Ok(0) | Err(_) => return Err(Broken::Src),
@@ -871,6 +921,17 @@ fn body_done(framing: &Framing) -> bool {
 }
 
 impl Io {
+    /// Between requests (nothing buffered): gives the buffers' memory back, so that an idle
+    /// keep-alive connection holds only its socket and task.
+    fn idle(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf.release();
+            self.ubuf.release();
+            self.head = Vec::new();
+            self.resp = Vec::new();
+        }
+    }
+
     fn draining(&mut self) -> bool {
         if !self.draining && self.drain.has_changed().unwrap_or(false) {
             self.draining = *self.drain.borrow_and_update() >= DRAINING;
@@ -1090,14 +1151,17 @@ impl Io {
                     _ => return Err(HeadError::Invalid),
                 }
             }
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             let r = tokio::select! {
                 biased;
                 r = self.ubuf.fill(s, MAX_RESPONSE_HEAD) => r,
-                () = self.timer.as_mut() => {
+                () = timer.as_mut() => {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(HeadError::Timeout);
                     }
-                    self.timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(deadline);
                     continue;
                 }
             };
@@ -1187,4 +1251,43 @@ enum HeadError {
 fn looks_alive(s: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BUF, Buf};
+
+    #[tokio::test]
+    async fn buffers_hold_no_memory_until_read_and_after_release() {
+        let mut b = Buf::default();
+        assert_eq!(b.data.capacity(), 0);
+        let mut src: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(b.fill(&mut src, BUF).await.ok(), Some(18));
+        assert_eq!(b.bytes(), b"GET / HTTP/1.1\r\n\r\n");
+        // Not empty: release keeps the bytes.
+        b.release();
+        assert_eq!(b.len(), 18);
+        b.consume(18);
+        b.release();
+        assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn full_buffers_compact_then_grow_up_to_the_limit() {
+        let big = vec![b'x'; BUF * 3];
+        let mut src: &[u8] = &big;
+        let mut b = Buf::default();
+        while b.len() < BUF {
+            assert!(b.fill(&mut src, BUF * 2).await.is_ok_and(|n| n > 0));
+        }
+        b.consume(10);
+        // Full with a consumed prefix: compacts instead of growing.
+        assert!(b.fill(&mut src, BUF * 2).await.is_ok_and(|n| n == 10));
+        assert_eq!(b.data.capacity(), BUF);
+        while b.len() < BUF * 2 {
+            assert!(b.fill(&mut src, BUF * 2).await.is_ok_and(|n| n > 0));
+        }
+        assert!(b.fill(&mut src, BUF * 2).await.is_err());
+        assert_eq!(b.bytes().len(), BUF * 2);
+    }
 }

@@ -409,28 +409,34 @@ fn spawn_connection(
     let tracked = Tracked::conn(inner);
     tokio::spawn(async move {
         let mut grace = ctx.inner.drain.subscribe();
-        let conn = http1::Conn::new(ctx.clone(), stream);
         let handoff = tokio::select! {
             biased;
-            h = conn.run() => h,
+            h = http1::Conn::new(ctx.clone(), stream).run() => h,
             // In-flight HTTP requests end with the grace.
             _ = grace.wait_for(|s| *s >= GRACE_OVER) => return,
         };
-        match handoff {
-            None => {}
-            Some(Handoff::H2c(io)) => serve_hyper(ctx, io, tracked).await,
-            Some(Handoff::Upgrade {
-                client,
-                upstream,
-                websocket,
-            }) => {
-                let _upgraded = Tracked::upgraded(&ctx.inner);
-                drop(tracked);
-                let drain = ctx.inner.drain.subscribe();
-                websocket::relay(client, upstream, websocket, drain).await;
-            }
+        if let Some(handoff) = handoff {
+            // Boxed: these rare states would otherwise enlarge every connection's task.
+            Box::pin(serve_handoff(ctx, handoff, tracked)).await;
         }
     });
+}
+
+/// Serves what an HTTP/1.1 connection became: h2c with hyper, or an upgraded relay.
+async fn serve_handoff(ctx: Arc<ConnCtx>, handoff: Handoff, tracked: Tracked) {
+    match handoff {
+        Handoff::H2c(io) => serve_hyper(ctx, io, tracked).await,
+        Handoff::Upgrade {
+            client,
+            upstream,
+            websocket,
+        } => {
+            let _upgraded = Tracked::upgraded(&ctx.inner);
+            drop(tracked);
+            let drain = ctx.inner.drain.subscribe();
+            websocket::relay(client, upstream, websocket, drain).await;
+        }
+    }
 }
 
 /// Serves an HTTP/2 (prior knowledge) connection with hyper.
