@@ -192,7 +192,7 @@ pub enum Strategy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Canary {
     /// Weights (percent of traffic) and pauses, in order; weights strictly
-    /// ascending, the last step a weight of 100 (default `[5, 25, 50, 100]`).
+    /// ascending, the last step a weight of 100 (default `[1, 5, 25, 50, 100]`).
     pub steps: Vec<CanaryStep>,
     /// Minimum time at each step before a decision (default 30s).
     pub step_duration: Duration,
@@ -416,7 +416,7 @@ pub struct ReservedSection {
 impl Default for Canary {
     fn default() -> Self {
         Canary {
-            steps: [5.0, 25.0, 50.0, 100.0]
+            steps: [1.0, 5.0, 25.0, 50.0, 100.0]
                 .into_iter()
                 .map(CanaryStep::Weight)
                 .collect(),

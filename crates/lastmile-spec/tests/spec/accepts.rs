@@ -128,7 +128,7 @@ fn a_bare_canary_gets_the_documented_defaults() {
     assert_eq!(
         spec.environments[0].strategy,
         Strategy::Canary(Canary {
-            steps: weights(&[5.0, 25.0, 50.0, 100.0]),
+            steps: weights(&[1.0, 5.0, 25.0, 50.0, 100.0]),
             step_duration: Duration::from_secs(30),
             min_requests: 100,
             step_deadline: Duration::from_secs(600),
