@@ -17,7 +17,7 @@ use crate::chunked::Chunked;
 use crate::prefixed::Prefixed;
 use crate::proxy::ConnCtx;
 use crate::router::{DRAINING, Inner};
-use crate::table::CompiledRoute;
+use crate::table::{CompiledRoute, Steer};
 use crate::upstream::{InFlight, UpstreamState, tcp_connect};
 
 /// The HTTP/2 prior-knowledge preface: such connections go to hyper.
@@ -181,6 +181,14 @@ struct Req {
     expect: bool,
     start: Instant,
     log: Option<Log>,
+    /// Pin, cohort bucket or weighted: how the backend is chosen.
+    steer: Steer,
+    /// `Set-Cookie` value giving a new user their cohort key.
+    set_cookie: Option<Vec<u8>>,
+    /// A copy goes to the route's mirror release (if the body is in memory).
+    mirror: bool,
+    /// Length of the rewritten head in `Io::head` (a buffered body follows it).
+    head_end: usize,
 }
 
 enum Parsed {
@@ -612,6 +620,16 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
     };
     push_header(out, b"x-request-id", rid);
     out.extend_from_slice(b"\r\n");
+    let head_end = out.len();
+
+    let (steer, set_cookie, mirror) = match route.as_deref() {
+        Some(r) => {
+            let pairs = headers.iter().map(|h| (h.name.as_bytes(), h.value));
+            let (steer, cookie) = r.decide(pairs, || ctx.inner.random_hex());
+            (steer, cookie, r.mirrors(method, || ctx.inner.rand()))
+        }
+        None => (Steer::Weighted, None, false),
+    };
 
     let body = match (chunked, content_length) {
         (true, _) => Framing::Chunked(Chunked::new()),
@@ -639,6 +657,10 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
             expect,
             start,
             log,
+            steer,
+            set_cookie,
+            mirror,
+            head_end,
         }),
     )
 }
@@ -757,6 +779,9 @@ fn parse_response(
         }
     }
     if !interim {
+        if let Some(c) = &req.set_cookie {
+            push_header(out, b"set-cookie", c);
+        }
         if close_client {
             out.extend_from_slice(b"connection: close\r\n");
         } else if req.http10 {
@@ -940,7 +965,7 @@ impl Io {
     }
 
     /// Routes, forwards and answers one request whose head (`head_len` bytes) is in `rbuf`.
-    async fn exchange(&mut self, inner: &Inner, head_len: usize, mut req: Req) -> Flow {
+    async fn exchange(&mut self, inner: &Arc<Inner>, head_len: usize, mut req: Req) -> Flow {
         let draining = self.draining();
         self.rbuf.consume(head_len);
         // A body that is already complete in the buffer travels with the head (and can be resent).
@@ -975,6 +1000,14 @@ impl Io {
                 )
                 .await;
         };
+        // Only a request that is whole in memory can be copied without the user waiting.
+        if req.mirror
+            && req.replayable
+            && !req.upgrade
+            && let Some(backend) = route.mirror_backend()
+        {
+            crate::mirror::spawn(inner, backend, &self.head, req.head_end, req.head_method);
+        }
         let rand = inner.rand();
         let mut failed: Option<Arc<UpstreamState>> = None;
         loop {
@@ -984,7 +1017,7 @@ impl Io {
                 rand
             };
             let Some(up) = route
-                .pick(pick_rand, failed.as_deref())
+                .pick_steered(req.steer, pick_rand, failed.as_deref())
                 .map(|(_, u)| u.clone())
             else {
                 let (status, msg) = match failed {

@@ -26,6 +26,9 @@
 //!             weight: 1,
 //!             instances: vec![Upstream { id: "web-1".into(), addr: "127.0.0.1:9000".parse().unwrap() }],
 //!         }],
+//!         cohort: None,
+//!         pins: Vec::new(),
+//!         mirror: None,
 //!     }],
 //! });
 //! router.drain(std::time::Duration::from_secs(10)).await;
@@ -34,8 +37,10 @@
 
 mod body;
 mod chunked;
+mod cohort;
 mod config;
 mod http1;
+mod mirror;
 mod prefixed;
 mod proxy;
 mod router;
@@ -48,10 +53,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use cohort::cohort_bucket;
 pub use config::RouterConfig;
 pub use router::{ListenerHandle, Router};
 pub use stats::{LatencyHistogram, ReleaseStats};
-pub use table::{Backend, Route, RouteTable, Upstream, UpstreamHealth};
+pub use table::{
+    Backend, CohortRule, KeySource, MirrorRule, PinRule, Route, RouteTable, Upstream,
+    UpstreamHealth,
+};
 
 /// `lastmile proxy`: serve `listen` with one static backend until `shutdown` resolves, then drain (grace 10s).
 pub async fn run_static_proxy(
@@ -76,6 +85,9 @@ pub async fn run_static_proxy(
                     addr: backend,
                 }],
             }],
+            cohort: None,
+            pins: Vec::new(),
+            mirror: None,
         }],
     });
     let handle = router.serve(listener)?;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{Lease, ProxyBody};
 use crate::router::{Inner, Tracked};
-use crate::table::CompiledRoute;
+use crate::table::{CompiledRoute, Steer};
 use crate::upstream::{InFlight, UpstreamState};
 use crate::websocket;
 
@@ -96,6 +96,16 @@ pub(crate) async fn handle(
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     ) && req.body().is_end_stream();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (steer, set_cookie) = if route.steers() {
+        let pairs: Vec<(&[u8], &[u8])> = req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        route.decide(pairs.iter().copied(), || inner.random_hex())
+    } else {
+        (Steer::Weighted, None)
+    };
 
     let rand = inner.rand();
     let mut failed: Option<Arc<UpstreamState>> = None;
@@ -106,7 +116,7 @@ pub(crate) async fn handle(
             rand
         };
         let Some(up) = route
-            .pick(pick_rand, failed.as_deref())
+            .pick_steered(steer, pick_rand, failed.as_deref())
             .map(|(_, u)| u.clone())
         else {
             return Ok(no_instance(
@@ -121,7 +131,7 @@ pub(crate) async fn handle(
         let lease = up.start();
         match send(inner, &up, req).await {
             Ok((resp, sender)) => {
-                return Ok(respond(
+                let mut resp = respond(
                     &ctx,
                     lease,
                     resp,
@@ -130,7 +140,13 @@ pub(crate) async fn handle(
                     websocket,
                     start,
                     &log,
-                ));
+                );
+                if let Some(v) = set_cookie.and_then(|c| HeaderValue::from_bytes(&c).ok())
+                    && resp.status() != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+                return Ok(resp);
             }
             Err(SendError::Connect(back)) => {
                 up.eject(inner.now_ms());

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     rng: AtomicU64,
     request_ids: AtomicU64,
     seed: u64,
+    /// Mirror requests in flight (bounded by `mirror::MAX_IN_FLIGHT`).
+    pub(crate) mirrors: AtomicUsize,
 }
 
 impl fmt::Debug for Inner {
@@ -73,6 +75,16 @@ fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// `n` as 16 lowercase hex digits.
+fn hex16(n: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    buf
 }
 
 impl Inner {
@@ -97,15 +109,16 @@ impl Inner {
             .unwrap_or(HeaderValue::from_static("0000000000000000"))
     }
 
+    /// 16 random lowercase hex digits (a new user's cohort key).
+    pub(crate) fn random_hex(&self) -> [u8; 16] {
+        hex16(splitmix64(self.rand() ^ self.seed))
+    }
+
     /// The next request id as 16 lowercase hex digits.
     pub(crate) fn request_id_hex(&self) -> [u8; 16] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = splitmix64(self.seed ^ self.request_ids.fetch_add(1, Relaxed));
-        let mut buf = [0u8; 16];
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        buf
+        hex16(splitmix64(
+            self.seed ^ self.request_ids.fetch_add(1, Relaxed),
+        ))
     }
 
     fn settled_now(&self) -> bool {
@@ -225,6 +238,7 @@ impl Router {
                 rng: AtomicU64::new(seed.rotate_left(17)),
                 request_ids: AtomicU64::new(0),
                 seed,
+                mirrors: AtomicUsize::new(0),
             }),
         }
     }

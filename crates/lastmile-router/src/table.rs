@@ -27,6 +27,71 @@ pub struct Route {
     pub path_prefix: String,
     /// Releases sharing the route's traffic by weight.
     pub backends: Vec<Backend>,
+    /// Sticky cohorts: users with a key keep their backend as weights change; `None` picks at random.
+    pub cohort: Option<CohortRule>,
+    /// Requests carrying a given key value go to a given release first (checked before `cohort`).
+    pub pins: Vec<PinRule>,
+    /// Dark launch: copies of some requests go to a release whose answers are discarded.
+    pub mirror: Option<MirrorRule>,
+}
+
+/// Where a request's key is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A request header (lowercase name); surrounding whitespace is ignored.
+    Header(String),
+    /// A cookie of the `Cookie` header (exact name).
+    Cookie(String),
+}
+
+/// Sticky cohorts: the key's bucket (`cohort_bucket(salt, key)`) picks the backend.
+///
+/// Buckets are handed out in `backends` order (weight-0 backends skipped), each backend owning
+/// `weight * 10000 / total` of them: the first backend owns the low buckets, so a canary listed
+/// first only gains users as its weight grows, and a user on the canary stays there.
+#[derive(Debug, Clone)]
+pub struct CohortRule {
+    /// Where the user's key comes from.
+    pub key: KeySource,
+    /// Mixed into the hash (the environment name), so cohorts differ between environments.
+    pub salt: String,
+    /// When set, a request without a key gets a random one (16 hex chars) as this cookie
+    /// (`Set-Cookie: name=id; Path=/; Max-Age=31536000; SameSite=Lax`); without it such
+    /// requests are split at random by weight.
+    pub set_cookie: Option<String>,
+}
+
+/// Requests whose key equals `value` go to `release` while it has a healthy instance.
+#[derive(Debug, Clone)]
+pub struct PinRule {
+    /// Where the key comes from.
+    pub key: KeySource,
+    /// The key value that pins.
+    pub value: String,
+    /// The release (one of the route's `backends`, any weight) that gets those requests.
+    pub release: String,
+}
+
+/// Copies of some requests go to `release` too; its answers are discarded, the user never waits.
+#[derive(Debug, Clone)]
+pub struct MirrorRule {
+    /// The release (one of the route's `backends`, normally at weight 0) that gets the copies.
+    pub release: String,
+    /// Share of the eligible requests copied, 0.0..=100.0.
+    pub percent: f64,
+    /// Methods copied (case-insensitive), e.g. `["GET", "HEAD"]`.
+    pub methods: Vec<String>,
+}
+
+impl Default for MirrorRule {
+    /// No release, 0 %, GET and HEAD only (safe to repeat).
+    fn default() -> Self {
+        MirrorRule {
+            release: String::new(),
+            percent: 0.0,
+            methods: vec!["GET".into(), "HEAD".into()],
+        }
+    }
 }
 
 /// One release behind a route.
@@ -75,16 +140,69 @@ pub(crate) struct CompiledBackend {
 
 impl CompiledBackend {
     fn usable(&self, exclude: Option<&UpstreamState>) -> bool {
-        self.weight > 0
-            && self
-                .instances
-                .iter()
-                .any(|u| !u.is_ejected() && !is(exclude, u))
+        self.weight > 0 && self.any_usable(exclude)
     }
+
+    /// Has an instance in rotation, whatever its weight (pins and mirrors ignore weights).
+    fn any_usable(&self, exclude: Option<&UpstreamState>) -> bool {
+        self.instances
+            .iter()
+            .any(|u| !u.is_ejected() && !is(exclude, u))
+    }
+}
+
+/// The backend's least-loaded usable instance (ties broken from a random start).
+pub(crate) fn least_loaded<'a>(
+    backend: &'a CompiledBackend,
+    rand: u64,
+    exclude: Option<&UpstreamState>,
+) -> Option<&'a Arc<UpstreamState>> {
+    let n = backend.instances.len();
+    let start = ((rand >> 32) as usize) % n.max(1);
+    let mut best: Option<(usize, &Arc<UpstreamState>)> = None;
+    for i in 0..n {
+        let u = &backend.instances[(start + i) % n];
+        if u.is_ejected() || is(exclude, u) {
+            continue;
+        }
+        let load = u.in_flight();
+        if best.is_none_or(|(l, _)| load < l) {
+            best = Some((load, u));
+        }
+    }
+    best.map(|(_, u)| u)
 }
 
 fn is(exclude: Option<&UpstreamState>, u: &UpstreamState) -> bool {
     exclude.is_some_and(|e| std::ptr::eq(e, u))
+}
+
+/// A pin with its release resolved to a backend index.
+#[derive(Debug)]
+pub(crate) struct CompiledPin {
+    key: KeySource,
+    value: Vec<u8>,
+    backend: usize,
+}
+
+/// A mirror with its release resolved to a backend index.
+#[derive(Debug)]
+pub(crate) struct CompiledMirror {
+    backend: usize,
+    /// Copy when `rand % 1_000_000 < threshold`.
+    threshold: u64,
+    methods: Vec<String>,
+}
+
+/// How the request chose among the backends (decided from its head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Steer {
+    /// Random by weight.
+    Weighted,
+    /// A pin matched: this backend first, then `then`.
+    Pinned(usize, Option<u32>),
+    /// A cohort bucket in `0..10000`.
+    Bucket(u32),
 }
 
 /// A route ready for matching and picking.
@@ -93,9 +211,124 @@ pub(crate) struct CompiledRoute {
     host: Option<String>,
     prefix: String,
     pub(crate) backends: Vec<CompiledBackend>,
+    cohort: Option<CohortRule>,
+    pins: Vec<CompiledPin>,
+    mirror: Option<CompiledMirror>,
 }
 
 impl CompiledRoute {
+    /// Pins or a cohort could apply: the request's headers must be looked at.
+    pub(crate) fn steers(&self) -> bool {
+        self.cohort.is_some() || !self.pins.is_empty()
+    }
+
+    /// The cohort key the request carries: the rule's key, else the cookie `set_cookie` names.
+    fn cohort_key<'a, I>(&self, headers: I) -> Option<&'a [u8]>
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        let c = self.cohort.as_ref()?;
+        crate::cohort::find_key(&c.key, headers.clone()).or_else(|| {
+            let name = c.set_cookie.as_deref()?;
+            crate::cohort::find_cookie(name.as_bytes(), headers)
+        })
+    }
+
+    /// How a request with `headers` picks its backend, and the `Set-Cookie` value to answer with
+    /// when a cohort had to give a new user a key (`new_id` makes it).
+    pub(crate) fn decide<'a, I>(
+        &self,
+        headers: I,
+        new_id: impl FnOnce() -> [u8; 16],
+    ) -> (Steer, Option<Vec<u8>>)
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        if !self.steers() {
+            return (Steer::Weighted, None);
+        }
+        let mut cookie = None;
+        let bucket = match (&self.cohort, self.cohort_key(headers.clone())) {
+            (Some(c), Some(key)) => Some(crate::cohort::bucket_of(&c.salt, key)),
+            (Some(c), None) => c.set_cookie.as_deref().map(|name| {
+                let id = new_id();
+                cookie = Some(crate::cohort::set_cookie_value(name, &id));
+                crate::cohort::bucket_of(&c.salt, &id)
+            }),
+            (None, _) => None,
+        };
+        (self.steer(headers, bucket), cookie)
+    }
+
+    /// Pins first, then the cohort `bucket` (if any), else weighted.
+    fn steer<'a, I>(&self, headers: I, bucket: Option<u32>) -> Steer
+    where
+        I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        for pin in &self.pins {
+            if crate::cohort::find_key(&pin.key, headers.clone()) == Some(pin.value.as_slice()) {
+                return Steer::Pinned(pin.backend, bucket);
+            }
+        }
+        bucket.map_or(Steer::Weighted, Steer::Bucket)
+    }
+
+    /// The backend that owns cohort bucket `b` (weight-0 backends own none).
+    fn by_bucket(&self, b: u32) -> Option<&CompiledBackend> {
+        let total: u64 = self.backends.iter().map(|x| x.weight).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut upto = 0u64;
+        let mut last = None;
+        for backend in self.backends.iter().filter(|x| x.weight > 0) {
+            upto += backend.weight * 10_000 / total;
+            if u64::from(b) < upto {
+                return Some(backend);
+            }
+            last = Some(backend);
+        }
+        // Rounding leaves the top buckets to the last backend.
+        last
+    }
+
+    /// The backend and instance for a request steered by `steer`; pins and cohorts fall back to
+    /// the weighted pick when their backend has no usable instance.
+    pub(crate) fn pick_steered(
+        &self,
+        steer: Steer,
+        rand: u64,
+        exclude: Option<&UpstreamState>,
+    ) -> Option<(&CompiledBackend, &Arc<UpstreamState>)> {
+        let preferred = match steer {
+            Steer::Weighted => None,
+            Steer::Pinned(i, bucket) => {
+                let pinned = self.backends.get(i).filter(|b| b.any_usable(exclude));
+                pinned.or_else(|| bucket.and_then(|b| self.by_bucket(b)))
+            }
+            Steer::Bucket(b) => self.by_bucket(b),
+        };
+        if let Some(backend) = preferred.filter(|b| b.any_usable(exclude))
+            && let Some(u) = least_loaded(backend, rand, exclude)
+        {
+            return Some((backend, u));
+        }
+        self.pick(rand, exclude)
+    }
+
+    /// Whether a request with `method` is to be copied to the mirror (`rand` is drawn only then).
+    pub(crate) fn mirrors(&self, method: &str, rand: impl FnOnce() -> u64) -> bool {
+        self.mirror.as_ref().is_some_and(|m| {
+            m.methods.iter().any(|x| x.eq_ignore_ascii_case(method))
+                && rand() % 1_000_000 < m.threshold
+        })
+    }
+
+    /// The backend that receives mirrored copies.
+    pub(crate) fn mirror_backend(&self) -> Option<&CompiledBackend> {
+        self.backends.get(self.mirror.as_ref()?.backend)
+    }
+
     /// Weighted pick of a backend with a usable instance, then its least-loaded instance.
     pub(crate) fn pick(
         &self,
@@ -124,20 +357,7 @@ impl CompiledRoute {
                     false
                 }
             })?;
-        let n = backend.instances.len();
-        let start = ((rand >> 32) as usize) % n.max(1);
-        let mut best: Option<(usize, &Arc<UpstreamState>)> = None;
-        for i in 0..n {
-            let u = &backend.instances[(start + i) % n];
-            if u.is_ejected() || is(exclude, u) {
-                continue;
-            }
-            let load = u.in_flight();
-            if best.is_none_or(|(l, _)| load < l) {
-                best = Some((load, u));
-            }
-        }
-        best.map(|(_, u)| (backend, u))
+        least_loaded(backend, rand, exclude).map(|u| (backend, u))
     }
 
     /// The backend that would get the request by weight alone (to charge a 503 to).
@@ -251,6 +471,27 @@ impl CompiledTable {
                     instances,
                 });
             }
+            let index_of = |release: &str| route.backends.iter().position(|b| b.release == release);
+            let pins = route
+                .pins
+                .iter()
+                .filter_map(|p| {
+                    Some(CompiledPin {
+                        key: p.key.clone(),
+                        value: p.value.clone().into_bytes(),
+                        backend: index_of(&p.release)?,
+                    })
+                })
+                .collect();
+            let mirror = route.mirror.as_ref().and_then(|m| {
+                let threshold = (m.percent.clamp(0.0, 100.0) * 10_000.0).round() as u64;
+                (threshold > 0).then_some(())?;
+                Some(CompiledMirror {
+                    backend: index_of(&m.release)?,
+                    threshold,
+                    methods: m.methods.clone(),
+                })
+            });
             let compiled = Arc::new(CompiledRoute {
                 host: route
                     .host
@@ -258,6 +499,9 @@ impl CompiledTable {
                     .map(|h| strip_port(h).to_ascii_lowercase()),
                 prefix: route.path_prefix.clone(),
                 backends,
+                cohort: route.cohort.clone(),
+                pins,
+                mirror,
             });
             match out.listeners.iter_mut().find(|(a, _)| *a == route.listen) {
                 Some((_, routes)) => routes.push(compiled),

@@ -139,6 +139,9 @@ fn route(listen: SocketAddr, host: Option<&str>, prefix: &str, backends: Vec<Bac
         host: host.map(Into::into),
         path_prefix: prefix.into(),
         backends,
+        cohort: None,
+        pins: Vec::new(),
+        mirror: None,
     }
 }
 
