@@ -5,8 +5,11 @@
 //! prefix, splits traffic between releases by weight, sends each request to the least-loaded
 //! healthy instance over pooled keep-alive HTTP/1.1, ejects instances that refuse connections
 //! (retrying idempotent requests once elsewhere), relays upgrades (WebSocket) and drains
-//! gracefully. It keeps per-release request/5xx/latency figures for rollout decisions. It does
-//! not terminate TLS, cache, rewrite paths or talk HTTP/2 to upstreams.
+//! gracefully. Canary controls steer within a route: pins send requests with a given key to a
+//! given release, sticky cohorts keep each user on one backend as weights change
+//! ([`cohort_bucket`]), and mirroring copies a share of requests (HTTP/1.1 clients only) to a
+//! dark release without the user waiting. It keeps per-release request/5xx/latency figures for
+//! rollout decisions. It does not terminate TLS, cache, rewrite paths or talk HTTP/2 to upstreams.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
