@@ -167,6 +167,31 @@ impl LocalHost {
                 host: route.host.clone(),
                 path_prefix: route.path_prefix.clone(),
                 backends,
+                cohort: route
+                    .cohort
+                    .as_ref()
+                    .map(|cohort| lastmile_router::CohortRule {
+                        key: key_source(&cohort.key),
+                        salt: route.environment.clone(),
+                        set_cookie: cohort.set_cookie.clone(),
+                    }),
+                pins: route
+                    .pins
+                    .iter()
+                    .map(|pin| lastmile_router::PinRule {
+                        key: key_source(&pin.key),
+                        value: pin.value.clone(),
+                        release: pin.release.clone(),
+                    })
+                    .collect(),
+                mirror: route
+                    .mirror
+                    .as_ref()
+                    .map(|mirror| lastmile_router::MirrorRule {
+                        release: mirror.release.clone(),
+                        percent: mirror.percent,
+                        methods: mirror.methods.clone(),
+                    }),
             });
         }
         drop(state);
@@ -232,6 +257,13 @@ impl LocalHost {
             }
         }
         Ok(())
+    }
+}
+
+fn key_source(key: &lastmile_host::KeySource) -> lastmile_router::KeySource {
+    match key {
+        lastmile_host::KeySource::Header(name) => lastmile_router::KeySource::Header(name.clone()),
+        lastmile_host::KeySource::Cookie(name) => lastmile_router::KeySource::Cookie(name.clone()),
     }
 }
 

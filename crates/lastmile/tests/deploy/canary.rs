@@ -429,3 +429,153 @@ fn a_restart_mid_canary_resumes_at_the_same_step() {
     assert!(up.log().contains("resumes at step-2"), "{}", up.log());
     drop(up);
 }
+
+/// `GET /` with extra headers; returns the body.
+fn get_with(app: &App, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(app.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nhost: test\r\n{headers}connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn wait_for_phase(app: &App, wanted: &str) {
+    wait_for(&format!("phase {wanted}"), || {
+        app.status().is_ok_and(|status| {
+            status["environments"][0]["deployment"]["phase"].as_str() == Some(wanted)
+        })
+    });
+}
+
+/// Users keep their release as the canary's weight grows (the canary only
+/// gains users), and pins send testers to the canary or keep users on
+/// stable whatever the weight.
+#[test]
+fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
+    let strategy = "{ type: canary, steps: [20, pause, 60, pause, 100], step_duration: 1s, min_requests: 5, step_deadline: 60s }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    add_to_environment(
+        &app,
+        "    cohort: { header: x-user-id }\n    pins: [ { header: x-canary, value: \"1\", to: canary }, { cookie: beta, value: \"no\", to: stable } ]",
+    );
+    let mut deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let on_canary =
+        |key: usize| get_with(&app, &format!("x-user-id: user-{key}\r\n")).contains("hello v2");
+
+    wait_for_phase(&app, "step-2-paused");
+    let at_20: Vec<bool> = (0..300).map(on_canary).collect();
+    let share_20 = at_20.iter().filter(|canary| **canary).count();
+    assert!(
+        (30..=90).contains(&share_20),
+        "{share_20} of 300 users on the canary at 20%"
+    );
+    // The same user always lands on the same release at a given weight.
+    for key in 0..20 {
+        assert_eq!(on_canary(key), at_20[key], "user-{key} moved");
+    }
+    // Pins: testers reach the canary, opted-out users stay on stable.
+    for _ in 0..10 {
+        assert!(get_with(&app, "x-canary: 1\r\n").contains("hello v2"));
+        assert!(get_with(&app, "x-user-id: user-0\r\ncookie: beta=no\r\n").contains("hello v1"));
+    }
+
+    app.must(&["promote", "production"]);
+    wait_for_phase(&app, "step-4-paused");
+    let at_60: Vec<bool> = (0..300).map(on_canary).collect();
+    let share_60 = at_60.iter().filter(|canary| **canary).count();
+    assert!(
+        (130..=230).contains(&share_60),
+        "{share_60} of 300 users on the canary at 60%"
+    );
+    for key in 0..300 {
+        assert!(
+            !at_20[key] || at_60[key],
+            "user-{key} left the canary as its weight grew"
+        );
+    }
+
+    app.must(&["promote", "production"]);
+    let output = deploy.wait_with_output().unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a canary with cohorts and pins");
+    drop(up);
+}
+
+/// A dark launch mirrors requests to the new release before any user
+/// traffic moves: users only ever see stable, a slow mirror never delays
+/// them, and the mirror's latency is analysed against stable — here it
+/// fails, so the release never serves a user.
+#[test]
+fn a_dark_launch_never_touches_users_and_is_judged_on_the_mirror() {
+    let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 10, mirror: { percent: 100, duration: 10s, min_requests: 30 } }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+    app.write_spec(strategy, 1, "v2", r#", HELLO_LATENCY_MS: "300""#);
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(
+        outcome["error"].as_str().unwrap().contains("latency"),
+        "{outcome}"
+    );
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a dark launch");
+    assert!(
+        report.by_body.keys().all(|body| body.contains("v1")),
+        "a user saw the mirror: {:?}",
+        report.by_body
+    );
+    assert!(
+        report.max_latency_ms < 250.0,
+        "the 300 ms mirror delayed users: {report:#?}"
+    );
+    let log = up.log();
+    assert!(
+        log.contains("dark launch: 100% of GET/HEAD requests mirrored to v2"),
+        "{log}"
+    );
+    drop(up);
+}
+
+/// A healthy dark launch goes on to the weight steps.
+#[test]
+fn a_good_dark_launch_goes_on_to_the_canary_steps() {
+    let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 10, mirror: { percent: 50, duration: 2s, min_requests: 20 } }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "a dark launch promoted to a canary");
+    let log = up.log();
+    assert!(log.contains("dark launch"), "{log}");
+    assert!(log.contains("step-1: 50% of traffic on v2"), "{log}");
+    drop(up);
+}
