@@ -471,7 +471,7 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
         &app,
         "    cohort: { header: x-user-id }\n    pins: [ { header: x-canary, value: \"1\", to: canary }, { cookie: beta, value: \"no\", to: stable } ]",
     );
-    let mut deploy = app
+    let deploy = app
         .command(&["deploy", "production", "--in-place", "--json"])
         .stdout(Stdio::piped())
         .spawn()
@@ -487,8 +487,8 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
         "{share_20} of 300 users on the canary at 20%"
     );
     // The same user always lands on the same release at a given weight.
-    for key in 0..20 {
-        assert_eq!(on_canary(key), at_20[key], "user-{key} moved");
+    for (key, was_on_canary) in at_20.iter().enumerate().take(20) {
+        assert_eq!(on_canary(key), *was_on_canary, "user-{key} moved");
     }
     // Pins: testers reach the canary, opted-out users stay on stable.
     for _ in 0..10 {
@@ -504,11 +504,8 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
         (130..=230).contains(&share_60),
         "{share_60} of 300 users on the canary at 60%"
     );
-    for key in 0..300 {
-        assert!(
-            !at_20[key] || at_60[key],
-            "user-{key} left the canary as its weight grew"
-        );
+    for (key, (was, is)) in at_20.iter().zip(&at_60).enumerate() {
+        assert!(!was || *is, "user-{key} left the canary as its weight grew");
     }
 
     app.must(&["promote", "production"]);
