@@ -8,6 +8,7 @@ pub struct Config {
     pub port: u16,
     pub version: String,
     pub error_rate: f64,
+    pub errors_after: Duration,
     pub latency: Duration,
     pub ready_after: Duration,
     pub never_ready: bool,
@@ -47,10 +48,21 @@ impl Config {
             port,
             version,
             error_rate,
+            errors_after: Duration::from_millis(number("HELLO_ERRORS_AFTER_MS")?.unwrap_or(0.0) as u64),
             latency: Duration::from_millis(number("HELLO_LATENCY_MS")?.unwrap_or(0.0) as u64),
             ready_after: Duration::from_millis(number("HELLO_READY_AFTER_MS")?.unwrap_or(0.0) as u64),
             never_ready: get("HELLO_NEVER_READY").is_some_and(|v| v == "1" || v == "true"),
         })
+    }
+
+    /// The error rate this long after start (`HELLO_ERRORS_AFTER_MS` delays
+    /// it, to play a release that degrades while it runs).
+    pub fn error_rate_at(&self, since_start: Duration) -> f64 {
+        if since_start >= self.errors_after {
+            self.error_rate
+        } else {
+            0.0
+        }
     }
 
     /// Whether `/healthz` answers 200 this long after start.
@@ -99,6 +111,15 @@ mod tests {
         assert!(delayed.is_ready(Duration::from_millis(600)));
         let never = config(&[("HELLO_NEVER_READY", "1")]).unwrap();
         assert!(!never.is_ready(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn errors_can_start_later() {
+        let degrading = config(&[("HELLO_ERROR_RATE", "0.5"), ("HELLO_ERRORS_AFTER_MS", "1000")]).unwrap();
+        assert_eq!(degrading.error_rate_at(Duration::from_millis(999)), 0.0);
+        assert_eq!(degrading.error_rate_at(Duration::from_millis(1000)), 0.5);
+        let at_once = config(&[("HELLO_ERROR_RATE", "0.5")]).unwrap();
+        assert_eq!(at_once.error_rate_at(Duration::ZERO), 0.5);
     }
 
     #[test]

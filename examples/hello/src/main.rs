@@ -16,6 +16,7 @@
 //! | `PORT` | port to listen on (default 8080) |
 //! | `HELLO_VERSION` | version to report (default: `LASTMILE_RELEASE_VERSION`, else the crate version) |
 //! | `HELLO_ERROR_RATE` | fraction 0.0..=1.0 of `/` requests answered with 500 |
+//! | `HELLO_ERRORS_AFTER_MS` | `HELLO_ERROR_RATE` applies only this long after start (a release that degrades) |
 //! | `HELLO_LATENCY_MS` | delay added to every `/` request |
 //! | `HELLO_READY_AFTER_MS` | `/healthz` answers 503 until this long after start |
 //! | `HELLO_NEVER_READY` | `1`: `/healthz` always answers 503 |
@@ -423,7 +424,7 @@ fn respond(state: &State, method: &str, path: &str) -> (u16, String) {
             if !state.config.latency.is_zero() {
                 std::thread::sleep(state.config.latency);
             }
-            if state.uniform() < state.config.error_rate {
+            if state.uniform() < state.config.error_rate_at(state.started.elapsed()) {
                 (500, format!("hello {} failed on purpose (HELLO_ERROR_RATE)\n", state.config.version))
             } else {
                 (200, format!("hello from hello {}\n", state.config.version))
@@ -582,6 +583,11 @@ mod tests {
     fn stop_cuts_websockets_that_never_answer() {
         let (addr, state) = start(&[]);
         let mut ws = open_websocket(addr);
+        // The server registers the socket just after its 101 reaches us.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&state.websockets).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let summary = drain(&state, HTTP_DRAIN, Duration::from_millis(200));
         assert!(summary.contains("1 WebSockets cut"), "{summary}");
         assert_eq!(read_server_frame(&mut ws).unwrap().opcode, OP_CLOSE);
