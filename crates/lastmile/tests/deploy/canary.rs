@@ -576,3 +576,90 @@ fn a_good_dark_launch_goes_on_to_the_canary_steps() {
     assert!(log.contains("step-1: 50% of traffic on v2"), "{log}");
     drop(up);
 }
+
+/// After promotion the guard keeps judging the new release against the
+/// baseline stable had; a release that degrades later is rolled back to
+/// the still-warm previous one.
+#[test]
+fn the_post_promotion_guard_rolls_back_a_release_that_degrades() {
+    let strategy =
+        "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 10, guard: 30s }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    std::thread::sleep(Duration::from_secs(1));
+    // Healthy for its first 4 s, then half its requests fail.
+    app.write_spec(
+        strategy,
+        1,
+        "v2",
+        r#", HELLO_ERROR_RATE: "0.5", HELLO_ERRORS_AFTER_MS: "4000""#,
+    );
+    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("regression after promotion"),
+        "{outcome}"
+    );
+    let log = up.log();
+    assert!(
+        log.contains("all traffic on v2"),
+        "it was promoted first: {log}"
+    );
+    assert!(log.contains("guarding v2"), "{log}");
+    assert_eq!(current_release(&app), first);
+    assert!(app.get("/").contains("hello from hello v1"));
+    let report = runtime.block_on(load.stop());
+    assert_eq!(report.ws_dropped, 0, "{report:#?}");
+    drop(up);
+}
+
+/// `lastmile abort` sends all traffic back to stable at once; `lastmile
+/// watch` shows the weights while the canary runs.
+#[test]
+fn abort_rolls_a_paused_canary_back_and_watch_shows_it() {
+    let strategy = "{ type: canary, steps: [30, pause, 100], step_duration: 1s, min_requests: 1 }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let first = current_release(&app);
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&app, "step-2-paused");
+    let watch = app.lastmile(&["watch", "production", "--count", "2", "--interval", "200ms"]);
+    let lines = String::from_utf8_lossy(&watch.stdout);
+    assert!(watch.status.success(), "{lines}");
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(lines.contains("v2 30.0% / v1 70.0%"), "{lines}");
+    assert!(lines.contains("[canary #"), "{lines}");
+
+    let answer = app.must(&["abort", "production", "--json"]);
+    assert_eq!(answer["abort"], true, "{answer}");
+    let output = deploy.wait_with_output().unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("aborted by `lastmile abort`"),
+        "{outcome}"
+    );
+    assert_eq!(current_release(&app), first);
+    let report = runtime.block_on(load.stop());
+    assert_clean(&report, "an aborted canary");
+    drop(up);
+}
