@@ -4,8 +4,9 @@
 //! This crate reads and validates a spec; it does not run anything described
 //! in it. Every problem found becomes a [`SpecDiagnostic`] with file, line,
 //! column and a hint, and all of them are reported at once ([`SpecErrors`]).
-//! Sections reserved for later versions (`flags`, `monitor`, `drills`,
-//! `hosts`) are accepted with a warning.
+//! Sections reserved for later versions (`monitor`, `drills`, `hosts`) are
+//! accepted with a warning. Feature flags (`flags`, `segments`) are checked
+//! here and evaluated by `lastmile-flags`.
 //!
 //! ```
 //! let source = "app: hello\npipeline:\n  steps:\n    - { name: build, run: make }\n";
@@ -23,8 +24,10 @@ mod model;
 mod node;
 mod reader;
 mod scalar;
+mod semver;
 
 pub use diagnostic::{Severity, SpecDiagnostic, SpecErrors, render_warnings};
 pub use load::{LoadError, LoadedSpec, SPEC_FILE, load, parse};
 pub use model::*;
 pub use scalar::parse_duration;
+pub use semver::{Identifier, SemVer};

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod flags;
+
+pub use flags::{Condition, Flag, FlagRule, FlagType, Operator, Rollout, Segment, Serve, Variant};
+
 /// A whole `lastmile.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spec {
@@ -25,7 +29,11 @@ pub struct Spec {
     pub secrets: Secrets,
     /// Named deploy targets, in file order.
     pub environments: Vec<Environment>,
-    /// Sections whose semantics arrive in later versions (`flags`, `monitor`,
+    /// Named groups of users that flag rules target, in file order.
+    pub segments: Vec<Segment>,
+    /// Feature flags, in file order.
+    pub flags: Vec<Flag>,
+    /// Sections whose semantics arrive in later versions (`monitor`,
     /// `drills`, `hosts`): present in the file but not yet acted upon. A
     /// command that needs one says so plainly instead of ignoring it.
     pub reserved_sections: Vec<ReservedSection>,
@@ -407,7 +415,7 @@ pub enum Promote {
 /// A top-level section that later versions give meaning to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReservedSection {
-    /// `flags`, `monitor`, `drills` or `hosts`.
+    /// `monitor`, `drills` or `hosts`.
     pub name: String,
     /// 1-based line of the section key, for messages.
     pub line: usize,

@@ -4,6 +4,7 @@
 //! diagnostic and moves on, so one `lastmile check` shows everything wrong.
 
 mod environment;
+mod flags;
 mod pipeline;
 mod service;
 
@@ -23,6 +24,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "service",
     "secrets",
     "environments",
+    "segments",
     "flags",
     "monitor",
     "drills",
@@ -30,7 +32,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// Sections later versions give meaning to.
-const RESERVED_SECTIONS: &[&str] = &["flags", "monitor", "drills", "hosts"];
+const RESERVED_SECTIONS: &[&str] = &["monitor", "drills", "hosts"];
 
 /// Collects diagnostics while reading one file.
 #[derive(Debug)]
@@ -850,6 +852,31 @@ pub(crate) fn read_spec(reader: &mut Reader<'_>, root: &Node) -> Option<Spec> {
     let environments = fields
         .get("environments")
         .map(|node| environment::read_environments(reader, node));
+    let segments = fields
+        .get("segments")
+        .map(|node| flags::read_segments(reader, node));
+    // Flags refer to segments and environments; check those references only
+    // when the sections read cleanly (their own errors already fail the spec).
+    let flags = fields.get("flags").map(|node| {
+        let targets = flags::Targets {
+            segments: match &segments {
+                Some(Some(segments)) => Some(
+                    segments
+                        .iter()
+                        .map(|segment| segment.name.clone())
+                        .collect(),
+                ),
+                Some(None) => None,
+                None => Some(Vec::new()),
+            },
+            environments: match &environments {
+                Some(Some(environments)) => Some(environments.as_slice()),
+                Some(None) => None,
+                None => Some(&[]),
+            },
+        };
+        flags::read_flags(reader, node, &targets)
+    });
     let mut reserved_sections = Vec::new();
     for (name, key, _) in &fields.entries {
         if RESERVED_SECTIONS.contains(&name.as_str()) {
@@ -875,6 +902,8 @@ pub(crate) fn read_spec(reader: &mut Reader<'_>, root: &Node) -> Option<Spec> {
         service: service.flatten(),
         secrets: secrets.flatten().unwrap_or_default(),
         environments: environments.flatten().unwrap_or_default(),
+        segments: segments.flatten().unwrap_or_default(),
+        flags: flags.flatten().unwrap_or_default(),
         reserved_sections,
     })
 }

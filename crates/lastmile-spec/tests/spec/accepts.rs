@@ -567,8 +567,6 @@ fn reserved_sections_are_recorded_with_a_plain_warning() {
     let source = yaml(&[
         "app: hello",
         "pipeline: { steps: [{ name: build, run: make }] }",
-        "flags:",
-        "  new-checkout: { rollout: 5% }",
         "monitor: [anything, { at: all }]",
         "drills: ~",
         "hosts: { web-1: { address: 10.0.0.1 } }",
@@ -579,17 +577,14 @@ fn reserved_sections_are_recorded_with_a_plain_warning() {
         .iter()
         .map(|section| (section.name.as_str(), section.line))
         .collect();
-    assert_eq!(
-        recorded,
-        [("flags", 3), ("monitor", 5), ("drills", 6), ("hosts", 7)]
-    );
-    assert_eq!(spec.reserved("hosts").map(|section| section.line), Some(7));
+    assert_eq!(recorded, [("monitor", 3), ("drills", 4), ("hosts", 5)]);
+    assert_eq!(spec.reserved("hosts").map(|section| section.line), Some(5));
     assert!(
         warnings
             .iter()
             .all(|warning| warning.severity == Severity::Warning)
     );
-    assert_eq!(warnings.len(), 4);
+    assert_eq!(warnings.len(), 3);
     crate::snapshot!(insta::assert_snapshot!(render_warnings(
         "lastmile.yaml",
         &source,
@@ -702,5 +697,160 @@ fn an_error_inside_a_merged_map_points_at_the_merge() {
     assert_eq!(
         places,
         [(4, "spec::invalid-duration"), (5, "spec::invalid-duration")]
+    );
+}
+
+const FLAGS: &str = "\
+app: hello
+pipeline: { steps: [{ name: build, run: make }] }
+environments:
+  production:
+    strategy: canary
+segments:
+  beta-testers:
+    - { attribute: email, op: ends_with, value: \"@example.com\" }
+    - { attribute: plan, op: not_in, value: [free, 3, true] }
+flags:
+  new-checkout:
+    type: boolean
+    variants: { on: true, off: false }
+    default: off
+    enabled: true
+    rules:
+      - when: [ { attribute: country, op: in, value: [SE, NO] } ]
+        variant: on
+      - segment: beta-testers
+        variant: on
+      - when: [ { attribute: app_version, op: semver_gte, value: \"2.1.0\" } ]
+        rollout: { on: 25, off: 75 }
+    rollout: { on: 10, off: 90 }
+  checkout-canary:
+    rollout: { follow_canary: production }
+  quiet:
+  button-color:
+    type: string
+    variants: { blue: \"#00f\", green: \"#0f0\", red: \"#f00\" }
+    default: blue
+    enabled: false
+    rules:
+      - when:
+          - { attribute: age, op: gte, value: 18 }
+          - { attribute: score, op: lt, value: 0.5 }
+        segment: beta-testers
+        rollout: { blue: 33.3, green: 33.3, red: 33.4 }
+  limits:
+    type: object
+    variants: { small: { requests: 10, burst: [1, 2] }, large: { requests: 100 } }
+    default: small
+  ratio:
+    type: number
+    variants: { low: 1, high: 2.5 }
+    default: high
+";
+
+#[test]
+fn flags_and_segments_are_read_with_their_defaults() {
+    use lastmile_spec::{Condition, FlagRule, FlagType, Operator, Rollout, Serve, Variant};
+    use serde_json::json;
+
+    let (spec, warnings) = parse("lastmile.yaml", FLAGS).expect("the flags example is valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(spec.reserved("flags").is_none());
+    let segment = spec.segment("beta-testers").expect("segment");
+    assert_eq!(
+        segment.conditions,
+        [
+            Condition {
+                attribute: "email".to_owned(),
+                op: Operator::EndsWith,
+                value: json!("@example.com"),
+            },
+            Condition {
+                attribute: "plan".to_owned(),
+                op: Operator::NotIn,
+                value: json!(["free", 3, true]),
+            },
+        ]
+    );
+    let keys: Vec<&str> = spec.flags.iter().map(|flag| flag.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "new-checkout",
+            "checkout-canary",
+            "quiet",
+            "button-color",
+            "limits",
+            "ratio"
+        ]
+    );
+    let checkout = spec.flag("new-checkout").expect("new-checkout");
+    assert_eq!(checkout.kind, FlagType::Boolean);
+    assert_eq!(checkout.default, "off");
+    assert!(checkout.enabled);
+    assert_eq!(checkout.rules.len(), 3);
+    assert_eq!(
+        checkout.rules[1],
+        FlagRule {
+            when: Vec::new(),
+            segment: Some("beta-testers".to_owned()),
+            serve: Serve::Variant("on".to_owned()),
+        }
+    );
+    assert_eq!(
+        checkout.rules[2].serve,
+        Serve::Rollout(Rollout::Split(vec![
+            ("on".to_owned(), 25.0),
+            ("off".to_owned(), 75.0)
+        ]))
+    );
+    assert_eq!(
+        checkout.rollout,
+        Some(Rollout::Split(vec![
+            ("on".to_owned(), 10.0),
+            ("off".to_owned(), 90.0)
+        ]))
+    );
+    // Omitted variants and default: a boolean flag, on/off, off by default.
+    let canary = spec.flag("checkout-canary").expect("checkout-canary");
+    assert_eq!(
+        canary.variants,
+        [
+            Variant {
+                name: "on".to_owned(),
+                value: json!(true)
+            },
+            Variant {
+                name: "off".to_owned(),
+                value: json!(false)
+            },
+        ]
+    );
+    assert_eq!(canary.default, "off");
+    assert_eq!(
+        canary.rollout,
+        Some(Rollout::FollowCanary("production".to_owned()))
+    );
+    assert_eq!(canary.on_variant().map(|v| v.name.as_str()), Some("on"));
+    let quiet = spec.flag("quiet").expect("quiet");
+    assert!(quiet.rules.is_empty() && quiet.rollout.is_none() && quiet.enabled);
+    let color = spec.flag("button-color").expect("button-color");
+    assert_eq!(color.kind, FlagType::String);
+    assert!(!color.enabled);
+    assert_eq!(color.rules[0].when[0].value, json!(18));
+    assert_eq!(color.rules[0].when[1].value, json!(0.5));
+    assert_eq!(
+        spec.flag("limits").expect("limits").variants[0].value,
+        json!({ "requests": 10, "burst": [1, 2] })
+    );
+    assert_eq!(
+        spec.flag("ratio").expect("ratio").variants[1].value,
+        json!(2.5)
+    );
+    let serialized = serde_json::to_value(&spec).expect("serializes");
+    assert_eq!(serialized["flags"][0]["type"], json!("boolean"));
+    assert_eq!(
+        serialized["flags"][0]["rules"][0]["when"][0]["op"],
+        json!("in")
     );
 }

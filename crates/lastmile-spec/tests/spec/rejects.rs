@@ -1001,3 +1001,228 @@ fn errors_are_a_miette_diagnostic_with_every_error_related() {
         "lastmile.yaml is not a valid lastmile spec: 2 errors"
     );
 }
+
+// Feature flags and segments.
+rejects!(
+    an_unknown_operator,
+    "spec::unknown-operator",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "segments:",
+        "  staff:",
+        "    - { attribute: email, op: ends-with, value: \"@example.com\" }",
+    ]
+);
+rejects!(
+    rollout_percentages_that_do_not_add_up,
+    "spec::rollout-sum",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rollout: { on: 10, off: 85 }",
+    ]
+);
+rejects!(
+    a_rule_rollout_over_100,
+    "spec::rollout-sum",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  color:",
+        "    type: string",
+        "    variants: { blue: b, green: g }",
+        "    default: blue",
+        "    rules:",
+        "      - when: [{ attribute: country, op: equals, value: SE }]",
+        "        rollout: { blue: 60, green: 50 }",
+    ]
+);
+rejects!(
+    a_missing_segment,
+    "spec::unknown-segment",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "segments:",
+        "  beta-testers:",
+        "    - { attribute: beta, op: equals, value: true }",
+        "flags:",
+        "  new-checkout:",
+        "    rules:",
+        "      - segment: beta-tester",
+        "        variant: on",
+    ]
+);
+rejects!(
+    a_rule_naming_a_missing_variant,
+    "spec::unknown-variant",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rules:",
+        "      - when: [{ attribute: country, op: in, value: [SE, NO] }]",
+        "        variant: onn",
+    ]
+);
+rejects!(
+    a_default_naming_a_missing_variant,
+    "spec::unknown-variant",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  color:",
+        "    type: string",
+        "    variants: { blue: b, green: g }",
+        "    default: red",
+    ]
+);
+rejects!(
+    a_string_flag_without_a_default,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  color:",
+        "    type: string",
+        "    variants: { blue: b, green: g }",
+    ]
+);
+rejects!(
+    a_variant_of_the_wrong_type,
+    "spec::variant-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  limit:",
+        "    type: number",
+        "    variants: { low: 10, high: \"50\" }",
+        "    default: low",
+    ]
+);
+rejects!(
+    a_rule_with_neither_variant_nor_rollout,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rules:",
+        "      - when: [{ attribute: country, op: equals, value: SE }]",
+    ]
+);
+rejects!(
+    a_rule_with_neither_when_nor_segment,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rules:",
+        "      - variant: on",
+    ]
+);
+rejects!(
+    follow_canary_naming_a_missing_environment,
+    "spec::unknown-environment",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { strategy: canary }",
+        "flags:",
+        "  checkout-canary:",
+        "    rollout: { follow_canary: prodution }",
+    ]
+);
+rejects!(
+    follow_canary_on_a_rolling_environment,
+    "spec::canary-only",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging: { strategy: rolling }",
+        "  production: { strategy: canary }",
+        "flags:",
+        "  checkout-canary:",
+        "    rollout: { follow_canary: staging }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_a_flag,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    enabeld: false",
+    ]
+);
+rejects!(
+    an_unknown_key_in_a_condition,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rules:",
+        "      - when: [{ attribute: country, operator: in, value: [SE] }]",
+        "        variant: on",
+    ]
+);
+rejects!(
+    in_with_a_single_value,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "segments:",
+        "  nordics:",
+        "    - { attribute: country, op: in, value: SE }",
+    ]
+);
+rejects!(
+    lt_with_a_string,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "segments:",
+        "  adults:",
+        "    - { attribute: age, op: gte, value: \"18\" }",
+    ]
+);
+rejects!(
+    an_invalid_semantic_version,
+    "spec::invalid-version",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "segments:",
+        "  recent:",
+        "    - { attribute: app_version, op: semver_gte, value: 2.1 }",
+    ]
+);
+rejects!(
+    an_invalid_flag_key,
+    "spec::invalid-name",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new checkout: { default: off }",
+    ]
+);
