@@ -426,10 +426,22 @@ impl Engine {
                 && (running.phase.starts_with("step-") || running.phase == "dark")
                 && let Some(from) = &running.from_release
             {
-                self.restore_canary(environment, canary, running, from, &state, service_of, progress)
-                    .await?;
-                restored.serving.push((environment.name.clone(), from.clone()));
-                restored.resumable.push((environment.name.clone(), running.id));
+                self.restore_canary(
+                    environment,
+                    canary,
+                    running,
+                    from,
+                    &state,
+                    service_of,
+                    progress,
+                )
+                .await?;
+                restored
+                    .serving
+                    .push((environment.name.clone(), from.clone()));
+                restored
+                    .resumable
+                    .push((environment.name.clone(), running.id));
                 continue;
             }
             if let Some(running) = running {
@@ -631,7 +643,10 @@ impl Engine {
             .from_release
             .clone()
             .ok_or_else(|| missing("(none)"))?;
-        let stable = self.store.get_release(&from)?.ok_or_else(|| missing(&from))?;
+        let stable = self
+            .store
+            .get_release(&from)?
+            .ok_or_else(|| missing(&from))?;
         let to = self
             .store
             .get_release(&record.to_release)?

@@ -1,18 +1,21 @@
 //! Outbound HTTP for notifications, gate webhooks and Prometheus queries:
-//! a small HTTP/1.1 client over tokio, `http://` only.
-//!
-//! TLS is not in this build: an `https://` URL is refused with a message
-//! that says so (a local relay such as a sidecar proxy bridges it).
+//! a small HTTP/1.1 client over tokio, `http://` and `https://` (rustls
+//! with the Mozilla roots; `LASTMILE_CA_FILE` adds PEM roots for a private
+//! CA).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use lastmile_spec::{Notify, NotifyFormat};
 
 /// Answers larger than this are cut (webhook replies are small).
 const MAX_ANSWER: u64 = 1 << 20;
+
+/// Extra trusted roots (PEM), for webhooks behind a private CA.
+const CA_FILE_ENV: &str = "LASTMILE_CA_FILE";
 
 /// What an outbound request got back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,22 +26,23 @@ pub(crate) struct Answer {
     pub body: String,
 }
 
-/// `http://host[:port]/path?query` split up.
+/// `http(s)://host[:port]/path?query` split up.
 struct Target {
+    tls: bool,
+    host: String,
     authority: String,
     host_port: String,
     path: String,
 }
 
 fn parse(url: &str) -> Result<Target, String> {
-    if url.starts_with("https://") {
-        return Err(format!(
-            "{url}: https is not supported by this build yet; point it at an http:// relay"
-        ));
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: not an http:// URL"))?;
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("{url}: not an http:// or https:// URL"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
@@ -46,26 +50,101 @@ fn parse(url: &str) -> Result<Target, String> {
     if authority.is_empty() {
         return Err(format!("{url}: no host"));
     }
-    let host_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, host_port) = match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => (host, authority.to_string()),
+        _ => (
+            authority,
+            format!("{authority}:{}", if tls { 443 } else { 80 }),
+        ),
     };
     Ok(Target {
+        tls,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         authority: authority.to_string(),
         host_port,
         path: path.to_string(),
     })
 }
 
-async fn exchange(method: &str, url: &str, body: Option<&Value>) -> Result<Answer, String> {
+/// The TLS client settings: Mozilla's roots plus `LASTMILE_CA_FILE`.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let extra = match std::env::var_os(CA_FILE_ENV) {
+                Some(path) => std::fs::read(&path).map_err(|error| {
+                    format!(
+                        "cannot read {CA_FILE_ENV}={}: {error}",
+                        path.to_string_lossy()
+                    )
+                })?,
+                None => Vec::new(),
+            };
+            client_config(&extra)
+        })
+        .clone()
+}
+
+/// Client settings trusting Mozilla's roots and the PEM certificates in
+/// `extra_pem`.
+fn client_config(extra_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in CertificateDer::pem_slice_iter(extra_pem) {
+        let certificate =
+            certificate.map_err(|error| format!("a certificate in {CA_FILE_ENV}: {error}"))?;
+        roots
+            .add(certificate)
+            .map_err(|error| format!("a certificate in {CA_FILE_ENV}: {error}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("TLS settings: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn exchange(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Answer, String> {
     let target = parse(url)?;
-    let mut stream = tokio::net::TcpStream::connect(&target.host_port)
+    let stream = tokio::net::TcpStream::connect(&target.host_port)
         .await
         .map_err(|error| format!("{url}: cannot connect: {error}"))?;
+    let _ = stream.set_nodelay(true);
+    if !target.tls {
+        return talk(stream, method, url, &target, body).await;
+    }
+    let config = match tls {
+        Some(config) => config,
+        None => tls_config()?,
+    };
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|error| format!("{url}: {error}"))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|error| format!("{url}: TLS: {error}"))?;
+    talk(stream, method, url, &target, body).await
+}
+
+async fn talk(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    method: &str,
+    url: &str,
+    target: &Target,
+    body: Option<&Value>,
+) -> Result<Answer, String> {
     let payload = body.map(Value::to_string).unwrap_or_default();
     let mut request = format!(
         "{method} {} HTTP/1.1\r\nhost: {}\r\nuser-agent: lastmile\r\nconnection: close\r\naccept: application/json\r\n",
@@ -84,11 +163,12 @@ async fn exchange(method: &str, url: &str, body: Option<&Value>) -> Result<Answe
         .await
         .map_err(|error| format!("{url}: cannot send: {error}"))?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_ANSWER)
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|error| format!("{url}: cannot read the answer: {error}"))?;
+    // A TLS peer that closes without close_notify still sent its answer.
+    if let Err(error) = (&mut stream).take(MAX_ANSWER).read_to_end(&mut raw).await
+        && raw.is_empty()
+    {
+        return Err(format!("{url}: cannot read the answer: {error}"));
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -97,8 +177,8 @@ async fn exchange(method: &str, url: &str, body: Option<&Value>) -> Result<Answe
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
     let chunked = head.lines().any(|line| {
-        line.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && line.to_ascii_lowercase().contains("chunked")
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
     });
     Ok(Answer {
         status,
@@ -134,7 +214,7 @@ pub(crate) async fn post_json(
     body: &Value,
     timeout: Duration,
 ) -> Result<Answer, String> {
-    let answer = tokio::time::timeout(timeout, exchange("POST", url, Some(body)))
+    let answer = tokio::time::timeout(timeout, exchange("POST", url, Some(body), None))
         .await
         .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))??;
     if !(200..300).contains(&answer.status) {
@@ -145,7 +225,7 @@ pub(crate) async fn post_json(
 
 /// GETs a URL.
 pub(crate) async fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
-    tokio::time::timeout(timeout, exchange("GET", url, None))
+    tokio::time::timeout(timeout, exchange("GET", url, None, None))
         .await
         .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))?
 }
@@ -218,15 +298,99 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_split_and_https_is_refused_with_a_reason() {
+    fn urls_are_split_by_scheme_host_and_path() {
         let target = parse("http://127.0.0.1:9000/hooks/a?x=1").expect("parses");
         assert_eq!(target.host_port, "127.0.0.1:9000");
         assert_eq!(target.path, "/hooks/a?x=1");
         let target = parse("http://example.test").expect("parses");
         assert_eq!(target.host_port, "example.test:80");
         assert_eq!(target.path, "/");
-        let error = parse("https://hooks.slack.com/x").err().expect("refused");
-        assert!(error.contains("https is not supported"), "{error}");
+        let target = parse("https://hooks.example.test/services/x").expect("parses");
+        assert!(target.tls);
+        assert_eq!(target.host_port, "hooks.example.test:443");
+        assert_eq!(target.host, "hooks.example.test");
+        let error = parse("ftp://example.test/").err().expect("refused");
+        assert!(error.contains("not an http:// or https:// URL"), "{error}");
+    }
+
+    /// A real TLS server with a certificate from a test CA: the client
+    /// posts to it over https when it trusts that CA, and refuses when it
+    /// does not.
+    #[tokio::test]
+    async fn https_webhooks_are_posted_over_tls() {
+        use tokio_rustls::rustls;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let certificate = params.self_signed(&key).expect("certificate");
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+        )
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let mut bodies = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let read = tls.read(&mut buffer).await.expect("read");
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length: usize = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length: "))
+                            .and_then(|value| value.trim().parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            bodies.push(body.to_string());
+                            break;
+                        }
+                    }
+                    if read == 0 {
+                        break;
+                    }
+                }
+                tls.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await
+                    .expect("answer");
+                let _ = tls.shutdown().await;
+            }
+            bodies
+        });
+        let url = format!("https://localhost:{port}/hook");
+        let trusting = client_config(certificate.pem().as_bytes()).expect("config");
+        let answer = exchange(
+            "POST",
+            &url,
+            Some(&json!({ "event": "promoted" })),
+            Some(trusting),
+        )
+        .await
+        .expect("posted over TLS");
+        assert_eq!(answer.status, 204);
+        let untrusting = client_config(b"").expect("config");
+        let error = exchange("POST", &url, Some(&json!({})), Some(untrusting))
+            .await
+            .expect_err("an unknown CA is refused");
+        assert!(error.contains("TLS"), "{error}");
+        let bodies = server.await.expect("server");
+        assert_eq!(bodies, [r#"{"event":"promoted"}"#]);
     }
 
     #[test]
