@@ -485,7 +485,8 @@ impl Controller {
     async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
         let specs = self.environment_specs();
         let service_of = |release: &lastmile_store::ReleaseRecord| {
-            self.service_of(release).map_err(|error| format!("{error:#}"))
+            self.service_of(release)
+                .map_err(|error| format!("{error:#}"))
         };
         let restored = self
             .engine
@@ -493,8 +494,10 @@ impl Controller {
             .await
             .context("cannot bring back the releases that were serving")?;
         for (environment, release) in restored.serving {
-            self.progress
-                .line(&format!("restored {environment}: release {}", short(&release)));
+            self.progress.line(&format!(
+                "restored {environment}: release {}",
+                short(&release)
+            ));
         }
         let resuming = restored.resumable.len();
         for (environment, deployment) in restored.resumable {
