@@ -51,6 +51,8 @@ async fn sequential_true_steps() {
         service: None,
         secrets: Secrets::default(),
         environments: Vec::new(),
+        flags: Vec::new(),
+        segments: Vec::new(),
         reserved_sections: Vec::new(),
     };
     let reporter = PlainReporter::to_writer(std::io::sink());

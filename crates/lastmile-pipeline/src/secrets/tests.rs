@@ -34,6 +34,8 @@ fn spec(file: Option<&str>, steps: Vec<Step>) -> Spec {
             file: file.map(str::to_owned),
         },
         environments: Vec::new(),
+        flags: Vec::new(),
+        segments: Vec::new(),
         reserved_sections: Vec::new(),
     }
 }

@@ -185,6 +185,8 @@ impl Fixture {
             service: None,
             secrets: Secrets::default(),
             environments: Vec::new(),
+            flags: Vec::new(),
+            segments: Vec::new(),
             reserved_sections: Vec::new(),
         }
     }
