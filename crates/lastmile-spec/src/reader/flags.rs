@@ -821,6 +821,22 @@ fn rollout(
     let mut shares: Vec<(String, f64)> = Vec::with_capacity(entries.len());
     let mut complete = true;
     for (name, key, value) in &entries {
+        let is_variant = variants.is_some_and(|variants| variants.iter().any(|v| &v.name == name));
+        if !is_variant && did_you_mean(name, ["follow_canary"]).is_some() {
+            complete = false;
+            reader.error(
+                key.place,
+                Problem::new(
+                    "spec::unknown-key",
+                    format!("unknown key `{name}` in a rollout of flag `{flag}`"),
+                    "unknown key",
+                )
+                .hint(
+                    "did you mean `follow_canary`? write `rollout: { follow_canary: production }`",
+                ),
+            );
+            continue;
+        }
         if let Some(variants) = variants
             && !known_variant(reader, key.place, name, variants, flag, "a rollout")
         {

@@ -1226,3 +1226,17 @@ rejects!(
         "  new checkout: { default: off }",
     ]
 );
+rejects!(
+    a_misspelled_follow_canary,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { strategy: canary }",
+        "flags:",
+        "  checkout-canary:",
+        "    rollout:",
+        "      follow-canary: production",
+    ]
+);
