@@ -306,3 +306,16 @@ pub struct DeploymentStep {
     /// Details (instances, weights).
     pub detail: serde_json::Value,
 }
+
+/// A runtime override of a flag, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagOverrideRecord {
+    /// Flag key.
+    pub key: String,
+    /// The override (enabled, default, rollout), as JSON.
+    pub value: serde_json::Value,
+    /// Who set it.
+    pub actor: String,
+    /// When.
+    pub updated_at: UnixMillis,
+}

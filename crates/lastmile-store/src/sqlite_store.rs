@@ -19,8 +19,8 @@ use serde_json::json;
 use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, LogLine, NewRun, ReleaseRecord, Run, RunId, RunStatus, StepOutcome,
-    StepRecord, StepStatus, UnixMillis,
+    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Run, RunId,
+    RunStatus, StepOutcome, StepRecord, StepStatus, UnixMillis,
 };
 use crate::store::Store;
 use migrations::{Migrated, SCHEMA_VERSION};
@@ -246,6 +246,68 @@ impl From<StoreError> for WriteError {
 }
 
 impl Store for SqliteStore {
+    fn set_flag_override(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        self.write(|transaction| {
+            transaction.execute(
+                "INSERT INTO flag_overrides (key, value, actor, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET value = ?2, actor = ?3, updated_at = ?4",
+                params![key, value.to_string(), actor, now],
+            )?;
+            append_event(
+                transaction,
+                now,
+                "flag.overridden",
+                &format!("flag/{key}"),
+                actor,
+                value,
+            )?;
+            Ok(())
+        })
+    }
+
+    fn clear_flag_override(&self, key: &str, actor: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        self.write(|transaction| {
+            let removed =
+                transaction.execute("DELETE FROM flag_overrides WHERE key = ?1", [key])?;
+            if removed > 0 {
+                append_event(
+                    transaction,
+                    now,
+                    "flag.reset",
+                    &format!("flag/{key}"),
+                    actor,
+                    &json!({}),
+                )?;
+            }
+            Ok(removed > 0)
+        })
+    }
+
+    fn flag_overrides(&self) -> Result<Vec<FlagOverrideRecord>, StoreError> {
+        self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT key, value, actor, updated_at FROM flag_overrides ORDER BY key",
+                )?
+                .query_map([], |row| {
+                    Ok(FlagOverrideRecord {
+                        key: row.get(0)?,
+                        value: parse_column(row, 1, |text| serde_json::from_str(text).ok())?,
+                        actor: row.get(2)?,
+                        updated_at: row.get(3)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
     fn record_event(
         &self,
         kind: &str,

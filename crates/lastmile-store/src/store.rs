@@ -3,8 +3,8 @@
 use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, LogLine, NewRun, ReleaseRecord, Run, RunId, RunStatus, StepOutcome,
-    StepRecord,
+    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Run, RunId,
+    RunStatus, StepOutcome, StepRecord,
 };
 
 /// Durable state. The SQLite implementation is the embedded default; a
@@ -114,4 +114,17 @@ pub trait Store: Send + Sync {
     fn list_deployments(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StoreError>;
     /// A deployment's recorded transitions, in order.
     fn deployment_steps(&self, deployment: i64) -> Result<Vec<DeploymentStep>, StoreError>;
+    /// Sets a flag's runtime override (JSON, validated by the caller);
+    /// event `flag.overridden` with who.
+    fn set_flag_override(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        actor: &str,
+    ) -> Result<(), StoreError>;
+    /// Removes a flag's override, back to lastmile.yaml; event `flag.reset`.
+    /// Returns whether there was one.
+    fn clear_flag_override(&self, key: &str, actor: &str) -> Result<bool, StoreError>;
+    /// Every override: key → (value, who, when).
+    fn flag_overrides(&self) -> Result<Vec<FlagOverrideRecord>, StoreError>;
 }

@@ -161,3 +161,40 @@ fn recorded_events_are_listed_in_order() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].data["decision"], "abort");
 }
+
+#[test]
+fn flag_overrides_are_stored_listed_reset_and_audited() {
+    let (_dir, store) = store();
+    store
+        .set_flag_override(
+            "new-checkout",
+            &serde_json::json!({"enabled": false}),
+            "alice",
+        )
+        .unwrap();
+    store
+        .set_flag_override("new-checkout", &serde_json::json!({"enabled": true}), "bob")
+        .unwrap();
+    let overrides = store.flag_overrides().unwrap();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(overrides[0].value["enabled"], true);
+    assert_eq!(overrides[0].actor, "bob");
+    assert!(store.clear_flag_override("new-checkout", "carol").unwrap());
+    assert!(!store.clear_flag_override("new-checkout", "carol").unwrap());
+    assert!(store.flag_overrides().unwrap().is_empty());
+    let events: Vec<(String, String)> = store
+        .list_events(0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.subject == "flag/new-checkout")
+        .map(|event| (event.kind, event.actor))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("flag.overridden".to_string(), "alice".to_string()),
+            ("flag.overridden".to_string(), "bob".to_string()),
+            ("flag.reset".to_string(), "carol".to_string()),
+        ]
+    );
+}

@@ -129,6 +129,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (deployment_id, seq)
     ) WITHOUT ROWID;
     "#,
+    // 3: runtime flag overrides (drift from the flags in lastmile.yaml).
+    r#"
+    CREATE TABLE flag_overrides (
+        key        TEXT    PRIMARY KEY,
+        value      TEXT    NOT NULL CHECK (json_valid(value)),
+        actor      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Newest schema version this build knows.
