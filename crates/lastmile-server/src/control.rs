@@ -130,6 +130,11 @@ pub fn routes(controller: Arc<Controller>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/deploy", post(deploy))
         .route("/api/v1/rollback", post(rollback))
+        .route("/api/v1/flags", get(list_flags))
+        .route(
+            "/api/v1/flags/{key}",
+            post(override_flag).delete(reset_flag),
+        )
         .route("/api/v1/promote", post(promote))
         .route("/api/v1/abort", post(abort))
         .route("/api/v1/restart", post(restart))
@@ -179,6 +184,58 @@ async fn rollback(
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult {
     controller.rollback(request).await.map(Json)
+}
+
+/// `POST /api/v1/flags/{key}`: fields left out keep their current value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagOverrideRequest {
+    /// `false` is the kill switch.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// New default variant.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// New rollout: variant names with percentages adding up to 100.
+    #[serde(default)]
+    pub rollout: Option<Vec<(String, f64)>>,
+    /// Who asks (recorded in the event log).
+    pub actor: String,
+}
+
+/// `DELETE /api/v1/flags/{key}?actor=…`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorQuery {
+    /// Who asks.
+    pub actor: String,
+}
+
+async fn list_flags(State(controller): State<Arc<Controller>>) -> ApiResult {
+    Ok(Json(controller.list_flags()))
+}
+
+async fn override_flag(
+    State(controller): State<Arc<Controller>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    Json(request): Json<FlagOverrideRequest>,
+) -> ApiResult {
+    let change = lastmile_flags::Override {
+        enabled: request.enabled,
+        default: request.default,
+        rollout: request.rollout,
+    };
+    controller
+        .override_flag(&key, &change, &request.actor)
+        .map(Json)
+}
+
+async fn reset_flag(
+    State(controller): State<Arc<Controller>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ActorQuery>,
+) -> ApiResult {
+    controller.reset_flag(&key, &query.actor).map(Json)
 }
 
 async fn promote(

@@ -6,6 +6,7 @@
 //! below it never start tasks on their own.
 
 pub mod control;
+pub mod flags;
 pub mod handover;
 pub mod local_host;
 pub mod up;

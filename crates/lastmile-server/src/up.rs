@@ -102,6 +102,7 @@ pub struct Controller {
     successor_ready: Notify,
     exit: Mutex<Option<Exit>>,
     progress: Arc<dyn Progress>,
+    flags: Arc<crate::flags::Flags>,
 }
 
 /// Runs `lastmile up` until it is stopped.
@@ -150,6 +151,11 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
     let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
     let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
 
+    let (flags, problems) = crate::flags::Flags::new(&spec, store.as_ref());
+    for problem in problems {
+        progress.warn(&format!("flag override skipped: {problem}"));
+    }
+    let flags = Arc::new(flags);
     let controller = Arc::new(Controller {
         app: spec.app.clone(),
         spec_file: options.loaded.file.clone(),
@@ -166,6 +172,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         successor_ready: Notify::new(),
         exit: Mutex::new(None),
         progress,
+        flags,
     });
 
     let loops = [
@@ -300,6 +307,7 @@ async fn housekeeping(controller: Arc<Controller>) {
         if let Err(error) = controller.engine.tick(&specs).await {
             controller.progress.warn(&format!("housekeeping: {error}"));
         }
+        controller.refresh_canary_buckets(&specs);
     }
 }
 
@@ -615,6 +623,7 @@ impl Controller {
             .map_err(|error| ApiError::internal(&error.into()))?;
         Ok(json!({
             "app": self.app,
+            "flags": self.flags.status(self.store.as_ref()),
             "deployments": deployments,
             "pid": std::process::id(),
             "control": *lock(&self.control_addr),
@@ -690,6 +699,10 @@ impl Controller {
                 env.name, release.version
             ));
         }
+        for problem in self.flags.reload(&spec, self.store.as_ref()) {
+            self.progress
+                .warn(&format!("flag override skipped: {problem}"));
+        }
         *lock(&self.spec) = spec;
         self.progress.line(&format!(
             "deploying release {} ({}) to {} with {}",
@@ -715,6 +728,73 @@ impl Controller {
             .map_err(|error| ApiError::internal(&error.into()))?;
         self.report_outcome(&outcome);
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
+    }
+
+    /// Which cohort buckets each environment's running canary owns, for
+    /// flags that `follow_canary`.
+    fn refresh_canary_buckets(&self, specs: &[Environment]) {
+        let mut buckets = std::collections::HashMap::new();
+        for env in specs {
+            let Ok(Some(running)) = self.store.running_deployment(&env.name) else {
+                continue;
+            };
+            if running.strategy != "canary" {
+                continue;
+            }
+            let Ok(Some(state)) = self.store.get_environment(&env.name) else {
+                continue;
+            };
+            let total: u32 = state.weights.iter().map(|(_, weight)| *weight).sum();
+            if let Some((_, units)) = state
+                .weights
+                .iter()
+                .find(|(release, _)| release == &running.to_release)
+                && total > 0
+            {
+                buckets.insert(env.name.clone(), units * 10_000 / total);
+            }
+        }
+        self.flags.canary_buckets().set(buckets);
+    }
+
+    /// The flags, for the OFREP endpoints.
+    pub fn flags(&self) -> &Arc<crate::flags::Flags> {
+        &self.flags
+    }
+
+    /// `GET /api/v1/flags`.
+    pub fn list_flags(&self) -> Value {
+        json!({ "flags": self.flags.status(self.store.as_ref()) })
+    }
+
+    /// `POST /api/v1/flags/{key}`: a runtime override (kill switch,
+    /// default, rollout), recorded with who.
+    pub fn override_flag(
+        &self,
+        key: &str,
+        change: &lastmile_flags::Override,
+        actor: &str,
+    ) -> Result<Value, ApiError> {
+        let value = self
+            .flags
+            .apply_override(self.store.as_ref(), key, change, actor)
+            .map_err(ApiError::bad_request)?;
+        self.progress
+            .line(&format!("flag {key}: override {value} by {actor}"));
+        Ok(json!({ "key": key, "override": value }))
+    }
+
+    /// `DELETE /api/v1/flags/{key}`: back to `lastmile.yaml`.
+    pub fn reset_flag(&self, key: &str, actor: &str) -> Result<Value, ApiError> {
+        let removed = self
+            .flags
+            .reset(self.store.as_ref(), key, actor)
+            .map_err(ApiError::bad_request)?;
+        if removed {
+            self.progress
+                .line(&format!("flag {key}: back to lastmile.yaml (by {actor})"));
+        }
+        Ok(json!({ "key": key, "reset": removed }))
     }
 
     /// `POST /api/v1/promote`: resume a paused canary or skip its steps.

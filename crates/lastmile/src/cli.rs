@@ -86,6 +86,9 @@ skipped) and deploys what it packed."
     Abort(EnvArgs),
     /// Follow an environment live: weights, and each release's requests, errors and latency
     Watch(WatchArgs),
+    /// Feature flags of the running `lastmile up`: list them, flip the kill switch, change rollouts
+    #[command(subcommand)]
+    Flag(FlagCommand),
     /// Restart the running `lastmile up` in place, handing its sockets over (no refused connection)
     #[command(
         after_help = "The new process is the `lastmile` binary on disk now, so this \
@@ -162,6 +165,65 @@ pub(crate) struct RollbackArgs {
     pub(crate) to: Option<String>,
     #[command(flatten)]
     pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlagCommand {
+    /// Every flag with its state and any override (drift from lastmile.yaml)
+    List(ControlArgs),
+    /// Switch a flag on (undo a kill switch)
+    Enable(FlagArgs),
+    /// The kill switch: the flag serves its default variant, reason DISABLED
+    Disable(FlagArgs),
+    /// Make VARIANT the flag's default
+    Set(FlagSetArgs),
+    /// Replace the flag's rollout, e.g. `on=10 off=90` (percentages add up to 100)
+    Rollout(FlagRolloutArgs),
+    /// Drop every override of the flag: back to lastmile.yaml
+    Reset(FlagArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FlagArgs {
+    /// Flag key
+    pub(crate) key: String,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FlagSetArgs {
+    /// Flag key
+    pub(crate) key: String,
+    /// Variant to serve by default
+    pub(crate) variant: String,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FlagRolloutArgs {
+    /// Flag key
+    pub(crate) key: String,
+    /// VARIANT=PERCENT pairs, in order, adding up to 100
+    #[arg(required = true, value_parser = parse_share)]
+    pub(crate) shares: Vec<(String, f64)>,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+fn parse_share(text: &str) -> Result<(String, f64), String> {
+    let (variant, percent) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: write VARIANT=PERCENT, e.g. on=10"))?;
+    let percent: f64 = percent
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{percent}` is not a percentage"))?;
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(format!("{percent} is not between 0 and 100"));
+    }
+    Ok((variant.to_string(), percent))
 }
 
 #[derive(Debug, Args)]

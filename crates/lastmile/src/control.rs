@@ -69,6 +69,11 @@ impl Control {
         self.request("POST", path, Some(body), timeout)
     }
 
+    /// `DELETE path`.
+    pub(crate) fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.request("DELETE", path, None, Duration::from_secs(10))
+    }
+
     fn request(
         &self,
         method: &str,

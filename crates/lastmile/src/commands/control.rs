@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::cli::{ControlArgs, DeployArgs, EnvArgs, RollbackArgs, StatusArgs, WatchArgs};
+use crate::cli::{
+    ControlArgs, DeployArgs, EnvArgs, FlagCommand, RollbackArgs, StatusArgs, WatchArgs,
+};
 use crate::commands::check::{print_load_error, print_warnings};
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
@@ -378,4 +380,107 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
         }
         std::thread::sleep(args.interval);
     }
+}
+
+/// `lastmile flag …`.
+pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let actor = crate::commands::run::actor();
+    let (args, key, change) = match command {
+        FlagCommand::List(args) => return flag_list(args, state_dir),
+        FlagCommand::Enable(flag) => (&flag.control, &flag.key, json!({ "enabled": true })),
+        FlagCommand::Disable(flag) => (&flag.control, &flag.key, json!({ "enabled": false })),
+        FlagCommand::Set(flag) => (&flag.control, &flag.key, json!({ "default": flag.variant })),
+        FlagCommand::Rollout(flag) => (&flag.control, &flag.key, json!({ "rollout": flag.shares })),
+        FlagCommand::Reset(flag) => {
+            let control = find(&flag.control, state_dir)?;
+            let answer = control.delete(&format!(
+                "/api/v1/flags/{}?actor={}",
+                flag.key,
+                percent_encode(&actor)
+            ))?;
+            if flag.control.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else if answer["reset"] == true {
+                println!(
+                    "{} flag {}: back to lastmile.yaml",
+                    output::good("✓"),
+                    flag.key
+                );
+            } else {
+                println!("flag {} had no override", flag.key);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let control = find(args, state_dir)?;
+    let mut body = change;
+    body["actor"] = json!(actor);
+    let answer = control.post(
+        &format!("/api/v1/flags/{key}"),
+        &body,
+        Duration::from_secs(10),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!(
+            "{} flag {key}: override {} (recorded as {actor}); `lastmile flag reset {key}` goes back to lastmile.yaml",
+            output::good("✓"),
+            answer["override"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(args, state_dir)?;
+    let answer = control.get("/api/v1/flags")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let flags = answer["flags"].as_array().cloned().unwrap_or_default();
+    if flags.is_empty() {
+        println!("no flags: declare them under `flags:` in lastmile.yaml (docs/flags.md)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<28} {:<8} {:<8} {:<12} OVERRIDE (drift from lastmile.yaml)",
+        "FLAG", "TYPE", "STATE", "DEFAULT"
+    );
+    for flag in flags {
+        let drift = if flag["override"].is_object() {
+            format!(
+                "{} by {}",
+                flag["override"]["value"],
+                flag["override"]["by"].as_str().unwrap_or("?")
+            )
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "{:<28} {:<8} {:<8} {:<12} {}",
+            flag["key"].as_str().unwrap_or("?"),
+            flag["type"].as_str().unwrap_or("?"),
+            if flag["enabled"] == true {
+                "on"
+            } else {
+                "KILLED"
+            },
+            flag["default"].as_str().unwrap_or("?"),
+            drift
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
