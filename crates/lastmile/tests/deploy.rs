@@ -688,3 +688,6 @@ fn a_release_failing_verification_never_gets_traffic() {
 
 #[path = "deploy/canary.rs"]
 mod canary;
+
+#[path = "deploy/flags.rs"]
+mod flags;
