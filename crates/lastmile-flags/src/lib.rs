@@ -5,9 +5,11 @@
 //! targeting key with the same cohort hash the router uses ([`bucket`]), so
 //! "10% of users" is a stable set of users, and `follow_canary` serves a
 //! flag's "on" variant to exactly the users the router sends to a canary
-//! (asked through [`CanaryLookup`]). This crate does not serve HTTP, store
-//! overrides or read the spec file; it answers in OFREP's terms (reasons,
-//! error codes) so a server can pass its answers straight through.
+//! (asked through [`CanaryLookup`]). It answers in OFREP's terms (reasons,
+//! error codes), and [`ofrep_router`] serves those answers over HTTP as the
+//! OpenFeature Remote Evaluation Protocol, an axum router any OpenFeature
+//! SDK's OFREP provider can call. This crate does not store overrides or
+//! read the spec file: a [`FlagSource`] hands the router its flags.
 //!
 //! ```
 //! use lastmile_flags::{Context, FlagSet, NoCanary, Reason};
@@ -32,6 +34,7 @@ mod context;
 mod error;
 mod evaluation;
 mod flag_set;
+mod ofrep;
 mod overrides;
 
 pub use bucket::{BUCKETS, bucket};
@@ -40,4 +43,5 @@ pub use context::{Context, TARGETING_KEY};
 pub use error::EvaluationError;
 pub use evaluation::{Evaluation, Reason};
 pub use flag_set::{CompiledFlag, FlagSet};
+pub use ofrep::{FlagSource, OfrepConfig, ofrep_router};
 pub use overrides::Override;
