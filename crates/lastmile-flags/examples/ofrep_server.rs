@@ -1,0 +1,81 @@
+//! An OFREP server over an in-memory flag set, for `bench/flags`:
+//! `cargo run --release -p lastmile-flags --example ofrep_server [ADDR]`.
+//!
+//! Serves a static flag (`static-flag`) and a 3-rule targeted rollout
+//! (`new-checkout`, the same definitions as `examples/bench.rs`) on ONE
+//! thread (a current-thread runtime), so its throughput is per core.
+//! ADDR defaults to 127.0.0.1:0; the bound address is printed on stdout.
+
+use std::sync::Arc;
+
+use lastmile_flags::{CanaryLookup, FlagSet, FlagSource, NoCanary, OfrepConfig, ofrep_router};
+
+const SPEC: &str = r##"
+app: shop
+pipeline: { steps: [{ name: build, run: make }] }
+segments:
+  beta-testers:
+    - { attribute: email, op: ends_with, value: "@example.com" }
+flags:
+  static-flag:
+    type: string
+    variants: { blue: "#00f", red: "#f00" }
+    default: blue
+  new-checkout:
+    rules:
+      - when: [ { attribute: country, op: in, value: [SE, NO] } ]
+        variant: on
+      - segment: beta-testers
+        variant: on
+      - when: [ { attribute: app_version, op: semver_gte, value: "2.1.0" } ]
+        rollout: { on: 25, off: 75 }
+    rollout: { on: 10, off: 90 }
+"##;
+
+/// A flag set that never changes.
+#[derive(Debug)]
+struct Fixed(FlagSet);
+
+impl FlagSource for Fixed {
+    fn snapshot(&self) -> (FlagSet, u64) {
+        (self.0.clone(), 1)
+    }
+
+    fn canary(&self) -> &dyn CanaryLookup {
+        &NoCanary
+    }
+}
+
+fn main() {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let (spec, _) = match lastmile_spec::parse("lastmile.yaml", SPEC) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            eprintln!("{}", errors.render(false));
+            std::process::exit(1);
+        }
+    };
+    let source = Arc::new(Fixed(FlagSet::new(&spec.flags, &spec.segments)));
+    let router = ofrep_router(source, OfrepConfig::default());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ofrep_server: cannot start the runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        println!("{}", listener.local_addr()?);
+        axum::serve(listener, router).await
+    });
+    if let Err(error) = served {
+        eprintln!("ofrep_server: {error}");
+        std::process::exit(1);
+    }
+}
