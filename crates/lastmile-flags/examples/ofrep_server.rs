@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
+
 use lastmile_flags::{CanaryLookup, FlagSet, FlagSource, NoCanary, OfrepConfig, ofrep_router};
 
 const SPEC: &str = r##"
@@ -72,6 +74,10 @@ fn main() {
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("{}", listener.local_addr()?);
+        // Answers are small and each waits for its request: send at once.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         axum::serve(listener, router).await
     });
     if let Err(error) = served {
