@@ -140,7 +140,13 @@ pub fn routes(controller: Arc<Controller>) -> Router {
         .route("/api/v1/restart", post(restart))
         .route("/api/v1/shutdown", post(shutdown))
         .route("/api/v1/handover/ready", post(handover_ready))
-        .with_state(controller)
+        .with_state(controller.clone())
+        // OFREP for the apps' OpenFeature clients: loopback, so no token,
+        // like the rest of this API.
+        .merge(lastmile_flags::ofrep_router(
+            controller.flags().clone(),
+            lastmile_flags::OfrepConfig::default(),
+        ))
 }
 
 /// Binds the control API; refuses any address that is not loopback.

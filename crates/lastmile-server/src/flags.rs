@@ -205,3 +205,13 @@ impl Flags {
             .collect()
     }
 }
+
+impl lastmile_flags::FlagSource for Flags {
+    fn snapshot(&self) -> (FlagSet, u64) {
+        self.current()
+    }
+
+    fn canary(&self) -> &dyn CanaryLookup {
+        &self.canary
+    }
+}

@@ -460,6 +460,11 @@ impl Controller {
             "control API on http://{control} (loopback only, so no token is needed); \
              `lastmile status` shows what runs; Ctrl-C stops everything"
         ));
+        if !self.flags.current().0.is_empty() {
+            self.progress.line(&format!(
+                "feature flags (OFREP) on http://{control}/ofrep/v1/evaluate/flags"
+            ));
+        }
     }
 
     /// Stops what this process started: stop accepting, let in-flight

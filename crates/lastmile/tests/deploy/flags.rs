@@ -33,6 +33,57 @@ fn flag_state(app: &App, key: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no flag {key} in {list}"))
 }
 
+/// `POST /ofrep/v1/evaluate/flags/{key}` on the running `lastmile up`.
+fn evaluate(app: &App, key: &str, context: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let text = std::fs::read_to_string(app.dir.path().join(".lastmile/up.json")).unwrap();
+    let up: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let control = up["control"].as_str().unwrap().to_string();
+    let body = format!(r#"{{"context":{context}}}"#);
+    let mut stream = std::net::TcpStream::connect(&control).unwrap();
+    write!(
+        stream,
+        "POST /ofrep/v1/evaluate/flags/{key} HTTP/1.1\r\nhost: {control}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer}"))
+}
+
+#[test]
+fn flags_are_served_over_ofrep_and_a_kill_switch_applies_to_the_next_request() {
+    let app = App::new("rolling", 1, "v1");
+    add_flags(&app);
+    let up = app.up();
+    let swedish = r#"{"targetingKey":"user-1","country":"SE"}"#;
+    let answer = evaluate(&app, "new-checkout", swedish);
+    assert_eq!(answer["value"], true, "{answer}");
+    assert_eq!(answer["reason"], "TARGETING_MATCH", "{answer}");
+    let answer = evaluate(&app, "banner", "{}");
+    assert_eq!(answer["value"], "hello", "{answer}");
+    assert_eq!(answer["reason"], "STATIC", "{answer}");
+    let answer = evaluate(&app, "nope", "{}");
+    assert_eq!(answer["errorCode"], "FLAG_NOT_FOUND", "{answer}");
+
+    assert!(
+        app.lastmile(&["flag", "disable", "new-checkout"])
+            .status
+            .success()
+    );
+    let answer = evaluate(&app, "new-checkout", swedish);
+    assert_eq!(answer["value"], false, "{answer}");
+    assert_eq!(answer["reason"], "DISABLED", "{answer}");
+    assert!(
+        up.log().contains("/ofrep/v1/evaluate/flags"),
+        "{}",
+        up.log()
+    );
+    drop(up);
+}
+
 #[test]
 fn flags_are_overridden_killed_and_reset_from_the_cli() {
     let app = App::new("rolling", 1, "v1");
@@ -54,7 +105,10 @@ fn flags_are_overridden_killed_and_reset_from_the_cli() {
     assert_eq!(flag["enabled"], false, "{flag}");
     assert_eq!(flag["override"]["value"]["enabled"], false, "{flag}");
     assert!(
-        flag["override"]["by"].as_str().unwrap().starts_with("local:"),
+        flag["override"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("local:"),
         "{flag}"
     );
     let listed = String::from_utf8_lossy(&app.lastmile(&["flag", "list"]).stdout).into_owned();
@@ -90,5 +144,76 @@ fn flags_are_overridden_killed_and_reset_from_the_cli() {
     assert_eq!(flag["override"], serde_json::Value::Null, "{flag}");
     let status = app.status().unwrap();
     assert_eq!(status["flags"].as_array().unwrap().len(), 2, "{status}");
+    drop(up);
+}
+
+/// A flag that follows the canary is on for exactly the users the router
+/// sends to the canary release: the same cohort hash on both sides.
+#[test]
+fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
+    let strategy = "{ type: canary, steps: [30, pause, 100], step_duration: 1s, min_requests: 1 }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    app.write_spec(strategy, 1, "v2", "");
+    let path = app.dir.path().join("lastmile.yaml");
+    let spec = std::fs::read_to_string(&path).unwrap().replace(
+        "    route:",
+        "    cohort: { header: x-user-id }\n    route:",
+    ) + "flags:\n  checkout-canary:\n    rollout: { follow_canary: production }\n";
+    std::fs::write(&path, spec).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let load = load(&app);
+    let deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the canary to pause at 30%", || {
+        app.status()
+            .is_ok_and(|status| status["environments"][0]["deployment"]["phase"] == "step-2-paused")
+    });
+    // The flags read the canary's share once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut on_canary = 0;
+    for user in 0..200 {
+        let key = format!("user-{user}");
+        let routed = {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(app.addr()).unwrap();
+            write!(
+                stream,
+                "GET / HTTP/1.1\r\nhost: test\r\nx-user-id: {key}\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer.contains("hello v2")
+        };
+        let flag = evaluate(
+            &app,
+            "checkout-canary",
+            &format!(r#"{{"targetingKey":"{key}"}}"#),
+        );
+        assert_eq!(
+            flag["value"], routed,
+            "{key}: flag {flag} but routed to the canary: {routed}"
+        );
+        on_canary += usize::from(routed);
+    }
+    assert!(
+        (30..=90).contains(&on_canary),
+        "{on_canary} of 200 users on the canary at 30%"
+    );
+    app.must(&["promote", "production"]);
+    let output = deploy.wait_with_output().unwrap();
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let report = runtime.block_on(load.stop());
+    assert_eq!(report.failed, 0, "{report:#?}");
     drop(up);
 }
