@@ -224,6 +224,27 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             );
         }
     }
+    if let Some(flags) = status["flags"].as_array().filter(|flags| !flags.is_empty()) {
+        println!();
+        println!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
+        for flag in flags {
+            println!(
+                "{:<28} {:<8} {:<12} {}",
+                flag["key"].as_str().unwrap_or("?"),
+                if flag["enabled"] == true {
+                    "on"
+                } else {
+                    "KILLED"
+                },
+                flag["default"].as_str().unwrap_or("?"),
+                if flag["override"].is_object() {
+                    format!("by {}", flag["override"]["by"].as_str().unwrap_or("?"))
+                } else {
+                    "-".to_string()
+                }
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
