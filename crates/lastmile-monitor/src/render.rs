@@ -1,0 +1,241 @@
+//! Renders a [`MetricsSnapshot`] in the OpenMetrics text format (which
+//! Prometheus scrapes) with `prometheus-client`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::metrics_snapshot::MetricsSnapshot;
+
+/// Labels as (name, value) pairs.
+type Labels = Vec<(String, String)>;
+type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+/// Run duration buckets, in seconds: a few seconds up to an hour.
+const RUN_DURATION_BUCKETS: [f64; 11] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+];
+
+/// Renders the snapshot as OpenMetrics text (ends with `# EOF`).
+///
+/// Names (counters get `_total` on their samples):
+/// `lastmile_runs{status}`, `lastmile_run_duration_seconds` (histogram),
+/// `lastmile_deployments{environment,outcome}`,
+/// `lastmile_rollbacks{environment}`,
+/// `lastmile_router_requests{environment,release}`,
+/// `lastmile_router_server_errors{environment,release}`,
+/// `lastmile_router_connect_errors{environment,release}`,
+/// `lastmile_router_latency_p50_seconds{release}` (and `p95`, `p99`),
+/// `lastmile_dora_window_seconds{environment}`,
+/// `lastmile_dora_deployments{environment}`,
+/// `lastmile_dora_deployment_frequency_per_day{environment}`,
+/// `lastmile_dora_lead_time_median_seconds{environment}`,
+/// `lastmile_dora_change_failure_ratio{environment}`,
+/// `lastmile_dora_recovery_time_median_seconds{environment}`,
+/// `lastmile_dora_tier{environment,metric,tier}` (1 for the current tier).
+/// DORA figures without data (`None`) have no sample.
+pub fn render_metrics(snapshot: &MetricsSnapshot) -> String {
+    let mut registry = Registry::default();
+
+    let runs = Counters::default();
+    for (status, count) in &snapshot.runs_by_status {
+        runs.get_or_create(&labels(&[("status", status)]))
+            .inc_by(*count);
+    }
+    registry.register("lastmile_runs", "Finished runs by final status", runs);
+
+    let durations = Histogram::new(RUN_DURATION_BUCKETS);
+    for seconds in &snapshot.run_durations_seconds {
+        durations.observe(*seconds);
+    }
+    registry.register(
+        "lastmile_run_duration_seconds",
+        "Duration of finished runs",
+        durations,
+    );
+
+    let deployments = Counters::default();
+    for ((environment, outcome), count) in &snapshot.deployments {
+        deployments
+            .get_or_create(&labels(&[
+                ("environment", environment),
+                ("outcome", outcome),
+            ]))
+            .inc_by(*count);
+    }
+    registry.register(
+        "lastmile_deployments",
+        "Finished deployments by environment and outcome",
+        deployments,
+    );
+
+    let rollbacks = Counters::default();
+    for (environment, count) in &snapshot.rollbacks {
+        rollbacks
+            .get_or_create(&labels(&[("environment", environment)]))
+            .inc_by(*count);
+    }
+    registry.register(
+        "lastmile_rollbacks",
+        "Finished rollbacks by environment",
+        rollbacks,
+    );
+
+    let requests = Counters::default();
+    let server_errors = Counters::default();
+    let connect_errors = Counters::default();
+    for traffic in &snapshot.router {
+        let set = labels(&[
+            ("environment", &traffic.environment),
+            ("release", &traffic.release),
+        ]);
+        requests.get_or_create(&set).inc_by(traffic.requests);
+        server_errors
+            .get_or_create(&set)
+            .inc_by(traffic.server_errors);
+        connect_errors
+            .get_or_create(&set)
+            .inc_by(traffic.connect_errors);
+    }
+    registry.register(
+        "lastmile_router_requests",
+        "Requests the router proxied",
+        requests,
+    );
+    registry.register(
+        "lastmile_router_server_errors",
+        "Responses with a 5xx status",
+        server_errors,
+    );
+    registry.register(
+        "lastmile_router_connect_errors",
+        "Requests that could not reach an instance",
+        connect_errors,
+    );
+
+    let p50 = Gauges::default();
+    let p95 = Gauges::default();
+    let p99 = Gauges::default();
+    for latency in &snapshot.router_latency {
+        let set = labels(&[("release", &latency.release)]);
+        p50.get_or_create(&set).set(latency.p50_seconds);
+        p95.get_or_create(&set).set(latency.p95_seconds);
+        p99.get_or_create(&set).set(latency.p99_seconds);
+    }
+    registry.register(
+        "lastmile_router_latency_p50_seconds",
+        "Median router latency",
+        p50,
+    );
+    registry.register(
+        "lastmile_router_latency_p95_seconds",
+        "95th percentile router latency",
+        p95,
+    );
+    registry.register(
+        "lastmile_router_latency_p99_seconds",
+        "99th percentile router latency",
+        p99,
+    );
+
+    register_dora(&mut registry, snapshot);
+
+    let mut text = String::new();
+    // Writing into a String cannot fail; the Result is fmt's signature.
+    if encode(&mut text, &registry).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// The DORA gauges, one sample per environment (none for a missing figure).
+fn register_dora(registry: &mut Registry, snapshot: &MetricsSnapshot) {
+    let window = Gauges::default();
+    let count = Gauges::default();
+    let frequency = Gauges::default();
+    let lead = Gauges::default();
+    let failure = Gauges::default();
+    let recovery = Gauges::default();
+    let tier = Gauges::default();
+    for report in &snapshot.dora {
+        let set = labels(&[("environment", &report.environment)]);
+        window
+            .get_or_create(&set)
+            .set(report.window_days * 86_400.0);
+        count.get_or_create(&set).set(report.deployments as f64);
+        frequency
+            .get_or_create(&set)
+            .set(report.deployment_frequency_per_day);
+        if let Some(hours) = report.lead_time_median_hours {
+            lead.get_or_create(&set).set(hours * 3600.0);
+        }
+        if let Some(rate) = report.change_failure_rate {
+            failure.get_or_create(&set).set(rate);
+        }
+        if let Some(hours) = report.recovery_time_median_hours {
+            recovery.get_or_create(&set).set(hours * 3600.0);
+        }
+        let tiers = [
+            ("deployment_frequency", report.tiers.deployment_frequency),
+            ("lead_time", report.tiers.lead_time),
+            ("change_failure_rate", report.tiers.change_failure_rate),
+            ("recovery_time", report.tiers.recovery_time),
+        ];
+        for (metric, value) in tiers {
+            tier.get_or_create(&labels(&[
+                ("environment", &report.environment),
+                ("metric", metric),
+                ("tier", value.as_str()),
+            ]))
+            .set(1.0);
+        }
+    }
+    registry.register(
+        "lastmile_dora_window_seconds",
+        "Length of the window the DORA figures cover",
+        window,
+    );
+    registry.register(
+        "lastmile_dora_deployments",
+        "Finished deployments in the DORA window",
+        count,
+    );
+    registry.register(
+        "lastmile_dora_deployment_frequency_per_day",
+        "Succeeded deployments per day over the DORA window",
+        frequency,
+    );
+    registry.register(
+        "lastmile_dora_lead_time_median_seconds",
+        "Median lead time from run start to first success in the environment",
+        lead,
+    );
+    registry.register(
+        "lastmile_dora_change_failure_ratio",
+        "Failed changes over finished deployments in the DORA window",
+        failure,
+    );
+    registry.register(
+        "lastmile_dora_recovery_time_median_seconds",
+        "Median time from a failed deployment or rollback to the next success",
+        recovery,
+    );
+    registry.register(
+        "lastmile_dora_tier",
+        "DORA 2024 tier of each figure (1 for the tier it is in)",
+        tier,
+    );
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
