@@ -1,7 +1,9 @@
 //! Monitoring for lastmile: the four DORA figures of each environment,
 //! computed from the store's deployments, releases and runs, and a
 //! Prometheus/OpenMetrics text exposition of those figures together with run,
-//! deployment, rollback and router counters.
+//! deployment, rollback and router counters. [`render_metrics`] gives the
+//! Prometheus text format 0.0.4 (what `promtool check metrics` reads);
+//! [`render_openmetrics`] the same samples as OpenMetrics.
 //!
 //! It reads the store and formats text; it does not serve HTTP, scrape the
 //! router or keep any state of its own: the server fills the router parts of
@@ -86,5 +88,7 @@ mod tier;
 
 pub use dora::{DoraReport, dora};
 pub use metrics_snapshot::{MetricsSnapshot, ReleaseLatency, RouterTraffic, snapshot_from_store};
-pub use render::render_metrics;
+pub use render::{
+    OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, render_metrics, render_openmetrics,
+};
 pub use tier::{Tier, Tiers};

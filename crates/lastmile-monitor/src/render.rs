@@ -1,5 +1,6 @@
-//! Renders a [`MetricsSnapshot`] in the OpenMetrics text format (which
-//! Prometheus scrapes) with `prometheus-client`.
+//! Renders a [`MetricsSnapshot`] with `prometheus-client`, in the
+//! OpenMetrics text format or in the classic Prometheus text format (0.0.4)
+//! that every Prometheus and `promtool check metrics` read.
 
 use std::sync::atomic::AtomicU64;
 
@@ -22,7 +23,77 @@ const RUN_DURATION_BUCKETS: [f64; 11] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
 ];
 
-/// Renders the snapshot as OpenMetrics text (ends with `# EOF`).
+/// `Content-Type` of [`render_metrics`]'s text.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `Content-Type` of [`render_openmetrics`]'s text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Renders the snapshot in the Prometheus text format 0.0.4 (serve it as
+/// [`PROMETHEUS_CONTENT_TYPE`]): the OpenMetrics text of
+/// [`render_openmetrics`] with counter families named by their `_total`
+/// samples and without the `# EOF` marker, which is what that format and
+/// `promtool check metrics` expect.
+pub fn render_metrics(snapshot: &MetricsSnapshot) -> String {
+    to_prometheus_text(&render_openmetrics(snapshot))
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as Prometheus 0.0.4 text.
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // HELP comes before TYPE: hold it until the type says whether to rename.
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            if let Some(held) = help.replace(line) {
+                out.push_str(held);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let counter = rest
+                .strip_suffix(" counter")
+                .filter(|name| !name.ends_with("_total"));
+            if let Some(held) = help.take() {
+                match counter {
+                    Some(name) => {
+                        let text = held
+                            .strip_prefix(&format!("# HELP {name} ")[..])
+                            .unwrap_or("");
+                        out.push_str(&format!("# HELP {name}_total {text}\n"));
+                    }
+                    None => {
+                        out.push_str(held);
+                        out.push('\n');
+                    }
+                }
+            }
+            match counter {
+                Some(name) => out.push_str(&format!("# TYPE {name}_total counter\n")),
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(held) = help {
+        out.push_str(held);
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders the snapshot as OpenMetrics text (ends with `# EOF`; serve it as
+/// [`OPENMETRICS_CONTENT_TYPE`]).
 ///
 /// Names (counters get `_total` on their samples):
 /// `lastmile_runs{status}`, `lastmile_run_duration_seconds` (histogram),
@@ -40,7 +111,7 @@ const RUN_DURATION_BUCKETS: [f64; 11] = [
 /// `lastmile_dora_recovery_time_median_seconds{environment}`,
 /// `lastmile_dora_tier{environment,metric,tier}` (1 for the current tier).
 /// DORA figures without data (`None`) have no sample.
-pub fn render_metrics(snapshot: &MetricsSnapshot) -> String {
+pub fn render_openmetrics(snapshot: &MetricsSnapshot) -> String {
     let mut registry = Registry::default();
 
     let runs = Counters::default();
