@@ -1249,12 +1249,16 @@ impl Drive<'_> {
         let (status, error, last_lines) = match result {
             Ok(()) => {
                 let state = self.store().get_environment(self.env_name()).ok().flatten();
-                let _ = self.store().finish_deployment(
-                    self.record.id,
-                    DeploymentStatus::Succeeded,
-                    None,
-                    state.as_ref(),
-                );
+                // A rollback is recorded as what it is, for the audit log
+                // and the change-failure and recovery figures.
+                let status = if self.record.strategy == "rollback" {
+                    DeploymentStatus::RolledBack
+                } else {
+                    DeploymentStatus::Succeeded
+                };
+                let _ =
+                    self.store()
+                        .finish_deployment(self.record.id, status, None, state.as_ref());
                 self.prune(from, to).await;
                 (DeploymentStatus::Succeeded, None, Vec::new())
             }

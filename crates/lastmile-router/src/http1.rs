@@ -1112,7 +1112,15 @@ impl Io {
                 if stale_retry {
                     continue;
                 }
-                return Err(SendError::Failed);
+                // A fresh connection the upstream dropped before reading
+                // anything: it is going away (killed, or closing its
+                // listener); like a refused connect, another instance may
+                // take an idempotent request.
+                return Err(if reused {
+                    SendError::Failed
+                } else {
+                    SendError::Connect
+                });
             }
             let mut body_pending = !matches!(req.body, Framing::None);
             if body_pending && !req.expect {
@@ -1126,6 +1134,12 @@ impl Io {
                 {
                     Ok(r) => r,
                     Err(HeadError::Empty) if stale_retry => break,
+                    // Not one byte of answer on a fresh connection: the
+                    // instance died or was stopping; treated as a failed
+                    // connect, so an idempotent request goes elsewhere.
+                    Err(HeadError::Empty) if !reused && !body_pending => {
+                        return Err(SendError::Connect);
+                    }
                     Err(HeadError::Timeout) => return Err(SendError::Timeout),
                     Err(_) => return Err(SendError::Failed),
                 };

@@ -1128,3 +1128,46 @@ async fn keep_alive_request_in_flight_at_drain_gets_connection_close() {
     );
     tokio::time::timeout(LIMIT, drain).await.unwrap().unwrap();
 }
+
+/// An instance that accepts a connection and drops it without a byte of
+/// answer (killed, or closing its listener while stopping): an idempotent
+/// request goes to another instance instead of failing.
+#[tokio::test]
+async fn a_fresh_connection_dropped_unanswered_is_retried_elsewhere() {
+    let good = backend("good").await;
+    let dropping = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dropping_addr = dropping.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = dropping.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Read nothing, answer nothing: the connection ends at once.
+            drop(stream);
+        }
+    });
+    let p = proxy(RouterConfig::default());
+    p.router.set_table(RouteTable {
+        routes: vec![route(
+            p.addr,
+            None,
+            "/",
+            vec![
+                backend_of("dying", 1, vec![upstream("dying", dropping_addr)]),
+                backend_of("good", 1, vec![upstream("good", good)]),
+            ],
+        )],
+    });
+    for _ in 0..20 {
+        let (status, _, body) = get(p.addr, "/", "").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("good|"), "{body}");
+    }
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "no request reached the dying instance"
+    );
+}

@@ -130,6 +130,8 @@ pub fn routes(controller: Arc<Controller>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/deploy", post(deploy))
         .route("/api/v1/rollback", post(rollback))
+        .route("/api/v1/dora", get(dora))
+        .route("/metrics", get(metrics))
         .route("/api/v1/flags", get(list_flags))
         .route(
             "/api/v1/flags/{key}",
@@ -215,6 +217,39 @@ pub struct FlagOverrideRequest {
 pub struct ActorQuery {
     /// Who asks.
     pub actor: String,
+}
+
+/// `GET /api/v1/dora?days=N` (default 30).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoraQuery {
+    /// Window in days, 1..=365.
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+async fn dora(
+    State(controller): State<Arc<Controller>>,
+    axum::extract::Query(query): axum::extract::Query<DoraQuery>,
+) -> ApiResult {
+    controller
+        .dora(query.days.unwrap_or(30).clamp(1, 365))
+        .map(Json)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(controller): State<Arc<Controller>>) -> Response {
+    match controller.metrics().await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                lastmile_monitor::PROMETHEUS_CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn list_flags(State(controller): State<Arc<Controller>>) -> ApiResult {

@@ -328,6 +328,13 @@ async fn tell_predecessor(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -760,6 +767,61 @@ impl Controller {
             }
         }
         self.flags.canary_buckets().set(buckets);
+    }
+
+    /// `GET /api/v1/dora`: the four DORA figures per environment over the
+    /// last `days`, with their tiers.
+    pub fn dora(&self, days: u32) -> Result<Value, ApiError> {
+        let window = Duration::from_secs(u64::from(days) * 86_400);
+        let now = now_millis();
+        let mut reports = Vec::new();
+        for env in self.environment_specs() {
+            let report = lastmile_monitor::dora(self.store.as_ref(), &env.name, now, window)
+                .map_err(|error| ApiError::internal(&error.into()))?;
+            reports.push(report);
+        }
+        Ok(json!({ "days": days, "environments": reports }))
+    }
+
+    /// `GET /metrics`: the store's runs, deployments, rollbacks and DORA
+    /// figures, plus the router's per-release counters (last 60 s).
+    pub async fn metrics(&self) -> Result<String, ApiError> {
+        let mut snapshot = lastmile_monitor::snapshot_from_store(
+            self.store.as_ref(),
+            now_millis(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .map_err(|error| ApiError::internal(&error.into()))?;
+        let mut latency_seen = std::collections::BTreeSet::new();
+        for env in self.environment_specs() {
+            let Ok(Some(state)) = self.store.get_environment(&env.name) else {
+                continue;
+            };
+            for (release, _) in &state.weights {
+                let Ok(stats) = self.host.stats(release, Duration::from_secs(60)).await else {
+                    continue;
+                };
+                snapshot.router.push(lastmile_monitor::RouterTraffic {
+                    environment: env.name.clone(),
+                    release: release.clone(),
+                    requests: stats.requests,
+                    server_errors: stats.errors_5xx,
+                    connect_errors: stats.connect_errors,
+                });
+                if !latency_seen.insert(release.clone()) {
+                    continue;
+                }
+                snapshot
+                    .router_latency
+                    .push(lastmile_monitor::ReleaseLatency {
+                        release: release.clone(),
+                        p50_seconds: stats.p50_ms / 1000.0,
+                        p95_seconds: stats.p95_ms / 1000.0,
+                        p99_seconds: stats.p99_ms / 1000.0,
+                    });
+            }
+        }
+        Ok(lastmile_monitor::render_metrics(&snapshot))
     }
 
     /// The flags, for the OFREP endpoints.

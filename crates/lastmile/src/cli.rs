@@ -86,6 +86,8 @@ skipped) and deploys what it packed."
     Abort(EnvArgs),
     /// Follow an environment live: weights, and each release's requests, errors and latency
     Watch(WatchArgs),
+    /// DORA metrics per environment: deployment frequency, lead time, change failure rate, recovery time
+    Dora(DoraArgs),
     /// Feature flags of the running `lastmile up`: list them, flip the kill switch, change rollouts
     #[command(subcommand)]
     Flag(FlagCommand),
@@ -163,6 +165,15 @@ pub(crate) struct RollbackArgs {
     /// Release id (or a unique prefix) to go back to [default: the previous release]
     #[arg(long, value_name = "R")]
     pub(crate) to: Option<String>,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoraArgs {
+    /// Window in days
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub(crate) days: u32,
     #[command(flatten)]
     pub(crate) control: ControlArgs,
 }

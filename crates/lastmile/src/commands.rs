@@ -30,6 +30,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Abort(args) => control::canary_signal(&args, "abort", state_dir),
         Command::Watch(args) => control::watch(&args, state_dir),
         Command::Flag(command) => control::flag(&command, state_dir),
+        Command::Dora(args) => control::dora(&args, state_dir),
         Command::Restart(args) => control::restart(&args, state_dir),
         Command::Down(args) => control::down(&args, state_dir),
         Command::Proxy(args) => proxy::proxy(&args),

@@ -691,3 +691,66 @@ mod canary;
 
 #[path = "deploy/flags.rs"]
 mod flags;
+
+/// `GET path` on the running `lastmile up`'s control address; the raw answer.
+fn control_get(app: &App, path: &str) -> String {
+    use std::io::{Read, Write};
+    let text = std::fs::read_to_string(app.dir.path().join(".lastmile/up.json")).unwrap();
+    let up: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let control = up["control"].as_str().unwrap().to_string();
+    let mut stream = std::net::TcpStream::connect(&control).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {control}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Deployments and rollbacks show in `/metrics` (Prometheus text) and in
+/// `lastmile dora`.
+#[test]
+fn metrics_and_dora_follow_deployments_and_rollbacks() {
+    let strategy = "{ type: blue-green, rollback_window: 10m }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    app.write_spec(strategy, 1, "v2", "");
+    app.must(&["deploy", "production", "--in-place", "--json"]);
+    app.must(&["rollback", "production", "--json"]);
+    assert!(app.get("/").contains("hello from hello v1"));
+
+    let metrics = control_get(&app, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"lastmile_deployments_total{environment="production",outcome="succeeded"} 2"#
+        ) || metrics.contains(
+            r#"lastmile_deployments_total{outcome="succeeded",environment="production"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lastmile_rollbacks_total"), "{metrics}");
+    assert!(
+        metrics.contains("lastmile_router_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lastmile_dora_deployment_frequency_per_day"),
+        "{metrics}"
+    );
+
+    let dora = app.must(&["dora", "--json"]);
+    let production = &dora["environments"][0];
+    assert_eq!(production["environment"], "production", "{dora}");
+    assert!(production["deployments"].as_u64().unwrap() >= 2, "{dora}");
+    assert!(
+        production["change_failure_rate"].as_f64().unwrap() > 0.0,
+        "the rollback counts: {dora}"
+    );
+    let text = String::from_utf8_lossy(&app.lastmile(&["dora"]).stdout).into_owned();
+    assert!(text.contains("deployment frequency"), "{text}");
+    drop(up);
+}

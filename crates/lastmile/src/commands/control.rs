@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    ControlArgs, DeployArgs, EnvArgs, FlagCommand, RollbackArgs, StatusArgs, WatchArgs,
+    ControlArgs, DeployArgs, DoraArgs, EnvArgs, FlagCommand, RollbackArgs, StatusArgs, WatchArgs,
 };
 use crate::commands::check::{print_load_error, print_warnings};
 use crate::commands::run::{Build, print_summary, runtime};
@@ -504,4 +504,59 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
+}
+
+/// `lastmile dora`.
+pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let control = find(&args.control, state_dir)?;
+    let answer = control.get(&format!("/api/v1/dora?days={}", args.days))?;
+    if args.control.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "DORA metrics over the last {} days (tiers from the DORA 2024 report)",
+        args.days
+    );
+    for report in answer["environments"].as_array().into_iter().flatten() {
+        let tier = |name: &str| {
+            report["tiers"][name]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string()
+        };
+        let hours = |value: &Value| {
+            value
+                .as_f64()
+                .map_or_else(|| "n/a".to_string(), |hours| format!("{hours:.1} h"))
+        };
+        println!();
+        println!("{}", report["environment"].as_str().unwrap_or("?"));
+        println!(
+            "  deployment frequency   {:.2}/day ({} deployments)   {}",
+            report["deployment_frequency_per_day"]
+                .as_f64()
+                .unwrap_or(0.0),
+            report["deployments"],
+            tier("deployment_frequency")
+        );
+        println!(
+            "  lead time for changes  {}   {}",
+            hours(&report["lead_time_median_hours"]),
+            tier("lead_time")
+        );
+        println!(
+            "  change failure rate    {}   {}",
+            report["change_failure_rate"]
+                .as_f64()
+                .map_or_else(|| "n/a".to_string(), |rate| format!("{:.1}%", rate * 100.0)),
+            tier("change_failure_rate")
+        );
+        println!(
+            "  recovery time          {}   {}",
+            hours(&report["recovery_time_median_hours"]),
+            tier("recovery_time")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
