@@ -151,7 +151,7 @@ fn flags_are_overridden_killed_and_reset_from_the_cli() {
 /// sends to the canary release: the same cohort hash on both sides.
 #[test]
 fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
-    let strategy = "{ type: canary, steps: [30, pause, 100], step_duration: 1s, min_requests: 1 }";
+    let strategy = "{ type: canary, steps: [30, pause, 100], step_duration: 1s, min_requests: 1, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
     app.write_spec(strategy, 1, "v2", "");
