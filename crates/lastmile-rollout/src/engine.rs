@@ -83,6 +83,28 @@ pub(crate) struct Drive<'a> {
     from_service: Option<Service>,
 }
 
+impl<'a> Drive<'a> {
+    fn new(
+        engine: &'a Engine,
+        record: DeploymentRecord,
+        environment: &'a Environment,
+        route: RouteTemplate,
+        progress: &'a dyn Progress,
+        from_service: Option<Service>,
+    ) -> Drive<'a> {
+        Drive {
+            engine,
+            record,
+            environment,
+            route,
+            progress,
+            started: Instant::now(),
+            switched_after_ms: std::sync::Mutex::new(None),
+            from_service,
+        }
+    }
+}
+
 /// The parts of a route that do not change during a deployment.
 #[derive(Clone)]
 pub(crate) struct RouteTemplate {
@@ -260,18 +282,16 @@ impl Engine {
             Some(id) => self.store.get_release(id)?,
             None => None,
         };
-        let drive = Drive {
-            engine: self,
+        let drive = Drive::new(
+            self,
             record,
             environment,
             route,
             progress,
-            started: Instant::now(),
-            switched_after_ms: std::sync::Mutex::new(None),
-            from_service: from_release
+            from_release
                 .as_ref()
                 .and_then(|release| service_of(release).ok()),
-        };
+        );
         drive.notify("started", release, from_release.as_ref(), None, None);
         if let Err(failure) = drive.before_webhook(release, from_release.as_ref()).await {
             return Ok(drive
@@ -372,18 +392,16 @@ impl Engine {
             Some(id) => self.store.get_release(id)?,
             None => None,
         };
-        let drive = Drive {
-            engine: self,
+        let drive = Drive::new(
+            self,
             record,
             environment,
             route,
             progress,
-            started: Instant::now(),
-            switched_after_ms: std::sync::Mutex::new(None),
-            from_service: from_release
+            from_release
                 .as_ref()
                 .and_then(|release| service_of(release).ok()),
-        };
+        );
         let result = drive
             .rollback(from_release.as_ref(), &target, &service)
             .await;
@@ -512,16 +530,7 @@ impl Engine {
                 finished_at: None,
                 error: None,
             };
-            let drive = Drive {
-                engine: self,
-                record,
-                environment,
-                route: route.clone(),
-                progress,
-                started: Instant::now(),
-                switched_after_ms: std::sync::Mutex::new(None),
-                from_service: None,
-            };
+            let drive = Drive::new(self, record, environment, route.clone(), progress, None);
             drive
                 .ensure_everywhere(&release)
                 .await
@@ -564,16 +573,14 @@ impl Engine {
             .store
             .get_release(&running.to_release)?
             .ok_or_else(|| missing(&running.to_release))?;
-        let drive = Drive {
-            engine: self,
-            record: running.clone(),
+        let drive = Drive::new(
+            self,
+            running.clone(),
             environment,
-            route: route_template(environment)?,
+            route_template(environment)?,
             progress,
-            started: Instant::now(),
-            switched_after_ms: std::sync::Mutex::new(None),
-            from_service: None,
-        };
+            None,
+        );
         let count = environment.instances.max(1);
         for release in [&stable, &to] {
             let service = service_of(release).map_err(EngineError::Invalid)?;
@@ -657,16 +664,14 @@ impl Engine {
             .and_then(|rest| rest.split('-').next())
             .and_then(|number| number.parse::<usize>().ok())
             .map_or(0, |number| number.saturating_sub(1));
-        let drive = Drive {
-            engine: self,
+        let drive = Drive::new(
+            self,
             record,
             environment,
-            route: route_template(environment)?,
+            route_template(environment)?,
             progress,
-            started: Instant::now(),
-            switched_after_ms: std::sync::Mutex::new(None),
-            from_service: service_of(&stable).ok(),
-        };
+            service_of(&stable).ok(),
+        );
         let control = Arc::new(CanaryControl::default());
         self.controls
             .lock()

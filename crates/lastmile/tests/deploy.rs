@@ -167,6 +167,28 @@ environments:
     }
 }
 
+/// Sends one raw HTTP request and reads the answer to the end.
+fn exchange(addr: impl std::net::ToSocketAddrs, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The runtime the load generator runs on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn reachable(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
 }
@@ -375,19 +397,22 @@ impl App {
     }
 
     fn get(&self, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+        self.get_with(path, "")
+    }
+
+    /// `GET path` through the router with extra header lines; the raw answer.
+    fn get_with(&self, path: &str, headers: &str) -> String {
+        exchange(
+            self.addr(),
+            &format!("GET {path} HTTP/1.1\r\nhost: test\r\n{headers}connection: close\r\n\r\n"),
         )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
+    }
+
+    /// The running `lastmile up`'s control address, from its up.json.
+    fn control_addr(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(".lastmile/up.json")).unwrap();
+        let up: serde_json::Value = serde_json::from_str(&text).unwrap();
+        up["control"].as_str().unwrap().to_string()
     }
 }
 
@@ -694,19 +719,11 @@ mod flags;
 
 /// `GET path` on the running `lastmile up`'s control address; the raw answer.
 fn control_get(app: &App, path: &str) -> String {
-    use std::io::{Read, Write};
-    let text = std::fs::read_to_string(app.dir.path().join(".lastmile/up.json")).unwrap();
-    let up: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let control = up["control"].as_str().unwrap().to_string();
-    let mut stream = std::net::TcpStream::connect(&control).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {control}\r\nconnection: close\r\n\r\n"
+    let control = app.control_addr();
+    exchange(
+        &control,
+        &format!("GET {path} HTTP/1.1\r\nhost: {control}\r\nconnection: close\r\n\r\n"),
     )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
 }
 
 /// Deployments and rollbacks show in `/metrics` (Prometheus text) and in

@@ -11,14 +11,6 @@ const QUICK_CANARY: &str = "{ type: canary, steps: [10, 50, 100], step_duration:
 /// Default latency analysis, for the test that is about latency.
 const LATENCY_CANARY: &str = "{ type: canary, steps: [10, 50, 100], step_duration: 2s, min_requests: 20, step_deadline: 20s }";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn decisions(app: &App) -> Vec<String> {
     let output = app.lastmile(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -435,23 +427,6 @@ fn a_restart_mid_canary_resumes_at_the_same_step() {
     drop(up);
 }
 
-/// `GET /` with extra headers; returns the body.
-fn get_with(app: &App, headers: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(app.addr()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nhost: test\r\n{headers}connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 fn wait_for_phase(app: &App, wanted: &str) {
     wait_for(&format!("phase {wanted}"), || {
         app.status().is_ok_and(|status| {
@@ -481,8 +456,10 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let on_canary =
-        |key: usize| get_with(&app, &format!("x-user-id: user-{key}\r\n")).contains("hello v2");
+    let on_canary = |key: usize| {
+        app.get_with("/", &format!("x-user-id: user-{key}\r\n"))
+            .contains("hello v2")
+    };
 
     wait_for_phase(&app, "step-2-paused");
     let at_20: Vec<bool> = (0..300).map(on_canary).collect();
@@ -497,8 +474,11 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
     }
     // Pins: testers reach the canary, opted-out users stay on stable.
     for _ in 0..10 {
-        assert!(get_with(&app, "x-canary: 1\r\n").contains("hello v2"));
-        assert!(get_with(&app, "x-user-id: user-0\r\ncookie: beta=no\r\n").contains("hello v1"));
+        assert!(app.get_with("/", "x-canary: 1\r\n").contains("hello v2"));
+        assert!(
+            app.get_with("/", "x-user-id: user-0\r\ncookie: beta=no\r\n")
+                .contains("hello v1")
+        );
     }
 
     app.must(&["promote", "production"]);

@@ -35,20 +35,15 @@ fn flag_state(app: &App, key: &str) -> serde_json::Value {
 
 /// `POST /ofrep/v1/evaluate/flags/{key}` on the running `lastmile up`.
 fn evaluate(app: &App, key: &str, context: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let text = std::fs::read_to_string(app.dir.path().join(".lastmile/up.json")).unwrap();
-    let up: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let control = up["control"].as_str().unwrap().to_string();
+    let control = app.control_addr();
     let body = format!(r#"{{"context":{context}}}"#);
-    let mut stream = std::net::TcpStream::connect(&control).unwrap();
-    write!(
-        stream,
-        "POST /ofrep/v1/evaluate/flags/{key} HTTP/1.1\r\nhost: {control}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = exchange(
+        &control,
+        &format!(
+            "POST /ofrep/v1/evaluate/flags/{key} HTTP/1.1\r\nhost: {control}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
     let (_, body) = answer.split_once("\r\n\r\n").unwrap();
     serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer}"))
 }
@@ -161,11 +156,7 @@ fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
         "    cohort: { header: x-user-id }\n    route:",
     ) + "flags:\n  checkout-canary:\n    rollout: { follow_canary: production }\n";
     std::fs::write(&path, spec).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let _guard = runtime.enter();
     let load = load(&app);
     let deploy = app
@@ -182,18 +173,9 @@ fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
     let mut on_canary = 0;
     for user in 0..200 {
         let key = format!("user-{user}");
-        let routed = {
-            use std::io::{Read, Write};
-            let mut stream = std::net::TcpStream::connect(app.addr()).unwrap();
-            write!(
-                stream,
-                "GET / HTTP/1.1\r\nhost: test\r\nx-user-id: {key}\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
-            answer.contains("hello v2")
-        };
+        let routed = app
+            .get_with("/", &format!("x-user-id: {key}\r\n"))
+            .contains("hello v2");
         let flag = evaluate(
             &app,
             "checkout-canary",
