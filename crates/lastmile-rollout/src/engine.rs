@@ -1,7 +1,7 @@
 //! `Engine`: the strategies, rollback and restore, over every host.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lastmile_host::{
     HealthSpec, HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ReleaseRef,
@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::DeploymentOutcome;
 use crate::canary::CanaryControl;
 use crate::webhook::{self, Notification};
+pub(crate) use lastmile_store::now_millis;
 
 /// Where the engine reports what it is doing, one line per transition.
 pub trait Progress: Send + Sync + std::fmt::Debug {
@@ -1512,13 +1513,6 @@ fn elapsed_ms(since: Instant) -> u64 {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn now_millis() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn human(duration: Duration) -> String {

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use lastmile_host::HostHandle;
 use lastmile_rollout::Engine;
 use lastmile_spec::{Environment, Spec};
-use lastmile_store::{BlobStore, SqliteStore, Store};
+use lastmile_store::{BlobStore, SqliteStore, Store, now_millis};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -326,13 +326,6 @@ async fn tell_predecessor(addr: &str) -> anyhow::Result<()> {
         bail!("it answered: {}", answer.lines().next().unwrap_or_default());
     }
     Ok(())
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -45,5 +45,5 @@ mod store;
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
 pub use model::*;
-pub use sqlite_store::{OpenReport, SqliteStore};
+pub use sqlite_store::{OpenReport, SqliteStore, now_millis};
 pub use store::Store;

@@ -883,7 +883,8 @@ fn from_i64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn now_millis() -> UnixMillis {
+/// The current time as the store records it.
+pub fn now_millis() -> UnixMillis {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
