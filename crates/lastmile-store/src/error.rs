@@ -109,6 +109,20 @@ pub enum StoreError {
         /// Where it was expected.
         path: PathBuf,
     },
+    /// `create_token` with a name another token has.
+    #[error("a token named `{name}` exists; pick another name or revoke it")]
+    TokenNameTaken {
+        /// The name given.
+        name: String,
+    },
+    /// `update_commit` on a commit never recorded.
+    #[error("commit {sha} of app `{app}` has not been recorded; record it before updating it")]
+    CommitNotFound {
+        /// The app.
+        app: String,
+        /// The commit.
+        sha: String,
+    },
 }
 
 impl StoreError {

@@ -39,11 +39,15 @@
 mod blob_store;
 mod error;
 mod model;
+mod secret_box;
 mod sqlite_store;
 mod store;
+mod token;
 
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
 pub use model::*;
+pub use secret_box::{SecretBox, SecretBoxError};
 pub use sqlite_store::{OpenReport, SqliteStore, now_millis};
 pub use store::Store;
+pub use token::{TOKEN_PREFIX, generate_token, hash_token};

@@ -1,5 +1,8 @@
 //! Rows the store hands out and takes in.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::Serialize;
 
 /// Run id: increasing integer, printed as `#12`.
@@ -318,4 +321,118 @@ pub struct FlagOverrideRecord {
     pub actor: String,
     /// When.
     pub updated_at: UnixMillis,
+}
+
+/// What an API token may do. Ordered: `Viewer < Deployer < Admin`, so a
+/// check is `role >= Role::Deployer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads state: runs, releases, deployments, logs.
+    Viewer,
+    /// Also builds, deploys and rolls back.
+    Deployer,
+    /// Also manages tokens and secrets.
+    Admin,
+}
+
+impl Role {
+    /// The text stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Deployer => "deployer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A role name that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{given}` is not a role; use one of viewer, deployer, admin")]
+pub struct UnknownRole {
+    /// The text given.
+    pub given: String,
+}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(text: &str) -> Result<Role, UnknownRole> {
+        match text {
+            "viewer" => Ok(Role::Viewer),
+            "deployer" => Ok(Role::Deployer),
+            "admin" => Ok(Role::Admin),
+            _ => Err(UnknownRole {
+                given: text.to_owned(),
+            }),
+        }
+    }
+}
+
+/// An API token as stored. Holds neither the token nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// Increasing id.
+    pub id: i64,
+    /// Unique name, chosen by whoever created it.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was created.
+    pub created_at: UnixMillis,
+    /// Who created it.
+    pub created_by: String,
+    /// Last time it authenticated a request (to the minute).
+    pub last_used_at: Option<UnixMillis>,
+    /// When it was revoked; a revoked token authenticates nothing.
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// A secret's metadata. Never holds the value, sealed or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRecord {
+    /// App it belongs to.
+    pub app: String,
+    /// Its name (the environment variable it becomes).
+    pub name: String,
+    /// When it was last set.
+    pub updated_at: UnixMillis,
+    /// Who last set it.
+    pub updated_by: String,
+}
+
+/// A commit the watcher saw, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitRecord {
+    /// App whose repository it is in.
+    pub app: String,
+    /// Full commit hash.
+    pub sha: String,
+    /// Branch it was seen on.
+    pub branch: String,
+    /// Commit time, from git.
+    pub committed_at: UnixMillis,
+    /// Author, from git.
+    pub author: String,
+    /// First line of the message.
+    pub subject: String,
+    /// When lastmile first saw it.
+    pub seen_at: UnixMillis,
+    /// How it was seen: `poll` or `webhook`.
+    pub source: String,
+    /// `seen`, `running`, `built`, `failed`, `deployed` or `rolled-back`.
+    pub status: String,
+    /// Run that built it.
+    pub run_id: Option<RunId>,
+    /// Release it became.
+    pub release_id: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
 }

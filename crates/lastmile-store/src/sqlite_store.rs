@@ -1,9 +1,12 @@
 //! `SqliteStore`: the embedded `Store`, one SQLite file in WAL mode.
 
+mod commits;
 mod deployments;
 mod migrations;
 mod run_lock;
+mod secrets;
 mod status_text;
+mod tokens;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -18,9 +21,9 @@ use serde_json::json;
 
 use crate::StoreError;
 use crate::model::{
-    ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Run, RunId,
-    RunStatus, StepOutcome, StepRecord, StepStatus, UnixMillis,
+    ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
+    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
+    RunStatus, SecretRecord, StepOutcome, StepRecord, StepStatus, TokenRecord, UnixMillis,
 };
 use crate::store::Store;
 use migrations::{Migrated, SCHEMA_VERSION};
@@ -246,6 +249,75 @@ impl From<StoreError> for WriteError {
 }
 
 impl Store for SqliteStore {
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        actor: &str,
+    ) -> Result<TokenRecord, StoreError> {
+        tokens::create_token(self, name, role, hash, actor)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        tokens::token_by_hash(self, hash)
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        tokens::list_tokens(self)
+    }
+
+    fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
+        tokens::revoke_token(self, name, actor)
+    }
+
+    fn put_secret(
+        &self,
+        app: &str,
+        name: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        secrets::put_secret(self, app, name, nonce, ciphertext, actor)
+    }
+
+    fn get_secret(&self, app: &str, name: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        secrets::get_secret(self, app, name)
+    }
+
+    fn list_secrets(&self, app: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        secrets::list_secrets(self, app)
+    }
+
+    fn delete_secret(&self, app: &str, name: &str, actor: &str) -> Result<bool, StoreError> {
+        secrets::delete_secret(self, app, name, actor)
+    }
+
+    fn record_commit(&self, commit: &CommitRecord) -> Result<bool, StoreError> {
+        commits::record_commit(self, commit)
+    }
+
+    fn update_commit(
+        &self,
+        app: &str,
+        sha: &str,
+        status: &str,
+        run_id: Option<RunId>,
+        release_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        commits::update_commit(self, app, sha, status, run_id, release_id, error)
+    }
+
+    fn get_commit(&self, app: &str, sha: &str) -> Result<Option<CommitRecord>, StoreError> {
+        commits::get_commit(self, app, sha)
+    }
+
+    fn list_commits(&self, app: &str, limit: usize) -> Result<Vec<CommitRecord>, StoreError> {
+        commits::list_commits(self, app, limit)
+    }
+
     fn set_flag_override(
         &self,
         key: &str,

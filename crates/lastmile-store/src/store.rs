@@ -2,9 +2,9 @@
 
 use crate::StoreError;
 use crate::model::{
-    ArtifactRecord, CacheEntry, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Run, RunId,
-    RunStatus, StepOutcome, StepRecord,
+    ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
+    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
+    RunStatus, SecretRecord, StepOutcome, StepRecord, TokenRecord,
 };
 
 /// Durable state. The SQLite implementation is the embedded default; a
@@ -127,4 +127,57 @@ pub trait Store: Send + Sync {
     fn clear_flag_override(&self, key: &str, actor: &str) -> Result<bool, StoreError>;
     /// Every override: key → (value, who, when).
     fn flag_overrides(&self) -> Result<Vec<FlagOverrideRecord>, StoreError>;
+
+    /// Stores a new API token by its hash (see `hash_token`); event
+    /// `token.created` (without the hash). A taken name is `TokenNameTaken`.
+    fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        actor: &str,
+    ) -> Result<TokenRecord, StoreError>;
+    /// The unrevoked token with this hash, if any; notes its use in
+    /// `last_used_at` (at most once a minute, and without an event).
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Every token, revoked ones included, oldest first.
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes a token by name; event `token.revoked`. False when there is
+    /// no such token or it was already revoked.
+    fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, StoreError>;
+    /// Sets (or replaces) a sealed secret; event `secret.set` naming only
+    /// the app and the secret.
+    fn put_secret(
+        &self,
+        app: &str,
+        name: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError>;
+    /// A sealed secret as `(nonce, ciphertext)`.
+    fn get_secret(&self, app: &str, name: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+    /// An app's secrets by name, without their values.
+    fn list_secrets(&self, app: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Deletes a secret; event `secret.deleted`. Returns whether there was one.
+    fn delete_secret(&self, app: &str, name: &str, actor: &str) -> Result<bool, StoreError>;
+    /// Records a commit the first time it is seen (true, event
+    /// `commit.seen`); a known commit is left as it is (false).
+    fn record_commit(&self, commit: &CommitRecord) -> Result<bool, StoreError>;
+    /// Sets a commit's status; each `Some` field overwrites, each `None`
+    /// keeps what is stored. Event `commit.updated`. An unknown commit is
+    /// `CommitNotFound`.
+    fn update_commit(
+        &self,
+        app: &str,
+        sha: &str,
+        status: &str,
+        run_id: Option<RunId>,
+        release_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// One commit.
+    fn get_commit(&self, app: &str, sha: &str) -> Result<Option<CommitRecord>, StoreError>;
+    /// An app's commits, newest seen first, at most `limit`.
+    fn list_commits(&self, app: &str, limit: usize) -> Result<Vec<CommitRecord>, StoreError>;
 }

@@ -467,7 +467,7 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let journal: String = connection
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
@@ -487,7 +487,7 @@ fn a_database_from_a_newer_lastmile_is_refused_with_a_clear_error() {
             error,
             StoreError::SchemaTooNew {
                 found: 7,
-                known: 3,
+                known: 4,
                 ..
             }
         ),
@@ -496,7 +496,7 @@ fn a_database_from_a_newer_lastmile_is_refused_with_a_clear_error() {
     let message = error.to_string();
     assert!(message.contains("lastmile.db"), "{message}");
     assert!(
-        message.contains("schema 7, this build knows 3"),
+        message.contains("schema 7, this build knows 4"),
         "{message}"
     );
     assert!(message.contains("upgrade lastmile"), "{message}");

@@ -138,6 +138,47 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 4: API tokens (hashes only), encrypted secrets, commits seen by the watcher.
+    r#"
+    CREATE TABLE tokens (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT    NOT NULL UNIQUE,
+        role         TEXT    NOT NULL CHECK (role IN ('viewer', 'deployer', 'admin')),
+        hash         TEXT    NOT NULL UNIQUE,
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT    NOT NULL,
+        last_used_at INTEGER,
+        revoked_at   INTEGER
+    );
+
+    CREATE TABLE secrets (
+        app        TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        nonce      BLOB    NOT NULL,
+        ciphertext BLOB    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT    NOT NULL,
+        PRIMARY KEY (app, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE commits (
+        app          TEXT    NOT NULL,
+        sha          TEXT    NOT NULL,
+        branch       TEXT    NOT NULL,
+        committed_at INTEGER NOT NULL,
+        author       TEXT    NOT NULL,
+        subject      TEXT    NOT NULL,
+        seen_at      INTEGER NOT NULL,
+        source       TEXT    NOT NULL, -- 'poll' | 'webhook'
+        status       TEXT    NOT NULL, -- 'seen', 'running', 'built', 'failed', 'deployed', 'rolled-back'
+        run_id       INTEGER,
+        release_id   TEXT,
+        error        TEXT,
+        PRIMARY KEY (app, sha)
+    );
+    -- An app's commits, newest seen first.
+    CREATE INDEX commits_by_seen ON commits (app, seen_at);
+    "#,
 ];
 
 /// Newest schema version this build knows.
