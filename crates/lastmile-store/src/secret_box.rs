@@ -196,8 +196,12 @@ fn create_key(path: &Path) -> Result<[u8; KEY_LEN], SecretBoxError> {
     getrandom::fill(&mut key)
         .map_err(|error| io("generate")(std::io::Error::other(error.to_string())))?;
 
+    // A random name, not the pid: threads of one process may race here too.
+    let mut suffix = [0_u8; 8];
+    getrandom::fill(&mut suffix)
+        .map_err(|error| io("generate")(std::io::Error::other(error.to_string())))?;
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
+    temporary.push(format!(".{}.tmp", hex::encode(suffix)));
     let temporary = PathBuf::from(temporary);
     let written = (|| {
         let mut file = OpenOptions::new()

@@ -559,3 +559,60 @@ fn the_store_is_send_and_sync() {
     let shared: Arc<dyn Store> = Arc::new(open(state.path()));
     assert!(shared.list_runs(1).unwrap().is_empty());
 }
+
+#[test]
+fn a_schema_3_database_migrates_to_4_keeping_its_data() {
+    let state = tempfile::tempdir().unwrap();
+    let run = {
+        let store = open(state.path());
+        let run = store.create_run(&new_run(&["a"])).unwrap();
+        store
+            .finish_run(run, RunStatus::Succeeded, None, None)
+            .unwrap();
+        store
+            .set_flag_override("beta", &serde_json::json!({"enabled": true}), "local:alice")
+            .unwrap();
+        run
+    };
+    // Back to what schema 3 was: migration 4 only adds these tables.
+    raw_connection(state.path())
+        .execute_batch(
+            "DROP TABLE tokens; DROP TABLE secrets; DROP TABLE commits; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    {
+        let connection = raw_connection(state.path());
+        let tables: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('tokens', 'secrets', 'commits')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    let store = open(state.path());
+    assert_eq!(
+        store.get_run(run).unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(store.flag_overrides().unwrap().len(), 1);
+    assert_eq!(event_count(&store), 3);
+    store
+        .create_token(
+            "ci",
+            lastmile_store::Role::Viewer,
+            &lastmile_store::hash_token("lmt_x"),
+            "local:alice",
+        )
+        .unwrap();
+    store
+        .put_secret("hello", "A", &[0; 24], b"sealed", "local:alice")
+        .unwrap();
+    assert!(store.list_commits("hello", 10).unwrap().is_empty());
+    let version: i64 = raw_connection(state.path())
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+}
