@@ -1,0 +1,233 @@
+//! Mirrors of real repositories made with the git CLI in temp dirs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use lastmile_git::{GitError, Head, Mirror};
+
+/// Runs git in `dir` with a fixed identity and no user or system config, returning stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0100")
+        .env("GIT_COMMITTER_NAME", "Charles Babbage")
+        .env("GIT_COMMITTER_EMAIL", "charles@example.com")
+        .env("GIT_COMMITTER_DATE", "1700000123 +0100")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// A work repository with `main` (two commits) and `feature` (one more), returned as (dir, main sha, feature sha).
+fn source_repo(root: &Path) -> (std::path::PathBuf, String, String) {
+    let src = root.join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("a.txt"), "hello\n").expect("write");
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "first"]);
+    std::fs::write(src.join("a.txt"), "hello again\n").expect("write");
+    git(&src, &["commit", "-q", "-am", "Second change\n\nbody text"]);
+    let main = git(&src, &["rev-parse", "HEAD"]);
+    git(&src, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(src.join("b.txt"), "feature\n").expect("write");
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "feature work"]);
+    let feature = git(&src, &["rev-parse", "HEAD"]);
+    git(&src, &["checkout", "-q", "main"]);
+    (src, main, feature)
+}
+
+fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+#[test]
+fn clone_fetch_sees_both_branches_and_new_commits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, main, feature) = source_repo(tmp.path());
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let heads = mirror.fetch().expect("fetch");
+    assert_eq!(
+        heads,
+        vec![
+            Head {
+                branch: "feature".into(),
+                sha: feature.clone()
+            },
+            Head {
+                branch: "main".into(),
+                sha: main.clone()
+            },
+        ]
+    );
+
+    std::fs::write(src.join("c.txt"), "more\n").expect("write");
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "third"]);
+    let new_main = git(&src, &["rev-parse", "HEAD"]);
+    assert_ne!(new_main, main);
+    let heads = mirror.fetch().expect("fetch again");
+    assert_eq!(heads[1].branch, "main");
+    assert_eq!(heads[1].sha, new_main);
+    assert_eq!(heads[0].sha, feature);
+    // The fetched commit is in the mirror's object store and its branch ref moved.
+    assert_eq!(mirror.commit(&new_main).expect("commit").subject, "third");
+    let local = mirror.heads().expect("local heads");
+    assert_eq!(local, heads);
+}
+
+#[test]
+fn reopen_uses_existing_mirror_and_plain_paths_clone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, main, _) = source_repo(tmp.path());
+    let dir = tmp.path().join("mirror");
+    let plain = src.display().to_string();
+    drop(Mirror::open_or_clone(&plain, &dir).expect("clone from plain path"));
+    let again = Mirror::open_or_clone(&plain, &dir).expect("reopen");
+    assert_eq!(again.commit(&main).expect("commit").sha, main);
+    let heads = again.fetch().expect("fetch");
+    assert_eq!(heads.len(), 2);
+}
+
+#[test]
+fn clone_of_missing_repository_names_the_url() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = file_url(&tmp.path().join("does-not-exist"));
+    let err = Mirror::open_or_clone(&url, &tmp.path().join("mirror")).expect_err("must fail");
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[test]
+fn non_repository_directory_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, _, _) = source_repo(tmp.path());
+    let dir = tmp.path().join("junk");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("x"), "x").expect("write");
+    let err = Mirror::open_or_clone(&file_url(&src), &dir).expect_err("must fail");
+    assert!(err.to_string().contains("remove it"), "{err}");
+}
+
+#[test]
+fn commit_metadata() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, main, _) = source_repo(tmp.path());
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let info = mirror.commit(&main).expect("commit");
+    assert_eq!(info.sha, main);
+    assert_eq!(info.time_ms, 1_700_000_123_000);
+    assert_eq!(info.author, "Ada Lovelace <ada@example.com>");
+    assert_eq!(info.subject, "Second change");
+
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    assert!(matches!(
+        mirror.commit(unknown),
+        Err(GitError::UnknownCommit { .. })
+    ));
+    assert!(matches!(
+        mirror.commit(&main[..12]),
+        Err(GitError::UnknownCommit { .. })
+    ));
+    assert!(matches!(
+        mirror.commit("not a sha at all, not a sha at all, not."),
+        Err(GitError::UnknownCommit { .. })
+    ));
+}
+
+#[test]
+fn materialize_writes_files_modes_symlinks_and_skips_submodules() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(src.join("sub/deep")).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join("a.txt"), "content of a\n").expect("write");
+    std::fs::write(src.join("bin/run.sh"), "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(src.join("bin/run.sh"), PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(src.join("sub/deep/d.txt"), "deep\n").expect("write");
+    std::os::unix::fs::symlink("a.txt", src.join("link")).expect("symlink");
+    git(&src, &["add", "."]);
+    // A gitlink (submodule entry) pointing at some commit.
+    git(
+        &src,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            "160000,0123456789abcdef0123456789abcdef01234567,vendor/lib",
+        ],
+    );
+    git(&src, &["commit", "-q", "-m", "tree"]);
+    let sha = git(&src, &["rev-parse", "HEAD"]);
+
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let dest = tmp.path().join("out/app");
+    let count = mirror.materialize(&sha, &dest).expect("materialize");
+    assert_eq!(count, 4);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("a.txt")).expect("read"),
+        "content of a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("sub/deep/d.txt")).expect("read"),
+        "deep\n"
+    );
+    let mode = |p: &str| {
+        std::fs::metadata(dest.join(p))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("bin/run.sh"), 0o755);
+    assert_eq!(mode("a.txt"), 0o644);
+    let link = std::fs::symlink_metadata(dest.join("link")).expect("lstat");
+    assert!(link.file_type().is_symlink());
+    assert_eq!(
+        std::fs::read_link(dest.join("link")).expect("readlink"),
+        Path::new("a.txt")
+    );
+    assert!(
+        dest.join("vendor").exists(),
+        "parent dir of the gitlink is kept"
+    );
+    assert!(!dest.join("vendor/lib").exists(), "submodules are skipped");
+
+    // The destination must be empty.
+    let err = mirror.materialize(&sha, &dest).expect_err("non-empty dest");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    // An empty existing directory is fine.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    assert_eq!(mirror.materialize(&sha, &empty).expect("materialize"), 4);
+}
+
+#[test]
+fn materialize_unknown_sha_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, _, _) = source_repo(tmp.path());
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let dest = tmp.path().join("out");
+    let err = mirror
+        .materialize("0123456789abcdef0123456789abcdef01234567", &dest)
+        .expect_err("unknown");
+    assert!(matches!(err, GitError::UnknownCommit { .. }), "{err:?}");
+    assert!(!dest.exists(), "nothing is created for an unknown commit");
+}
