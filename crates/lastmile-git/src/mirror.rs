@@ -96,9 +96,9 @@ impl Mirror {
             .map_err(|e| clone_err(chain(&e)))?
             .configure_remote(|remote| {
                 // Tags are not deployed; fetching them only costs time.
-                Ok(remote
+                remote
                     .with_fetch_tags(gix::remote::fetch::Tags::None)
-                    .with_refspecs([BRANCH_REFSPEC], Direction::Fetch)?)
+                    .with_refspecs([BRANCH_REFSPEC], Direction::Fetch)
             });
         let (repo, _outcome) = prepare
             .fetch_only(gix::progress::Discard, &AtomicBool::new(false))

@@ -231,3 +231,34 @@ fn materialize_unknown_sha_errors() {
     assert!(matches!(err, GitError::UnknownCommit { .. }), "{err:?}");
     assert!(!dest.exists(), "nothing is created for an unknown commit");
 }
+
+#[test]
+fn fetch_follows_force_pushes_and_drops_deleted_branches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, main, _) = source_repo(tmp.path());
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    assert_eq!(mirror.fetch().expect("fetch").len(), 2);
+
+    // Rewrite main (not a fast-forward) and delete feature.
+    git(&src, &["reset", "-q", "--hard", "HEAD~1"]);
+    std::fs::write(src.join("a.txt"), "rewritten\n").expect("write");
+    git(&src, &["commit", "-q", "-am", "rewritten"]);
+    let rewritten = git(&src, &["rev-parse", "HEAD"]);
+    git(&src, &["branch", "-q", "-D", "feature"]);
+
+    let heads = mirror.fetch().expect("fetch after force push");
+    assert_eq!(
+        heads,
+        vec![Head {
+            branch: "main".into(),
+            sha: rewritten.clone()
+        }]
+    );
+    assert_ne!(rewritten, main);
+    let dest = tmp.path().join("out");
+    mirror.materialize(&rewritten, &dest).expect("materialize");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("a.txt")).expect("read"),
+        "rewritten\n"
+    );
+}
