@@ -1,15 +1,22 @@
-//! Durable state for lastmile: runs, steps, logs, artifacts, the cache and
+//! Durable state for lastmile: runs, steps, logs, artifacts, the cache,
+//! releases and deployments, API tokens, sealed secrets, watched commits and
 //! the append-only event log, in SQLite (WAL) under `.lastmile/`, plus the
-//! content-addressed blob store that holds artifacts.
+//! content-addressed blob store that holds artifacts and `SecretBox`, which
+//! seals secret values with a key file kept beside the database.
 //!
 //! It stores what it is given: it does not hash content, pack artifacts or
-//! mask secrets (the pipeline does that before calling in).
+//! mask secrets (the pipeline does that before calling in). It never holds a
+//! token (only `hash_token`'s hash) nor a secret in the clear (only what
+//! `SecretBox::seal` returns), and its events name secrets and tokens
+//! without their values or hashes. It does not check roles: callers do.
 //!
 //! ```no_run
 //! use std::io::Write;
 //! use std::path::Path;
 //!
-//! use lastmile_store::{BlobStore, NewRun, RunStatus, SqliteStore, Store};
+//! use lastmile_store::{
+//!     BlobStore, NewRun, Role, RunStatus, SecretBox, SqliteStore, Store, generate_token, hash_token,
+//! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let state_dir = Path::new(".lastmile");
@@ -32,6 +39,14 @@
 //! pending.commit(&id)?;
 //!
 //! store.finish_run(run, RunStatus::Succeeded, Some(&id), None)?;
+//!
+//! let secrets = SecretBox::open_or_create(&state_dir.join("secrets.key"))?;
+//! let (nonce, sealed) = secrets.seal("hello/DATABASE_URL", b"postgres://db/hello");
+//! store.put_secret("hello", "DATABASE_URL", &nonce, &sealed, "local:alice")?;
+//!
+//! let token = generate_token(); // shown once, to whoever asked for it
+//! store.create_token("ci", Role::Deployer, &hash_token(&token), "local:alice")?;
+//! assert!(store.token_by_hash(&hash_token(&token))?.is_some());
 //! # Ok(())
 //! # }
 //! ```

@@ -395,6 +395,10 @@ pub struct TokenRecord {
     pub revoked_at: Option<UnixMillis>,
 }
 
+/// A sealed secret as stored: `(nonce, ciphertext)`, as `SecretBox::seal`
+/// returns them.
+pub type SealedSecret = (Vec<u8>, Vec<u8>);
+
 /// A secret's metadata. Never holds the value, sealed or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretRecord {

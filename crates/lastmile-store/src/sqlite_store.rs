@@ -23,7 +23,8 @@ use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
     EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
-    RunStatus, SecretRecord, StepOutcome, StepRecord, StepStatus, TokenRecord, UnixMillis,
+    RunStatus, SealedSecret, SecretRecord, StepOutcome, StepRecord, StepStatus, TokenRecord,
+    UnixMillis,
 };
 use crate::store::Store;
 use migrations::{Migrated, SCHEMA_VERSION};
@@ -282,7 +283,7 @@ impl Store for SqliteStore {
         secrets::put_secret(self, app, name, nonce, ciphertext, actor)
     }
 
-    fn get_secret(&self, app: &str, name: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn get_secret(&self, app: &str, name: &str) -> Result<Option<SealedSecret>, StoreError> {
         secrets::get_secret(self, app, name)
     }
 

@@ -4,7 +4,7 @@ use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
     EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
-    RunStatus, SecretRecord, StepOutcome, StepRecord, TokenRecord,
+    RunStatus, SealedSecret, SecretRecord, StepOutcome, StepRecord, TokenRecord,
 };
 
 /// Durable state. The SQLite implementation is the embedded default; a
@@ -156,7 +156,7 @@ pub trait Store: Send + Sync {
         actor: &str,
     ) -> Result<(), StoreError>;
     /// A sealed secret as `(nonce, ciphertext)`.
-    fn get_secret(&self, app: &str, name: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn get_secret(&self, app: &str, name: &str) -> Result<Option<SealedSecret>, StoreError>;
     /// An app's secrets by name, without their values.
     fn list_secrets(&self, app: &str) -> Result<Vec<SecretRecord>, StoreError>;
     /// Deletes a secret; event `secret.deleted`. Returns whether there was one.

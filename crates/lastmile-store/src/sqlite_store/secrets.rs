@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{SqliteStore, append_event, now_millis};
 use crate::StoreError;
-use crate::model::SecretRecord;
+use crate::model::{SealedSecret, SecretRecord};
 
 pub(super) fn put_secret(
     store: &SqliteStore,
@@ -41,7 +41,7 @@ pub(super) fn get_secret(
     store: &SqliteStore,
     app: &str,
     name: &str,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<Option<SealedSecret>, StoreError> {
     store.read(|connection| {
         connection
             .prepare_cached("SELECT nonce, ciphertext FROM secrets WHERE app = ?1 AND name = ?2")?
