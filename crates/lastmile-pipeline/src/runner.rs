@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub actor: String,
     /// Time between SIGTERM and SIGKILL when a step is stopped.
     pub kill_grace: Duration,
+    /// The commit the source is, when the caller knows it better than git
+    /// can tell (a tree the server wrote out of its mirror has no `.git`).
+    pub commit: Option<String>,
 }
 
 impl RunOptions {
@@ -70,6 +73,7 @@ impl RunOptions {
             state_dir,
             actor: "local".to_owned(),
             kill_grace: Duration::from_secs(5),
+            commit: None,
         }
     }
 }
@@ -218,7 +222,7 @@ pub async fn run_pipeline_with_environment(
     let run_id = match store.create_run(&NewRun {
         app: spec.app.clone(),
         spec_dir: spec_dir.display().to_string(),
-        commit: workspace.commit.clone(),
+        commit: options.commit.clone().or_else(|| workspace.commit.clone()),
         steps: step_names.clone(),
         actor: options.actor.clone(),
     }) {

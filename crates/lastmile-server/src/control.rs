@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::up::Controller;
 
 /// `POST /api/v1/deploy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// Environment name.
@@ -37,7 +37,7 @@ pub struct DeployRequest {
 }
 
 /// An artifact and the run that produced it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactRef {
     /// Content address.
@@ -81,6 +81,22 @@ impl ApiError {
         }
     }
 
+    /// 401: no token, or one that is not valid.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
     /// 403: a gate forbids it until someone acts.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError {
@@ -116,9 +132,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(serde_json::json!({ "error": self.message, "code": code_of(self.status) })),
         )
             .into_response()
+    }
+}
+
+/// The machine-readable code of an error status.
+fn code_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        _ => "internal",
     }
 }
 

@@ -5,8 +5,13 @@
 //! This crate owns the background loops and their shutdown; the crates
 //! below it never start tasks on their own.
 
+pub mod api;
 pub mod control;
+pub mod dashboard;
 pub mod flags;
 pub mod handover;
 pub mod local_host;
+mod metrics_merge;
+pub mod server;
+pub mod tokens;
 pub mod up;

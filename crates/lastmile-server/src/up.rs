@@ -103,14 +103,99 @@ pub struct Controller {
     exit: Mutex<Option<Exit>>,
     progress: Arc<dyn Progress>,
     flags: Arc<crate::flags::Flags>,
+    secrets: Option<SecretLookup>,
+}
+
+/// Secret values by name, for the instances of one app.
+#[derive(Clone)]
+pub struct SecretLookup(pub Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for SecretLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretLookup(..)")
+    }
+}
+
+/// What a controller for one app is made of.
+pub(crate) struct ControllerOptions {
+    pub(crate) spec: Spec,
+    pub(crate) spec_file: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) access_log: bool,
+    pub(crate) listen_override: Option<(String, SocketAddr)>,
+    pub(crate) secrets: Option<SecretLookup>,
+    pub(crate) inherited: std::collections::BTreeMap<SocketAddr, std::net::TcpListener>,
+}
+
+impl Controller {
+    /// The controller of one app with its own store and `local` host
+    /// (supervisor and router); no loop runs yet.
+    pub(crate) fn build(
+        options: ControllerOptions,
+        progress: Arc<dyn Progress>,
+    ) -> anyhow::Result<Arc<Controller>> {
+        let (store, _report) = SqliteStore::open(&options.state_dir)
+            .with_context(|| format!("cannot open the state in {}", options.state_dir.display()))?;
+        let blobs = BlobStore::open(&options.state_dir)?;
+        let spec = options.spec;
+        let supervisor = lastmile_supervisor::Supervisor::new(
+            local_host::host_root(&options.state_dir),
+            lastmile_supervisor::SupervisorConfig::default(),
+        )
+        .context("cannot prepare the supervisor's directory")?;
+        if supervisor.orphans_killed() > 0 {
+            progress.warn(&format!(
+                "stopped {} instance(s) left running by a lastmile process that was killed",
+                supervisor.orphans_killed()
+            ));
+        }
+        let router = lastmile_router::Router::new(lastmile_router::RouterConfig {
+            access_log: options.access_log,
+            ..lastmile_router::RouterConfig::default()
+        });
+        let host = LocalHost::new("local", supervisor, router, blobs, options.inherited);
+        let store = Arc::new(store);
+        let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
+        let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
+
+        let (flags, problems) = crate::flags::Flags::new(&spec, store.as_ref());
+        for problem in problems {
+            progress.warn(&format!("flag override skipped: {problem}"));
+        }
+        Ok(Arc::new(Controller {
+            app: spec.app.clone(),
+            spec_file: options.spec_file,
+            spec: Mutex::new(spec),
+            state_dir: options.state_dir,
+            store,
+            engine,
+            host,
+            listen_override: options.listen_override,
+            control_addr: Mutex::new(None),
+            deploying: tokio::sync::Mutex::new(()),
+            restarting: tokio::sync::Mutex::new(()),
+            stop: Notify::new(),
+            successor_ready: Notify::new(),
+            exit: Mutex::new(None),
+            progress,
+            flags: Arc::new(flags),
+            secrets: options.secrets,
+        }))
+    }
+
+    /// Starts the controller's loops (route refreshes on instance events,
+    /// housekeeping); the caller aborts them when it stops.
+    pub(crate) fn start_loops(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(watch_instances(self.clone())),
+            tokio::spawn(housekeeping(self.clone())),
+        ]
+    }
 }
 
 /// Runs `lastmile up` until it is stopped.
 pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<()> {
     let inherited = handover::take_inherited()?;
-    let (store, _report) = SqliteStore::open(&options.state_dir)
-        .with_context(|| format!("cannot open the state in {}", options.state_dir.display()))?;
-    let blobs = BlobStore::open(&options.state_dir)?;
     let spec = options.loaded.spec.clone();
     if spec.service.is_none() {
         bail!("lastmile.yaml has no `service`, so there is nothing to run: add `service.run`");
@@ -130,55 +215,20 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             .name
             .clone(),
     };
-
-    let supervisor = lastmile_supervisor::Supervisor::new(
-        local_host::host_root(&options.state_dir),
-        lastmile_supervisor::SupervisorConfig::default(),
-    )
-    .context("cannot prepare the supervisor's directory")?;
-    if supervisor.orphans_killed() > 0 {
-        progress.warn(&format!(
-            "stopped {} instance(s) left running by a lastmile process that was killed",
-            supervisor.orphans_killed()
-        ));
-    }
-    let router = lastmile_router::Router::new(lastmile_router::RouterConfig {
-        access_log: options.access_log,
-        ..lastmile_router::RouterConfig::default()
-    });
-    let host = LocalHost::new("local", supervisor, router, blobs, inherited);
-    let store = Arc::new(store);
-    let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
-    let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
-
-    let (flags, problems) = crate::flags::Flags::new(&spec, store.as_ref());
-    for problem in problems {
-        progress.warn(&format!("flag override skipped: {problem}"));
-    }
-    let flags = Arc::new(flags);
-    let controller = Arc::new(Controller {
-        app: spec.app.clone(),
-        spec_file: options.loaded.file.clone(),
-        spec: Mutex::new(spec),
-        state_dir: options.state_dir.clone(),
-        store,
-        engine,
-        host,
-        listen_override: options.listen.map(|addr| (environment.clone(), addr)),
-        control_addr: Mutex::new(None),
-        deploying: tokio::sync::Mutex::new(()),
-        restarting: tokio::sync::Mutex::new(()),
-        stop: Notify::new(),
-        successor_ready: Notify::new(),
-        exit: Mutex::new(None),
+    let controller = Controller::build(
+        ControllerOptions {
+            spec,
+            spec_file: options.loaded.file.clone(),
+            state_dir: options.state_dir.clone(),
+            access_log: options.access_log,
+            listen_override: options.listen.map(|addr| (environment.clone(), addr)),
+            secrets: None,
+            inherited,
+        },
         progress,
-        flags,
-    });
+    )?;
 
-    let loops = [
-        tokio::spawn(watch_instances(controller.clone())),
-        tokio::spawn(housekeeping(controller.clone())),
-    ];
+    let loops = controller.start_loops();
     let result = serve(
         &controller,
         &environment,
@@ -557,8 +607,150 @@ impl Controller {
     ) -> anyhow::Result<lastmile_spec::Service> {
         let (spec, _) = lastmile_spec::parse("lastmile.yaml", &release.spec_source)
             .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
-        spec.service
-            .context("the release's lastmile.yaml has no `service`")
+        let mut service = spec
+            .service
+            .context("the release's lastmile.yaml has no `service`")?;
+        let mut missing = Vec::new();
+        for name in &service.secrets {
+            match self.secrets.as_ref().and_then(|lookup| (lookup.0)(name)) {
+                Some(value) => {
+                    service.env.insert(name.clone(), value);
+                }
+                None => match std::env::var(name) {
+                    Ok(value) => {
+                        service.env.insert(name.clone(), value);
+                    }
+                    Err(_) => missing.push(name.as_str()),
+                },
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "no value for secret(s) {} that service.secrets names: set them with `lastmile secret set {} NAME`",
+                missing.join(", "),
+                self.app
+            );
+        }
+        Ok(service)
+    }
+
+    /// Stops every instance and drains the router (the server's stop).
+    pub(crate) async fn shut_down(&self) {
+        self.wind_down(Exit::Stop).await;
+    }
+
+    /// Starts again what the store says each environment serves.
+    pub(crate) async fn restore_state(self: &Arc<Self>) -> anyhow::Result<usize> {
+        self.restore().await
+    }
+
+    /// The release a deploy request names (made from its artifact when it
+    /// carries one), without deploying it.
+    pub(crate) fn release_for(
+        &self,
+        request: &DeployRequest,
+        spec: &Spec,
+        source: &str,
+    ) -> Result<lastmile_store::ReleaseRecord, ApiError> {
+        match (&request.artifact, &request.release) {
+            (Some(artifact), _) => self
+                .store
+                .create_release(&spec.app, &artifact.id, Some(artifact.run_id), source)
+                .map_err(|error| ApiError::internal(&error.into())),
+            (None, Some(wanted)) => self.find_release(wanted),
+            (None, None) => Err(ApiError::bad_request("name a release or an artifact")),
+        }
+    }
+
+    /// Environments whose actual state differs from the desired one (no
+    /// deployment running): environment → what differs.
+    pub(crate) async fn drift(&self) -> std::collections::BTreeMap<String, String> {
+        let mut drift = std::collections::BTreeMap::new();
+        let Ok(instances) = self.host.instances().await else {
+            return drift;
+        };
+        for env in self.environment_specs() {
+            let Ok(Some(state)) = self.store.get_environment(&env.name) else {
+                continue;
+            };
+            if !matches!(self.store.running_deployment(&env.name), Ok(None)) {
+                continue;
+            }
+            let Some(current) = state.current_release.clone() else {
+                continue;
+            };
+            let ready = instances
+                .iter()
+                .filter(|instance| {
+                    instance.release_id == current
+                        && instance.instance_id.starts_with(&format!("{}-", env.name))
+                        && matches!(
+                            instance.state,
+                            lastmile_host::InstanceState::Ready
+                                | lastmile_host::InstanceState::Starting
+                                | lastmile_host::InstanceState::Restarting
+                        )
+                })
+                .count();
+            if ready < env.instances as usize {
+                drift.insert(
+                    env.name.clone(),
+                    format!(
+                        "{ready} of {} instance(s) of release {} are up",
+                        env.instances,
+                        short(&current)
+                    ),
+                );
+            }
+        }
+        drift
+    }
+
+    /// Brings `environment` back to its desired state: instances that
+    /// crashed for good are removed and the set is started again. False
+    /// when a deployment holds the environment.
+    pub(crate) async fn heal(&self, environment: &str) -> Result<bool, ApiError> {
+        let Ok(_guard) = self.deploying.try_lock() else {
+            return Ok(false);
+        };
+        let Some(env) = self
+            .environment_specs()
+            .into_iter()
+            .find(|env| env.name == environment)
+        else {
+            return Ok(false);
+        };
+        let instances = self
+            .host
+            .instances()
+            .await
+            .map_err(|error| ApiError::internal(&anyhow::anyhow!("{error}")))?;
+        for instance in instances {
+            if instance.instance_id.starts_with(&format!("{environment}-"))
+                && matches!(
+                    instance.state,
+                    lastmile_host::InstanceState::CrashLoop
+                        | lastmile_host::InstanceState::Stopped
+                        | lastmile_host::InstanceState::Unhealthy
+                )
+            {
+                let _ = self.host.stop_instance(&instance.instance_id).await;
+            }
+        }
+        let service_of = |release: &lastmile_store::ReleaseRecord| {
+            self.service_of(release)
+                .map_err(|error| format!("{error:#}"))
+        };
+        self.engine
+            .restore(&[env], &service_of, &*self.progress_sink())
+            .await
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        Ok(true)
+    }
+
+    /// The app's store.
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
     }
 
     /// `GET /api/v1/status`.
@@ -641,6 +833,16 @@ impl Controller {
 
     /// `POST /api/v1/deploy`: one deployment, to the end.
     pub async fn deploy(&self, request: DeployRequest) -> Result<Value, ApiError> {
+        self.deploy_with_spec(request, None).await
+    }
+
+    /// Like [`Controller::deploy`], with the spec given (the one of the
+    /// commit being deployed) instead of read from the spec file.
+    pub async fn deploy_with_spec(
+        &self,
+        request: DeployRequest,
+        given: Option<(Spec, String)>,
+    ) -> Result<Value, ApiError> {
         let Ok(_guard) = self.deploying.try_lock() else {
             return Err(ApiError::conflict(
                 "a deployment is already running; wait for it (see `lastmile status`)",
@@ -649,7 +851,10 @@ impl Controller {
         // The spec on disk may have changed since `up` started: a deploy
         // takes the environment settings from it, and the release records
         // it for the service settings.
-        let (spec, source) = self.reload_spec()?;
+        let (spec, source) = match given {
+            Some(given) => given,
+            None => self.reload_spec()?,
+        };
         let env = self.with_override(find_environment(&spec, &request.environment)?.clone());
         if env.route.is_none() {
             return Err(ApiError::bad_request(format!(

@@ -96,6 +96,9 @@ pub struct Service {
     pub run: String,
     /// Extra environment for every instance.
     pub env: BTreeMap<String, String>,
+    /// Names of secrets (`lastmile secret set APP NAME`) given to every
+    /// instance as environment variables; the server fills them in.
+    pub secrets: Vec<String>,
     /// Readiness and liveness check.
     pub health: HealthCheck,
     /// How an instance is stopped.

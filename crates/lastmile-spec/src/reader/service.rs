@@ -16,7 +16,7 @@ pub(super) fn read_service(reader: &mut Reader<'_>, node: &Node) -> Option<Servi
     let fields = reader.fields(
         node,
         "`service`",
-        &["run", "env", "health", "stop"],
+        &["run", "env", "secrets", "health", "stop"],
         &[("run", "run: ./target/release/app")],
     )?;
     let run = fields
@@ -25,6 +25,10 @@ pub(super) fn read_service(reader: &mut Reader<'_>, node: &Node) -> Option<Servi
     let env = match fields.get("env") {
         Some(value) => reader.env_map(value, "service.env"),
         None => Some(BTreeMap::new()),
+    };
+    let secrets = match fields.get("secrets") {
+        Some(value) => reader.env_names(value, "service.secrets"),
+        None => Some(Vec::new()),
     };
     let health = match fields.get("health") {
         Some(value) => read_health(reader, value),
@@ -40,6 +44,7 @@ pub(super) fn read_service(reader: &mut Reader<'_>, node: &Node) -> Option<Servi
     Some(Service {
         run: run?,
         env: env?,
+        secrets: secrets?,
         health: health?,
         stop: stop?,
     })

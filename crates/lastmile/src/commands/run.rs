@@ -92,6 +92,7 @@ impl Build {
             state_dir: state_dir.to_path_buf(),
             actor: actor(),
             kill_grace: Duration::from_secs(5),
+            commit: None,
         };
         let interactive = std::io::stdout().is_terminal() && !self.quiet;
         let reporter: Box<dyn Reporter> = if self.quiet {

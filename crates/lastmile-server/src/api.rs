@@ -1,0 +1,588 @@
+//! The REST API of `lastmile server`: apps, commits, runs and their logs
+//! (live over SSE), artifacts, releases, environments, deployments and
+//! their gates, events, DORA, secrets, tokens and webhooks; an OpenAPI
+//! document of all of it at `/api/openapi.json`.
+//!
+//! Every call needs an API token (`Authorization: Bearer lmt_…`, or the
+//! dashboard's cookie) whose role covers it: `viewer` reads, `deployer`
+//! also changes deployments, `admin` also manages tokens and secrets.
+//! Webhooks carry their own signature instead. Errors are JSON:
+//! `{"code": "forbidden", "error": "…"}`. Every call that changes anything
+//! is recorded in the event log with who made it.
+
+mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Extension, Json, Router};
+use lastmile_store::{Role, Store, hash_token};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::control::{ApiError, CanaryRequest, DeployRequest, RollbackRequest};
+use crate::server::Server;
+
+pub use openapi::{ROUTES, RouteDoc, openapi_document};
+
+/// Who is calling, as the token says.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's name (`local` for loopback calls to `lastmile up`).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// The dashboard's login cookie.
+pub const TOKEN_COOKIE: &str = "lastmile_token";
+
+type ApiResult = Result<Json<Value>, ApiError>;
+type Shared = State<Arc<Server>>;
+
+/// The API routes, behind token auth; webhooks, `/healthz` and the OpenAPI
+/// document are open.
+pub fn routes(server: Arc<Server>) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/apps", get(apps))
+        .route("/api/v1/apps/{app}", get(app_status))
+        .route("/api/v1/apps/{app}/status", get(app_status))
+        .route("/api/v1/apps/{app}/commits", get(commits))
+        .route("/api/v1/apps/{app}/runs", get(runs))
+        .route("/api/v1/apps/{app}/runs/{run}", get(run))
+        .route("/api/v1/apps/{app}/runs/{run}/logs", get(run_logs))
+        .route("/api/v1/apps/{app}/artifacts", get(artifacts))
+        .route("/api/v1/apps/{app}/releases", get(releases))
+        .route("/api/v1/apps/{app}/environments", get(environments))
+        .route("/api/v1/apps/{app}/deployments", get(deployments))
+        .route("/api/v1/apps/{app}/deployments/{id}", get(deployment))
+        .route("/api/v1/apps/{app}/approvals", get(approvals))
+        .route("/api/v1/apps/{app}/drift", get(drift))
+        .route("/api/v1/apps/{app}/events", get(app_events))
+        .route("/api/v1/apps/{app}/dora", get(app_dora))
+        .route("/api/v1/apps/{app}/deploy", post(deploy))
+        .route("/api/v1/apps/{app}/rollback", post(rollback))
+        .route("/api/v1/apps/{app}/promote", post(promote))
+        .route("/api/v1/apps/{app}/abort", post(abort))
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/approve",
+            post(approve),
+        )
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/rollback",
+            post(rollback_env),
+        )
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/promote",
+            post(promote_env),
+        )
+        .route("/api/v1/apps/{app}/environments/{env}/abort", post(abort_env))
+        .route("/api/v1/apps/{app}/secrets", get(list_secrets))
+        .route(
+            "/api/v1/apps/{app}/secrets/{name}",
+            put(set_secret).delete(delete_secret),
+        )
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{name}", delete(revoke_token))
+        .route("/api/v1/events", get(server_events))
+        .route("/api/v1/dora", get(dora))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .merge(protected)
+        .route("/api/v1/webhooks/{app}", post(webhook))
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(server)
+}
+
+/// Answer for paths no route matches: JSON like every other error.
+pub async fn no_route(method: Method, uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({
+            "code": "no_route",
+            "error": format!("no {method} {} in this API; GET /api/openapi.json lists every route", uri.path()),
+        })),
+    )
+        .into_response()
+}
+
+/// The role a call needs.
+pub fn required_role(method: &Method, path: &str) -> Role {
+    if path.starts_with("/api/v1/tokens") || path.contains("/secrets") {
+        return Role::Admin;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        Role::Viewer
+    } else {
+        Role::Deployer
+    }
+}
+
+/// The token in a request: bearer header first, then the dashboard cookie.
+pub fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION)
+        && let Ok(value) = value.to_str()
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_owned());
+    }
+    let cookies = headers.get(axum::http::header::COOKIE)?.to_str().ok()?;
+    cookies.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == TOKEN_COOKIE).then(|| value.to_owned())
+    })
+}
+
+/// Who calls, from the token (or loopback in `lastmile up`); `None` when
+/// the request carries no valid token.
+pub fn principal_of(server: &Server, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<Principal> {
+    if let Some(token) = token_of(headers)
+        && let Ok(Some(record)) = server.store().token_by_hash(&hash_token(&token))
+    {
+        return Some(Principal {
+            name: record.name,
+            role: record.role,
+        });
+    }
+    if server.loopback_is_trusted && peer.is_some_and(|peer| peer.ip().is_loopback()) {
+        return Some(Principal {
+            name: "local".to_owned(),
+            role: Role::Admin,
+        });
+    }
+    None
+}
+
+async fn authenticate(
+    State(server): Shared,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let Some(principal) = principal_of(&server, request.headers(), peer) else {
+        return ApiError::unauthorized(
+            "this call needs an API token: send `Authorization: Bearer <token>`; an admin creates one with `lastmile token create --role viewer|deployer|admin`",
+        )
+        .into_response();
+    };
+    let needed = required_role(&method, &path);
+    if principal.role < needed {
+        return ApiError::forbidden(format!(
+            "token `{}` has role {}, and {method} {path} needs {needed}",
+            principal.name, principal.role
+        ))
+        .into_response();
+    }
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    if method != Method::GET && method != Method::HEAD {
+        record_call(&server, &principal, &method, &path, response.status());
+    }
+    response
+}
+
+/// The audit record of a call that changes something: in the app's event
+/// log when the call is about one app, else in the server's.
+fn record_call(server: &Server, principal: &Principal, method: &Method, path: &str, status: StatusCode) {
+    let data = json!({ "method": method.as_str(), "path": path, "status": status.as_u16(), "role": principal.role });
+    let app = path
+        .strip_prefix("/api/v1/apps/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|name| server.app_store(name).ok());
+    let subject = path.trim_start_matches("/api/v1/");
+    let result = match app {
+        Some(store) => store.record_event("api.call", subject, &principal.name, &data),
+        None => server
+            .store()
+            .record_event("api.call", subject, &principal.name, &data),
+    };
+    if let Err(error) = result {
+        eprintln!("lastmile: cannot record {method} {path} by {} in the event log: {error}", principal.name);
+    }
+}
+
+fn internal(error: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::internal(&error.into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limit {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+impl Limit {
+    fn get(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
+async fn apps(State(server): Shared) -> ApiResult {
+    Ok(Json(server.overview().await))
+}
+
+async fn app_status(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+    let controller = server.controller(&app)?;
+    let mut status = controller.status(Duration::from_secs(60)).await?;
+    status["approvals"] = server.pending(&app)?;
+    status["drift"] = json!(server.drift(&app)?);
+    Ok(Json(status))
+}
+
+async fn commits(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+    Ok(Json(json!({ "commits": server.commits(&app, limit.get())? })))
+}
+
+async fn runs(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    Ok(Json(json!({ "runs": store.list_runs(limit.get()).map_err(internal)? })))
+}
+
+async fn run(State(server): Shared, Path((app, run)): Path<(String, i64)>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    let record = store
+        .get_run(run)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("app `{app}` has no run #{run}")))?;
+    let steps = store.list_steps(run).map_err(internal)?;
+    Ok(Json(json!({ "run": record, "steps": steps })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    #[serde(default)]
+    step: Option<String>,
+}
+
+/// Step logs: JSON, or a live SSE stream (`Accept: text/event-stream`)
+/// that ends with an `end` event when the run has finished.
+async fn run_logs(
+    State(server): Shared,
+    Path((app, run)): Path<(String, i64)>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = server.app_store(&app)?;
+    if store.get_run(run).map_err(internal)?.is_none() {
+        return Err(ApiError::not_found(format!("app `{app}` has no run #{run}")));
+    }
+    let wants_stream = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    if !wants_stream {
+        let lines = store.read_logs(run, query.step.as_deref()).map_err(internal)?;
+        let lines: Vec<Value> = lines
+            .into_iter()
+            .map(|(step, line)| json!({ "step": step, "line": line }))
+            .collect();
+        return Ok(Json(json!({ "lines": lines })).into_response());
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
+    tokio::spawn(async move {
+        let mut sent = 0usize;
+        loop {
+            let finished = store
+                .get_run(run)
+                .ok()
+                .flatten()
+                .is_none_or(|run| run.finished_at.is_some());
+            let lines = store.read_logs(run, query.step.as_deref()).unwrap_or_default();
+            for (step, line) in lines.iter().skip(sent) {
+                let data = json!({ "step": step, "line": line }).to_string();
+                if sender.send(Ok(SseEvent::default().event("line").data(data))).await.is_err() {
+                    return;
+                }
+            }
+            sent = lines.len();
+            if finished {
+                let status = store.get_run(run).ok().flatten().map(|run| run.status);
+                let _ = sender
+                    .send(Ok(SseEvent::default().event("end").data(json!({ "status": status }).to_string())))
+                    .await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+async fn artifacts(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    Ok(Json(json!({ "artifacts": store.list_artifacts(limit.get()).map_err(internal)? })))
+}
+
+async fn releases(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    Ok(Json(json!({ "releases": store.list_releases(limit.get()).map_err(internal)? })))
+}
+
+async fn environments(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+    let controller = server.controller(&app)?;
+    let status = controller.status(Duration::from_secs(60)).await?;
+    Ok(Json(json!({ "environments": status["environments"], "approvals": server.pending(&app)? })))
+}
+
+async fn deployments(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    Ok(Json(json!({ "deployments": store.list_deployments(limit.get()).map_err(internal)? })))
+}
+
+async fn deployment(State(server): Shared, Path((app, id)): Path<(String, i64)>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    let record = store
+        .list_deployments(usize::MAX)
+        .map_err(internal)?
+        .into_iter()
+        .find(|deployment| deployment.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("app `{app}` has no deployment #{id}")))?;
+    let steps = store.deployment_steps(id).map_err(internal)?;
+    Ok(Json(json!({ "deployment": record, "steps": steps })))
+}
+
+async fn approvals(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+    Ok(Json(json!({ "approvals": server.pending(&app)? })))
+}
+
+async fn drift(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+    Ok(Json(json!({ "drift": server.drift(&app)?, "self_heal": server.app(&app)?.config().self_heal })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn app_events(State(server): Shared, Path(app): Path<String>, Query(query): Query<EventQuery>) -> ApiResult {
+    let store = server.app_store(&app)?;
+    let events = store
+        .list_events(query.after.unwrap_or(0), query.limit.unwrap_or(500).clamp(1, 5000))
+        .map_err(internal)?;
+    Ok(Json(json!({ "events": events })))
+}
+
+async fn server_events(State(server): Shared, Query(query): Query<EventQuery>) -> ApiResult {
+    let events = server
+        .store()
+        .list_events(query.after.unwrap_or(0), query.limit.unwrap_or(500).clamp(1, 5000))
+        .map_err(internal)?;
+    Ok(Json(json!({ "events": events })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoraQuery {
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+async fn app_dora(State(server): Shared, Path(app): Path<String>, Query(query): Query<DoraQuery>) -> ApiResult {
+    let controller = server.controller(&app)?;
+    controller.dora(query.days.unwrap_or(30).clamp(1, 365)).map(Json)
+}
+
+async fn dora(State(server): Shared, Query(query): Query<DoraQuery>) -> ApiResult {
+    let days = query.days.unwrap_or(30).clamp(1, 365);
+    let mut apps = serde_json::Map::new();
+    for name in server.apps().keys() {
+        if let Ok(controller) = server.controller(name) {
+            apps.insert(name.clone(), controller.dora(days)?);
+        }
+    }
+    Ok(Json(json!({ "days": days, "apps": apps })))
+}
+
+async fn deploy(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Extension(principal): Extension<Principal>,
+    Json(mut request): Json<DeployRequest>,
+) -> ApiResult {
+    if request.artifact.is_some() {
+        return Err(ApiError::bad_request(
+            "a server builds its own artifacts from git; deploy a release it made (`release`), or push a commit",
+        ));
+    }
+    if request.approved_by.is_some() {
+        // The approver is whoever holds the token, not what the body says.
+        request.approved_by = Some(principal.name.clone());
+    }
+    server.controller(&app)?.deploy(request).await.map(Json)
+}
+
+async fn rollback(State(server): Shared, Path(app): Path<String>, Json(request): Json<RollbackRequest>) -> ApiResult {
+    server.controller(&app)?.rollback(request).await.map(Json)
+}
+
+async fn promote(State(server): Shared, Path(app): Path<String>, Json(request): Json<CanaryRequest>) -> ApiResult {
+    server.controller(&app)?.promote(&request.environment).map(Json)
+}
+
+async fn abort(State(server): Shared, Path(app): Path<String>, Json(request): Json<CanaryRequest>) -> ApiResult {
+    server.controller(&app)?.abort(&request.environment).map(Json)
+}
+
+async fn approve(
+    State(server): Shared,
+    Path((app, env)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    server.approve(&app, &env, &principal.name).map(Json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackTo {
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn rollback_env(
+    State(server): Shared,
+    Path((app, env)): Path<(String, String)>,
+    body: Option<Json<RollbackTo>>,
+) -> ApiResult {
+    let to = body.and_then(|Json(body)| body.to);
+    server
+        .controller(&app)?
+        .rollback(RollbackRequest { environment: env, to })
+        .await
+        .map(Json)
+}
+
+async fn promote_env(State(server): Shared, Path((app, env)): Path<(String, String)>) -> ApiResult {
+    server.controller(&app)?.promote(&env).map(Json)
+}
+
+async fn abort_env(State(server): Shared, Path((app, env)): Path<(String, String)>) -> ApiResult {
+    server.controller(&app)?.abort(&env).map(Json)
+}
+
+async fn list_secrets(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+    server.app(&app)?;
+    let secrets = server.store().list_secrets(&app).map_err(internal)?;
+    Ok(Json(json!({ "secrets": secrets })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretValue {
+    value: String,
+}
+
+async fn set_secret(
+    State(server): Shared,
+    Path((app, name)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<SecretValue>,
+) -> ApiResult {
+    server.set_secret(&app, &name, &body.value, &principal.name)?;
+    Ok(Json(json!({ "app": app, "name": name, "stored": true })))
+}
+
+async fn delete_secret(
+    State(server): Shared,
+    Path((app, name)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    server.app(&app)?;
+    let deleted = server
+        .store()
+        .delete_secret(&app, &name, &principal.name)
+        .map_err(internal)?;
+    Ok(Json(json!({ "app": app, "name": name, "deleted": deleted })))
+}
+
+async fn list_tokens(State(server): Shared) -> ApiResult {
+    Ok(Json(json!({ "tokens": server.store().list_tokens().map_err(internal)? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: String,
+}
+
+async fn create_token(
+    State(server): Shared,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<NewToken>,
+) -> ApiResult {
+    let role: Role = body.role.parse().map_err(|error: lastmile_store::UnknownRole| ApiError::bad_request(error.to_string()))?;
+    let (record, token) = crate::tokens::create(server.store().as_ref(), &body.name, role, &principal.name)
+        .map_err(ApiError::bad_request)?;
+    Ok(Json(json!({ "token": token, "record": record, "note": "shown once; store it now" })))
+}
+
+async fn revoke_token(
+    State(server): Shared,
+    Path(name): Path<String>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    let revoked = server
+        .store()
+        .revoke_token(&name, &principal.name)
+        .map_err(internal)?;
+    if !revoked {
+        return Err(ApiError::not_found(format!("no active token named `{name}`")));
+    }
+    Ok(Json(json!({ "name": name, "revoked": true })))
+}
+
+async fn whoami(Extension(principal): Extension<Principal>) -> ApiResult {
+    Ok(Json(json!({ "name": principal.name, "role": principal.role })))
+}
+
+async fn webhook(State(server): Shared, Path(app): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    server.webhook(&app, &headers, &body).map(Json)
+}
+
+async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+async fn metrics(State(server): Shared) -> Response {
+    let mut texts = Vec::new();
+    for name in server.apps().keys() {
+        if let Ok(controller) = server.controller(name) {
+            match controller.metrics().await {
+                Ok(text) => texts.push((name.clone(), text)),
+                Err(error) => return error.into_response(),
+            }
+        }
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, lastmile_monitor::PROMETHEUS_CONTENT_TYPE)],
+        crate::metrics_merge::merge(&texts),
+    )
+        .into_response()
+}

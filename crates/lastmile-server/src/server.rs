@@ -1,0 +1,884 @@
+//! `lastmile server`: the controller for many apps, fed by git.
+//!
+//! Each app in `server.yaml` is a repository. The server keeps a bare
+//! mirror of it, polls it (and wakes at once on a verified webhook), and
+//! for each new head of a watched branch: writes the commit's tree out,
+//! runs its pipeline with the app's secrets, makes a release of the
+//! artifact and deploys it to the first environment with the spec of that
+//! same commit. A success promotes along the environment chain: at once
+//! where `promote: auto`, after an approval where `promote: manual` or
+//! `gates.approval: required`.
+//!
+//! Every app has its own controller (store, engine, `local` host); the
+//! server's own store holds what spans apps: API tokens and secrets.
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use lastmile_spec::{Promote, Spec};
+use lastmile_store::{BlobStore, CommitRecord, SecretBox, SqliteStore, Store, now_millis};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+pub use config::{AppConfig, ServerConfig};
+
+use crate::control::{ApiError, ArtifactRef, DeployRequest};
+use crate::up::{Controller, ControllerOptions, Progress, SecretLookup};
+
+/// Checked-out trees kept after their run (for a look after a failure).
+const KEPT_CHECKOUTS: usize = 3;
+
+/// The server: apps, their watchers, the store of tokens and secrets.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    store: Arc<SqliteStore>,
+    secret_box: Arc<SecretBox>,
+    apps: BTreeMap<String, Arc<App>>,
+    progress: Arc<dyn Progress>,
+    stop: watch::Sender<bool>,
+    /// Calls from loopback need no token (`lastmile up` only).
+    pub(crate) loopback_is_trusted: bool,
+}
+
+/// One watched repository and what the server knows of it.
+pub struct App {
+    config: AppConfig,
+    dir: PathBuf,
+    store: Arc<SqliteStore>,
+    controller: Mutex<Option<Arc<Controller>>>,
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    wake: Notify,
+    pending: Mutex<BTreeMap<String, Pending>>,
+    /// Serializes git work on the mirror (a `gix` repository is opened per
+    /// use, in a blocking thread).
+    mirror: Arc<Mutex<()>>,
+    last_error: Mutex<Option<String>>,
+    drift: Mutex<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("name", &self.config.name).finish_non_exhaustive()
+    }
+}
+
+/// A deployment waiting for someone to approve it.
+#[derive(Debug, Clone)]
+struct Pending {
+    release: String,
+    version: String,
+    commit: Option<String>,
+    spec: Spec,
+    source: String,
+    since: i64,
+}
+
+impl Server {
+    /// Opens the state, the key file (created 0600 at first start) and one
+    /// controller per app that has deployed before.
+    pub fn open(config: ServerConfig, progress: Arc<dyn Progress>) -> anyhow::Result<Arc<Server>> {
+        std::fs::create_dir_all(&config.state_dir).with_context(|| {
+            format!("cannot create the state directory {}", config.state_dir.display())
+        })?;
+        let (store, _) = SqliteStore::open(&config.state_dir)
+            .with_context(|| format!("cannot open the state in {}", config.state_dir.display()))?;
+        let secret_box = SecretBox::open_or_create(&config.state_dir.join("secret.key"))
+            .context("cannot open the secrets key")?;
+        let store = Arc::new(store);
+        let mut apps = BTreeMap::new();
+        for app in &config.apps {
+            let dir = config.state_dir.join("apps").join(&app.name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let (app_store, report) = SqliteStore::open(&dir)
+                .with_context(|| format!("cannot open the state of {} in {}", app.name, dir.display()))?;
+            for run in report.interrupted_runs {
+                progress.warn(&format!("{}: run #{run} was interrupted by a stop", app.name));
+            }
+            apps.insert(
+                app.name.clone(),
+                Arc::new(App {
+                    config: app.clone(),
+                    dir,
+                    store: Arc::new(app_store),
+                    controller: Mutex::new(None),
+                    loops: Mutex::new(Vec::new()),
+                    wake: Notify::new(),
+                    pending: Mutex::new(BTreeMap::new()),
+                    mirror: Arc::new(Mutex::new(())),
+                    last_error: Mutex::new(None),
+                    drift: Mutex::new(BTreeMap::new()),
+                }),
+            );
+        }
+        let (stop, _) = watch::channel(false);
+        Ok(Arc::new(Server {
+            config,
+            store,
+            secret_box: Arc::new(secret_box),
+            apps,
+            progress,
+            stop,
+            loopback_is_trusted: false,
+        }))
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The server's own store (tokens, secrets, audit).
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
+    /// Apps by name.
+    pub fn apps(&self) -> &BTreeMap<String, Arc<App>> {
+        &self.apps
+    }
+
+    /// One app, or a 404 naming the ones there are.
+    pub fn app(&self, name: &str) -> Result<&Arc<App>, ApiError> {
+        self.apps.get(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no app `{name}` on this server; it has: {}",
+                self.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Brings back what each app served, then starts the watchers.
+    pub async fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for app in self.apps.values() {
+            if let Err(error) = self.restore_app(app).await {
+                self.progress
+                    .warn(&format!("{}: cannot restore: {error:#}", app.config.name));
+            }
+            tasks.push(tokio::spawn(watch_app(self.clone(), app.clone())));
+        }
+        tasks.push(tokio::spawn(drift_loop(self.clone())));
+        tasks
+    }
+
+    /// Stops watchers, then every app's instances and routers.
+    pub async fn shut_down(&self) {
+        let _ = self.stop.send(true);
+        for app in self.apps.values() {
+            for task in lock(&app.loops).drain(..) {
+                task.abort();
+            }
+            let controller = lock(&app.controller).clone();
+            if let Some(controller) = controller {
+                controller.shut_down().await;
+            }
+        }
+    }
+
+    /// Wakes an app's watcher at once (a webhook said there is news).
+    pub fn poke(&self, app: &str) {
+        if let Some(app) = self.apps.get(app) {
+            app.wake.notify_one();
+        }
+    }
+
+    /// The value of one secret of `app`, decrypted.
+    pub fn secret_value(&self, app: &str, name: &str) -> Option<String> {
+        let (nonce, ciphertext) = self.store.get_secret(app, name).ok()??;
+        let plain = self
+            .secret_box
+            .open(&format!("{app}/{name}"), &nonce, &ciphertext)
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+
+    /// Stores a secret, encrypted; the value is never logged or returned.
+    pub fn set_secret(&self, app: &str, name: &str, value: &str, actor: &str) -> Result<(), ApiError> {
+        self.app(app)?;
+        if name.is_empty()
+            || !name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || name.as_bytes()[0].is_ascii_digit()
+        {
+            return Err(ApiError::bad_request(format!(
+                "secret name `{name}` must be an environment variable name: A-Z, 0-9 and _, not starting with a digit"
+            )));
+        }
+        let (nonce, ciphertext) = self
+            .secret_box
+            .seal(&format!("{app}/{name}"), value.as_bytes());
+        self.store
+            .put_secret(app, name, &nonce, &ciphertext, actor)
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        Ok(())
+    }
+
+    fn secret_lookup(self: &Arc<Self>, app: &str) -> SecretLookup {
+        let server = Arc::downgrade(self);
+        let app = app.to_owned();
+        SecretLookup(Arc::new(move |name: &str| {
+            server.upgrade()?.secret_value(&app, name)
+        }))
+    }
+
+    /// The controller of an app, once it has deployed (or restored).
+    pub fn controller(&self, app: &str) -> Result<Arc<Controller>, ApiError> {
+        let app = self.app(app)?;
+        lock(&app.controller).clone().ok_or_else(|| {
+            ApiError::conflict(format!(
+                "app `{}` has not deployed anything yet; push a commit to {} or wait for the first build",
+                app.config.name, app.config.repo
+            ))
+        })
+    }
+
+    fn ensure_controller(self: &Arc<Self>, app: &Arc<App>, spec: &Spec, source: &str) -> anyhow::Result<Arc<Controller>> {
+        let mut slot = lock(&app.controller);
+        if let Some(controller) = slot.as_ref() {
+            return Ok(controller.clone());
+        }
+        let spec_file = app.dir.join("lastmile.yaml");
+        std::fs::write(&spec_file, source)
+            .with_context(|| format!("cannot write {}", spec_file.display()))?;
+        let controller = Controller::build(
+            ControllerOptions {
+                spec: spec.clone(),
+                spec_file,
+                state_dir: app.dir.clone(),
+                access_log: false,
+                listen_override: None,
+                secrets: Some(self.secret_lookup(&app.config.name)),
+                inherited: BTreeMap::new(),
+            },
+            Arc::new(AppProgress {
+                app: app.config.name.clone(),
+                inner: self.progress.clone(),
+            }),
+        )?;
+        *lock(&app.loops) = controller.start_loops();
+        *slot = Some(controller.clone());
+        Ok(controller)
+    }
+
+    /// Starts again what an app's store says it served.
+    async fn restore_app(self: &Arc<Self>, app: &Arc<App>) -> anyhow::Result<()> {
+        let spec_file = app.dir.join("lastmile.yaml");
+        let Ok(source) = std::fs::read_to_string(&spec_file) else {
+            return Ok(());
+        };
+        let (spec, _) = lastmile_spec::parse(&spec_file.display().to_string(), &source)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
+        let controller = self.ensure_controller(app, &spec, &source)?;
+        controller.restore_state().await?;
+        Ok(())
+    }
+
+    /// Builds and deploys one commit: the watcher's work, also used by the
+    /// API (`POST /api/v1/apps/{app}/commits/{sha}/build`).
+    async fn process_commit(self: &Arc<Self>, app: &Arc<App>, sha: &str) -> anyhow::Result<()> {
+        let name = app.config.name.clone();
+        let checkout = app.dir.join("checkouts").join(sha);
+        let _ = std::fs::remove_dir_all(&checkout);
+        let mirror = app.mirror.clone();
+        let sha_owned = sha.to_owned();
+        let destination = checkout.clone();
+        let url = app.config.repo.clone();
+        let mirror_dir = app.dir.join("mirror.git");
+        tokio::task::spawn_blocking(move || {
+            let _guard = lock(&mirror);
+            lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?
+                .materialize(&sha_owned, &destination)?;
+            anyhow::Ok(())
+        })
+        .await??;
+        prune_checkouts(&app.dir.join("checkouts"), KEPT_CHECKOUTS);
+
+        let spec_dir = checkout.join(&app.config.path);
+        let spec_path = spec_dir.join(lastmile_spec::SPEC_FILE);
+        let source = std::fs::read_to_string(&spec_path).map_err(|error| {
+            anyhow::anyhow!(
+                "commit {} has no {} ({error}); add it or fix `path` in server.yaml",
+                short(sha),
+                Path::new(&app.config.path).join(lastmile_spec::SPEC_FILE).display()
+            )
+        })?;
+        let (spec, _) = lastmile_spec::parse(&spec_path.display().to_string(), &source)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
+        if spec.app != name {
+            anyhow::bail!(
+                "lastmile.yaml of commit {} says `app: {}` but server.yaml names this repository `{name}`; make them agree",
+                short(sha),
+                spec.app
+            );
+        }
+        let Some(first) = spec.environments.first().map(|env| env.name.clone()) else {
+            anyhow::bail!("lastmile.yaml of commit {} has no environments to deploy to", short(sha));
+        };
+        let controller = self.ensure_controller(app, &spec, &source)?;
+
+        // The pipeline, in the written-out tree, with the app's secrets.
+        app.store
+            .update_commit(&name, sha, "running", None, None, None)?;
+        self.progress
+            .line(&format!("{name}: building {} ({})", short(sha), first_line_of_commit(app, sha)));
+        let blobs = BlobStore::open(&app.dir)?;
+        let mut options = lastmile_pipeline::RunOptions::new(app.dir.clone());
+        options.in_place = true;
+        options.commit = Some(sha.to_owned());
+        options.actor = format!("git:{name}");
+        let server = self.clone();
+        let lookup_app = name.clone();
+        let environment = move |secret: &str| {
+            server
+                .secret_value(&lookup_app, secret)
+                .or_else(|| std::env::var(secret).ok())
+        };
+        let mut stop = self.stop.subscribe();
+        let reporter = lastmile_pipeline::PlainReporter::default();
+        let summary = lastmile_pipeline::run_pipeline_with_environment(
+            &spec,
+            &spec_dir,
+            app.store.as_ref(),
+            &blobs,
+            &options,
+            &environment,
+            &reporter,
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        )
+        .await?;
+        let run_id = summary.run_id;
+        let Some(artifact) = summary.artifact.filter(|_| summary.status == lastmile_store::RunStatus::Succeeded) else {
+            let reason = summary
+                .failure
+                .map(|failure| format!("step {} {}", failure.step, failure.reason))
+                .unwrap_or_else(|| "the run made no artifact (add `artifact.paths`)".to_owned());
+            app.store
+                .update_commit(&name, sha, "failed", Some(run_id), None, Some(&reason))?;
+            self.progress
+                .warn(&format!("{name}: {} failed its pipeline: {reason}; no release made", short(sha)));
+            return Ok(());
+        };
+        app.store
+            .update_commit(&name, sha, "built", Some(run_id), None, None)?;
+        let request = DeployRequest {
+            environment: first.clone(),
+            release: None,
+            artifact: Some(ArtifactRef {
+                id: artifact.id.clone(),
+                run_id,
+            }),
+            approved_by: None,
+        };
+        self.deploy_chain(app, &controller, request, spec, source, Some(sha.to_owned()), "git")
+            .await;
+        Ok(())
+    }
+
+    /// Deploys to one environment, then on along the chain while promotion
+    /// is automatic; stops at a gate, leaving an approval pending.
+    #[expect(clippy::too_many_arguments, reason = "one deployment's whole context")]
+    async fn deploy_chain(
+        self: &Arc<Self>,
+        app: &Arc<App>,
+        controller: &Arc<Controller>,
+        mut request: DeployRequest,
+        spec: Spec,
+        source: String,
+        commit: Option<String>,
+        actor: &str,
+    ) {
+        let name = app.config.name.clone();
+        loop {
+            let Some(env) = spec
+                .environments
+                .iter()
+                .find(|env| env.name == request.environment)
+                .cloned()
+            else {
+                return;
+            };
+            if env.gates.approval_required && request.approved_by.is_none() {
+                // The release must exist to be approved later.
+                let release = match controller.release_for(&request, &spec, &source) {
+                    Ok(release) => release,
+                    Err(error) => {
+                        self.progress.warn(&format!("{name}: {}", error.message()));
+                        return;
+                    }
+                };
+                self.add_pending(app, &env.name, &release, commit.clone(), &spec, &source, actor);
+                return;
+            }
+            let outcome = controller
+                .deploy_with_spec(request.clone(), Some((spec.clone(), source.clone())))
+                .await;
+            let (status, release) = match &outcome {
+                Ok(value) => (
+                    value["status"].as_str().unwrap_or("failed").to_owned(),
+                    value["to_release"].as_str().map(str::to_owned),
+                ),
+                Err(error) => {
+                    self.progress
+                        .warn(&format!("{name}: deploying to {} failed: {}", env.name, error.message()));
+                    ("failed".to_owned(), None)
+                }
+            };
+            if let Some(sha) = &commit {
+                let commit_status = match status.as_str() {
+                    "succeeded" => "deployed",
+                    "rolled-back" | "rolled_back" => "rolled-back",
+                    _ => "failed",
+                };
+                let error = outcome
+                    .as_ref()
+                    .ok()
+                    .and_then(|value| value["error"].as_str().map(str::to_owned))
+                    .or_else(|| outcome.as_ref().err().map(|error| error.message().to_owned()));
+                let _ = app.store.update_commit(
+                    &name,
+                    sha,
+                    commit_status,
+                    None,
+                    release.as_deref(),
+                    error.as_deref(),
+                );
+            }
+            if status != "succeeded" {
+                return;
+            }
+            let Some(release) = release else { return };
+            // Promotion to the next environment.
+            let position = spec.environments.iter().position(|e| e.name == env.name);
+            let Some(next) = position.and_then(|p| spec.environments.get(p + 1)).cloned() else {
+                return;
+            };
+            let wants_approval = next.promote == Promote::Manual || next.gates.approval_required;
+            if wants_approval {
+                let record = match app.store.get_release(&release) {
+                    Ok(Some(record)) => record,
+                    _ => return,
+                };
+                self.add_pending(app, &next.name, &record, commit.clone(), &spec, &source, actor);
+                return;
+            }
+            request = DeployRequest {
+                environment: next.name.clone(),
+                release: Some(release),
+                artifact: None,
+                approved_by: None,
+            };
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one pending deployment's whole context")]
+    fn add_pending(
+        &self,
+        app: &App,
+        environment: &str,
+        release: &lastmile_store::ReleaseRecord,
+        commit: Option<String>,
+        spec: &Spec,
+        source: &str,
+        actor: &str,
+    ) {
+        let _ = app.store.record_event(
+            "approval.requested",
+            &format!("environment/{environment}"),
+            actor,
+            &json!({ "release": release.id, "version": release.version, "commit": commit }),
+        );
+        self.progress.line(&format!(
+            "{}: release {} waits for approval to go to {environment} (dashboard, or POST /api/v1/apps/{}/environments/{environment}/approve)",
+            app.config.name, release.version, app.config.name
+        ));
+        lock(&app.pending).insert(
+            environment.to_owned(),
+            Pending {
+                release: release.id.clone(),
+                version: release.version.clone(),
+                commit,
+                spec: spec.clone(),
+                source: source.to_owned(),
+                since: now_millis(),
+            },
+        );
+    }
+
+    /// Approves the deployment waiting for `environment`; it runs in the
+    /// background (and promotes on along the chain).
+    pub fn approve(self: &Arc<Self>, app_name: &str, environment: &str, actor: &str) -> Result<Value, ApiError> {
+        let app = self.app(app_name)?.clone();
+        let controller = self.controller(app_name)?;
+        let pending = lock(&app.pending).remove(environment).ok_or_else(|| {
+            ApiError::conflict(format!("nothing waits for approval in {app_name}/{environment}"))
+        })?;
+        let server = self.clone();
+        let answer = json!({
+            "app": app_name,
+            "environment": environment,
+            "release": pending.release,
+            "version": pending.version,
+            "approved_by": actor,
+            "deploying": true,
+        });
+        let actor = actor.to_owned();
+        let environment = environment.to_owned();
+        tokio::spawn(async move {
+            let request = DeployRequest {
+                environment,
+                release: Some(pending.release.clone()),
+                artifact: None,
+                approved_by: Some(actor.clone()),
+            };
+            server
+                .deploy_chain(&app, &controller, request, pending.spec, pending.source, pending.commit, &actor)
+                .await;
+        });
+        Ok(answer)
+    }
+
+    /// Deployments waiting for approval, per app.
+    pub fn pending(&self, app: &str) -> Result<Value, ApiError> {
+        let app = self.app(app)?;
+        let pending = lock(&app.pending);
+        Ok(Value::Array(
+            pending
+                .iter()
+                .map(|(environment, pending)| {
+                    json!({
+                        "environment": environment,
+                        "release": pending.release,
+                        "version": pending.version,
+                        "commit": pending.commit,
+                        "since_ms": pending.since,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// The apps overview: each environment's live release and health.
+    pub async fn overview(&self) -> Value {
+        let mut apps = Vec::new();
+        for (name, app) in &self.apps {
+            let controller = lock(&app.controller).clone();
+            let status = match controller {
+                Some(controller) => controller.status(Duration::from_secs(60)).await.ok(),
+                None => None,
+            };
+            let commits = app.store.list_commits(name, 1).unwrap_or_default();
+            apps.push(json!({
+                "name": name,
+                "repo": app.config.repo,
+                "branches": app.config.branches,
+                "last_commit": commits.first(),
+                "last_error": lock(&app.last_error).clone(),
+                "drift": lock(&app.drift).clone(),
+                "pending": self.pending(name).unwrap_or(Value::Null),
+                "status": status,
+            }));
+        }
+        json!({ "apps": apps })
+    }
+
+    /// Drift of an app: environment → what differs.
+    pub fn drift(&self, app: &str) -> Result<BTreeMap<String, String>, ApiError> {
+        Ok(lock(&self.app(app)?.drift).clone())
+    }
+
+    /// A webhook for `app`: verified with its secret, then the watcher is
+    /// woken. Returns what was accepted.
+    pub fn webhook(&self, app_name: &str, headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+        let app = self.app(app_name)?;
+        let secret = app
+            .config
+            .webhook_secret_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok())
+            .unwrap_or_default();
+        use lastmile_git::webhook::WebhookError;
+        match lastmile_git::webhook::verify(headers, body, &secret) {
+            Ok(push) => {
+                let _ = app.store.record_event(
+                    "webhook.received",
+                    &format!("app/{app_name}"),
+                    &format!("webhook:{:?}", push.provider).to_lowercase(),
+                    &json!({ "branch": push.branch, "after": push.after }),
+                );
+                let watched = push
+                    .branch
+                    .as_deref()
+                    .is_some_and(|branch| lastmile_git::branch_matches(branch, &app.config.branches));
+                if watched && !push.deleted {
+                    app.wake.notify_one();
+                }
+                Ok(json!({ "accepted": true, "triggered": watched && !push.deleted, "branch": push.branch, "after": push.after }))
+            }
+            Err(WebhookError::Unauthorized(message)) => {
+                let _ = self.store.record_event(
+                    "webhook.refused",
+                    &format!("app/{app_name}"),
+                    "webhook",
+                    &json!({ "reason": message }),
+                );
+                Err(ApiError::unauthorized(format!("webhook refused: {message}")))
+            }
+            Err(WebhookError::Ignored(message)) => Ok(json!({ "accepted": false, "ignored": message })),
+            Err(WebhookError::BadPayload(message)) => Err(ApiError::bad_request(message)),
+        }
+    }
+
+    /// Commits the watcher has seen, newest first.
+    pub fn commits(&self, app: &str, limit: usize) -> Result<Vec<CommitRecord>, ApiError> {
+        let entry = self.app(app)?;
+        entry
+            .store
+            .list_commits(app, limit)
+            .map_err(|error| ApiError::internal(&error.into()))
+    }
+
+    /// The app's own store (runs, releases, deployments, events).
+    pub fn app_store(&self, app: &str) -> Result<Arc<SqliteStore>, ApiError> {
+        Ok(self.app(app)?.store.clone())
+    }
+}
+
+impl App {
+    /// Its configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+}
+
+/// Polls one repository (and wakes on webhooks); processes each new head.
+async fn watch_app(server: Arc<Server>, app: Arc<App>) {
+    let name = app.config.name.clone();
+    let mut stop = server.stop.subscribe();
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::select! {
+                () = tokio::time::sleep(app.config.poll_interval) => {}
+                () = app.wake.notified() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+        first = false;
+        let source = "poll";
+        let heads = match fetch(&app).await {
+            Ok(heads) => {
+                *lock(&app.last_error) = None;
+                heads
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                let previous = lock(&app.last_error).replace(message.clone());
+                if previous.as_deref() != Some(message.as_str()) {
+                    server.progress.warn(&format!("{name}: {message}"));
+                }
+                continue;
+            }
+        };
+        for head in heads {
+            if !lastmile_git::branch_matches(&head.branch, &app.config.branches) {
+                continue;
+            }
+            if matches!(app.store.get_commit(&name, &head.sha), Ok(Some(_))) {
+                continue;
+            }
+            let info = {
+                let mirror = app.mirror.clone();
+                let sha = head.sha.clone();
+                let url = app.config.repo.clone();
+                let mirror_dir = app.dir.join("mirror.git");
+                tokio::task::spawn_blocking(move || {
+                    let _guard = lock(&mirror);
+                    lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?.commit(&sha)
+                })
+                .await
+            };
+            let Ok(Ok(info)) = info else { continue };
+            let record = CommitRecord {
+                app: name.clone(),
+                sha: head.sha.clone(),
+                branch: head.branch.clone(),
+                committed_at: info.time_ms,
+                author: info.author.clone(),
+                subject: info.subject.clone(),
+                seen_at: now_millis(),
+                source: source.to_owned(),
+                status: "seen".to_owned(),
+                run_id: None,
+                release_id: None,
+                error: None,
+            };
+            if !matches!(app.store.record_commit(&record), Ok(true)) {
+                continue;
+            }
+            server.progress.line(&format!(
+                "{name}: new commit {} on {}: {}",
+                short(&head.sha),
+                head.branch,
+                info.subject
+            ));
+            if let Err(error) = server.process_commit(&app, &head.sha).await {
+                let message = format!("{error:#}");
+                server.progress.warn(&format!("{name}: {}: {message}", short(&head.sha)));
+                let _ = app
+                    .store
+                    .update_commit(&name, &head.sha, "failed", None, None, Some(&message));
+            }
+        }
+    }
+}
+
+async fn fetch(app: &Arc<App>) -> anyhow::Result<Vec<lastmile_git::Head>> {
+    let mirror = app.mirror.clone();
+    let url = app.config.repo.clone();
+    let dir = app.dir.join("mirror.git");
+    tokio::task::spawn_blocking(move || {
+        let _guard = lock(&mirror);
+        let heads = lastmile_git::Mirror::open_or_clone(&url, &dir)?.fetch()?;
+        anyhow::Ok(heads)
+    })
+    .await?
+}
+
+/// Every few seconds, compares what each environment should run with what
+/// runs; reports the difference and, with `self_heal`, restores it.
+async fn drift_loop(server: Arc<Server>) {
+    let mut stop = server.stop.subscribe();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        for app in server.apps.values() {
+            let controller = lock(&app.controller).clone();
+            let Some(controller) = controller else { continue };
+            let drift = controller.drift().await;
+            let mut known = lock(&app.drift).clone();
+            for (environment, what) in &drift {
+                if known.get(environment) != Some(what) {
+                    server.progress.warn(&format!("{}: drift in {environment}: {what}", app.config.name));
+                    let _ = app.store.record_event(
+                        "drift.detected",
+                        &format!("environment/{environment}"),
+                        "server",
+                        &json!({ "drift": what, "self_heal": app.config.self_heal }),
+                    );
+                }
+            }
+            known.clone_from(&drift);
+            *lock(&app.drift) = known;
+            if app.config.self_heal && !drift.is_empty() {
+                for environment in drift.keys() {
+                    match controller.heal(environment).await {
+                        Ok(true) => {
+                            server
+                                .progress
+                                .line(&format!("{}: self-heal restored {environment}", app.config.name));
+                            let _ = app.store.record_event(
+                                "drift.healed",
+                                &format!("environment/{environment}"),
+                                "server",
+                                &json!({}),
+                            );
+                        }
+                        Ok(false) => {}
+                        Err(error) => server.progress.warn(&format!(
+                            "{}: self-heal of {environment} failed: {}",
+                            app.config.name,
+                            error.message()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn first_line_of_commit(app: &App, sha: &str) -> String {
+    app.store
+        .get_commit(&app.config.name, sha)
+        .ok()
+        .flatten()
+        .map(|commit| commit.subject)
+        .unwrap_or_default()
+}
+
+fn prune_checkouts(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    entries.sort();
+    let excess = entries.len().saturating_sub(keep + 1);
+    for (_, path) in entries.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Prefixes an app's progress lines with its name.
+#[derive(Debug)]
+struct AppProgress {
+    app: String,
+    inner: Arc<dyn Progress>,
+}
+
+impl Progress for AppProgress {
+    fn line(&self, text: &str) {
+        self.inner.line(&format!("{}: {text}", self.app));
+    }
+    fn warn(&self, text: &str) {
+        self.inner.warn(&format!("{}: {text}", self.app));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// The whole HTTP surface of a server: API, webhooks, OpenAPI, dashboard.
+pub fn router(server: Arc<Server>) -> axum::Router {
+    crate::api::routes(server.clone())
+        .merge(crate::dashboard::routes(server))
+        .fallback(crate::api::no_route)
+}
+
+/// Serves `server` on `listener` until `shutdown` completes, then stops
+/// every app (instances drained and stopped, routers closed).
+pub async fn serve(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tasks = server.start().await;
+    let app = router(server.clone());
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    server.shut_down().await;
+    result.context("the API server failed")
+}
