@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use gix::bstr::{BStr, ByteSlice as _};
@@ -22,12 +23,14 @@ pub struct Mirror {
     repo: gix::ThreadSafeRepository,
     url: String,
     dir: PathBuf,
+    /// Two fetches into one mirror would race for the same ref locks; one waits instead.
+    fetch_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mirror")
-            .field("url", &self.url)
+            .field("url", &redact(&self.url))
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
@@ -69,9 +72,10 @@ impl Mirror {
         let repo = if non_empty {
             gix::open(dir).map_err(|e| {
                 GitError::Other(format!(
-                    "{} is not empty and is not a git mirror ({}): remove it so that {url} can be cloned there",
+                    "{} is not empty and is not a git mirror ({}): remove it so that {} can be cloned there",
                     dir.display(),
-                    chain(&e)
+                    chain(&e),
+                    redact(url)
                 ))
             })?
         } else {
@@ -81,13 +85,14 @@ impl Mirror {
             repo: repo.into_sync(),
             url: url.to_string(),
             dir: dir.to_path_buf(),
+            fetch_lock: Mutex::new(()),
         })
     }
 
     fn clone_bare(url: &str, dir: &Path) -> Result<gix::Repository, GitError> {
         let clone_err = |message: String| GitError::Clone {
-            url: url.to_string(),
-            message,
+            url: redact(url),
+            message: scrub(&message, url),
         };
         if let Some(parent) = dir.parent() {
             fs::create_dir_all(parent).map_err(|e| GitError::io(parent, e))?;
@@ -115,9 +120,14 @@ impl Mirror {
     /// the branch heads the remote advertised, sorted by branch name.
     pub fn fetch(&self) -> Result<Vec<Head>, GitError> {
         let fetch_err = |message: String| GitError::Fetch {
-            url: self.url.clone(),
-            message,
+            url: redact(&self.url),
+            message: scrub(&message, &self.url),
         };
+        // A poisoned lock only means another fetch panicked; the refs on disk are still valid.
+        let _serial = self
+            .fetch_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let repo = self.repo.to_thread_local();
         let remote = repo
             .remote_at(self.url.as_str())
@@ -232,7 +242,7 @@ impl Mirror {
                 self.dir.display()
             ))
         })?;
-        match fs::read_dir(dest) {
+        let created = match fs::read_dir(dest) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
                     return Err(GitError::Other(format!(
@@ -240,14 +250,31 @@ impl Mirror {
                         dest.display()
                     )));
                 }
+                false
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir_all(dest).map_err(|e| GitError::io(dest, e))?;
+                true
             }
             Err(e) => return Err(GitError::io(dest, e)),
-        }
+        };
         let mut written = 0;
-        write_tree(&repo, tree_id.detach(), dest, sha, &mut written)?;
+        if let Err(e) = write_tree(&repo, tree_id.detach(), dest, sha, &mut written) {
+            // Leave no half-written tree behind that could be mistaken for a complete one.
+            // Cleanup is best effort: the original error is what the caller needs.
+            if created {
+                let _ = fs::remove_dir_all(dest);
+            } else if let Ok(entries) = fs::read_dir(dest) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = match entry.file_type() {
+                        Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                        _ => fs::remove_file(&path),
+                    };
+                }
+            }
+            return Err(e);
+        }
         Ok(written)
     }
 }
@@ -335,4 +362,78 @@ fn write_tree(
         }
     }
     Ok(())
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => userinfo.to_string(),
+    };
+    format!("{}{}@{}", &url[..scheme_end + 3], user, &rest[at + 1..])
+}
+
+/// `text` without the password of `url`, in case an error message quotes the URL.
+fn scrub(text: &str, url: &str) -> String {
+    let redacted = redact(url);
+    if redacted == url {
+        return text.to_string();
+    }
+    let text = text.replace(url, &redacted);
+    // The password may also appear on its own (percent-decoded or not); blank it everywhere.
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .unwrap_or("");
+    if password.is_empty() {
+        text
+    } else {
+        text.replace(password, "***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, scrub};
+
+    #[test]
+    fn messages_lose_the_password() {
+        let url = "https://bot:tok3n@git.example.com/a.git";
+        assert_eq!(
+            scrub(
+                "cannot reach https://bot:tok3n@git.example.com/a.git (tok3n)",
+                url
+            ),
+            "cannot reach https://bot:***@git.example.com/a.git (***)"
+        );
+        assert_eq!(scrub("plain", "/srv/a"), "plain");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("https://bot:tok3n@git.example.com/a/b.git"),
+            "https://bot:***@git.example.com/a/b.git"
+        );
+        assert_eq!(
+            redact("https://git.example.com/a@b.git"),
+            "https://git.example.com/a@b.git"
+        );
+        assert_eq!(redact("https://bot@h/x"), "https://bot@h/x");
+        assert_eq!(redact("/srv/git/app"), "/srv/git/app");
+        assert_eq!(redact("git@github.com:a/b.git"), "git@github.com:a/b.git");
+    }
 }

@@ -262,3 +262,67 @@ fn fetch_follows_force_pushes_and_drops_deleted_branches() {
         "rewritten\n"
     );
 }
+
+#[test]
+fn materialize_refuses_escaping_names_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    // Plumbing builds a tree that porcelain refuses: sub/.. is a file.
+    let blob = git_stdin(&src, &["hash-object", "-w", "--stdin"], "evil\n");
+    let sub = git_stdin(&src, &["mktree"], &format!("100644 blob {blob}\t..\n"));
+    let root = git_stdin(
+        &src,
+        &["mktree"],
+        &format!("100644 blob {blob}\ta.txt\n040000 tree {sub}\tsub\n"),
+    );
+    let commit = git(&src, &["commit-tree", &root, "-m", "evil"]);
+    git(&src, &["update-ref", "refs/heads/main", &commit]);
+
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let dest = tmp.path().join("out");
+    let err = mirror
+        .materialize(&commit, &dest)
+        .expect_err("escaping name");
+    assert!(err.to_string().contains("escape"), "{err}");
+    assert!(!dest.exists(), "the half-written tree is removed");
+    assert!(!tmp.path().join("evil").exists());
+
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    mirror
+        .materialize(&commit, &existing)
+        .expect_err("escaping name");
+    assert!(existing.exists(), "a directory the caller made is kept");
+    assert_eq!(
+        std::fs::read_dir(&existing).expect("read_dir").count(),
+        0,
+        "but emptied"
+    );
+}
+
+fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("git finishes");
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
