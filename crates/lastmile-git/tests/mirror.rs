@@ -102,6 +102,12 @@ fn reopen_uses_existing_mirror_and_plain_paths_clone() {
     assert_eq!(again.commit(&main).expect("commit").sha, main);
     let heads = again.fetch().expect("fetch");
     assert_eq!(heads.len(), 2);
+
+    // An existing empty directory (a fresh volume, say) is cloned into.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let mirror = Mirror::open_or_clone(&file_url(&src), &empty).expect("clone into empty dir");
+    assert_eq!(mirror.fetch().expect("fetch"), heads);
 }
 
 #[test]
