@@ -26,6 +26,14 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub(crate) color: ColorChoice,
 
+    /// Talk to a `lastmile server` at this URL (http://HOST:PORT) instead of a local `lastmile up`; the token comes from LASTMILE_TOKEN
+    #[arg(long, global = true, env = "LASTMILE_SERVER", value_name = "URL")]
+    pub(crate) server: Option<String>,
+
+    /// The app on the server [default: `app:` of lastmile.yaml in --dir]
+    #[arg(long, global = true, env = "LASTMILE_APP", value_name = "NAME")]
+    pub(crate) app: Option<String>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -102,6 +110,94 @@ sockets, then the old process drains and exits."
     Down(ControlArgs),
     /// Run the router alone in front of one backend (for benchmarks and trials)
     Proxy(ProxyArgs),
+    /// Run the control plane: watch git repositories, build and deploy every new commit, serve the API and dashboard
+    #[command(
+        after_help = "server.yaml lists the repositories (one app each), the API address and \
+the state directory; see docs/server.md. Create the first admin token with \
+`lastmile token create --config server.yaml --role admin --name NAME`."
+    )]
+    Server(ServerArgs),
+    /// API tokens of a `lastmile server`: create, list, revoke
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Secrets of a `lastmile server`'s apps, encrypted at rest: set (value from stdin), list, delete
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The server's configuration
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "server.yaml")]
+    pub(crate) config: PathBuf,
+}
+
+/// Where token and secret commands act: a running server (--server) or the
+/// state of one on this machine (--config).
+#[derive(Debug, Args)]
+pub(crate) struct AdminTarget {
+    /// The server's configuration, to act on its state directly (no --server needed)
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print the answer as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token; it is printed once, on stdout
+    Create {
+        /// viewer (read), deployer (also deploy, approve, roll back), admin (also tokens, secrets)
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// Who uses it; recorded as the actor of its calls [default: the role and a number]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// List tokens (never the tokens themselves)
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Revoke a token by name
+    Revoke {
+        /// The token's name
+        name: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Store a secret for an app; the value is read from stdin (one trailing newline is dropped)
+    Set {
+        /// The app
+        app: String,
+        /// The variable name instances and steps see (A-Z, 0-9, _)
+        name: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// List an app's secret names (never values)
+    List {
+        /// The app
+        app: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Delete a secret
+    Delete {
+        /// The app
+        app: String,
+        /// The secret's name
+        name: String,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
 }
 
 #[derive(Debug, Args)]

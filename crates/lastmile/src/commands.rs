@@ -11,11 +11,13 @@ mod logs;
 mod proxy;
 mod run;
 mod runs;
+mod server;
 mod up;
 
 /// Runs the chosen subcommand.
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = cli.state_dir.as_deref();
+    crate::control::set_remote(cli.server.clone(), cli.app.clone());
     match cli.command {
         Command::Check(args) => check::check(&args),
         Command::Run(args) => run::run(&args, state_dir),
@@ -34,5 +36,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restart(args) => control::restart(&args, state_dir),
         Command::Down(args) => control::down(&args, state_dir),
         Command::Proxy(args) => proxy::proxy(&args),
+        Command::Server(args) => server::server(&args),
+        Command::Token(command) => server::token(&command),
+        Command::Secret(command) => server::secret(&command),
     }
 }

@@ -1,13 +1,15 @@
-//! Talking to a running `lastmile up` through its control API.
+//! Talking to a running `lastmile up` through its control API, or to a
+//! `lastmile server` through its REST API (`--server URL`).
 //!
 //! `lastmile up` writes `up.json` into the state directory with its control
-//! address; the API listens on loopback only and needs no token there. The
-//! client is a small blocking HTTP/1.1 client: one request per connection,
-//! JSON in and out.
+//! address; the API listens on loopback only and needs no token there. A
+//! server needs a token: `LASTMILE_TOKEN`. The client is a small blocking
+//! HTTP/1.1 client: one request per connection, JSON in and out.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,14 +22,106 @@ pub(crate) struct UpFile {
     pub(crate) control: SocketAddr,
 }
 
-/// A connection target: the control address of the running `up`.
+/// The `--server` / `LASTMILE_SERVER` target, when one is given.
+#[derive(Debug, Clone)]
+pub(crate) struct Remote {
+    /// As given: `http://host:port`.
+    pub(crate) url: String,
+    /// `--app` / `LASTMILE_APP`.
+    pub(crate) app: Option<String>,
+}
+
+static REMOTE: OnceLock<Option<Remote>> = OnceLock::new();
+
+/// Records `--server` and `--app` for the commands that talk to a server.
+pub(crate) fn set_remote(server: Option<String>, app: Option<String>) {
+    let _ = REMOTE.set(
+        server
+            .filter(|url| !url.trim().is_empty())
+            .map(|url| Remote { url, app }),
+    );
+}
+
+/// The server to talk to, when `--server` or `LASTMILE_SERVER` is set.
+pub(crate) fn remote() -> Option<&'static Remote> {
+    REMOTE.get().and_then(Option::as_ref)
+}
+
+/// A connection target: the control address of the running `up`, or a
+/// server's API.
 #[derive(Debug)]
 pub(crate) struct Control {
     addr: SocketAddr,
     pid: u32,
+    /// `Host` header and name in messages.
+    host: String,
+    /// `Bearer` token, for a server.
+    token: Option<String>,
+    /// `/api/v1/apps/NAME`: the un-scoped `/api/v1/…` paths of `up` are
+    /// moved under it on a server.
+    app_prefix: Option<String>,
+    /// The server's URL, when this is one.
+    server: Option<String>,
 }
 
 impl Control {
+    /// A server's API for the app of `spec_dir` (or `--app`).
+    pub(crate) fn remote_app(remote: &Remote, spec_dir: &Path) -> anyhow::Result<Control> {
+        let app = match &remote.app {
+            Some(app) => app.clone(),
+            None => match lastmile_spec::load(spec_dir) {
+                Ok(loaded) => loaded.spec.app,
+                Err(_) => bail!(
+                    "which app on {}? pass --app NAME (or LASTMILE_APP), or run in the directory of its lastmile.yaml",
+                    remote.url
+                ),
+            },
+        };
+        let mut control = Control::server(&remote.url)?;
+        control.app_prefix = Some(format!("/api/v1/apps/{app}"));
+        Ok(control)
+    }
+
+    /// A server's API, for calls that are not about one app.
+    pub(crate) fn server(url: &str) -> anyhow::Result<Control> {
+        let rest = match url.strip_prefix("http://") {
+            Some(rest) => rest,
+            None if url.starts_with("https://") => bail!(
+                "--server {url}: this client speaks plain http only; reach the server through an SSH tunnel or on its loopback address"
+            ),
+            None => bail!("--server {url}: write it as http://HOST:PORT"),
+        };
+        let host = rest.trim_end_matches('/').to_owned();
+        let addr = host
+            .to_socket_addrs()
+            .with_context(|| format!("--server {url}: cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("--server {url}: {host} has no address"))?;
+        let token = std::env::var("LASTMILE_TOKEN")
+            .ok()
+            .filter(|token| !token.trim().is_empty());
+        Ok(Control {
+            addr,
+            pid: 0,
+            host,
+            token,
+            app_prefix: None,
+            server: Some(url.to_owned()),
+        })
+    }
+
+    /// `PUT path` with a JSON body.
+    pub(crate) fn put(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.request("PUT", path, Some(body), Duration::from_secs(10))
+    }
+
+    fn describe(&self) -> String {
+        match &self.server {
+            Some(url) => format!("the server at {url}"),
+            None => "`lastmile up`".to_owned(),
+        }
+    }
+
     /// Finds the running `lastmile up` for a state directory.
     pub(crate) fn find(state_dir: &Path) -> anyhow::Result<Control> {
         let path = state_dir.join("up.json");
@@ -50,6 +144,10 @@ impl Control {
         Ok(Control {
             addr: up.control,
             pid: up.pid,
+            host: up.control.to_string(),
+            token: None,
+            app_prefix: None,
+            server: None,
         })
     }
 
@@ -81,20 +179,34 @@ impl Control {
         body: Option<&serde_json::Value>,
         timeout: Duration,
     ) -> anyhow::Result<serde_json::Value> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| {
-            format!(
+        let scoped;
+        let path = match (&self.app_prefix, path.strip_prefix("/api/v1")) {
+            (Some(prefix), Some(rest)) => {
+                scoped = format!("{prefix}{rest}");
+                scoped.as_str()
+            }
+            _ => path,
+        };
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| match &self.server {
+            Some(url) => format!("the server at {url} does not answer on {}", self.addr),
+            None => format!(
                 "`lastmile up` (pid {}) does not answer on {}: it may have stopped; start it again with `lastmile up`",
                 self.pid, self.addr
-            )
+            ),
         })?;
         stream.set_read_timeout(Some(timeout))?;
         let body = body
             .map(serde_json::to_vec)
             .transpose()?
             .unwrap_or_default();
+        let authorization = self
+            .token
+            .as_ref()
+            .map(|token| format!("authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            self.addr,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{authorization}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            self.host,
             body.len()
         );
         stream.write_all(head.as_bytes())?;
@@ -102,21 +214,21 @@ impl Control {
         let mut response = Vec::new();
         stream
             .read_to_end(&mut response)
-            .with_context(|| format!("no complete answer from `lastmile up` on {}", self.addr))?;
+            .with_context(|| format!("no complete answer from {} on {}", self.describe(), self.addr))?;
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text
             .split_once("\r\n\r\n")
-            .context("malformed answer from `lastmile up`")?;
+            .with_context(|| format!("malformed answer from {}", self.describe()))?;
         let status: u16 = head
             .split_whitespace()
             .nth(1)
             .and_then(|code| code.parse().ok())
-            .context("malformed status line from `lastmile up`")?;
+            .with_context(|| format!("malformed status line from {}", self.describe()))?;
         let value: serde_json::Value = if body.trim().is_empty() {
             serde_json::Value::Null
         } else {
             serde_json::from_str(body)
-                .with_context(|| format!("`lastmile up` answered non-JSON: {body}"))?
+                .with_context(|| format!("{} answered non-JSON: {body}", self.describe()))?
         };
         if !(200..300).contains(&status) {
             let message = value
@@ -124,6 +236,9 @@ impl Control {
                 .and_then(|error| error.as_str())
                 .unwrap_or(body)
                 .to_string();
+            if status == 401 && self.server.is_some() && self.token.is_none() {
+                bail!("{message} (LASTMILE_TOKEN is not set)");
+            }
             bail!("{message}");
         }
         Ok(value)

@@ -21,6 +21,9 @@ use crate::state;
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
+    if let Some(remote) = crate::control::remote() {
+        return Control::remote_app(remote, &args.state.dir);
+    }
     let dir = std::path::absolute(&args.state.dir).unwrap_or_else(|_| args.state.dir.clone());
     Control::find(&state::state_dir(state_dir, &dir))
 }
@@ -30,6 +33,8 @@ pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Res
     let mut request = json!({ "environment": args.env });
     if let Some(release) = &args.release {
         request["release"] = json!(release);
+    } else if crate::control::remote().is_some() {
+        // A server builds from git: deploy the newest release it made.
     } else {
         let loaded = match lastmile_spec::load(&args.control.state.dir) {
             Ok(loaded) => loaded,

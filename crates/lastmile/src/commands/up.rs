@@ -12,7 +12,7 @@ use crate::state;
 
 /// Prints the controller's progress lines.
 #[derive(Debug)]
-struct Printer;
+pub(crate) struct Printer;
 
 impl lastmile_server::up::Progress for Printer {
     fn line(&self, text: &str) {
