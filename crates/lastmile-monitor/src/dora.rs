@@ -24,7 +24,9 @@ pub struct DoraReport {
     pub deployments: u64,
     /// Succeeded deployments per day of the window.
     pub deployment_frequency_per_day: f64,
-    /// Median hours from a release's run start to its first success here.
+    /// Median hours from a release's commit (its committer time, when the
+    /// server took it from git; else its run's start) to its first success
+    /// here.
     pub lead_time_median_hours: Option<f64>,
     /// Failed changes over finished deployments (0–1).
     pub change_failure_rate: Option<f64>,
@@ -53,7 +55,7 @@ pub fn dora(
     ))
 }
 
-/// Release id → start of the run that built it, for every release some
+/// Release id → its commit time (or the start of the run that built it), for every release some
 /// deployment moved to. Releases without a run (or whose run is gone) are
 /// left out: they have no lead time.
 pub(crate) fn lead_starts(
@@ -70,7 +72,13 @@ pub(crate) fn lead_starts(
             continue;
         };
         if let Some(run) = store.get_run(run_id)? {
-            starts.insert(release.id, run.started_at);
+            // Lead time starts at the commit when the server saw it come
+            // from git (its committer time), else at the run's start.
+            let committed = match &run.commit {
+                Some(sha) => store.get_commit(&run.app, sha)?.map(|c| c.committed_at),
+                None => None,
+            };
+            starts.insert(release.id, committed.unwrap_or(run.started_at));
         }
     }
     Ok(starts)
