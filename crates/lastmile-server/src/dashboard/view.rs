@@ -1,0 +1,588 @@
+//! What the pages show, in words: built from the server's JSON and store
+//! records so the templates only print strings.
+
+use std::collections::BTreeMap;
+
+use lastmile_store::{
+    CommitRecord, DeploymentRecord, DeploymentStep, LogLine, ReleaseRecord, Run, StepRecord,
+    now_millis,
+};
+use serde_json::Value;
+
+/// Release id → version (`v3`), to name releases as people do.
+#[derive(Debug, Default)]
+pub(crate) struct Versions(BTreeMap<String, String>);
+
+impl Versions {
+    /// From the `releases` list of a controller's status, or store records.
+    pub(crate) fn from_json(releases: Option<&Value>) -> Versions {
+        let mut map = BTreeMap::new();
+        for release in releases.and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(id), Some(version)) = (
+                release.get("id").and_then(Value::as_str),
+                release.get("version").and_then(Value::as_str),
+            ) {
+                map.insert(id.to_owned(), version.to_owned());
+            }
+        }
+        Versions(map)
+    }
+
+    /// From store records.
+    pub(crate) fn from_records(releases: &[ReleaseRecord]) -> Versions {
+        Versions(
+            releases
+                .iter()
+                .map(|release| (release.id.clone(), release.version.clone()))
+                .collect(),
+        )
+    }
+
+    /// The version of `id`, or its short id when unknown.
+    pub(crate) fn name(&self, id: &str) -> String {
+        self.0.get(id).cloned().unwrap_or_else(|| short(id))
+    }
+}
+
+/// One environment as the overview and the app page show it.
+#[derive(Debug)]
+pub(crate) struct EnvView {
+    pub(crate) name: String,
+    pub(crate) live: String,
+    pub(crate) previous: Option<String>,
+    pub(crate) ready: usize,
+    pub(crate) total: usize,
+    pub(crate) split: Vec<SplitView>,
+    pub(crate) deployment: Option<String>,
+    pub(crate) listen: String,
+    pub(crate) strategy: String,
+}
+
+/// One release's share of an environment's traffic.
+#[derive(Debug)]
+pub(crate) struct SplitView {
+    pub(crate) version: String,
+    pub(crate) percent: String,
+}
+
+/// Traffic and latency of one release.
+#[derive(Debug)]
+pub(crate) struct StatView {
+    pub(crate) version: String,
+    pub(crate) requests: String,
+    pub(crate) errors: String,
+    pub(crate) p99: String,
+}
+
+/// A deployment waiting for approval.
+#[derive(Debug)]
+pub(crate) struct PendingView {
+    pub(crate) environment: String,
+    pub(crate) version: String,
+    pub(crate) commit: String,
+    pub(crate) ago: String,
+}
+
+/// The newest commit of an app.
+#[derive(Debug)]
+pub(crate) struct CommitView {
+    pub(crate) short: String,
+    pub(crate) subject: String,
+    pub(crate) author: String,
+    pub(crate) status: String,
+    pub(crate) run: Option<i64>,
+    pub(crate) ago: String,
+}
+
+/// One app on the overview.
+#[derive(Debug)]
+pub(crate) struct AppCard {
+    pub(crate) name: String,
+    pub(crate) repo: String,
+    pub(crate) last_commit: Option<CommitView>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) drift: Vec<(String, String)>,
+    pub(crate) pending: Vec<PendingView>,
+    pub(crate) environments: Vec<EnvView>,
+}
+
+/// A pipeline run in a list or on its page.
+#[derive(Debug)]
+pub(crate) struct RunView {
+    pub(crate) id: i64,
+    pub(crate) status: String,
+    pub(crate) commit: String,
+    pub(crate) ago: String,
+    pub(crate) duration: String,
+    pub(crate) reason: Option<String>,
+}
+
+/// A step of a run with its log.
+#[derive(Debug)]
+pub(crate) struct StepView {
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) attempts: u32,
+    pub(crate) duration: String,
+    pub(crate) log: String,
+}
+
+/// A deployment in a list or on its page.
+#[derive(Debug)]
+pub(crate) struct DeploymentView {
+    pub(crate) id: i64,
+    pub(crate) environment: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) strategy: String,
+    pub(crate) status: String,
+    pub(crate) phase: String,
+    pub(crate) ago: String,
+    pub(crate) duration: String,
+    pub(crate) error: Option<String>,
+}
+
+/// A recorded transition of a deployment.
+#[derive(Debug)]
+pub(crate) struct PhaseView {
+    pub(crate) seq: i64,
+    pub(crate) ago: String,
+    pub(crate) phase: String,
+    pub(crate) detail: String,
+}
+
+/// A release in the history.
+#[derive(Debug)]
+pub(crate) struct ReleaseView {
+    pub(crate) version: String,
+    pub(crate) id: String,
+    pub(crate) run: Option<i64>,
+    pub(crate) ago: String,
+    pub(crate) live_in: String,
+}
+
+/// DORA figures of one environment.
+#[derive(Debug)]
+pub(crate) struct DoraView {
+    pub(crate) environment: String,
+    pub(crate) deployments: String,
+    pub(crate) frequency: String,
+    pub(crate) frequency_tier: String,
+    pub(crate) lead_time: String,
+    pub(crate) lead_time_tier: String,
+    pub(crate) failure_rate: String,
+    pub(crate) failure_rate_tier: String,
+    pub(crate) recovery: String,
+    pub(crate) recovery_tier: String,
+}
+
+/// The environments of a controller's status JSON.
+pub(crate) fn environments(status: &Value) -> Vec<EnvView> {
+    let versions = Versions::from_json(status.get("releases"));
+    let instances: Vec<&Value> = status
+        .get("instances")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().collect())
+        .unwrap_or_default();
+    let mut views = Vec::new();
+    for env in status
+        .get("environments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = text(env.get("name"));
+        // Instance ids are `{environment}.{release}.{index}`.
+        let prefix = format!("{name}.");
+        let mine: Vec<&&Value> = instances
+            .iter()
+            .filter(|instance| text(instance.get("instance_id")).starts_with(&prefix))
+            .collect();
+        let ready = mine
+            .iter()
+            .filter(|instance| instance.get("state").and_then(Value::as_str) == Some("ready"))
+            .count();
+        let split = env
+            .get("weights")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|weight| SplitView {
+                version: versions.name(&text(weight.get("release"))),
+                percent: format!(
+                    "{:.0}%",
+                    weight.get("percent").and_then(Value::as_f64).unwrap_or(0.0)
+                ),
+            })
+            .collect();
+        let deployment = env
+            .get("deployment")
+            .filter(|value| !value.is_null())
+            .map(|deployment| {
+                format!(
+                    "#{} to {} ({}, {})",
+                    deployment
+                        .get("id")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default(),
+                    versions.name(&text(deployment.get("to_release"))),
+                    text(deployment.get("strategy")),
+                    text(deployment.get("phase")),
+                )
+            });
+        views.push(EnvView {
+            live: env
+                .get("current_release")
+                .and_then(Value::as_str)
+                .map_or_else(|| "nothing yet".to_owned(), |id| versions.name(id)),
+            previous: env
+                .get("previous_release")
+                .and_then(Value::as_str)
+                .map(|id| versions.name(id)),
+            ready,
+            total: mine.len(),
+            split,
+            deployment,
+            listen: text(env.get("listen")),
+            strategy: strategy(env.get("strategy")),
+            name,
+        });
+    }
+    views
+}
+
+/// Per-release traffic of a controller's status JSON.
+pub(crate) fn stats(status: &Value) -> Vec<StatView> {
+    let versions = Versions::from_json(status.get("releases"));
+    status
+        .get("stats")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|row| StatView {
+            version: versions.name(&text(row.get("release"))),
+            requests: number(row.get("requests")),
+            errors: number(row.get("errors_5xx")),
+            p99: format!(
+                "{:.1} ms",
+                row.get("p99_ms").and_then(Value::as_f64).unwrap_or(0.0)
+            ),
+        })
+        .collect()
+}
+
+/// Pending approvals, from `Server::pending`.
+pub(crate) fn pending(pending: &Value) -> Vec<PendingView> {
+    pending
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| PendingView {
+            environment: text(item.get("environment")),
+            version: text(item.get("version")),
+            commit: item
+                .get("commit")
+                .and_then(Value::as_str)
+                .map(short)
+                .unwrap_or_default(),
+            ago: item
+                .get("since_ms")
+                .and_then(Value::as_i64)
+                .map(ago)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// One app of `Server::overview`.
+pub(crate) fn app_card(app: &Value) -> AppCard {
+    let last_commit = app
+        .get("last_commit")
+        .filter(|value| !value.is_null())
+        .and_then(|value| serde_json::from_value::<CommitJson>(value.clone()).ok())
+        .map(|commit| CommitView {
+            short: short(&commit.sha),
+            subject: commit.subject,
+            author: commit.author,
+            status: commit.status,
+            run: commit.run_id,
+            ago: ago(commit.seen_at),
+        });
+    let drift = app
+        .get("drift")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(env, what)| (env.clone(), text(Some(what))))
+                .collect()
+        })
+        .unwrap_or_default();
+    AppCard {
+        name: text(app.get("name")),
+        repo: text(app.get("repo")),
+        last_commit,
+        last_error: app
+            .get("last_error")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        drift,
+        pending: app.get("pending").map(pending).unwrap_or_default(),
+        environments: app.get("status").map(environments).unwrap_or_default(),
+    }
+}
+
+/// The part of a `CommitRecord` the overview reads back from JSON.
+#[derive(Debug, serde::Deserialize)]
+struct CommitJson {
+    sha: String,
+    subject: String,
+    author: String,
+    status: String,
+    run_id: Option<i64>,
+    seen_at: i64,
+}
+
+/// The newest commit from the store.
+pub(crate) fn commit(commit: &CommitRecord) -> CommitView {
+    CommitView {
+        short: short(&commit.sha),
+        subject: commit.subject.clone(),
+        author: commit.author.clone(),
+        status: commit.status.clone(),
+        run: commit.run_id,
+        ago: ago(commit.seen_at),
+    }
+}
+
+/// A run record.
+pub(crate) fn run(run: &Run) -> RunView {
+    RunView {
+        id: run.id,
+        status: words(&run.status),
+        commit: run.commit.as_deref().map(short).unwrap_or_default(),
+        ago: ago(run.started_at),
+        duration: duration(Some(run.started_at), run.finished_at),
+        reason: run.reason.clone(),
+    }
+}
+
+/// Steps of a run with their log lines (all attempts, in order).
+pub(crate) fn steps(steps: &[StepRecord], logs: &[(String, LogLine)]) -> Vec<StepView> {
+    steps
+        .iter()
+        .map(|step| {
+            let log: Vec<&str> = logs
+                .iter()
+                .filter(|(name, _)| name == &step.name)
+                .map(|(_, line)| line.text.as_str())
+                .collect();
+            StepView {
+                name: step.name.clone(),
+                status: words(&step.status),
+                attempts: step.attempts,
+                duration: duration(step.started_at, step.finished_at),
+                log: log.join("\n"),
+            }
+        })
+        .collect()
+}
+
+/// A deployment record.
+pub(crate) fn deployment(deployment: &DeploymentRecord, versions: &Versions) -> DeploymentView {
+    DeploymentView {
+        id: deployment.id,
+        environment: deployment.environment.clone(),
+        from: deployment
+            .from_release
+            .as_deref()
+            .map_or_else(|| "nothing".to_owned(), |id| versions.name(id)),
+        to: versions.name(&deployment.to_release),
+        strategy: deployment.strategy.clone(),
+        status: deployment.status.as_str().to_owned(),
+        phase: deployment.phase.clone(),
+        ago: ago(deployment.started_at),
+        duration: duration(Some(deployment.started_at), deployment.finished_at),
+        error: deployment.error.clone(),
+    }
+}
+
+/// A deployment's recorded phases.
+pub(crate) fn phases(steps: &[DeploymentStep]) -> Vec<PhaseView> {
+    steps
+        .iter()
+        .map(|step| PhaseView {
+            seq: step.seq,
+            ago: ago(step.at),
+            phase: step.phase.clone(),
+            detail: if step.detail.is_null() {
+                String::new()
+            } else {
+                step.detail.to_string()
+            },
+        })
+        .collect()
+}
+
+/// The release history, with where each release is live.
+pub(crate) fn releases(releases: &[ReleaseRecord], environments: &[EnvView]) -> Vec<ReleaseView> {
+    releases
+        .iter()
+        .map(|release| ReleaseView {
+            version: release.version.clone(),
+            id: short(&release.id),
+            run: release.run_id,
+            ago: ago(release.created_at),
+            live_in: environments
+                .iter()
+                .filter(|env| env.live == release.version)
+                .map(|env| env.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect()
+}
+
+/// The `environments` of `Controller::dora`.
+pub(crate) fn dora(report: &Value) -> Vec<DoraView> {
+    report
+        .get("environments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|env| {
+            let tier = |name: &str| text(env.get("tiers").and_then(|tiers| tiers.get(name)));
+            let hours = |name: &str| match env.get(name).and_then(Value::as_f64) {
+                Some(hours) if hours < 1.0 => format!("{:.0} min", hours * 60.0),
+                Some(hours) => format!("{hours:.1} h"),
+                None => "no data".to_owned(),
+            };
+            DoraView {
+                environment: text(env.get("environment")),
+                deployments: number(env.get("deployments")),
+                frequency: format!(
+                    "{:.2}/day",
+                    env.get("deployment_frequency_per_day")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0)
+                ),
+                frequency_tier: tier("deployment_frequency"),
+                lead_time: hours("lead_time_median_hours"),
+                lead_time_tier: tier("lead_time"),
+                failure_rate: env
+                    .get("change_failure_rate")
+                    .and_then(Value::as_f64)
+                    .map_or_else(
+                        || "no data".to_owned(),
+                        |rate| format!("{:.0}%", rate * 100.0),
+                    ),
+                failure_rate_tier: tier("change_failure_rate"),
+                recovery: hours("recovery_time_median_hours"),
+                recovery_tier: tier("recovery_time"),
+            }
+        })
+        .collect()
+}
+
+/// A strategy as the spec writes it (`rolling`, or `{type: blue-green, …}`).
+fn strategy(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(name)) => name.clone(),
+        Some(Value::Object(map)) => map
+            .get("type")
+            .and_then(Value::as_str)
+            .map_or_else(|| Value::Object(map.clone()).to_string(), str::to_owned),
+        Some(other) if !other.is_null() => other.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A serde enum (`succeeded`) or any value, as a word.
+fn words(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(word)) => word,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn number(value: Option<&Value>) -> String {
+    value.and_then(Value::as_u64).unwrap_or(0).to_string()
+}
+
+/// The first 12 characters of an id.
+pub(crate) fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// How long ago `millis` was, roughly.
+pub(crate) fn ago(millis: i64) -> String {
+    let seconds = (now_millis() - millis).max(0) / 1000;
+    match seconds {
+        0..=59 => format!("{seconds}s ago"),
+        60..=3599 => format!("{}m ago", seconds / 60),
+        3600..=86_399 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
+    }
+}
+
+/// Time between two instants, or since the first while it goes on.
+fn duration(start: Option<i64>, end: Option<i64>) -> String {
+    let Some(start) = start else {
+        return String::new();
+    };
+    let end = end.unwrap_or_else(now_millis);
+    let millis = (end - start).max(0);
+    if millis < 60_000 {
+        format!("{:.1}s", millis as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", millis / 60_000, (millis / 1000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn environments_count_their_own_instances_and_name_releases_by_version() {
+        let status = json!({
+            "releases": [{"id": "aaaa", "version": "v1"}, {"id": "bbbb", "version": "v2"}],
+            "instances": [
+                {"instance_id": "staging.aaaa.0", "state": "ready"},
+                {"instance_id": "staging.bbbb.0", "state": "starting"},
+                {"instance_id": "production.aaaa.0", "state": "ready"},
+            ],
+            "environments": [{
+                "name": "staging", "listen": "127.0.0.1:1", "strategy": {"type": "blue-green"},
+                "current_release": "aaaa", "previous_release": null,
+                "weights": [{"release": "aaaa", "weight": 3, "percent": 75.0}, {"release": "bbbb", "weight": 1, "percent": 25.0}],
+                "deployment": null,
+            }],
+        });
+        let envs = environments(&status);
+        assert_eq!(envs.len(), 1);
+        assert_eq!(envs[0].live, "v1");
+        assert_eq!((envs[0].ready, envs[0].total), (1, 2));
+        assert_eq!(envs[0].split[1].version, "v2");
+        assert_eq!(envs[0].split[1].percent, "25%");
+        assert_eq!(envs[0].strategy, "blue-green");
+        assert!(envs[0].previous.is_none());
+    }
+
+    #[test]
+    fn durations_and_ages_read_as_words() {
+        assert_eq!(duration(Some(0), Some(1500)), "1.5s");
+        assert_eq!(duration(Some(0), Some(61_000)), "1m01s");
+        assert_eq!(duration(None, Some(1)), "");
+        assert_eq!(ago(now_millis() - 5_000), "5s ago");
+    }
+}
