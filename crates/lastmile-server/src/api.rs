@@ -104,7 +104,38 @@ pub fn routes(server: Arc<Server>) -> Router {
         .route("/api/v1/webhooks/{app}", post(webhook))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(server)
+}
+
+/// Errors axum makes itself (a body that is not JSON, a missing field) in
+/// the API's JSON error shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (_, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        400 | 415 | 422 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        _ => "internal",
+    };
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if status.as_u16() == 415 {
+        message.push_str("; send the body as JSON with `content-type: application/json`");
+    }
+    (status, Json(json!({ "code": code, "error": message }))).into_response()
 }
 
 /// Answer for paths no route matches: JSON like every other error.

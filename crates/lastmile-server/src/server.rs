@@ -54,6 +54,9 @@ pub struct App {
     controller: Mutex<Option<Arc<Controller>>>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     wake: Notify,
+    /// A verified webhook woke the watcher (the next commits it finds are
+    /// recorded as announced by it).
+    hooked: std::sync::atomic::AtomicBool,
     pending: Mutex<BTreeMap<String, Pending>>,
     /// Serializes git work on the mirror (a `gix` repository is opened per
     /// use, in a blocking thread).
@@ -110,6 +113,7 @@ impl Server {
                     controller: Mutex::new(None),
                     loops: Mutex::new(Vec::new()),
                     wake: Notify::new(),
+                    hooked: std::sync::atomic::AtomicBool::new(false),
                     pending: Mutex::new(BTreeMap::new()),
                     mirror: Arc::new(Mutex::new(())),
                     last_error: Mutex::new(None),
@@ -432,9 +436,14 @@ impl Server {
                 }
             };
             if let Some(sha) = &commit {
+                // A failed deployment that had a release to return to put
+                // traffic back on it: that is a rollback of this commit.
+                let had_stable = outcome
+                    .as_ref()
+                    .is_ok_and(|value| !value["from_release"].is_null());
                 let commit_status = match status.as_str() {
                     "succeeded" => "deployed",
-                    "rolled-back" | "rolled_back" => "rolled-back",
+                    "failed" if had_stable => "rolled-back",
                     _ => "failed",
                 };
                 let error = outcome
@@ -618,6 +627,7 @@ impl Server {
                     .as_deref()
                     .is_some_and(|branch| lastmile_git::branch_matches(branch, &app.config.branches));
                 if watched && !push.deleted {
+                    app.hooked.store(true, std::sync::atomic::Ordering::SeqCst);
                     app.wake.notify_one();
                 }
                 Ok(json!({ "accepted": true, "triggered": watched && !push.deleted, "branch": push.branch, "after": push.after }))
@@ -672,7 +682,11 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
             }
         }
         first = false;
-        let source = "poll";
+        let source = if app.hooked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            "webhook"
+        } else {
+            "poll"
+        };
         let heads = match fetch(&app).await {
             Ok(heads) => {
                 *lock(&app.last_error) = None;

@@ -1,0 +1,540 @@
+//! `lastmile server` end to end: a git repository holding examples/hello,
+//! the real binary, real pushes (webhooks signed like GitHub's), real
+//! builds, deployments and a canary that fails under real traffic.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const HOOK_SECRET: &str = "hook-secret-for-tests";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A running `lastmile server`; stopped with SIGTERM (then killed) on drop.
+struct ServerProcess {
+    child: Child,
+    log: PathBuf,
+    api: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(dir: &Path, config: &Path) -> ServerProcess {
+        let log = dir.join("server.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(["server", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .env("HELLO_HOOK_SECRET", HOOK_SECRET)
+            .env("NO_COLOR", "1")
+            .env_remove("LASTMILE_SERVER")
+            .env_remove("LASTMILE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .expect("lastmile server starts");
+        let file = dir.join("state/server.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let api = loop {
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && let Ok(value) = serde_json::from_str::<Value>(&text)
+                && let Some(listen) = value["listen"].as_str()
+            {
+                break listen.parse().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ServerProcess { child, log, api }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP request; the status and the JSON body (Null when not JSON).
+fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    if let Some(token) = token {
+        head.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() && !headers.iter().any(|(name, _)| *name == "content-type") {
+        head.push_str("content-type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null), text)
+}
+
+fn get(addr: SocketAddr, path: &str, token: &str) -> Value {
+    let (status, value, text) = call(addr, "GET", path, Some(token), &[], b"");
+    assert_eq!(status, 200, "GET {path}: {text}");
+    value
+}
+
+fn github_push(addr: SocketAddr, secret: &str, sha: &str) -> (u16, Value) {
+    let body = json!({
+        "ref": "refs/heads/main",
+        "after": sha,
+        "repository": { "clone_url": "file:///repo", "full_name": "dev/hello" },
+    })
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (status, value, _) = call(
+        addr,
+        "POST",
+        "/api/v1/webhooks/hello",
+        None,
+        &[("x-github-event", "push"), ("x-hub-signature-256", &signature), ("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    (status, value)
+}
+
+fn wait_for<T>(what: &str, server: &ServerProcess, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; server log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn commit_status(server: &ServerProcess, token: &str, sha: &str) -> Option<Value> {
+    let commits = get(server.api, "/api/v1/apps/hello/commits", token);
+    commits["commits"]
+        .as_array()?
+        .iter()
+        .find(|commit| commit["sha"] == sha)
+        .cloned()
+}
+
+fn create_token(dir: &Path, config: &Path, role: &str, name: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["token", "create", "--role", role, "--name", name, "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The hello example as a git repository, its spec tuned for the test:
+/// staging is a quick canary, production follows automatically.
+fn hello_repo(root: &Path, staging: u16, production: u16) -> PathBuf {
+    let repo = root.join("repo");
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(hello.join(file), repo.join(file)).unwrap();
+    }
+    for entry in std::fs::read_dir(hello.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), repo.join("src").join(entry.file_name())).unwrap();
+    }
+    write_spec(&repo, staging, production, "");
+    std::fs::write(repo.join(".gitignore"), "target/\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "hello v1"]);
+    repo
+}
+
+fn write_spec(repo: &Path, staging: u16, production: u16, extra_env: &str) {
+    let spec = format!(
+        r#"app: hello
+pipeline:
+  steps:
+    - name: build
+      run: cargo build --release --locked
+      env: {{ CARGO_TARGET_DIR: target }}
+      inputs: [Cargo.toml, Cargo.lock, src/**]
+      outputs: [target/release/hello]
+    - name: test
+      run: cargo test --release --locked
+      needs: [build]
+      env: {{ CARGO_TARGET_DIR: target }}
+      inputs: [Cargo.toml, Cargo.lock, src/**, tests/**]
+artifact:
+  paths: [target/release/hello]
+service:
+  run: ./target/release/hello
+  env: {{ HELLO_VERSION: v1{extra_env} }}
+  health: {{ path: /healthz, interval: 200ms, timeout: 1s, start_timeout: 20s }}
+  stop: {{ signal: SIGTERM, grace: 5s }}
+environments:
+  staging:
+    strategy: {{ type: canary, steps: [30, 100], step_duration: 2s, min_requests: 20, step_deadline: 30s, max_latency_ratio: 100, analysis: {{ max_p95_ratio: 100, latency_floor_ms: 2000 }} }}
+    route: {{ listen: "127.0.0.1:{staging}" }}
+  production:
+    strategy: rolling
+    promote: auto
+    route: {{ listen: "127.0.0.1:{production}" }}
+"#
+    );
+    std::fs::write(repo.join("lastmile.yaml"), spec).unwrap();
+}
+
+fn server_yaml(root: &Path, repo: &Path, poll: &str) -> PathBuf {
+    let config = root.join("server.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nstate_dir: state\napps:\n  - name: hello\n    repo: {}\n    poll_interval: {poll}\n    webhook_secret_env: HELLO_HOOK_SECRET\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Plain GETs to `addr` until stopped, so a canary has traffic to judge.
+fn traffic(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n");
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink);
+            }
+            std::thread::sleep(Duration::from_millis(8));
+        }
+    })
+}
+
+/// The main path: a push is built and deployed along the chain; a push
+/// whose tests fail makes no release; a push whose canary fails is rolled
+/// back; the DORA figures follow from exactly those events.
+#[test]
+fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
+    let root = tempfile::tempdir().unwrap();
+    let (staging, production) = (free_port(), free_port());
+    let repo = hello_repo(root.path(), staging, production);
+    // Polls are rare: every push below is announced by a webhook.
+    let config = server_yaml(root.path(), &repo, "1h");
+    let token = create_token(root.path(), &config, "admin", "ci");
+    let server = ServerProcess::start(root.path(), &config);
+
+    // 1. The first commit (found by the first fetch) goes to staging, then
+    //    on to production.
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let commit = wait_for("the first commit to deploy", &server, Duration::from_secs(180), || {
+        commit_status(&server, &token, &first).filter(|c| c["status"] == "deployed")
+    });
+    let first_release = commit["release_id"].as_str().unwrap().to_owned();
+    wait_for("production to serve the first release", &server, Duration::from_secs(60), || {
+        let status = get(server.api, "/api/v1/apps/hello", &token);
+        let envs = status["environments"].as_array()?.clone();
+        envs.iter()
+            .all(|env| env["current_release"] == first_release.as_str())
+            .then_some(())
+    });
+    let (_, _, answer) = call(SocketAddr::from(([127, 0, 0, 1], staging)), "GET", "/", None, &[], b"");
+    assert!(answer.contains("hello"), "{answer}");
+
+    // 2. A commit whose tests fail: built, tested, no release.
+    std::fs::create_dir_all(repo.join("tests")).unwrap();
+    std::fs::write(repo.join("tests/broken.rs"), "#[test]\nfn broken() {\n    assert_eq!(1 + 1, 3);\n}\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "a broken test"]);
+    let broken = git(&repo, &["rev-parse", "HEAD"]);
+    let pushed = Instant::now();
+    let (status, answer) = github_push(server.api, HOOK_SECRET, &broken);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["triggered"], true, "{answer}");
+    let seen = wait_for("the webhook's commit to start", &server, Duration::from_secs(30), || {
+        commit_status(&server, &token, &broken)
+    });
+    assert_eq!(seen["source"], "webhook", "{seen}");
+    eprintln!("webhook → commit recorded and its build started: {:?}", pushed.elapsed());
+    let failed = wait_for("the broken commit to fail", &server, Duration::from_secs(120), || {
+        commit_status(&server, &token, &broken).filter(|c| c["status"] == "failed")
+    });
+    assert!(failed["release_id"].is_null(), "{failed}");
+    assert!(failed["error"].as_str().unwrap_or_default().contains("test"), "{failed}");
+    let releases = get(server.api, "/api/v1/apps/hello/releases", &token);
+    assert_eq!(releases["releases"].as_array().unwrap().len(), 1, "no release for a failed run: {releases}");
+    let run_id = failed["run_id"].as_i64().unwrap();
+    let run = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}"), &token);
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    let logs = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}/logs?step=test"), &token);
+    assert!(logs.to_string().contains("broken"), "the test step's log names the failing test: {logs}");
+
+    // 3. A commit whose release fails its canary (half its answers are
+    //    500s): rolled back, staging stays on the first release.
+    std::fs::remove_dir_all(repo.join("tests")).unwrap();
+    write_spec(&repo, staging, production, ", HELLO_ERROR_RATE: \"0.5\"");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "a bad release"]);
+    let bad = git(&repo, &["rev-parse", "HEAD"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = traffic(SocketAddr::from(([127, 0, 0, 1], staging)), stop.clone());
+    let (status, _) = github_push(server.api, HOOK_SECRET, &bad);
+    assert_eq!(status, 200);
+    let rolled = wait_for("the bad canary to be rolled back", &server, Duration::from_secs(120), || {
+        commit_status(&server, &token, &bad).filter(|c| c["status"] == "rolled-back" || c["status"] == "failed")
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(rolled["status"], "rolled-back", "{rolled}");
+    let status = get(server.api, "/api/v1/apps/hello", &token);
+    for env in status["environments"].as_array().unwrap() {
+        assert_eq!(env["current_release"], first_release.as_str(), "{env}");
+    }
+
+    // 4. DORA follows from exactly these events: staging had one success
+    //    and one failed change, production one success.
+    let deployments = get(server.api, "/api/v1/apps/hello/deployments", &token);
+    let dora = get(server.api, "/api/v1/apps/hello/dora?days=1", &token);
+    let report = |name: &str| {
+        dora["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|env| env["environment"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let staging_report = report("staging");
+    assert_eq!(staging_report["deployments"], 2, "{dora}\n{deployments}");
+    assert_eq!(staging_report["change_failure_rate"], 0.5, "{dora}");
+    assert_eq!(staging_report["deployment_frequency_per_day"], 1.0, "{dora}");
+    let production_report = report("production");
+    assert_eq!(production_report["deployments"], 1, "{dora}");
+    assert_eq!(production_report["change_failure_rate"], 0.0, "{dora}");
+    // Lead time: the first commit's time to its success in staging.
+    let committed_at = commit["committed_at"].as_i64().unwrap();
+    let staged_at = deployments["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["environment"] == "staging" && d["status"] == "succeeded")
+        .map(|d| d["finished_at"].as_i64().unwrap())
+        .min()
+        .unwrap();
+    let expected_hours = (staged_at - committed_at) as f64 / 3_600_000.0;
+    let lead = staging_report["lead_time_median_hours"].as_f64().unwrap();
+    assert!((lead - expected_hours).abs() < 1e-9, "lead time {lead} h, expected {expected_hours} h");
+
+    // Every mutating call and every push is in the event log.
+    let events = get(server.api, "/api/v1/apps/hello/events", &token).to_string();
+    assert!(events.contains("webhook.received"), "{events}");
+    drop(server);
+}
+
+/// A tiny app whose pipeline copies a file: for the tests about guards.
+fn tiny_repo(root: &Path, port: u16) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("server.py"),
+        "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n    def log_message(self, *a): pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("lastmile.yaml"),
+        format!(
+            r#"app: hello
+pipeline:
+  steps:
+    - name: build
+      run: echo "key is $API_KEY" && cp server.py app.py
+      secrets: [API_KEY]
+artifact:
+  paths: [app.py]
+service:
+  run: exec python3 app.py
+  secrets: [API_KEY]
+  health: {{ path: /, interval: 200ms, timeout: 1s, start_timeout: 20s }}
+  stop: {{ signal: SIGTERM, grace: 2s }}
+environments:
+  staging:
+    route: {{ listen: "127.0.0.1:{port}" }}
+"#
+        ),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "tiny"]);
+    repo
+}
+
+/// Wrong webhook signatures get 401 and trigger nothing; a viewer cannot
+/// deploy; no call goes without a token; secrets reach steps and instances
+/// but never a log or an API answer.
+#[test]
+fn webhooks_tokens_and_secrets_are_guarded() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tiny_repo(root.path(), free_port());
+    let config = server_yaml(root.path(), &repo, "1h");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let viewer = create_token(root.path(), &config, "viewer", "watcher");
+    let deployer = create_token(root.path(), &config, "deployer", "shipper");
+    let secret = "s3cr3t-Value-1234";
+    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["secret", "set", "hello", "API_KEY", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(format!("{secret}\n").as_bytes()).unwrap();
+    let output = set.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key = root.path().join("state/secret.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let server = ServerProcess::start(root.path(), &config);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let deployed = wait_for("the first commit to deploy", &server, Duration::from_secs(90), || {
+        commit_status(&server, &admin, &first).filter(|c| c["status"] == "deployed")
+    });
+
+    // No token: 401 with a JSON error and a hint.
+    let (status, answer, _) = call(server.api, "GET", "/api/v1/apps", None, &[], b"");
+    assert_eq!(status, 401);
+    assert_eq!(answer["code"], "unauthorized");
+    assert!(answer["error"].as_str().unwrap().contains("token create"), "{answer}");
+    let (status, _, _) = call(server.api, "GET", "/api/v1/apps", Some("lmt_not-a-token"), &[], b"");
+    assert_eq!(status, 401);
+
+    // A webhook with a wrong signature: 401, nothing triggered.
+    std::fs::write(repo.join("README"), "news\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "news"]);
+    let news = git(&repo, &["rev-parse", "HEAD"]);
+    let (status, answer) = github_push(server.api, "not-the-secret", &news);
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["code"], "unauthorized");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(commit_status(&server, &admin, &news).is_none(), "a refused webhook triggered a build");
+    let refused = get(server.api, "/api/v1/events", &admin).to_string();
+    assert!(refused.contains("webhook.refused"), "{refused}");
+
+    // A viewer reads but cannot deploy, approve, or read secrets.
+    get(server.api, "/api/v1/apps/hello", &viewer);
+    let body = json!({ "environment": "staging" }).to_string();
+    let (status, answer, _) = call(server.api, "POST", "/api/v1/apps/hello/deploy", Some(&viewer), &[], body.as_bytes());
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "forbidden");
+    let (status, _, _) = call(server.api, "GET", "/api/v1/apps/hello/secrets", Some(&deployer), &[], b"");
+    assert_eq!(status, 403);
+    // A deployer can, and the event log says who.
+    let (status, answer, _) = call(server.api, "POST", "/api/v1/apps/hello/deploy", Some(&deployer), &[], body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let events = get(server.api, "/api/v1/apps/hello/events", &admin);
+    let who: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "api.call")
+        .collect();
+    assert!(who.iter().any(|event| event["actor"] == "shipper"), "{events}");
+
+    // The secret reached the step (masked in its log) and the instance.
+    let run_id = deployed["run_id"].as_i64().unwrap();
+    let logs = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}/logs"), &admin).to_string();
+    assert!(logs.contains("key is ***"), "{logs}");
+    let status = get(server.api, "/api/v1/apps/hello", &admin);
+    let pid = status["instances"][0]["pid"].as_u64().expect("instance pid");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&environ).contains(&format!("API_KEY={secret}")),
+        "the instance has its secret"
+    );
+    // …and nowhere the API or the logs show.
+    let mut everything = String::new();
+    for path in [
+        "/api/v1/apps",
+        "/api/v1/apps/hello",
+        "/api/v1/apps/hello/runs",
+        "/api/v1/apps/hello/releases",
+        "/api/v1/apps/hello/events",
+        "/api/v1/apps/hello/secrets",
+        "/api/v1/apps/hello/deployments",
+        "/api/v1/events",
+        "/metrics",
+    ] {
+        let (_, _, text) = call(server.api, "GET", path, Some(&admin), &[], b"");
+        everything.push_str(&text);
+    }
+    everything.push_str(&logs);
+    everything.push_str(&server.log());
+    assert!(everything.contains("API_KEY"), "the secret's name is listed");
+    assert!(!everything.contains(secret), "a secret value leaked");
+    let (_, openapi, _) = call(server.api, "GET", "/api/openapi.json", None, &[], b"");
+    assert_eq!(openapi["openapi"], "3.1.0");
+    drop(server);
+}
