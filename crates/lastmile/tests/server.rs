@@ -534,7 +534,55 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     everything.push_str(&server.log());
     assert!(everything.contains("API_KEY"), "the secret's name is listed");
     assert!(!everything.contains(secret), "a secret value leaked");
+    // The OpenAPI document lists every route, and every route it lists
+    // exists (none answers "no such route" or a wrong method).
     let (_, openapi, _) = call(server.api, "GET", "/api/openapi.json", None, &[], b"");
     assert_eq!(openapi["openapi"], "3.1.0");
+    for route in lastmile_server::api::ROUTES {
+        assert!(
+            openapi["paths"][route.path][route.method.to_lowercase()].is_object(),
+            "{} {} is not documented",
+            route.method,
+            route.path
+        );
+        if route.method != "GET" {
+            continue;
+        }
+        let path = route
+            .path
+            .replace("{app}", "hello")
+            .replace("{run}", &run_id.to_string())
+            .replace("{id}", "1");
+        let (status, answer, text) = call(server.api, "GET", &path, Some(&admin), &[], b"");
+        assert_ne!(answer["code"], "no_route", "GET {path}: {text}");
+        assert!(status != 405 && status != 0, "GET {path}: {text}");
+    }
+    for (method, path) in [("POST", "/api/v1/apps/hello/environments/staging/approve"), ("DELETE", "/api/v1/tokens/nobody"), ("PUT", "/api/v1/apps/hello/secrets/X")] {
+        let (_, answer, text) = call(server.api, method, path, Some(&admin), &[], b"{}");
+        assert_ne!(answer["code"], "no_route", "{method} {path}: {text}");
+    }
+    let (status, answer, _) = call(server.api, "GET", "/api/v1/nothing", Some(&admin), &[], b"");
+    assert_eq!((status, answer["code"].as_str()), (404, Some("no_route")));
+
+    // /metrics of every app, labelled by app, valid for promtool.
+    let (status, _, metrics) = call(server.api, "GET", "/metrics", Some(&viewer), &[], b"");
+    assert_eq!(status, 200);
+    let metrics = metrics.split_once("\r\n\r\n").unwrap().1.to_owned();
+    assert!(metrics.contains("app=\"hello\""), "{metrics}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     drop(server);
 }
