@@ -83,7 +83,10 @@ pub fn routes(server: Arc<Server>) -> Router {
             "/api/v1/apps/{app}/environments/{env}/promote",
             post(promote_env),
         )
-        .route("/api/v1/apps/{app}/environments/{env}/abort", post(abort_env))
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/abort",
+            post(abort_env),
+        )
         .route("/api/v1/apps/{app}/secrets", get(list_secrets))
         .route(
             "/api/v1/apps/{app}/secrets/{name}",
@@ -121,7 +124,9 @@ async fn json_errors(response: Response) -> Response {
         return response;
     }
     let (_, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let code = match status.as_u16() {
         400 | 415 | 422 => "bad_request",
         401 => "unauthorized",
@@ -179,7 +184,11 @@ pub fn token_of(headers: &HeaderMap) -> Option<String> {
 
 /// Who calls, from the token (or loopback in `lastmile up`); `None` when
 /// the request carries no valid token.
-pub fn principal_of(server: &Server, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<Principal> {
+pub fn principal_of(
+    server: &Server,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<Principal> {
     if let Some(token) = token_of(headers)
         && let Ok(Some(record)) = server.store().token_by_hash(&hash_token(&token))
     {
@@ -197,11 +206,7 @@ pub fn principal_of(server: &Server, headers: &HeaderMap, peer: Option<SocketAdd
     None
 }
 
-async fn authenticate(
-    State(server): Shared,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn authenticate(State(server): Shared, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let peer = request
@@ -232,7 +237,13 @@ async fn authenticate(
 
 /// The audit record of a call that changes something: in the app's event
 /// log when the call is about one app, else in the server's.
-fn record_call(server: &Server, principal: &Principal, method: &Method, path: &str, status: StatusCode) {
+fn record_call(
+    server: &Server,
+    principal: &Principal,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+) {
     let data = json!({ "method": method.as_str(), "path": path, "status": status.as_u16(), "role": principal.role });
     let app = path
         .strip_prefix("/api/v1/apps/")
@@ -246,7 +257,10 @@ fn record_call(server: &Server, principal: &Principal, method: &Method, path: &s
             .record_event("api.call", subject, &principal.name, &data),
     };
     if let Err(error) = result {
-        eprintln!("lastmile: cannot record {method} {path} by {} in the event log: {error}", principal.name);
+        eprintln!(
+            "lastmile: cannot record {method} {path} by {} in the event log: {error}",
+            principal.name
+        );
     }
 }
 
@@ -279,13 +293,25 @@ async fn app_status(State(server): Shared, Path(app): Path<String>) -> ApiResult
     Ok(Json(status))
 }
 
-async fn commits(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
-    Ok(Json(json!({ "commits": server.commits(&app, limit.get())? })))
+async fn commits(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult {
+    Ok(Json(
+        json!({ "commits": server.commits(&app, limit.get())? }),
+    ))
 }
 
-async fn runs(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+async fn runs(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult {
     let store = server.app_store(&app)?;
-    Ok(Json(json!({ "runs": store.list_runs(limit.get()).map_err(internal)? })))
+    Ok(Json(
+        json!({ "runs": store.list_runs(limit.get()).map_err(internal)? }),
+    ))
 }
 
 async fn run(State(server): Shared, Path((app, run)): Path<(String, i64)>) -> ApiResult {
@@ -315,21 +341,26 @@ async fn run_logs(
 ) -> Result<Response, ApiError> {
     let store = server.app_store(&app)?;
     if store.get_run(run).map_err(internal)?.is_none() {
-        return Err(ApiError::not_found(format!("app `{app}` has no run #{run}")));
+        return Err(ApiError::not_found(format!(
+            "app `{app}` has no run #{run}"
+        )));
     }
     let wants_stream = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/event-stream"));
     if !wants_stream {
-        let lines = store.read_logs(run, query.step.as_deref()).map_err(internal)?;
+        let lines = store
+            .read_logs(run, query.step.as_deref())
+            .map_err(internal)?;
         let lines: Vec<Value> = lines
             .into_iter()
             .map(|(step, line)| json!({ "step": step, "line": line }))
             .collect();
         return Ok(Json(json!({ "lines": lines })).into_response());
     }
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
     tokio::spawn(async move {
         let mut sent = 0usize;
         loop {
@@ -338,10 +369,16 @@ async fn run_logs(
                 .ok()
                 .flatten()
                 .is_none_or(|run| run.finished_at.is_some());
-            let lines = store.read_logs(run, query.step.as_deref()).unwrap_or_default();
+            let lines = store
+                .read_logs(run, query.step.as_deref())
+                .unwrap_or_default();
             for (step, line) in lines.iter().skip(sent) {
                 let data = json!({ "step": step, "line": line }).to_string();
-                if sender.send(Ok(SseEvent::default().event("line").data(data))).await.is_err() {
+                if sender
+                    .send(Ok(SseEvent::default().event("line").data(data)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -349,7 +386,9 @@ async fn run_logs(
             if finished {
                 let status = store.get_run(run).ok().flatten().map(|run| run.status);
                 let _ = sender
-                    .send(Ok(SseEvent::default().event("end").data(json!({ "status": status }).to_string())))
+                    .send(Ok(SseEvent::default()
+                        .event("end")
+                        .data(json!({ "status": status }).to_string())))
                     .await;
                 return;
             }
@@ -359,28 +398,50 @@ async fn run_logs(
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
-async fn artifacts(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+async fn artifacts(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult {
     let store = server.app_store(&app)?;
-    Ok(Json(json!({ "artifacts": store.list_artifacts(limit.get()).map_err(internal)? })))
+    Ok(Json(
+        json!({ "artifacts": store.list_artifacts(limit.get()).map_err(internal)? }),
+    ))
 }
 
-async fn releases(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+async fn releases(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult {
     let store = server.app_store(&app)?;
-    Ok(Json(json!({ "releases": store.list_releases(limit.get()).map_err(internal)? })))
+    Ok(Json(
+        json!({ "releases": store.list_releases(limit.get()).map_err(internal)? }),
+    ))
 }
 
 async fn environments(State(server): Shared, Path(app): Path<String>) -> ApiResult {
     let controller = server.controller(&app)?;
     let status = controller.status(Duration::from_secs(60)).await?;
-    Ok(Json(json!({ "environments": status["environments"], "approvals": server.pending(&app)? })))
+    Ok(Json(
+        json!({ "environments": status["environments"], "approvals": server.pending(&app)? }),
+    ))
 }
 
-async fn deployments(State(server): Shared, Path(app): Path<String>, Query(limit): Query<Limit>) -> ApiResult {
+async fn deployments(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult {
     let store = server.app_store(&app)?;
-    Ok(Json(json!({ "deployments": store.list_deployments(limit.get()).map_err(internal)? })))
+    Ok(Json(
+        json!({ "deployments": store.list_deployments(limit.get()).map_err(internal)? }),
+    ))
 }
 
 async fn deployment(State(server): Shared, Path((app, id)): Path<(String, i64)>) -> ApiResult {
@@ -400,7 +461,9 @@ async fn approvals(State(server): Shared, Path(app): Path<String>) -> ApiResult 
 }
 
 async fn drift(State(server): Shared, Path(app): Path<String>) -> ApiResult {
-    Ok(Json(json!({ "drift": server.drift(&app)?, "self_heal": server.app(&app)?.config().self_heal })))
+    Ok(Json(
+        json!({ "drift": server.drift(&app)?, "self_heal": server.app(&app)?.config().self_heal }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -412,10 +475,17 @@ struct EventQuery {
     limit: Option<usize>,
 }
 
-async fn app_events(State(server): Shared, Path(app): Path<String>, Query(query): Query<EventQuery>) -> ApiResult {
+async fn app_events(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(query): Query<EventQuery>,
+) -> ApiResult {
     let store = server.app_store(&app)?;
     let events = store
-        .list_events(query.after.unwrap_or(0), query.limit.unwrap_or(500).clamp(1, 5000))
+        .list_events(
+            query.after.unwrap_or(0),
+            query.limit.unwrap_or(500).clamp(1, 5000),
+        )
         .map_err(internal)?;
     Ok(Json(json!({ "events": events })))
 }
@@ -423,7 +493,10 @@ async fn app_events(State(server): Shared, Path(app): Path<String>, Query(query)
 async fn server_events(State(server): Shared, Query(query): Query<EventQuery>) -> ApiResult {
     let events = server
         .store()
-        .list_events(query.after.unwrap_or(0), query.limit.unwrap_or(500).clamp(1, 5000))
+        .list_events(
+            query.after.unwrap_or(0),
+            query.limit.unwrap_or(500).clamp(1, 5000),
+        )
         .map_err(internal)?;
     Ok(Json(json!({ "events": events })))
 }
@@ -435,9 +508,15 @@ struct DoraQuery {
     days: Option<u32>,
 }
 
-async fn app_dora(State(server): Shared, Path(app): Path<String>, Query(query): Query<DoraQuery>) -> ApiResult {
+async fn app_dora(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(query): Query<DoraQuery>,
+) -> ApiResult {
     let controller = server.controller(&app)?;
-    controller.dora(query.days.unwrap_or(30).clamp(1, 365)).map(Json)
+    controller
+        .dora(query.days.unwrap_or(30).clamp(1, 365))
+        .map(Json)
 }
 
 async fn dora(State(server): Shared, Query(query): Query<DoraQuery>) -> ApiResult {
@@ -469,16 +548,34 @@ async fn deploy(
     server.controller(&app)?.deploy(request).await.map(Json)
 }
 
-async fn rollback(State(server): Shared, Path(app): Path<String>, Json(request): Json<RollbackRequest>) -> ApiResult {
+async fn rollback(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Json(request): Json<RollbackRequest>,
+) -> ApiResult {
     server.controller(&app)?.rollback(request).await.map(Json)
 }
 
-async fn promote(State(server): Shared, Path(app): Path<String>, Json(request): Json<CanaryRequest>) -> ApiResult {
-    server.controller(&app)?.promote(&request.environment).map(Json)
+async fn promote(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Json(request): Json<CanaryRequest>,
+) -> ApiResult {
+    server
+        .controller(&app)?
+        .promote(&request.environment)
+        .map(Json)
 }
 
-async fn abort(State(server): Shared, Path(app): Path<String>, Json(request): Json<CanaryRequest>) -> ApiResult {
-    server.controller(&app)?.abort(&request.environment).map(Json)
+async fn abort(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Json(request): Json<CanaryRequest>,
+) -> ApiResult {
+    server
+        .controller(&app)?
+        .abort(&request.environment)
+        .map(Json)
 }
 
 async fn approve(
@@ -504,7 +601,10 @@ async fn rollback_env(
     let to = body.and_then(|Json(body)| body.to);
     server
         .controller(&app)?
-        .rollback(RollbackRequest { environment: env, to })
+        .rollback(RollbackRequest {
+            environment: env,
+            to,
+        })
         .await
         .map(Json)
 }
@@ -549,11 +649,15 @@ async fn delete_secret(
         .store()
         .delete_secret(&app, &name, &principal.name)
         .map_err(internal)?;
-    Ok(Json(json!({ "app": app, "name": name, "deleted": deleted })))
+    Ok(Json(
+        json!({ "app": app, "name": name, "deleted": deleted }),
+    ))
 }
 
 async fn list_tokens(State(server): Shared) -> ApiResult {
-    Ok(Json(json!({ "tokens": server.store().list_tokens().map_err(internal)? })))
+    Ok(Json(
+        json!({ "tokens": server.store().list_tokens().map_err(internal)? }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -568,10 +672,16 @@ async fn create_token(
     Extension(principal): Extension<Principal>,
     Json(body): Json<NewToken>,
 ) -> ApiResult {
-    let role: Role = body.role.parse().map_err(|error: lastmile_store::UnknownRole| ApiError::bad_request(error.to_string()))?;
-    let (record, token) = crate::tokens::create(server.store().as_ref(), &body.name, role, &principal.name)
-        .map_err(ApiError::bad_request)?;
-    Ok(Json(json!({ "token": token, "record": record, "note": "shown once; store it now" })))
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|error: lastmile_store::UnknownRole| ApiError::bad_request(error.to_string()))?;
+    let (record, token) =
+        crate::tokens::create(server.store().as_ref(), &body.name, role, &principal.name)
+            .map_err(ApiError::bad_request)?;
+    Ok(Json(
+        json!({ "token": token, "record": record, "note": "shown once; store it now" }),
+    ))
 }
 
 async fn revoke_token(
@@ -584,16 +694,25 @@ async fn revoke_token(
         .revoke_token(&name, &principal.name)
         .map_err(internal)?;
     if !revoked {
-        return Err(ApiError::not_found(format!("no active token named `{name}`")));
+        return Err(ApiError::not_found(format!(
+            "no active token named `{name}`"
+        )));
     }
     Ok(Json(json!({ "name": name, "revoked": true })))
 }
 
 async fn whoami(Extension(principal): Extension<Principal>) -> ApiResult {
-    Ok(Json(json!({ "name": principal.name, "role": principal.role })))
+    Ok(Json(
+        json!({ "name": principal.name, "role": principal.role }),
+    ))
 }
 
-async fn webhook(State(server): Shared, Path(app): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+async fn webhook(
+    State(server): Shared,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
     server.webhook(&app, &headers, &body).map(Json)
 }
 
@@ -612,7 +731,10 @@ async fn metrics(State(server): Shared) -> Response {
         }
     }
     (
-        [(axum::http::header::CONTENT_TYPE, lastmile_monitor::PROMETHEUS_CONTENT_TYPE)],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            lastmile_monitor::PROMETHEUS_CONTENT_TYPE,
+        )],
         crate::metrics_merge::merge(&texts),
     )
         .into_response()

@@ -12,8 +12,15 @@ pub(crate) fn merge(texts: &[(String, String)]) -> String {
     for (app, text) in texts {
         let mut family = String::new();
         for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
-                family = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+            {
+                family = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let entry = families.entry(family.clone()).or_insert_with(|| {
                     order.push(family.clone());
                     (Vec::new(), Vec::new())
@@ -82,8 +89,14 @@ mod tests {
         let two = "# HELP x_total Things.\n# TYPE x_total counter\nx_total{env=\"s\"} 3\n";
         let merged = merge(&[("a".into(), one.into()), ("b".into(), two.into())]);
         assert_eq!(merged.matches("# TYPE x_total").count(), 1, "{merged}");
-        assert!(merged.contains("x_total{app=\"a\",env=\"s\"} 1"), "{merged}");
-        assert!(merged.contains("x_total{app=\"b\",env=\"s\"} 3"), "{merged}");
+        assert!(
+            merged.contains("x_total{app=\"a\",env=\"s\"} 1"),
+            "{merged}"
+        );
+        assert!(
+            merged.contains("x_total{app=\"b\",env=\"s\"} 3"),
+            "{merged}"
+        );
         assert!(merged.contains("y{app=\"a\"} 2"), "{merged}");
     }
 }

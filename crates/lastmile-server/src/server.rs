@@ -67,7 +67,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("name", &self.config.name).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,7 +89,10 @@ impl Server {
     /// controller per app that has deployed before.
     pub fn open(config: ServerConfig, progress: Arc<dyn Progress>) -> anyhow::Result<Arc<Server>> {
         std::fs::create_dir_all(&config.state_dir).with_context(|| {
-            format!("cannot create the state directory {}", config.state_dir.display())
+            format!(
+                "cannot create the state directory {}",
+                config.state_dir.display()
+            )
         })?;
         let (store, _) = SqliteStore::open(&config.state_dir)
             .with_context(|| format!("cannot open the state in {}", config.state_dir.display()))?;
@@ -99,10 +104,14 @@ impl Server {
             let dir = config.state_dir.join("apps").join(&app.name);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let (app_store, report) = SqliteStore::open(&dir)
-                .with_context(|| format!("cannot open the state of {} in {}", app.name, dir.display()))?;
+            let (app_store, report) = SqliteStore::open(&dir).with_context(|| {
+                format!("cannot open the state of {} in {}", app.name, dir.display())
+            })?;
             for run in report.interrupted_runs {
-                progress.warn(&format!("{}: run #{run} was interrupted by a stop", app.name));
+                progress.warn(&format!(
+                    "{}: run #{run} was interrupted by a stop",
+                    app.name
+                ));
             }
             apps.insert(
                 app.name.clone(),
@@ -204,10 +213,18 @@ impl Server {
     }
 
     /// Stores a secret, encrypted; the value is never logged or returned.
-    pub fn set_secret(&self, app: &str, name: &str, value: &str, actor: &str) -> Result<(), ApiError> {
+    pub fn set_secret(
+        &self,
+        app: &str,
+        name: &str,
+        value: &str,
+        actor: &str,
+    ) -> Result<(), ApiError> {
         self.app(app)?;
         if name.is_empty()
-            || !name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             || name.as_bytes()[0].is_ascii_digit()
         {
             return Err(ApiError::bad_request(format!(
@@ -242,7 +259,12 @@ impl Server {
         })
     }
 
-    fn ensure_controller(self: &Arc<Self>, app: &Arc<App>, spec: &Spec, source: &str) -> anyhow::Result<Arc<Controller>> {
+    fn ensure_controller(
+        self: &Arc<Self>,
+        app: &Arc<App>,
+        spec: &Spec,
+        source: &str,
+    ) -> anyhow::Result<Arc<Controller>> {
         let mut slot = lock(&app.controller);
         if let Some(controller) = slot.as_ref() {
             return Ok(controller.clone());
@@ -309,7 +331,9 @@ impl Server {
             anyhow::anyhow!(
                 "commit {} has no {} ({error}); add it or fix `path` in server.yaml",
                 short(sha),
-                Path::new(&app.config.path).join(lastmile_spec::SPEC_FILE).display()
+                Path::new(&app.config.path)
+                    .join(lastmile_spec::SPEC_FILE)
+                    .display()
             )
         })?;
         let (spec, _) = lastmile_spec::parse(&spec_path.display().to_string(), &source)
@@ -322,15 +346,21 @@ impl Server {
             );
         }
         let Some(first) = spec.environments.first().map(|env| env.name.clone()) else {
-            anyhow::bail!("lastmile.yaml of commit {} has no environments to deploy to", short(sha));
+            anyhow::bail!(
+                "lastmile.yaml of commit {} has no environments to deploy to",
+                short(sha)
+            );
         };
         let controller = self.ensure_controller(app, &spec, &source)?;
 
         // The pipeline, in the written-out tree, with the app's secrets.
         app.store
             .update_commit(&name, sha, "running", None, None, None)?;
-        self.progress
-            .line(&format!("{name}: building {} ({})", short(sha), first_line_of_commit(app, sha)));
+        self.progress.line(&format!(
+            "{name}: building {} ({})",
+            short(sha),
+            first_line_of_commit(app, sha)
+        ));
         let blobs = BlobStore::open(&app.dir)?;
         let mut options = lastmile_pipeline::RunOptions::new(app.dir.clone());
         options.in_place = true;
@@ -359,15 +389,20 @@ impl Server {
         )
         .await?;
         let run_id = summary.run_id;
-        let Some(artifact) = summary.artifact.filter(|_| summary.status == lastmile_store::RunStatus::Succeeded) else {
+        let Some(artifact) = summary
+            .artifact
+            .filter(|_| summary.status == lastmile_store::RunStatus::Succeeded)
+        else {
             let reason = summary
                 .failure
                 .map(|failure| format!("step {} {}", failure.step, failure.reason))
                 .unwrap_or_else(|| "the run made no artifact (add `artifact.paths`)".to_owned());
             app.store
                 .update_commit(&name, sha, "failed", Some(run_id), None, Some(&reason))?;
-            self.progress
-                .warn(&format!("{name}: {} failed its pipeline: {reason}; no release made", short(sha)));
+            self.progress.warn(&format!(
+                "{name}: {} failed its pipeline: {reason}; no release made",
+                short(sha)
+            ));
             return Ok(());
         };
         app.store
@@ -381,8 +416,16 @@ impl Server {
             }),
             approved_by: None,
         };
-        self.deploy_chain(app, &controller, request, spec, source, Some(sha.to_owned()), "git")
-            .await;
+        self.deploy_chain(
+            app,
+            &controller,
+            request,
+            spec,
+            source,
+            Some(sha.to_owned()),
+            "git",
+        )
+        .await;
         Ok(())
     }
 
@@ -418,7 +461,15 @@ impl Server {
                         return;
                     }
                 };
-                self.add_pending(app, &env.name, &release, commit.clone(), &spec, &source, actor);
+                self.add_pending(
+                    app,
+                    &env.name,
+                    &release,
+                    commit.clone(),
+                    &spec,
+                    &source,
+                    actor,
+                );
                 return;
             }
             let outcome = controller
@@ -430,8 +481,11 @@ impl Server {
                     value["to_release"].as_str().map(str::to_owned),
                 ),
                 Err(error) => {
-                    self.progress
-                        .warn(&format!("{name}: deploying to {} failed: {}", env.name, error.message()));
+                    self.progress.warn(&format!(
+                        "{name}: deploying to {} failed: {}",
+                        env.name,
+                        error.message()
+                    ));
                     ("failed".to_owned(), None)
                 }
             };
@@ -450,7 +504,12 @@ impl Server {
                     .as_ref()
                     .ok()
                     .and_then(|value| value["error"].as_str().map(str::to_owned))
-                    .or_else(|| outcome.as_ref().err().map(|error| error.message().to_owned()));
+                    .or_else(|| {
+                        outcome
+                            .as_ref()
+                            .err()
+                            .map(|error| error.message().to_owned())
+                    });
                 let _ = app.store.update_commit(
                     &name,
                     sha,
@@ -475,7 +534,15 @@ impl Server {
                     Ok(Some(record)) => record,
                     _ => return,
                 };
-                self.add_pending(app, &next.name, &record, commit.clone(), &spec, &source, actor);
+                self.add_pending(
+                    app,
+                    &next.name,
+                    &record,
+                    commit.clone(),
+                    &spec,
+                    &source,
+                    actor,
+                );
                 return;
             }
             request = DeployRequest {
@@ -487,7 +554,10 @@ impl Server {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one pending deployment's whole context")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one pending deployment's whole context"
+    )]
     fn add_pending(
         &self,
         app: &App,
@@ -523,11 +593,18 @@ impl Server {
 
     /// Approves the deployment waiting for `environment`; it runs in the
     /// background (and promotes on along the chain).
-    pub fn approve(self: &Arc<Self>, app_name: &str, environment: &str, actor: &str) -> Result<Value, ApiError> {
+    pub fn approve(
+        self: &Arc<Self>,
+        app_name: &str,
+        environment: &str,
+        actor: &str,
+    ) -> Result<Value, ApiError> {
         let app = self.app(app_name)?.clone();
         let controller = self.controller(app_name)?;
         let pending = lock(&app.pending).remove(environment).ok_or_else(|| {
-            ApiError::conflict(format!("nothing waits for approval in {app_name}/{environment}"))
+            ApiError::conflict(format!(
+                "nothing waits for approval in {app_name}/{environment}"
+            ))
         })?;
         let server = self.clone();
         let answer = json!({
@@ -548,7 +625,15 @@ impl Server {
                 approved_by: Some(actor.clone()),
             };
             server
-                .deploy_chain(&app, &controller, request, pending.spec, pending.source, pending.commit, &actor)
+                .deploy_chain(
+                    &app,
+                    &controller,
+                    request,
+                    pending.spec,
+                    pending.source,
+                    pending.commit,
+                    &actor,
+                )
                 .await;
         });
         Ok(answer)
@@ -605,7 +690,12 @@ impl Server {
 
     /// A webhook for `app`: verified with its secret, then the watcher is
     /// woken. Returns what was accepted.
-    pub fn webhook(&self, app_name: &str, headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    pub fn webhook(
+        &self,
+        app_name: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
         let app = self.app(app_name)?;
         let secret = app
             .config
@@ -622,15 +712,16 @@ impl Server {
                     &format!("webhook:{:?}", push.provider).to_lowercase(),
                     &json!({ "branch": push.branch, "after": push.after }),
                 );
-                let watched = push
-                    .branch
-                    .as_deref()
-                    .is_some_and(|branch| lastmile_git::branch_matches(branch, &app.config.branches));
+                let watched = push.branch.as_deref().is_some_and(|branch| {
+                    lastmile_git::branch_matches(branch, &app.config.branches)
+                });
                 if watched && !push.deleted {
                     app.hooked.store(true, std::sync::atomic::Ordering::SeqCst);
                     app.wake.notify_one();
                 }
-                Ok(json!({ "accepted": true, "triggered": watched && !push.deleted, "branch": push.branch, "after": push.after }))
+                Ok(
+                    json!({ "accepted": true, "triggered": watched && !push.deleted, "branch": push.branch, "after": push.after }),
+                )
             }
             Err(WebhookError::Unauthorized(message)) => {
                 let _ = self.store.record_event(
@@ -639,9 +730,13 @@ impl Server {
                     "webhook",
                     &json!({ "reason": message }),
                 );
-                Err(ApiError::unauthorized(format!("webhook refused: {message}")))
+                Err(ApiError::unauthorized(format!(
+                    "webhook refused: {message}"
+                )))
             }
-            Err(WebhookError::Ignored(message)) => Ok(json!({ "accepted": false, "ignored": message })),
+            Err(WebhookError::Ignored(message)) => {
+                Ok(json!({ "accepted": false, "ignored": message }))
+            }
             Err(WebhookError::BadPayload(message)) => Err(ApiError::bad_request(message)),
         }
     }
@@ -745,10 +840,12 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
             ));
             if let Err(error) = server.process_commit(&app, &head.sha).await {
                 let message = format!("{error:#}");
-                server.progress.warn(&format!("{name}: {}: {message}", short(&head.sha)));
-                let _ = app
-                    .store
-                    .update_commit(&name, &head.sha, "failed", None, None, Some(&message));
+                server
+                    .progress
+                    .warn(&format!("{name}: {}: {message}", short(&head.sha)));
+                let _ =
+                    app.store
+                        .update_commit(&name, &head.sha, "failed", None, None, Some(&message));
             }
         }
     }
@@ -777,12 +874,17 @@ async fn drift_loop(server: Arc<Server>) {
         }
         for app in server.apps.values() {
             let controller = lock(&app.controller).clone();
-            let Some(controller) = controller else { continue };
+            let Some(controller) = controller else {
+                continue;
+            };
             let drift = controller.drift().await;
             let mut known = lock(&app.drift).clone();
             for (environment, what) in &drift {
                 if known.get(environment) != Some(what) {
-                    server.progress.warn(&format!("{}: drift in {environment}: {what}", app.config.name));
+                    server.progress.warn(&format!(
+                        "{}: drift in {environment}: {what}",
+                        app.config.name
+                    ));
                     let _ = app.store.record_event(
                         "drift.detected",
                         &format!("environment/{environment}"),
@@ -797,9 +899,10 @@ async fn drift_loop(server: Arc<Server>) {
                 for environment in drift.keys() {
                     match controller.heal(environment).await {
                         Ok(true) => {
-                            server
-                                .progress
-                                .line(&format!("{}: self-heal restored {environment}", app.config.name));
+                            server.progress.line(&format!(
+                                "{}: self-heal restored {environment}",
+                                app.config.name
+                            ));
                             let _ = app.store.record_event(
                                 "drift.healed",
                                 &format!("environment/{environment}"),
@@ -830,7 +933,9 @@ fn first_line_of_commit(app: &App, sha: &str) -> String {
 }
 
 fn prune_checkouts(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))

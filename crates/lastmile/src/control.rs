@@ -111,7 +111,11 @@ impl Control {
     }
 
     /// `PUT path` with a JSON body.
-    pub(crate) fn put(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn put(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
         self.request("PUT", path, Some(body), Duration::from_secs(10))
     }
 
@@ -212,9 +216,13 @@ impl Control {
         stream.write_all(head.as_bytes())?;
         stream.write_all(&body)?;
         let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .with_context(|| format!("no complete answer from {} on {}", self.describe(), self.addr))?;
+        stream.read_to_end(&mut response).with_context(|| {
+            format!(
+                "no complete answer from {} on {}",
+                self.describe(),
+                self.addr
+            )
+        })?;
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text
             .split_once("\r\n\r\n")

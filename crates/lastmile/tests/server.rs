@@ -105,10 +105,22 @@ impl Drop for ServerProcess {
 }
 
 /// One HTTP request; the status and the JSON body (Null when not JSON).
-fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value, String) {
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     if let Some(token) = token {
         head.push_str(&format!("authorization: Bearer {token}\r\n"));
     }
@@ -124,9 +136,20 @@ fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, headers
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null), text)
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 fn get(addr: SocketAddr, path: &str, token: &str) -> Value {
@@ -150,19 +173,32 @@ fn github_push(addr: SocketAddr, secret: &str, sha: &str) -> (u16, Value) {
         "POST",
         "/api/v1/webhooks/hello",
         None,
-        &[("x-github-event", "push"), ("x-hub-signature-256", &signature), ("content-type", "application/json")],
+        &[
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", &signature),
+            ("content-type", "application/json"),
+        ],
         body.as_bytes(),
     );
     (status, value)
 }
 
-fn wait_for<T>(what: &str, server: &ServerProcess, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(
+    what: &str,
+    server: &ServerProcess,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; server log:\n{}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; server log:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -178,12 +214,18 @@ fn commit_status(server: &ServerProcess, token: &str, sha: &str) -> Option<Value
 
 fn create_token(dir: &Path, config: &Path, role: &str, name: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-        .args(["token", "create", "--role", role, "--name", name, "--config"])
+        .args([
+            "token", "create", "--role", role, "--name", name, "--config",
+        ])
         .arg(config)
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -287,23 +329,42 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
     // 1. The first commit (found by the first fetch) goes to staging, then
     //    on to production.
     let first = git(&repo, &["rev-parse", "HEAD"]);
-    let commit = wait_for("the first commit to deploy", &server, Duration::from_secs(180), || {
-        commit_status(&server, &token, &first).filter(|c| c["status"] == "deployed")
-    });
+    let commit = wait_for(
+        "the first commit to deploy",
+        &server,
+        Duration::from_secs(180),
+        || commit_status(&server, &token, &first).filter(|c| c["status"] == "deployed"),
+    );
     let first_release = commit["release_id"].as_str().unwrap().to_owned();
-    wait_for("production to serve the first release", &server, Duration::from_secs(60), || {
-        let status = get(server.api, "/api/v1/apps/hello", &token);
-        let envs = status["environments"].as_array()?.clone();
-        envs.iter()
-            .all(|env| env["current_release"] == first_release.as_str())
-            .then_some(())
-    });
-    let (_, _, answer) = call(SocketAddr::from(([127, 0, 0, 1], staging)), "GET", "/", None, &[], b"");
+    wait_for(
+        "production to serve the first release",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let status = get(server.api, "/api/v1/apps/hello", &token);
+            let envs = status["environments"].as_array()?.clone();
+            envs.iter()
+                .all(|env| env["current_release"] == first_release.as_str())
+                .then_some(())
+        },
+    );
+    let (_, _, answer) = call(
+        SocketAddr::from(([127, 0, 0, 1], staging)),
+        "GET",
+        "/",
+        None,
+        &[],
+        b"",
+    );
     assert!(answer.contains("hello"), "{answer}");
 
     // 2. A commit whose tests fail: built, tested, no release.
     std::fs::create_dir_all(repo.join("tests")).unwrap();
-    std::fs::write(repo.join("tests/broken.rs"), "#[test]\nfn broken() {\n    assert_eq!(1 + 1, 3);\n}\n").unwrap();
+    std::fs::write(
+        repo.join("tests/broken.rs"),
+        "#[test]\nfn broken() {\n    assert_eq!(1 + 1, 3);\n}\n",
+    )
+    .unwrap();
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "a broken test"]);
     let broken = git(&repo, &["rev-parse", "HEAD"]);
@@ -311,23 +372,53 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
     let (status, answer) = github_push(server.api, HOOK_SECRET, &broken);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["triggered"], true, "{answer}");
-    let seen = wait_for("the webhook's commit to start", &server, Duration::from_secs(30), || {
-        commit_status(&server, &token, &broken)
-    });
+    let seen = wait_for(
+        "the webhook's commit to start",
+        &server,
+        Duration::from_secs(30),
+        || commit_status(&server, &token, &broken),
+    );
     assert_eq!(seen["source"], "webhook", "{seen}");
-    eprintln!("webhook → commit recorded and its build started: {:?}", pushed.elapsed());
-    let failed = wait_for("the broken commit to fail", &server, Duration::from_secs(120), || {
-        commit_status(&server, &token, &broken).filter(|c| c["status"] == "failed")
-    });
+    eprintln!(
+        "webhook → commit recorded and its build started: {:?}",
+        pushed.elapsed()
+    );
+    let failed = wait_for(
+        "the broken commit to fail",
+        &server,
+        Duration::from_secs(120),
+        || commit_status(&server, &token, &broken).filter(|c| c["status"] == "failed"),
+    );
     assert!(failed["release_id"].is_null(), "{failed}");
-    assert!(failed["error"].as_str().unwrap_or_default().contains("test"), "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("test"),
+        "{failed}"
+    );
     let releases = get(server.api, "/api/v1/apps/hello/releases", &token);
-    assert_eq!(releases["releases"].as_array().unwrap().len(), 1, "no release for a failed run: {releases}");
+    assert_eq!(
+        releases["releases"].as_array().unwrap().len(),
+        1,
+        "no release for a failed run: {releases}"
+    );
     let run_id = failed["run_id"].as_i64().unwrap();
-    let run = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}"), &token);
+    let run = get(
+        server.api,
+        &format!("/api/v1/apps/hello/runs/{run_id}"),
+        &token,
+    );
     assert_eq!(run["run"]["status"], "failed", "{run}");
-    let logs = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}/logs?step=test"), &token);
-    assert!(logs.to_string().contains("broken"), "the test step's log names the failing test: {logs}");
+    let logs = get(
+        server.api,
+        &format!("/api/v1/apps/hello/runs/{run_id}/logs?step=test"),
+        &token,
+    );
+    assert!(
+        logs.to_string().contains("broken"),
+        "the test step's log names the failing test: {logs}"
+    );
 
     // 3. A commit whose release fails its canary (half its answers are
     //    500s): rolled back, staging stays on the first release.
@@ -340,9 +431,15 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
     let load = traffic(SocketAddr::from(([127, 0, 0, 1], staging)), stop.clone());
     let (status, _) = github_push(server.api, HOOK_SECRET, &bad);
     assert_eq!(status, 200);
-    let rolled = wait_for("the bad canary to be rolled back", &server, Duration::from_secs(120), || {
-        commit_status(&server, &token, &bad).filter(|c| c["status"] == "rolled-back" || c["status"] == "failed")
-    });
+    let rolled = wait_for(
+        "the bad canary to be rolled back",
+        &server,
+        Duration::from_secs(120),
+        || {
+            commit_status(&server, &token, &bad)
+                .filter(|c| c["status"] == "rolled-back" || c["status"] == "failed")
+        },
+    );
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     assert_eq!(rolled["status"], "rolled-back", "{rolled}");
@@ -367,7 +464,10 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
     let staging_report = report("staging");
     assert_eq!(staging_report["deployments"], 2, "{dora}\n{deployments}");
     assert_eq!(staging_report["change_failure_rate"], 0.5, "{dora}");
-    assert_eq!(staging_report["deployment_frequency_per_day"], 1.0, "{dora}");
+    assert_eq!(
+        staging_report["deployment_frequency_per_day"], 1.0,
+        "{dora}"
+    );
     let production_report = report("production");
     assert_eq!(production_report["deployments"], 1, "{dora}");
     assert_eq!(production_report["change_failure_rate"], 0.0, "{dora}");
@@ -383,7 +483,10 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
         .unwrap();
     let expected_hours = (staged_at - committed_at) as f64 / 3_600_000.0;
     let lead = staging_report["lead_time_median_hours"].as_f64().unwrap();
-    assert!((lead - expected_hours).abs() < 1e-9, "lead time {lead} h, expected {expected_hours} h");
+    assert!(
+        (lead - expected_hours).abs() < 1e-9,
+        "lead time {lead} h, expected {expected_hours} h"
+    );
 
     // Every mutating call and every push is in the event log.
     let events = get(server.api, "/api/v1/apps/hello/events", &token).to_string();
@@ -449,25 +552,49 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    set.stdin.take().unwrap().write_all(format!("{secret}\n").as_bytes()).unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
     let output = set.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let key = root.path().join("state/secret.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let server = ServerProcess::start(root.path(), &config);
     let first = git(&repo, &["rev-parse", "HEAD"]);
-    let deployed = wait_for("the first commit to deploy", &server, Duration::from_secs(90), || {
-        commit_status(&server, &admin, &first).filter(|c| c["status"] == "deployed")
-    });
+    let deployed = wait_for(
+        "the first commit to deploy",
+        &server,
+        Duration::from_secs(90),
+        || commit_status(&server, &admin, &first).filter(|c| c["status"] == "deployed"),
+    );
 
     // No token: 401 with a JSON error and a hint.
     let (status, answer, _) = call(server.api, "GET", "/api/v1/apps", None, &[], b"");
     assert_eq!(status, 401);
     assert_eq!(answer["code"], "unauthorized");
-    assert!(answer["error"].as_str().unwrap().contains("token create"), "{answer}");
-    let (status, _, _) = call(server.api, "GET", "/api/v1/apps", Some("lmt_not-a-token"), &[], b"");
+    assert!(
+        answer["error"].as_str().unwrap().contains("token create"),
+        "{answer}"
+    );
+    let (status, _, _) = call(
+        server.api,
+        "GET",
+        "/api/v1/apps",
+        Some("lmt_not-a-token"),
+        &[],
+        b"",
+    );
     assert_eq!(status, 401);
 
     // A webhook with a wrong signature: 401, nothing triggered.
@@ -479,20 +606,44 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     assert_eq!(status, 401, "{answer}");
     assert_eq!(answer["code"], "unauthorized");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(commit_status(&server, &admin, &news).is_none(), "a refused webhook triggered a build");
+    assert!(
+        commit_status(&server, &admin, &news).is_none(),
+        "a refused webhook triggered a build"
+    );
     let refused = get(server.api, "/api/v1/events", &admin).to_string();
     assert!(refused.contains("webhook.refused"), "{refused}");
 
     // A viewer reads but cannot deploy, approve, or read secrets.
     get(server.api, "/api/v1/apps/hello", &viewer);
     let body = json!({ "environment": "staging" }).to_string();
-    let (status, answer, _) = call(server.api, "POST", "/api/v1/apps/hello/deploy", Some(&viewer), &[], body.as_bytes());
+    let (status, answer, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/apps/hello/deploy",
+        Some(&viewer),
+        &[],
+        body.as_bytes(),
+    );
     assert_eq!(status, 403, "{answer}");
     assert_eq!(answer["code"], "forbidden");
-    let (status, _, _) = call(server.api, "GET", "/api/v1/apps/hello/secrets", Some(&deployer), &[], b"");
+    let (status, _, _) = call(
+        server.api,
+        "GET",
+        "/api/v1/apps/hello/secrets",
+        Some(&deployer),
+        &[],
+        b"",
+    );
     assert_eq!(status, 403);
     // A deployer can, and the event log says who.
-    let (status, answer, _) = call(server.api, "POST", "/api/v1/apps/hello/deploy", Some(&deployer), &[], body.as_bytes());
+    let (status, answer, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/apps/hello/deploy",
+        Some(&deployer),
+        &[],
+        body.as_bytes(),
+    );
     assert_eq!(status, 200, "{answer}");
     let events = get(server.api, "/api/v1/apps/hello/events", &admin);
     let who: Vec<&Value> = events["events"]
@@ -501,14 +652,24 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         .iter()
         .filter(|event| event["kind"] == "api.call")
         .collect();
-    assert!(who.iter().any(|event| event["actor"] == "shipper"), "{events}");
+    assert!(
+        who.iter().any(|event| event["actor"] == "shipper"),
+        "{events}"
+    );
 
     // The secret reached the step (masked in its log) and the instance.
     let run_id = deployed["run_id"].as_i64().unwrap();
-    let logs = get(server.api, &format!("/api/v1/apps/hello/runs/{run_id}/logs"), &admin).to_string();
+    let logs = get(
+        server.api,
+        &format!("/api/v1/apps/hello/runs/{run_id}/logs"),
+        &admin,
+    )
+    .to_string();
     assert!(logs.contains("key is ***"), "{logs}");
     let status = get(server.api, "/api/v1/apps/hello", &admin);
-    let pid = status["instances"][0]["pid"].as_u64().expect("instance pid");
+    let pid = status["instances"][0]["pid"]
+        .as_u64()
+        .expect("instance pid");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
     assert!(
         String::from_utf8_lossy(&environ).contains(&format!("API_KEY={secret}")),
@@ -532,7 +693,10 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     }
     everything.push_str(&logs);
     everything.push_str(&server.log());
-    assert!(everything.contains("API_KEY"), "the secret's name is listed");
+    assert!(
+        everything.contains("API_KEY"),
+        "the secret's name is listed"
+    );
     assert!(!everything.contains(secret), "a secret value leaked");
     // The OpenAPI document lists every route, and every route it lists
     // exists (none answers "no such route" or a wrong method).
@@ -557,7 +721,11 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         assert_ne!(answer["code"], "no_route", "GET {path}: {text}");
         assert!(status != 405 && status != 0, "GET {path}: {text}");
     }
-    for (method, path) in [("POST", "/api/v1/apps/hello/environments/staging/approve"), ("DELETE", "/api/v1/tokens/nobody"), ("PUT", "/api/v1/apps/hello/secrets/X")] {
+    for (method, path) in [
+        ("POST", "/api/v1/apps/hello/environments/staging/approve"),
+        ("DELETE", "/api/v1/tokens/nobody"),
+        ("PUT", "/api/v1/apps/hello/secrets/X"),
+    ] {
         let (_, answer, text) = call(server.api, method, path, Some(&admin), &[], b"{}");
         assert_ne!(answer["code"], "no_route", "{method} {path}: {text}");
     }
@@ -576,7 +744,12 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian's prometheus package; scripts/test installs it)");
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let checked = promtool.wait_with_output().unwrap();
     assert!(
         checked.status.success(),

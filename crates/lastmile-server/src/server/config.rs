@@ -97,8 +97,8 @@ impl ServerConfig {
     /// Parses the text of a `server.yaml`; relative paths are relative to
     /// `base`.
     pub fn parse(file: &str, text: &str, base: &Path) -> anyhow::Result<ServerConfig> {
-        let raw: RawConfig = serde_saphyr::from_str(text)
-            .map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
+        let raw: RawConfig =
+            serde_saphyr::from_str(text).map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
         let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen: SocketAddr = listen.parse().map_err(|_| {
             anyhow::anyhow!("{file}: `listen: {listen}` is not an address; write it as IP:PORT, e.g. 127.0.0.1:7070")
@@ -118,7 +118,10 @@ impl ServerConfig {
                 );
             }
             if !names.insert(app.name.clone()) {
-                anyhow::bail!("{file}: app `{}` is listed twice; give each repository its own name", app.name);
+                anyhow::bail!(
+                    "{file}: app `{}` is listed twice; give each repository its own name",
+                    app.name
+                );
             }
             let repo = if app.repo.contains("://") || app.repo.starts_with('/') {
                 app.repo
@@ -130,7 +133,11 @@ impl ServerConfig {
                 None => default_poll,
             };
             let path = PathBuf::from(app.path.unwrap_or_else(|| ".".to_owned()));
-            if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
+            if path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
                 anyhow::bail!(
                     "{file}: app `{}`: `path: {}` must be a directory inside the repository (relative, no `..`)",
                     app.name,
@@ -197,7 +204,10 @@ mod tests {
         let unknown = ServerConfig::parse("s.yaml", "apps: []\npoll: 5s\n", Path::new("/"))
             .unwrap_err()
             .to_string();
-        assert!(unknown.contains("s.yaml") && unknown.contains("poll"), "{unknown}");
+        assert!(
+            unknown.contains("s.yaml") && unknown.contains("poll"),
+            "{unknown}"
+        );
         let listen = ServerConfig::parse("s.yaml", "listen: nowhere\n", Path::new("/"))
             .unwrap_err()
             .to_string();

@@ -73,7 +73,9 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
 
 fn write_server_file(config: &ServerConfig, bound: std::net::SocketAddr) -> anyhow::Result<()> {
     let path = config.state_dir.join("server.json");
-    let temp = config.state_dir.join(format!("server.json.{}", std::process::id()));
+    let temp = config
+        .state_dir
+        .join(format!("server.json.{}", std::process::id()));
     let body = json!({ "pid": std::process::id(), "listen": bound });
     std::fs::write(&temp, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("cannot write {}", temp.display()))?;
@@ -101,7 +103,9 @@ fn target(args: &AdminTarget) -> anyhow::Result<Target> {
     if let Some(remote) = crate::control::remote() {
         return Ok(Target::Remote(Control::server(&remote.url)?));
     }
-    bail!("name the server: --config server.yaml (its state on this machine) or --server URL with an admin LASTMILE_TOKEN")
+    bail!(
+        "name the server: --config server.yaml (its state on this machine) or --server URL with an admin LASTMILE_TOKEN"
+    )
 }
 
 fn actor() -> String {
@@ -110,21 +114,34 @@ fn actor() -> String {
 
 pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { role, name, target: args } => {
-            let parsed: Role = role.parse().map_err(|error: lastmile_store::UnknownRole| anyhow::anyhow!("{error}"))?;
+        TokenCommand::Create {
+            role,
+            name,
+            target: args,
+        } => {
+            let parsed: Role = role
+                .parse()
+                .map_err(|error: lastmile_store::UnknownRole| anyhow::anyhow!("{error}"))?;
             let answer = match target(args)? {
                 Target::Local(_, store) => {
                     let name = match name {
                         Some(name) => name.clone(),
                         None => format!("{parsed}-{}", store.list_tokens()?.len() + 1),
                     };
-                    let (record, token) = lastmile_server::tokens::create(&store, &name, parsed, &actor())
-                        .map_err(|error| anyhow::anyhow!(error))?;
+                    let (record, token) =
+                        lastmile_server::tokens::create(&store, &name, parsed, &actor())
+                            .map_err(|error| anyhow::anyhow!(error))?;
                     json!({ "token": token, "record": record })
                 }
                 Target::Remote(control) => {
-                    let name = name.clone().unwrap_or_else(|| format!("{parsed}-{}", std::process::id()));
-                    control.post("/api/v1/tokens", &json!({ "name": name, "role": role }), std::time::Duration::from_secs(10))?
+                    let name = name
+                        .clone()
+                        .unwrap_or_else(|| format!("{parsed}-{}", std::process::id()));
+                    control.post(
+                        "/api/v1/tokens",
+                        &json!({ "name": name, "role": role }),
+                        std::time::Duration::from_secs(10),
+                    )?
                 }
             };
             if args.json {
@@ -152,7 +169,11 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
                         "{:<24} {:<9} {}",
                         token["name"].as_str().unwrap_or_default(),
                         token["role"].as_str().unwrap_or_default(),
-                        if token["revoked_at"].is_null() { "active" } else { "revoked" }
+                        if token["revoked_at"].is_null() {
+                            "active"
+                        } else {
+                            "revoked"
+                        }
                     );
                 }
             }
@@ -161,7 +182,9 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Revoke { name, target: args } => {
             let revoked = match target(args)? {
                 Target::Local(_, store) => store.revoke_token(name, &actor())?,
-                Target::Remote(control) => control.delete(&format!("/api/v1/tokens/{name}")).is_ok(),
+                Target::Remote(control) => {
+                    control.delete(&format!("/api/v1/tokens/{name}")).is_ok()
+                }
             };
             if !revoked {
                 bail!("no active token named `{name}`; `lastmile token list` shows them");
@@ -174,7 +197,11 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SecretCommand::Set { app, name, target: args } => {
+        SecretCommand::Set {
+            app,
+            name,
+            target: args,
+        } => {
             let mut value = String::new();
             std::io::stdin()
                 .read_to_string(&mut value)
@@ -186,7 +213,9 @@ pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             if value.is_empty() {
-                bail!("the value is empty: pipe it in, e.g. `printf %s \"$VALUE\" | lastmile secret set {app} {name}`");
+                bail!(
+                    "the value is empty: pipe it in, e.g. `printf %s \"$VALUE\" | lastmile secret set {app} {name}`"
+                );
             }
             match target(args)? {
                 Target::Local(config, store) => {
@@ -194,23 +223,34 @@ pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
                         bail!("server.yaml has no app `{app}`");
                     }
                     if !valid_secret_name(name) {
-                        bail!("secret name `{name}` must be an environment variable name: A-Z, 0-9 and _, not starting with a digit");
+                        bail!(
+                            "secret name `{name}` must be an environment variable name: A-Z, 0-9 and _, not starting with a digit"
+                        );
                     }
-                    let secret_box = SecretBox::open_or_create(&config.state_dir.join("secret.key"))?;
-                    let (nonce, ciphertext) = secret_box.seal(&format!("{app}/{name}"), value.as_bytes());
+                    let secret_box =
+                        SecretBox::open_or_create(&config.state_dir.join("secret.key"))?;
+                    let (nonce, ciphertext) =
+                        secret_box.seal(&format!("{app}/{name}"), value.as_bytes());
                     store.put_secret(app, name, &nonce, &ciphertext, &actor())?;
                 }
                 Target::Remote(control) => {
-                    control.put(&format!("/api/v1/apps/{app}/secrets/{name}"), &json!({ "value": value }))?;
+                    control.put(
+                        &format!("/api/v1/apps/{app}/secrets/{name}"),
+                        &json!({ "value": value }),
+                    )?;
                 }
             }
-            eprintln!("secret {name} of {app} stored (encrypted); instances get it at their next deployment");
+            eprintln!(
+                "secret {name} of {app} stored (encrypted); instances get it at their next deployment"
+            );
             Ok(ExitCode::SUCCESS)
         }
         SecretCommand::List { app, target: args } => {
             let secrets: Value = match target(args)? {
                 Target::Local(_, store) => json!(store.list_secrets(app)?),
-                Target::Remote(control) => control.get(&format!("/api/v1/apps/{app}/secrets"))?["secrets"].clone(),
+                Target::Remote(control) => {
+                    control.get(&format!("/api/v1/apps/{app}/secrets"))?["secrets"].clone()
+                }
             };
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&secrets)?);
@@ -225,7 +265,11 @@ pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        SecretCommand::Delete { app, name, target: args } => {
+        SecretCommand::Delete {
+            app,
+            name,
+            target: args,
+        } => {
             let deleted = match target(args)? {
                 Target::Local(_, store) => store.delete_secret(app, name, &actor())?,
                 Target::Remote(control) => control
@@ -245,5 +289,7 @@ pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
 fn valid_secret_name(name: &str) -> bool {
     !name.is_empty()
         && !name.as_bytes()[0].is_ascii_digit()
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
