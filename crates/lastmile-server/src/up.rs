@@ -106,9 +106,12 @@ pub struct Controller {
     secrets: Option<SecretLookup>,
 }
 
+/// Looks one secret's value up by name.
+pub type SecretFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Secret values by name, for the instances of one app.
 #[derive(Clone)]
-pub struct SecretLookup(pub Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct SecretLookup(pub Arc<SecretFn>);
 
 impl std::fmt::Debug for SecretLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,6 +2,8 @@
 //! the real binary, real pushes (webhooks signed like GitHub's), real
 //! builds, deployments and a canary that fails under real traffic.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
