@@ -659,6 +659,35 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         "{events}"
     );
 
+    // The CLI talks to the server with --server and LASTMILE_TOKEN.
+    let cli = |token: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .arg("--server")
+            .arg(format!("http://{}", server.api))
+            .args(["--app", "hello"])
+            .args(args)
+            .env("LASTMILE_TOKEN", token)
+            .env("NO_COLOR", "1")
+            .current_dir(root.path())
+            .output()
+            .unwrap()
+    };
+    let status = cli(&viewer, &["status", "--json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["environments"][0]["name"], "staging", "{status}");
+    let refused = cli(&viewer, &["deploy", "staging"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs deployer"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // The secret reached the step (masked in its log) and the instance.
     let run_id = deployed["run_id"].as_i64().unwrap();
     let logs = get(
