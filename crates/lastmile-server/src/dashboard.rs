@@ -417,7 +417,16 @@ async fn rollback(
         environment,
         to: None,
     };
-    match controller.rollback(request).await {
+    // In its own task: a browser that navigates away drops this handler,
+    // and a rollback cut off half-way would leave the environment held.
+    let rolling_back = tokio::spawn(async move { controller.rollback(request).await });
+    let outcome = match rolling_back.await {
+        Ok(outcome) => outcome,
+        Err(failure) => Err(ApiError::internal(&anyhow::anyhow!(
+            "the rollback task failed: {failure}"
+        ))),
+    };
+    match outcome {
         Ok(_) => back_to_app(&headers, &app),
         Err(failure) => action_failed(
             &headers,

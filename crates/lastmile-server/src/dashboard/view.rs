@@ -92,6 +92,7 @@ pub(crate) struct CommitView {
     pub(crate) status: String,
     pub(crate) run: Option<i64>,
     pub(crate) ago: String,
+    pub(crate) error: Option<String>,
 }
 
 /// One app on the overview.
@@ -307,6 +308,7 @@ pub(crate) fn app_card(app: &Value) -> AppCard {
             status: commit.status,
             run: commit.run_id,
             ago: ago(commit.seen_at),
+            error: commit.error,
         });
     let drift = app
         .get("drift")
@@ -340,6 +342,8 @@ struct CommitJson {
     status: String,
     run_id: Option<i64>,
     seen_at: i64,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 /// The newest commit from the store.
@@ -351,6 +355,7 @@ pub(crate) fn commit(commit: &CommitRecord) -> CommitView {
         status: commit.status.clone(),
         run: commit.run_id,
         ago: ago(commit.seen_at),
+        error: commit.error.clone(),
     }
 }
 
