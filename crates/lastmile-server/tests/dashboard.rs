@@ -205,6 +205,7 @@ async fn reload_until(
 }
 
 struct Setup {
+    addr: SocketAddr,
     base: String,
     deployer: String,
     repo: PathBuf,
@@ -340,6 +341,39 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
     if production != "v1" {
         bail!("production should stay on v1, shows `{production}`");
     }
+    no_javascript(setup).await
+}
+
+/// What a browser without JavaScript gets: the confirmation page before a
+/// rollback, a finished run's page without live refresh.
+async fn no_javascript(setup: &Setup) -> anyhow::Result<()> {
+    let bearer = format!("Bearer {}", setup.deployer);
+    let auth = [("Authorization", bearer.as_str())];
+    let (status, _, body) = http(
+        setup.addr,
+        "GET",
+        "/apps/demo/environments/staging/rollback",
+        &auth,
+    )
+    .await?;
+    let body = String::from_utf8_lossy(&body);
+    if status != 200
+        || !body.contains("Roll staging back?")
+        || !body.contains(r#"method="post" action="/apps/demo/environments/staging/rollback""#)
+    {
+        bail!("the rollback confirmation page should ask with a POST form, got {status}:\n{body}");
+    }
+    let (status, _, body) = http(setup.addr, "GET", "/apps/demo/runs/1", &auth).await?;
+    let body = String::from_utf8_lossy(&body);
+    if status != 200 || body.contains("hx-trigger") || body.contains("http-equiv") {
+        bail!("a finished run's page should not refresh, got {status}:\n{body}");
+    }
+    let (status, _, body) =
+        http(setup.addr, "GET", "/apps/demo/runs/1?fragment=logs", &auth).await?;
+    let body = String::from_utf8_lossy(&body);
+    if status != 200 || !body.trim_start().starts_with("<div id=\"run-body\"") {
+        bail!("?fragment=logs should answer only the run's live part, got {status}:\n{body}");
+    }
     Ok(())
 }
 
@@ -455,6 +489,7 @@ async fn the_dashboard_drives_a_release_in_a_browser() {
         .await
         .expect("a chromium session");
     let setup = Setup {
+        addr,
         base: format!("http://{addr}"),
         deployer,
         repo,
