@@ -686,7 +686,7 @@ impl Controller {
                 .iter()
                 .filter(|instance| {
                     instance.release_id == current
-                        && instance.instance_id.starts_with(&format!("{}-", env.name))
+                        && instance_environment(&instance.instance_id) == env.name
                         && matches!(
                             instance.state,
                             lastmile_host::InstanceState::Ready
@@ -729,7 +729,7 @@ impl Controller {
             .await
             .map_err(|error| ApiError::internal(&anyhow::anyhow!("{error}")))?;
         for instance in instances {
-            if instance.instance_id.starts_with(&format!("{environment}-"))
+            if instance_environment(&instance.instance_id) == environment
                 && matches!(
                     instance.state,
                     lastmile_host::InstanceState::CrashLoop
@@ -1256,6 +1256,12 @@ fn strategy_name(env: &Environment) -> &'static str {
         lastmile_spec::Strategy::Recreate => "recreate",
         lastmile_spec::Strategy::Canary(_) => "canary",
     }
+}
+
+/// The environment an instance belongs to: its id is
+/// `ENV.RELEASE.INDEX`.
+fn instance_environment(instance_id: &str) -> &str {
+    instance_id.split('.').next().unwrap_or_default()
 }
 
 fn short(id: &str) -> String {

@@ -288,11 +288,15 @@ environments:
 }
 
 fn server_yaml(root: &Path, repo: &Path, poll: &str) -> PathBuf {
+    server_yaml_with(root, repo, poll, "")
+}
+
+fn server_yaml_with(root: &Path, repo: &Path, poll: &str, extra: &str) -> PathBuf {
     let config = root.join("server.yaml");
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\nstate_dir: state\napps:\n  - name: hello\n    repo: {}\n    poll_interval: {poll}\n    webhook_secret_env: HELLO_HOOK_SECRET\n",
+            "listen: 127.0.0.1:0\nstate_dir: state\napps:\n  - name: hello\n    repo: {}\n    poll_interval: {poll}\n    webhook_secret_env: HELLO_HOOK_SECRET\n{extra}",
             repo.display()
         ),
     )
@@ -788,5 +792,76 @@ fn webhooks_tokens_and_secrets_are_guarded() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    drop(server);
+}
+
+/// An instance that stops answering (SIGSTOP: alive, but failing its
+/// health check) is drift: reported, recorded, and with `self_heal`
+/// replaced by a fresh instance of the same release.
+#[test]
+fn drift_is_reported_and_self_healed() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tiny_repo(root.path(), free_port());
+    let config = server_yaml_with(root.path(), &repo, "1h", "    self_heal: true\n");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["secret", "set", "hello", "API_KEY", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"value").unwrap();
+    assert!(set.wait().unwrap().success());
+    let server = ServerProcess::start(root.path(), &config);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    wait_for(
+        "the first commit to deploy",
+        &server,
+        Duration::from_secs(90),
+        || commit_status(&server, &admin, &first).filter(|c| c["status"] == "deployed"),
+    );
+    let status = get(server.api, "/api/v1/apps/hello", &admin);
+    let release = status["environments"][0]["current_release"].clone();
+    let pid = status["instances"][0]["pid"]
+        .as_u64()
+        .expect("instance pid") as i32;
+    // Healthy: no drift.
+    std::thread::sleep(Duration::from_secs(3));
+    let drift = get(server.api, "/api/v1/apps/hello/drift", &admin);
+    assert_eq!(drift["drift"], json!({}), "{drift}");
+    let stopped = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_for(
+        "drift to be recorded",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let events = get(server.api, "/api/v1/apps/hello/events", &admin).to_string();
+            events.contains("drift.detected").then_some(())
+        },
+    );
+    let healed = wait_for(
+        "self-heal to start a fresh instance",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let status = get(server.api, "/api/v1/apps/hello", &admin);
+            let instances = status["instances"].as_array()?.clone();
+            instances
+                .iter()
+                .find(|i| i["state"] == "ready" && i["pid"].as_u64() != Some(pid as u64))
+                .map(|_| status)
+        },
+    );
+    assert_eq!(
+        healed["environments"][0]["current_release"], release,
+        "the same release serves"
+    );
+    let events = get(server.api, "/api/v1/apps/hello/events", &admin).to_string();
+    assert!(events.contains("drift.healed"), "{events}");
+    // The stopped process was stopped for good by the heal.
+    let _ = nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGCONT);
     drop(server);
 }
