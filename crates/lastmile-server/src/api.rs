@@ -545,7 +545,22 @@ async fn deploy(
         // The approver is whoever holds the token, not what the body says.
         request.approved_by = Some(principal.name.clone());
     }
-    server.controller(&app)?.deploy(request).await.map(Json)
+    let controller = server.controller(&app)?;
+    detached(async move { controller.deploy(request).await }).await
+}
+
+/// Runs a deployment or rollback in its own task: a client that hangs up
+/// must not cancel it half-way (the environment would stay held by a
+/// deployment nobody drives).
+async fn detached(
+    work: impl std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
+) -> ApiResult {
+    match tokio::spawn(work).await {
+        Ok(result) => result.map(Json),
+        Err(error) => Err(ApiError::internal(&anyhow::anyhow!(
+            "the deployment task failed: {error}"
+        ))),
+    }
 }
 
 async fn rollback(
@@ -553,7 +568,8 @@ async fn rollback(
     Path(app): Path<String>,
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult {
-    server.controller(&app)?.rollback(request).await.map(Json)
+    let controller = server.controller(&app)?;
+    detached(async move { controller.rollback(request).await }).await
 }
 
 async fn promote(

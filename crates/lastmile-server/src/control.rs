@@ -212,14 +212,21 @@ async fn deploy(
     State(controller): State<Arc<Controller>>,
     Json(request): Json<DeployRequest>,
 ) -> ApiResult {
-    controller.deploy(request).await.map(Json)
+    // In its own task: a client that hangs up must not cancel it half-way.
+    match tokio::spawn(async move { controller.deploy(request).await }).await {
+        Ok(result) => result.map(Json),
+        Err(error) => Err(ApiError::internal(&anyhow::anyhow!("{error}"))),
+    }
 }
 
 async fn rollback(
     State(controller): State<Arc<Controller>>,
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult {
-    controller.rollback(request).await.map(Json)
+    match tokio::spawn(async move { controller.rollback(request).await }).await {
+        Ok(result) => result.map(Json),
+        Err(error) => Err(ApiError::internal(&anyhow::anyhow!("{error}"))),
+    }
 }
 
 /// `POST /api/v1/flags/{key}`: fields left out keep their current value.
