@@ -223,9 +223,17 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
         .send_keys(&setup.deployer)
         .await?;
     driver.find(By::Id("sign-in")).await?.click().await?;
-    let source = driver.source().await?;
-    if !source.contains("<h1>Apps</h1>") || !source.contains("signed in as") {
-        bail!("signing in did not lead to the overview:\n{source}");
+    // The click returns before the navigation ends: wait for the overview.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let source = driver.source().await?;
+        if source.contains("<h1>Apps</h1>") && source.contains("signed in as") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("signing in did not lead to the overview:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The first run appears on the app page; follow it while it runs.
@@ -235,7 +243,16 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
     })
     .await?;
     driver.find(By::Css("a.run-link")).await?.click().await?;
-    let status = text_of(driver, "#run-status").await.unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = text_of(driver, "#run-status").await {
+            break status;
+        }
+        if Instant::now() > deadline {
+            bail!("the run page did not open");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     if status != "running" {
         bail!("the run should still wait for the gate, but it is `{status}`");
     }
@@ -294,6 +311,8 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
         .await?
         .click()
         .await?;
+    // Let the form's POST land before navigating away from it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     reload_until(
         driver,
         &app_url,
@@ -327,6 +346,8 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Let htmx's POST land before navigating away from the page.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     reload_until(
         driver,
         &app_url,
