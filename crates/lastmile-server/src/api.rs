@@ -50,7 +50,13 @@ type Shared = State<Arc<Server>>;
 /// The API routes, behind token auth; webhooks, `/healthz` and the OpenAPI
 /// document are open.
 pub fn routes(server: Arc<Server>) -> Router {
-    let protected = Router::new()
+    routes_with(server, true)
+}
+
+/// The API routes; without `globals`, the ones `lastmile up`'s control API
+/// already serves (`/metrics`, `/api/v1/dora`) are left out.
+pub fn routes_with(server: Arc<Server>, globals: bool) -> Router {
+    let mut protected = Router::new()
         .route("/api/v1/apps", get(apps))
         .route("/api/v1/apps/{app}", get(app_status))
         .route("/api/v1/apps/{app}/status", get(app_status))
@@ -95,13 +101,16 @@ pub fn routes(server: Arc<Server>) -> Router {
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{name}", delete(revoke_token))
         .route("/api/v1/events", get(server_events))
-        .route("/api/v1/dora", get(dora))
-        .route("/api/v1/whoami", get(whoami))
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            server.clone(),
-            authenticate,
-        ));
+        .route("/api/v1/whoami", get(whoami));
+    if globals {
+        protected = protected
+            .route("/api/v1/dora", get(dora))
+            .route("/metrics", get(metrics));
+    }
+    let protected = protected.layer(axum::middleware::from_fn_with_state(
+        server.clone(),
+        authenticate,
+    ));
     Router::new()
         .merge(protected)
         .route("/api/v1/webhooks/{app}", post(webhook))

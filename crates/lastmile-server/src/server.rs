@@ -142,6 +142,63 @@ impl Server {
         }))
     }
 
+    /// The server of `lastmile up`: its one app, built from a directory
+    /// (no git), with the API and dashboard open to loopback callers.
+    pub fn for_local(
+        controller: Arc<Controller>,
+        progress: Arc<dyn Progress>,
+    ) -> anyhow::Result<Arc<Server>> {
+        let state_dir = controller.state_dir().to_path_buf();
+        let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))
+            .context("cannot open the secrets key")?;
+        let app = AppConfig {
+            name: controller.app().to_owned(),
+            repo: format!(
+                "local:{}",
+                state_dir.parent().unwrap_or(&state_dir).display()
+            ),
+            branches: Vec::new(),
+            path: PathBuf::from("."),
+            poll_interval: Duration::from_secs(3600),
+            webhook_secret_env: None,
+            self_heal: false,
+        };
+        let store = controller.store().clone();
+        let mut apps = BTreeMap::new();
+        apps.insert(
+            app.name.clone(),
+            Arc::new(App {
+                config: app.clone(),
+                dir: state_dir.clone(),
+                store: store.clone(),
+                controller: Mutex::new(Some(controller.clone())),
+                loops: Mutex::new(Vec::new()),
+                wake: Notify::new(),
+                hooked: std::sync::atomic::AtomicBool::new(false),
+                pending: Mutex::new(BTreeMap::new()),
+                mirror: Arc::new(Mutex::new(())),
+                last_error: Mutex::new(None),
+                drift: Mutex::new(BTreeMap::new()),
+            }),
+        );
+        let (stop, _) = watch::channel(false);
+        let server = Arc::new(Server {
+            config: ServerConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                state_dir,
+                apps: vec![app.clone()],
+            },
+            store,
+            secret_box: Arc::new(secret_box),
+            apps,
+            progress,
+            stop,
+            loopback_is_trusted: true,
+        });
+        controller.set_secrets(server.secret_lookup(&app.name));
+        Ok(server)
+    }
+
     /// The configuration it runs with.
     pub fn config(&self) -> &ServerConfig {
         &self.config
@@ -976,6 +1033,14 @@ fn short(id: &str) -> String {
 /// The whole HTTP surface of a server: API, webhooks, OpenAPI, dashboard.
 pub fn router(server: Arc<Server>) -> axum::Router {
     crate::api::routes(server.clone())
+        .merge(crate::dashboard::routes(server))
+        .fallback(crate::api::no_route)
+}
+
+/// The API (without what `lastmile up`'s control API serves itself) and
+/// the dashboard, for `lastmile up`.
+pub fn local_router(server: Arc<Server>) -> axum::Router {
+    crate::api::routes_with(server.clone(), false)
         .merge(crate::dashboard::routes(server))
         .fallback(crate::api::no_route)
 }

@@ -103,7 +103,7 @@ pub struct Controller {
     exit: Mutex<Option<Exit>>,
     progress: Arc<dyn Progress>,
     flags: Arc<crate::flags::Flags>,
-    secrets: Option<SecretLookup>,
+    secrets: std::sync::OnceLock<SecretLookup>,
 }
 
 /// Looks one secret's value up by name.
@@ -182,8 +182,27 @@ impl Controller {
             exit: Mutex::new(None),
             progress,
             flags: Arc::new(flags),
-            secrets: options.secrets,
+            secrets: options
+                .secrets
+                .map(std::sync::OnceLock::from)
+                .unwrap_or_default(),
         }))
+    }
+
+    /// Where instances' secrets come from, when it was not known at build
+    /// time (`lastmile up` makes its API, and so its secrets, after).
+    pub(crate) fn set_secrets(&self, lookup: SecretLookup) {
+        let _ = self.secrets.set(lookup);
+    }
+
+    /// The app's name.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
     }
 
     /// Starts the controller's loops (route refreshes on instance events,
@@ -294,10 +313,17 @@ async fn serve(
     *lock(&controller.control_addr) = Some(control_addr);
     let api_controller = controller.clone();
     let api_stop = controller.clone();
+    // The server's API and dashboard for this one app, beside the control
+    // API; loopback callers need no token.
+    let server = crate::server::Server::for_local(controller.clone(), controller.progress.clone())?;
+    let routes = control::routes(api_controller).merge(crate::server::local_router(server));
     let api = tokio::spawn(async move {
-        axum::serve(listener, control::routes(api_controller))
-            .with_graceful_shutdown(async move { api_stop.stopped().await })
-            .await
+        axum::serve(
+            listener,
+            routes.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_stop.stopped().await })
+        .await
     });
     controller.write_up_file(control_addr)?;
 
@@ -510,7 +536,7 @@ impl Controller {
             }
         }
         self.progress.line(&format!(
-            "control API on http://{control} (loopback only, so no token is needed); \
+            "control API and dashboard on http://{control} (loopback only, so no token is needed); \
              `lastmile status` shows what runs; Ctrl-C stops everything"
         ));
         if !self.flags.current().0.is_empty() {
@@ -615,7 +641,7 @@ impl Controller {
             .context("the release's lastmile.yaml has no `service`")?;
         let mut missing = Vec::new();
         for name in &service.secrets {
-            match self.secrets.as_ref().and_then(|lookup| (lookup.0)(name)) {
+            match self.secrets.get().and_then(|lookup| (lookup.0)(name)) {
                 Some(value) => {
                     service.env.insert(name.clone(), value);
                 }

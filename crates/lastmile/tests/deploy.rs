@@ -738,6 +738,21 @@ fn metrics_and_dora_follow_deployments_and_rollbacks() {
     app.must(&["rollback", "production", "--json"]);
     assert!(app.get("/").contains("hello from hello v1"));
 
+    // `lastmile up` serves the server's API and dashboard for its app, with
+    // no token on loopback.
+    let deployments = control_get(&app, "/api/v1/apps/hello/deployments");
+    assert!(deployments.starts_with("HTTP/1.1 200"), "{deployments}");
+    assert_eq!(
+        deployments
+            .matches("\"environment\":\"production\"")
+            .count(),
+        3,
+        "{deployments}"
+    );
+    let dashboard = control_get(&app, "/apps/hello");
+    assert!(dashboard.starts_with("HTTP/1.1 200"), "{dashboard}");
+    assert!(dashboard.contains("production"), "{dashboard}");
+
     let metrics = control_get(&app, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
