@@ -359,6 +359,16 @@ impl Server {
             .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
         let controller = self.ensure_controller(app, &spec, &source)?;
         controller.restore_state().await?;
+        let pending = load_pending(app);
+        if !pending.is_empty() {
+            self.progress.line(&format!(
+                "{}: {} deployment(s) still wait for approval: {}",
+                app.config.name,
+                pending.len(),
+                pending.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        *lock(&app.pending) = pending;
         Ok(())
     }
 
@@ -635,7 +645,8 @@ impl Server {
             "{}: release {} waits for approval to go to {environment} (dashboard, or POST /api/v1/apps/{}/environments/{environment}/approve)",
             app.config.name, release.version, app.config.name
         ));
-        lock(&app.pending).insert(
+        let mut pending = lock(&app.pending);
+        pending.insert(
             environment.to_owned(),
             Pending {
                 release: release.id.clone(),
@@ -646,6 +657,7 @@ impl Server {
                 since: now_millis(),
             },
         );
+        save_pending(app, &pending);
     }
 
     /// Approves the deployment waiting for `environment`; it runs in the
@@ -663,6 +675,16 @@ impl Server {
                 "nothing waits for approval in {app_name}/{environment}"
             ))
         })?;
+        let _ = app.store.record_event(
+            "approval.given",
+            &format!("environment/{environment}"),
+            actor,
+            &json!({ "release": pending.release, "version": pending.version, "commit": pending.commit }),
+        );
+        self.progress.line(&format!(
+            "{app_name}: {actor} approved release {} for {environment}",
+            pending.version
+        ));
         let server = self.clone();
         let answer = json!({
             "app": app_name,
@@ -833,6 +855,7 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
                 _ = stop.wait_for(|stopped| *stopped) => return,
             }
         }
+        let starting = first;
         first = false;
         let source = if app.hooked.swap(false, std::sync::atomic::Ordering::SeqCst) {
             "webhook"
@@ -857,44 +880,60 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
             if !lastmile_git::branch_matches(&head.branch, &app.config.branches) {
                 continue;
             }
-            if matches!(app.store.get_commit(&name, &head.sha), Ok(Some(_))) {
-                continue;
-            }
-            let info = {
-                let mirror = app.mirror.clone();
-                let sha = head.sha.clone();
-                let url = app.config.repo.clone();
-                let mirror_dir = app.dir.join("mirror.git");
-                tokio::task::spawn_blocking(move || {
-                    let _guard = lock(&mirror);
-                    lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?.commit(&sha)
-                })
-                .await
+            // A commit the previous process was building when it stopped
+            // is built again; any other commit already seen is done.
+            let interrupted = match app.store.get_commit(&name, &head.sha) {
+                Ok(Some(commit))
+                    if starting
+                        && matches!(commit.status.as_str(), "seen" | "running" | "built") =>
+                {
+                    Some(commit.status)
+                }
+                Ok(Some(_)) | Err(_) => continue,
+                Ok(None) => None,
             };
-            let Ok(Ok(info)) = info else { continue };
-            let record = CommitRecord {
-                app: name.clone(),
-                sha: head.sha.clone(),
-                branch: head.branch.clone(),
-                committed_at: info.time_ms,
-                author: info.author.clone(),
-                subject: info.subject.clone(),
-                seen_at: now_millis(),
-                source: source.to_owned(),
-                status: "seen".to_owned(),
-                run_id: None,
-                release_id: None,
-                error: None,
-            };
-            if !matches!(app.store.record_commit(&record), Ok(true)) {
-                continue;
+            if let Some(status) = interrupted {
+                server.progress.line(&format!(
+                    "{name}: commit {} was {status} when lastmile stopped; building it again",
+                    short(&head.sha)
+                ));
+            } else {
+                let info = {
+                    let mirror = app.mirror.clone();
+                    let sha = head.sha.clone();
+                    let url = app.config.repo.clone();
+                    let mirror_dir = app.dir.join("mirror.git");
+                    tokio::task::spawn_blocking(move || {
+                        let _guard = lock(&mirror);
+                        lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?.commit(&sha)
+                    })
+                    .await
+                };
+                let Ok(Ok(info)) = info else { continue };
+                let record = CommitRecord {
+                    app: name.clone(),
+                    sha: head.sha.clone(),
+                    branch: head.branch.clone(),
+                    committed_at: info.time_ms,
+                    author: info.author.clone(),
+                    subject: info.subject.clone(),
+                    seen_at: now_millis(),
+                    source: source.to_owned(),
+                    status: "seen".to_owned(),
+                    run_id: None,
+                    release_id: None,
+                    error: None,
+                };
+                if !matches!(app.store.record_commit(&record), Ok(true)) {
+                    continue;
+                }
+                server.progress.line(&format!(
+                    "{name}: new commit {} on {}: {}",
+                    short(&head.sha),
+                    head.branch,
+                    info.subject
+                ));
             }
-            server.progress.line(&format!(
-                "{name}: new commit {} on {}: {}",
-                short(&head.sha),
-                head.branch,
-                info.subject
-            ));
             if let Err(error) = server.process_commit(&app, &head.sha).await {
                 let message = format!("{error:#}");
                 server
@@ -978,6 +1017,68 @@ async fn drift_loop(server: Arc<Server>) {
             }
         }
     }
+}
+
+/// Pending approvals survive a restart: `pending.json` in the app's state.
+fn save_pending(app: &App, pending: &BTreeMap<String, Pending>) {
+    let rows: Vec<Value> = pending
+        .iter()
+        .map(|(environment, p)| {
+            json!({
+                "environment": environment,
+                "release": p.release,
+                "version": p.version,
+                "commit": p.commit,
+                "source": p.source,
+                "since": p.since,
+            })
+        })
+        .collect();
+    let path = app.dir.join("pending.json");
+    let temp = app.dir.join("pending.json.tmp");
+    let written = serde_json::to_vec_pretty(&rows)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temp, bytes))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(error) = written {
+        eprintln!(
+            "lastmile: cannot save pending approvals to {}: {error}",
+            path.display()
+        );
+    }
+}
+
+fn load_pending(app: &App) -> BTreeMap<String, Pending> {
+    let path = app.dir.join("pending.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return BTreeMap::new();
+    };
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    let mut pending = BTreeMap::new();
+    for row in rows {
+        let (Some(environment), Some(release), Some(source)) = (
+            row["environment"].as_str(),
+            row["release"].as_str(),
+            row["source"].as_str(),
+        ) else {
+            continue;
+        };
+        let Ok((spec, _)) = lastmile_spec::parse("lastmile.yaml", source) else {
+            continue;
+        };
+        pending.insert(
+            environment.to_owned(),
+            Pending {
+                release: release.to_owned(),
+                version: row["version"].as_str().unwrap_or_default().to_owned(),
+                commit: row["commit"].as_str().map(str::to_owned),
+                spec,
+                source: source.to_owned(),
+                since: row["since"].as_i64().unwrap_or_default(),
+            },
+        );
+    }
+    pending
 }
 
 fn first_line_of_commit(app: &App, sha: &str) -> String {

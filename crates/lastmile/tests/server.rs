@@ -502,6 +502,10 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
 
 /// A tiny app whose pipeline copies a file: for the tests about guards.
 fn tiny_repo(root: &Path, port: u16) -> PathBuf {
+    tiny_repo_with(root, port, "")
+}
+
+fn tiny_repo_with(root: &Path, port: u16, more_environments: &str) -> PathBuf {
     let repo = root.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(
@@ -528,7 +532,7 @@ service:
 environments:
   staging:
     route: {{ listen: "127.0.0.1:{port}" }}
-"#
+{more_environments}"#
         ),
     )
     .unwrap();
@@ -859,9 +863,106 @@ fn drift_is_reported_and_self_healed() {
         healed["environments"][0]["current_release"], release,
         "the same release serves"
     );
-    let events = get(server.api, "/api/v1/apps/hello/events", &admin).to_string();
-    assert!(events.contains("drift.healed"), "{events}");
+    wait_for(
+        "the heal to be recorded",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let events = get(server.api, "/api/v1/apps/hello/events", &admin).to_string();
+            events.contains("drift.healed").then_some(())
+        },
+    );
     // The stopped process was stopped for good by the heal.
     let _ = nix::sys::signal::kill(stopped, nix::sys::signal::Signal::SIGCONT);
+    drop(server);
+}
+
+/// A deployment waiting for approval survives a restart of the server,
+/// and the approval (with who gave it) then deploys it.
+#[test]
+fn a_pending_approval_survives_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let production = free_port();
+    let repo = tiny_repo_with(
+        root.path(),
+        free_port(),
+        &format!(
+            "  production:\n    promote: manual\n    route: {{ listen: \"127.0.0.1:{production}\" }}\n"
+        ),
+    );
+    let config = server_yaml(root.path(), &repo, "1h");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let deployer = create_token(root.path(), &config, "deployer", "releaser");
+    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["secret", "set", "hello", "API_KEY", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"value").unwrap();
+    assert!(set.wait().unwrap().success());
+    let server = ServerProcess::start(root.path(), &config);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    wait_for(
+        "staging to deploy",
+        &server,
+        Duration::from_secs(90),
+        || commit_status(&server, &admin, &first).filter(|c| c["status"] == "deployed"),
+    );
+    let waiting = wait_for(
+        "the approval to be asked",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
+            (approvals["approvals"][0]["environment"] == "production").then_some(approvals)
+        },
+    );
+    drop(server);
+
+    let server = ServerProcess::start(root.path(), &config);
+    let approvals = wait_for(
+        "the approval to come back",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
+            (approvals["approvals"][0]["release"] == waiting["approvals"][0]["release"])
+                .then_some(approvals)
+        },
+    );
+    let (status, answer, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/apps/hello/environments/production/approve",
+        Some(&deployer),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["approved_by"], "releaser");
+    wait_for(
+        "production to serve the approved release",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let status = get(server.api, "/api/v1/apps/hello", &admin);
+            let production = status["environments"]
+                .as_array()?
+                .iter()
+                .find(|env| env["name"] == "production")?
+                .clone();
+            (production["current_release"] == approvals["approvals"][0]["release"]).then_some(())
+        },
+    );
+    let events = get(server.api, "/api/v1/apps/hello/events", &admin).to_string();
+    assert!(
+        events.contains("approval.given") && events.contains("releaser"),
+        "{events}"
+    );
+    let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
+    assert_eq!(approvals["approvals"], json!([]), "{approvals}");
     drop(server);
 }
