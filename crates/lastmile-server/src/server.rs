@@ -412,12 +412,6 @@ impl Server {
                 spec.app
             );
         }
-        let Some(first) = spec.environments.first().map(|env| env.name.clone()) else {
-            anyhow::bail!(
-                "lastmile.yaml of commit {} has no environments to deploy to",
-                short(sha)
-            );
-        };
         let controller = self.ensure_controller(app, &spec, &source)?;
 
         // The pipeline, in the written-out tree, with the app's secrets.
@@ -441,7 +435,12 @@ impl Server {
                 .or_else(|| std::env::var(secret).ok())
         };
         let mut stop = self.stop.subscribe();
-        let reporter = lastmile_pipeline::PlainReporter::default();
+        let reporter = CommitReporter {
+            store: app.store.clone(),
+            app: name.clone(),
+            sha: sha.to_owned(),
+            inner: lastmile_pipeline::PlainReporter::default(),
+        };
         let summary = lastmile_pipeline::run_pipeline_with_environment(
             &spec,
             &spec_dir,
@@ -456,10 +455,23 @@ impl Server {
         )
         .await?;
         let run_id = summary.run_id;
-        let Some(artifact) = summary
-            .artifact
-            .filter(|_| summary.status == lastmile_store::RunStatus::Succeeded)
-        else {
+        let succeeded = summary.status == lastmile_store::RunStatus::Succeeded;
+        if succeeded && (spec.artifact.is_none() || spec.environments.is_empty()) {
+            // CI only: built and tested, nothing to deploy.
+            app.store
+                .update_commit(&name, sha, "built", Some(run_id), None, None)?;
+            self.progress.line(&format!(
+                "{name}: {} built; lastmile.yaml has no {}, so nothing is deployed",
+                short(sha),
+                if spec.artifact.is_none() {
+                    "artifact"
+                } else {
+                    "environments"
+                }
+            ));
+            return Ok(());
+        }
+        let Some(artifact) = summary.artifact.filter(|_| succeeded) else {
             let reason = summary
                 .failure
                 .map(|failure| format!("step {} {}", failure.step, failure.reason))
@@ -474,6 +486,9 @@ impl Server {
         };
         app.store
             .update_commit(&name, sha, "built", Some(run_id), None, None)?;
+        let Some(first) = spec.environments.first().map(|env| env.name.clone()) else {
+            return Ok(());
+        };
         let request = DeployRequest {
             environment: first.clone(),
             release: None,
@@ -1102,6 +1117,49 @@ fn prune_checkouts(dir: &Path, keep: usize) {
     let excess = entries.len().saturating_sub(keep + 1);
     for (_, path) in entries.into_iter().take(excess) {
         let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// Prints the run like `lastmile run` does, and links the commit to its
+/// run as soon as the run exists (so its live logs can be followed).
+struct CommitReporter {
+    store: Arc<SqliteStore>,
+    app: String,
+    sha: String,
+    inner: lastmile_pipeline::PlainReporter,
+}
+
+impl lastmile_pipeline::Reporter for CommitReporter {
+    fn run_started(&self, run: lastmile_store::RunId, app: &str, steps: &[String]) {
+        let _ = self
+            .store
+            .update_commit(&self.app, &self.sha, "running", Some(run), None, None);
+        self.inner.run_started(run, app, steps);
+    }
+    fn step_started(&self, step: &str, attempt: u32) {
+        self.inner.step_started(step, attempt);
+    }
+    fn step_retrying(&self, step: &str, attempt: u32, max_attempts: u32, reason: &str) {
+        self.inner
+            .step_retrying(step, attempt, max_attempts, reason);
+    }
+    fn step_output(&self, step: &str, stream: lastmile_store::LogStream, line: &str) {
+        self.inner.step_output(step, stream, line);
+    }
+    fn step_finished(&self, step: &lastmile_pipeline::StepSummary) {
+        self.inner.step_finished(step);
+    }
+    fn step_cached(&self, step: &str) {
+        self.inner.step_cached(step);
+    }
+    fn packaging_started(&self) {
+        self.inner.packaging_started();
+    }
+    fn packaging_finished(&self, artifact: &lastmile_pipeline::Packed) {
+        self.inner.packaging_finished(artifact);
+    }
+    fn run_finished(&self, summary: &lastmile_pipeline::RunSummary) {
+        self.inner.run_finished(summary);
     }
 }
 

@@ -622,6 +622,56 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     );
     let refused = get(server.api, "/api/v1/events", &admin).to_string();
     assert!(refused.contains("webhook.refused"), "{refused}");
+    // GitLab's token and Gitea's signature, wrong then right: the right
+    // Gitea one builds the commit at once.
+    let gitlab = json!({ "object_kind": "push", "ref": "refs/heads/main", "after": news, "project": { "git_http_url": "file:///repo" } }).to_string();
+    let (status, _, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/webhooks/hello",
+        None,
+        &[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "wrong")],
+        gitlab.as_bytes(),
+    );
+    assert_eq!(status, 401);
+    let gitea = json!({ "ref": "refs/heads/main", "after": news, "repository": { "clone_url": "file:///repo" } }).to_string();
+    let sign = |secret: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(gitea.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let wrong = sign("wrong");
+    let (status, _, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/webhooks/hello",
+        None,
+        &[("x-gitea-event", "push"), ("x-gitea-signature", &wrong)],
+        gitea.as_bytes(),
+    );
+    assert_eq!(status, 401);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        commit_status(&server, &admin, &news).is_none(),
+        "a refused webhook triggered a build"
+    );
+    let right = sign(HOOK_SECRET);
+    let (status, answer, _) = call(
+        server.api,
+        "POST",
+        "/api/v1/webhooks/hello",
+        None,
+        &[("x-gitea-event", "push"), ("x-gitea-signature", &right)],
+        gitea.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let built = wait_for(
+        "the Gitea push to deploy",
+        &server,
+        Duration::from_secs(60),
+        || commit_status(&server, &admin, &news).filter(|c| c["status"] == "deployed"),
+    );
+    assert_eq!(built["source"], "webhook");
 
     // A viewer reads but cannot deploy, approve, or read secrets.
     get(server.api, "/api/v1/apps/hello", &viewer);
@@ -964,5 +1014,63 @@ fn a_pending_approval_survives_a_restart() {
     );
     let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
     assert_eq!(approvals["approvals"], json!([]), "{approvals}");
+    drop(server);
+}
+
+/// Step logs stream live over SSE while the run goes on, and the stream
+/// ends with the run's status.
+#[test]
+fn step_logs_stream_live_over_sse() {
+    let root = tempfile::tempdir().unwrap();
+    let gate = root.path().join("gate");
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("lastmile.yaml"),
+        format!(
+            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo first line && while [ ! -f '{}' ]; do sleep 0.05; done && echo last line\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "slow"]);
+    let config = server_yaml(root.path(), &repo, "1h");
+    let admin = create_token(root.path(), &config, "viewer", "reader");
+    let server = ServerProcess::start(root.path(), &config);
+    let sha = git(&repo, &["rev-parse", "HEAD"]);
+    let run_id = wait_for("the run to start", &server, Duration::from_secs(30), || {
+        commit_status(&server, &admin, &sha)?["run_id"].as_i64()
+    });
+
+    let mut stream = TcpStream::connect(server.api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/v1/apps/hello/runs/{run_id}/logs HTTP/1.1\r\nhost: t\r\naccept: text/event-stream\r\nauthorization: Bearer {admin}\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    // The first line arrives while the step still waits for the gate.
+    while !seen.contains("first line") {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(seen.contains("event: line"), "{seen}");
+    assert!(!seen.contains("last line"), "{seen}");
+    std::fs::write(&gate, "go").unwrap();
+    while !seen.contains("event: end") {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the stream ended without `end`: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+    assert!(seen.contains("last line"), "{seen}");
+    assert!(seen.contains(r#""status":"succeeded""#), "{seen}");
     drop(server);
 }
