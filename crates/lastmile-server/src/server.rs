@@ -33,6 +33,15 @@ use crate::up::{Controller, ControllerOptions, Progress, SecretLookup};
 /// Checked-out trees kept after their run (for a look after a failure).
 const KEPT_CHECKOUTS: usize = 3;
 
+/// SQLite page cache per app store, in KiB (the default is 2 MiB).
+const APP_CACHE_KIB: u32 = 256;
+
+/// Prepared statements kept per app store.
+const APP_STATEMENTS: usize = 16;
+
+/// Git operations running at once, across apps.
+const GIT_SLOTS: usize = 4;
+
 /// The server: apps, their watchers, the store of tokens and secrets.
 #[derive(Debug)]
 pub struct Server {
@@ -42,6 +51,10 @@ pub struct Server {
     apps: BTreeMap<String, Arc<App>>,
     progress: Arc<dyn Progress>,
     stop: watch::Sender<bool>,
+    /// Git work (fetch, commit lookup, writing a tree out) at once at most:
+    /// each holds a blocking thread, and fifty apps polling together would
+    /// otherwise hold fifty.
+    git_slots: Arc<tokio::sync::Semaphore>,
     /// Calls from loopback need no token (`lastmile up` only).
     pub(crate) loopback_is_trusted: bool,
 }
@@ -113,6 +126,8 @@ impl Server {
                     app.name
                 ));
             }
+            // Memory grows with the number of apps: small caches per app.
+            app_store.limit_memory(APP_CACHE_KIB, APP_STATEMENTS)?;
             apps.insert(
                 app.name.clone(),
                 Arc::new(App {
@@ -138,6 +153,7 @@ impl Server {
             apps,
             progress,
             stop,
+            git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             loopback_is_trusted: false,
         }))
     }
@@ -193,6 +209,7 @@ impl Server {
             apps,
             progress,
             stop,
+            git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             loopback_is_trusted: true,
         });
         controller.set_secrets(server.secret_lookup(&app.name));
@@ -250,6 +267,19 @@ impl Server {
                 controller.shut_down().await;
             }
         }
+    }
+
+    /// Runs blocking git work on a blocking thread, a few at a time.
+    async fn git<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _slot = self
+            .git_slots
+            .acquire()
+            .await
+            .context("the server is stopping")?;
+        tokio::task::spawn_blocking(work).await?
     }
 
     /// Wakes an app's watcher at once (a webhook said there is news).
@@ -338,6 +368,7 @@ impl Server {
                 listen_override: None,
                 secrets: Some(self.secret_lookup(&app.config.name)),
                 inherited: BTreeMap::new(),
+                store: Some(app.store.clone()),
             },
             Arc::new(AppProgress {
                 app: app.config.name.clone(),
@@ -383,13 +414,13 @@ impl Server {
         let destination = checkout.clone();
         let url = app.config.repo.clone();
         let mirror_dir = app.dir.join("mirror.git");
-        tokio::task::spawn_blocking(move || {
+        self.git(move || {
             let _guard = lock(&mirror);
             lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?
                 .materialize(&sha_owned, &destination)?;
             anyhow::Ok(())
         })
-        .await??;
+        .await?;
         prune_checkouts(&app.dir.join("checkouts"), KEPT_CHECKOUTS);
 
         let spec_dir = checkout.join(&app.config.path);
@@ -877,7 +908,7 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
         } else {
             "poll"
         };
-        let heads = match fetch(&app).await {
+        let heads = match fetch(&server, &app).await {
             Ok(heads) => {
                 *lock(&app.last_error) = None;
                 heads
@@ -918,13 +949,15 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
                     let sha = head.sha.clone();
                     let url = app.config.repo.clone();
                     let mirror_dir = app.dir.join("mirror.git");
-                    tokio::task::spawn_blocking(move || {
-                        let _guard = lock(&mirror);
-                        lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?.commit(&sha)
-                    })
-                    .await
+                    server
+                        .git(move || {
+                            let _guard = lock(&mirror);
+                            Ok(lastmile_git::Mirror::open_or_clone(&url, &mirror_dir)?
+                                .commit(&sha)?)
+                        })
+                        .await
                 };
-                let Ok(Ok(info)) = info else { continue };
+                let Ok(info) = info else { continue };
                 let record = CommitRecord {
                     app: name.clone(),
                     sha: head.sha.clone(),
@@ -962,16 +995,17 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
     }
 }
 
-async fn fetch(app: &Arc<App>) -> anyhow::Result<Vec<lastmile_git::Head>> {
+async fn fetch(server: &Server, app: &Arc<App>) -> anyhow::Result<Vec<lastmile_git::Head>> {
     let mirror = app.mirror.clone();
     let url = app.config.repo.clone();
     let dir = app.dir.join("mirror.git");
-    tokio::task::spawn_blocking(move || {
-        let _guard = lock(&mirror);
-        let heads = lastmile_git::Mirror::open_or_clone(&url, &dir)?.fetch()?;
-        anyhow::Ok(heads)
-    })
-    .await?
+    server
+        .git(move || {
+            let _guard = lock(&mirror);
+            let heads = lastmile_git::Mirror::open_or_clone(&url, &dir)?.fetch()?;
+            anyhow::Ok(heads)
+        })
+        .await
 }
 
 /// Every few seconds, compares what each environment should run with what

@@ -128,6 +128,9 @@ pub(crate) struct ControllerOptions {
     pub(crate) listen_override: Option<(String, SocketAddr)>,
     pub(crate) secrets: Option<SecretLookup>,
     pub(crate) inherited: std::collections::BTreeMap<SocketAddr, std::net::TcpListener>,
+    /// The app's store when the caller already opened it (one connection
+    /// per app, not two).
+    pub(crate) store: Option<Arc<SqliteStore>>,
 }
 
 impl Controller {
@@ -137,8 +140,16 @@ impl Controller {
         options: ControllerOptions,
         progress: Arc<dyn Progress>,
     ) -> anyhow::Result<Arc<Controller>> {
-        let (store, _report) = SqliteStore::open(&options.state_dir)
-            .with_context(|| format!("cannot open the state in {}", options.state_dir.display()))?;
+        let store = match options.store {
+            Some(store) => store,
+            None => {
+                let (store, _report) =
+                    SqliteStore::open(&options.state_dir).with_context(|| {
+                        format!("cannot open the state in {}", options.state_dir.display())
+                    })?;
+                Arc::new(store)
+            }
+        };
         let blobs = BlobStore::open(&options.state_dir)?;
         let spec = options.spec;
         let supervisor = lastmile_supervisor::Supervisor::new(
@@ -157,7 +168,6 @@ impl Controller {
             ..lastmile_router::RouterConfig::default()
         });
         let host = LocalHost::new("local", supervisor, router, blobs, options.inherited);
-        let store = Arc::new(store);
         let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
         let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
 
@@ -246,6 +256,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             listen_override: options.listen.map(|addr| (environment.clone(), addr)),
             secrets: None,
             inherited,
+            store: None,
         },
         progress,
     )?;

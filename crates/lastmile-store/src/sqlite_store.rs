@@ -177,6 +177,20 @@ impl SqliteStore {
         })
     }
 
+    /// Caps what SQLite keeps in memory for this store: the page cache (in
+    /// KiB) and the prepared statements kept for reuse. A server holding
+    /// many small app stores trades a little query speed (pages come from
+    /// the OS cache instead) for memory that grows with the number of apps.
+    pub fn limit_memory(&self, cache_kib: u32, statements: usize) -> Result<(), StoreError> {
+        let connection = self.connection();
+        connection
+            .pragma_update(None, "cache_size", -i64::from(cache_kib))
+            .map_err(sql_error(&self.database_path))?;
+        connection.set_prepared_statement_cache_capacity(statements);
+        connection.flush_prepared_statement_cache();
+        Ok(())
+    }
+
     fn connection(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-call leaves no half-written state: an open transaction
         // rolls back when dropped. So a poisoned connection is still usable.
