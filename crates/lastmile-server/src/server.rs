@@ -55,6 +55,9 @@ pub struct Server {
     /// each holds a blocking thread, and fifty apps polling together would
     /// otherwise hold fifty.
     git_slots: Arc<tokio::sync::Semaphore>,
+    /// Pipelines at once (`max_builds`): fifty apps pushed at once build a
+    /// few at a time instead of fighting over the CPUs.
+    build_slots: Arc<tokio::sync::Semaphore>,
     /// Calls from loopback need no token (`lastmile up` only).
     pub(crate) loopback_is_trusted: bool,
 }
@@ -146,6 +149,7 @@ impl Server {
             );
         }
         let (stop, _) = watch::channel(false);
+        let max_builds = config.max_builds.max(1);
         Ok(Arc::new(Server {
             config,
             store,
@@ -154,6 +158,7 @@ impl Server {
             progress,
             stop,
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
+            build_slots: Arc::new(tokio::sync::Semaphore::new(max_builds)),
             loopback_is_trusted: false,
         }))
     }
@@ -203,6 +208,7 @@ impl Server {
                 listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 state_dir,
                 apps: vec![app.clone()],
+                max_builds: 1,
             },
             store,
             secret_box: Arc::new(secret_box),
@@ -210,6 +216,7 @@ impl Server {
             progress,
             stop,
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
+            build_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             loopback_is_trusted: true,
         });
         controller.set_secrets(server.secret_lookup(&app.name));
@@ -453,6 +460,13 @@ impl Server {
             short(sha),
             first_line_of_commit(app, sha)
         ));
+        // Wait for a build slot; the commit stays `running` meanwhile.
+        let build_slot = self
+            .build_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the server is stopping")?;
         let blobs = BlobStore::open(&app.dir)?;
         let mut options = lastmile_pipeline::RunOptions::new(app.dir.clone());
         options.in_place = true;
@@ -485,6 +499,7 @@ impl Server {
             },
         )
         .await?;
+        drop(build_slot);
         let run_id = summary.run_id;
         let succeeded = summary.status == lastmile_store::RunStatus::Succeeded;
         if succeeded && (spec.artifact.is_none() || spec.environments.is_empty()) {

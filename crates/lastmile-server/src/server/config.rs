@@ -5,6 +5,7 @@
 //! listen: 127.0.0.1:7070          # API, dashboard and webhooks
 //! state_dir: /var/lib/lastmile    # default: `.lastmile-server` beside this file
 //! poll_interval: 5s               # default for every app
+//! max_builds: 2                   # pipelines at once across apps (default: one per CPU)
 //! apps:
 //!   - name: hello                 # must equal `app:` in the repository's lastmile.yaml
 //!     repo: https://git.example.com/acme/hello.git
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     /// Watched repositories, one app each.
     pub apps: Vec<AppConfig>,
+    /// Pipelines running at once across apps; more commits wait their turn.
+    pub max_builds: usize,
 }
 
 /// One watched repository.
@@ -57,6 +60,7 @@ struct RawConfig {
     listen: Option<String>,
     state_dir: Option<String>,
     poll_interval: Option<String>,
+    max_builds: Option<usize>,
     #[serde(default)]
     apps: Vec<RawApp>,
 }
@@ -154,10 +158,16 @@ impl ServerConfig {
                 self_heal: app.self_heal,
             });
         }
+        let max_builds = match raw.max_builds {
+            Some(0) => anyhow::bail!("{file}: `max_builds: 0` would never build; give at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
         Ok(ServerConfig {
             listen,
             state_dir,
             apps,
+            max_builds,
         })
     }
 }
