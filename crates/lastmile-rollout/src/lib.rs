@@ -29,3 +29,4 @@ pub use canary::CanaryControl;
 pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::DeploymentOutcome;
+pub use webhook::tls_config;

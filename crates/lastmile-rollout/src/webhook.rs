@@ -70,7 +70,8 @@ fn parse(url: &str) -> Result<Target, String> {
 }
 
 /// The TLS client settings: Mozilla's roots plus `LASTMILE_CA_FILE`.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+/// Also what the CLI uses to reach a server over https.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

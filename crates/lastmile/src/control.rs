@@ -62,7 +62,17 @@ pub(crate) struct Control {
     app_prefix: Option<String>,
     /// The server's URL, when this is one.
     server: Option<String>,
+    /// TLS settings and the name to check the certificate against, for an
+    /// https server.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
+
+/// A byte stream the client speaks HTTP/1.1 over: plain TCP or TLS.
+trait Io: Read + Write {}
+impl<T: Read + Write> Io for T {}
 
 impl Control {
     /// A server's API for the app of `spec_dir` (or `--app`).
@@ -84,19 +94,42 @@ impl Control {
 
     /// A server's API, for calls that are not about one app.
     pub(crate) fn server(url: &str) -> anyhow::Result<Control> {
-        let rest = match url.strip_prefix("http://") {
-            Some(rest) => rest,
-            None if url.starts_with("https://") => bail!(
-                "--server {url}: this client speaks plain http only; reach the server through an SSH tunnel or on its loopback address"
-            ),
-            None => bail!("--server {url}: write it as http://HOST:PORT"),
+        let (rest, secure) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
+        } else {
+            bail!("--server {url}: write it as https://HOST[:PORT] or http://HOST:PORT")
         };
         let host = rest.trim_end_matches('/').to_owned();
-        let addr = host
+        let with_port = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        {
+            host.clone()
+        } else {
+            format!("{host}:{}", if secure { 443 } else { 80 })
+        };
+        let addr = with_port
             .to_socket_addrs()
             .with_context(|| format!("--server {url}: cannot resolve {host}"))?
             .next()
             .with_context(|| format!("--server {url}: {host} has no address"))?;
+        let tls = if secure {
+            let config =
+                lastmile_rollout::tls_config().map_err(|error| anyhow::anyhow!("{error}"))?;
+            let name = with_port
+                .rsplit_once(':')
+                .map_or(with_port.as_str(), |(name, _)| name)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let name = rustls::pki_types::ServerName::try_from(name)
+                .with_context(|| format!("--server {url}: {host} is not a valid TLS name"))?;
+            Some((config, name))
+        } else {
+            None
+        };
         let token = std::env::var("LASTMILE_TOKEN")
             .ok()
             .filter(|token| !token.trim().is_empty());
@@ -107,6 +140,7 @@ impl Control {
             token,
             app_prefix: None,
             server: Some(url.to_owned()),
+            tls,
         })
     }
 
@@ -152,6 +186,7 @@ impl Control {
             token: None,
             app_prefix: None,
             server: None,
+            tls: None,
         })
     }
 
@@ -191,14 +226,22 @@ impl Control {
             }
             _ => path,
         };
-        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| match &self.server {
+        let tcp = TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| match &self.server {
             Some(url) => format!("the server at {url} does not answer on {}", self.addr),
             None => format!(
                 "`lastmile up` (pid {}) does not answer on {}: it may have stopped; start it again with `lastmile up`",
                 self.pid, self.addr
             ),
         })?;
-        stream.set_read_timeout(Some(timeout))?;
+        tcp.set_read_timeout(Some(timeout))?;
+        let mut stream: Box<dyn Io> = match &self.tls {
+            Some((config, name)) => {
+                let connection = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .context("cannot start TLS")?;
+                Box::new(rustls::StreamOwned::new(connection, tcp))
+            }
+            None => Box::new(tcp),
+        };
         let body = body
             .map(serde_json::to_vec)
             .transpose()?

@@ -1074,3 +1074,70 @@ fn step_logs_stream_live_over_sse() {
     assert!(seen.contains(r#""status":"succeeded""#), "{seen}");
     drop(server);
 }
+
+/// With `tls:` the server speaks only https; the CLI reaches it over
+/// https, trusting a private CA through LASTMILE_CA_FILE, and refuses a
+/// certificate it does not trust.
+#[test]
+fn the_server_serves_https_and_the_cli_follows() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("lastmile.yaml"),
+        "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo built\n",
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "ci only"]);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let certificate = params.self_signed(&key).unwrap();
+    std::fs::write(root.path().join("cert.pem"), certificate.pem()).unwrap();
+    std::fs::write(root.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let config = server_yaml_with(root.path(), &repo, "1h", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("tls: {{ cert: cert.pem, key: key.pem }}\n{text}"),
+    )
+    .unwrap();
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let server = ServerProcess::start(root.path(), &config);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.path().join("state/server.json")).unwrap(),
+    )
+    .unwrap();
+    let url = file["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let cli = |ca: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
+        command
+            .args(["token", "list", "--json", "--server", &url])
+            .env("LASTMILE_TOKEN", &admin)
+            .env_remove("LASTMILE_CA_FILE");
+        if let Some(ca) = ca {
+            command.env("LASTMILE_CA_FILE", ca);
+        }
+        command.output().unwrap()
+    };
+    let trusted = cli(Some(&root.path().join("cert.pem")));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let tokens: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert_eq!(tokens[0]["name"], "admin", "{tokens}");
+    let untrusted = cli(None);
+    assert!(
+        !untrusted.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    // Plain http to the TLS port gets no API answer.
+    let (status, _, _) = call(server.api, "GET", "/healthz", None, &[], b"");
+    assert_ne!(status, 200);
+    drop(server);
+}

@@ -6,6 +6,7 @@
 //! state_dir: /var/lib/lastmile    # default: `.lastmile-server` beside this file
 //! poll_interval: 5s               # default for every app
 //! max_builds: 2                   # pipelines at once across apps (default: one per CPU)
+//! tls: { cert: cert.pem, key: key.pem }   # serve https (needed off loopback: tokens travel in every call)
 //! apps:
 //!   - name: hello                 # must equal `app:` in the repository's lastmile.yaml
 //!     repo: https://git.example.com/acme/hello.git
@@ -32,6 +33,24 @@ pub struct ServerConfig {
     pub apps: Vec<AppConfig>,
     /// Pipelines running at once across apps; more commits wait their turn.
     pub max_builds: usize,
+    /// Serve the API and dashboard over TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls:` PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
 }
 
 /// One watched repository.
@@ -61,6 +80,7 @@ struct RawConfig {
     state_dir: Option<String>,
     poll_interval: Option<String>,
     max_builds: Option<usize>,
+    tls: Option<RawTls>,
     #[serde(default)]
     apps: Vec<RawApp>,
 }
@@ -163,11 +183,16 @@ impl ServerConfig {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
+        let tls = raw.tls.map(|tls| TlsFiles {
+            cert: base.join(tls.cert),
+            key: base.join(tls.key),
+        });
         Ok(ServerConfig {
             listen,
             state_dir,
             apps,
             max_builds,
+            tls,
         })
     }
 }

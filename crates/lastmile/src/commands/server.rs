@@ -24,9 +24,21 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {listen} for the API; change `listen` in {}", args.config.display()))?;
         let bound = listener.local_addr()?;
-        write_server_file(server.config(), bound)?;
-        println!("lastmile server: API and dashboard on http://{bound} (every call needs a token)");
-        println!("  webhooks: POST http://{bound}/api/v1/webhooks/APP (GitHub, Gitea, GitLab; signed with the app's secret)");
+        let tls = match &server.config().tls {
+            Some(files) => Some(lastmile_server::server::tls_server_config(files)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        write_server_file(server.config(), bound, scheme)?;
+        println!("lastmile server: API and dashboard on {scheme}://{bound} (every call needs a token)");
+        if tls.is_none() && !bound.ip().is_loopback() {
+            eprintln!(
+                "{} {bound} is not loopback and `tls` is not set: tokens and secrets would cross the network in clear; set `tls: {{ cert: FILE, key: FILE }}` in {} or put a TLS proxy in front",
+                crate::output::warn("warning:"),
+                args.config.display()
+            );
+        }
+        println!("  webhooks: POST {scheme}://{bound}/api/v1/webhooks/APP (GitHub, Gitea, GitLab; signed with the app's secret)");
         for app in server.apps().values() {
             let config = app.config();
             let hook = match &config.webhook_secret_env {
@@ -64,19 +76,29 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             }
             println!("stopping: draining connections and instances");
         };
-        lastmile_server::server::serve(server.clone(), listener, shutdown).await?;
+        match tls {
+            Some(tls) => {
+                lastmile_server::server::serve_tls(server.clone(), listener, tls, shutdown).await?;
+            }
+            None => lastmile_server::server::serve(server.clone(), listener, shutdown).await?,
+        }
         let _ = std::fs::remove_file(server.config().state_dir.join("server.json"));
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_server_file(config: &ServerConfig, bound: std::net::SocketAddr) -> anyhow::Result<()> {
+fn write_server_file(
+    config: &ServerConfig,
+    bound: std::net::SocketAddr,
+    scheme: &str,
+) -> anyhow::Result<()> {
     let path = config.state_dir.join("server.json");
     let temp = config
         .state_dir
         .join(format!("server.json.{}", std::process::id()));
-    let body = json!({ "pid": std::process::id(), "listen": bound });
+    let body =
+        json!({ "pid": std::process::id(), "listen": bound, "url": format!("{scheme}://{bound}") });
     std::fs::write(&temp, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("cannot write {}", temp.display()))?;
     std::fs::rename(&temp, &path).with_context(|| format!("cannot write {}", path.display()))?;
