@@ -133,19 +133,7 @@ impl Server {
             app_store.limit_memory(APP_CACHE_KIB, APP_STATEMENTS)?;
             apps.insert(
                 app.name.clone(),
-                Arc::new(App {
-                    config: app.clone(),
-                    dir,
-                    store: Arc::new(app_store),
-                    controller: Mutex::new(None),
-                    loops: Mutex::new(Vec::new()),
-                    wake: Notify::new(),
-                    hooked: std::sync::atomic::AtomicBool::new(false),
-                    pending: Mutex::new(BTreeMap::new()),
-                    mirror: Arc::new(Mutex::new(())),
-                    last_error: Mutex::new(None),
-                    drift: Mutex::new(BTreeMap::new()),
-                }),
+                App::new(app.clone(), dir, Arc::new(app_store), None),
             );
         }
         let (stop, _) = watch::channel(false);
@@ -188,19 +176,12 @@ impl Server {
         let mut apps = BTreeMap::new();
         apps.insert(
             app.name.clone(),
-            Arc::new(App {
-                config: app.clone(),
-                dir: state_dir.clone(),
-                store: store.clone(),
-                controller: Mutex::new(Some(controller.clone())),
-                loops: Mutex::new(Vec::new()),
-                wake: Notify::new(),
-                hooked: std::sync::atomic::AtomicBool::new(false),
-                pending: Mutex::new(BTreeMap::new()),
-                mirror: Arc::new(Mutex::new(())),
-                last_error: Mutex::new(None),
-                drift: Mutex::new(BTreeMap::new()),
-            }),
+            App::new(
+                app.clone(),
+                state_dir.clone(),
+                store.clone(),
+                Some(controller.clone()),
+            ),
         );
         let (stop, _) = watch::channel(false);
         let server = Arc::new(Server {
@@ -898,6 +879,27 @@ impl Server {
 }
 
 impl App {
+    fn new(
+        config: AppConfig,
+        dir: PathBuf,
+        store: Arc<SqliteStore>,
+        controller: Option<Arc<Controller>>,
+    ) -> Arc<App> {
+        Arc::new(App {
+            config,
+            dir,
+            store,
+            controller: Mutex::new(controller),
+            loops: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            hooked: std::sync::atomic::AtomicBool::new(false),
+            pending: Mutex::new(BTreeMap::new()),
+            mirror: Arc::new(Mutex::new(())),
+            last_error: Mutex::new(None),
+            drift: Mutex::new(BTreeMap::new()),
+        })
+    }
+
     /// Its configuration.
     pub fn config(&self) -> &AppConfig {
         &self.config

@@ -30,6 +30,23 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long draining waits for in-flight requests and WebSockets on exit.
 const EXIT_DRAIN: Duration = Duration::from_secs(10);
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: what stops `lastmile up`,
+/// `lastmile server` and a pipeline run.
+pub async fn stop_requested() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 /// Human progress lines; the binary prints them.
 pub trait Progress: Send + Sync + std::fmt::Debug {
     /// One line of progress.
@@ -349,17 +366,8 @@ async fn serve(
     }
     controller.banner(control_addr);
 
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => controller.set_exit(Exit::Stop),
-        () = terminate => controller.set_exit(Exit::Stop),
+        () = stop_requested() => controller.set_exit(Exit::Stop),
         () = controller.stopped() => {}
     }
     controller.stop.notify_waiters();

@@ -214,6 +214,29 @@ fn commit_status(server: &ServerProcess, token: &str, sha: &str) -> Option<Value
         .cloned()
 }
 
+/// `lastmile secret set hello NAME --config CONFIG` with `value` on stdin.
+fn set_secret(config: &Path, name: &str, value: &str) {
+    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["secret", "set", "hello", name, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let output = set.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn create_token(dir: &Path, config: &Path, role: &str, name: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
         .args([
@@ -554,25 +577,7 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     let viewer = create_token(root.path(), &config, "viewer", "watcher");
     let deployer = create_token(root.path(), &config, "deployer", "shipper");
     let secret = "s3cr3t-Value-1234";
-    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-        .args(["secret", "set", "hello", "API_KEY", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{secret}\n").as_bytes())
-        .unwrap();
-    let output = set.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    set_secret(&config, "API_KEY", &format!("{secret}\n"));
     let key = root.path().join("state/secret.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -858,16 +863,7 @@ fn drift_is_reported_and_self_healed() {
     let repo = tiny_repo(root.path(), free_port());
     let config = server_yaml_with(root.path(), &repo, "1h", "    self_heal: true\n");
     let admin = create_token(root.path(), &config, "admin", "admin");
-    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-        .args(["secret", "set", "hello", "API_KEY", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"value").unwrap();
-    assert!(set.wait().unwrap().success());
+    set_secret(&config, "API_KEY", "value");
     let server = ServerProcess::start(root.path(), &config);
     let first = git(&repo, &["rev-parse", "HEAD"]);
     wait_for(
@@ -943,16 +939,7 @@ fn a_pending_approval_survives_a_restart() {
     let config = server_yaml(root.path(), &repo, "1h");
     let admin = create_token(root.path(), &config, "admin", "admin");
     let deployer = create_token(root.path(), &config, "deployer", "releaser");
-    let mut set = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-        .args(["secret", "set", "hello", "API_KEY", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"value").unwrap();
-    assert!(set.wait().unwrap().success());
+    set_secret(&config, "API_KEY", "value");
     let server = ServerProcess::start(root.path(), &config);
     let first = git(&repo, &["rev-parse", "HEAD"]);
     wait_for(

@@ -119,18 +119,7 @@ impl Build {
 
 /// Resolves on Ctrl-C or SIGTERM: the pipeline then stops every step.
 async fn interrupted() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    lastmile_server::up::stop_requested().await;
     eprintln!(
         "\n{} stopping every running step…",
         output::warn("cancelled:")

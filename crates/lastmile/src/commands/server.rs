@@ -62,18 +62,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let shutdown = async {
-            let terminate = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut signal) => {
-                        signal.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = terminate => {}
-            }
+            lastmile_server::up::stop_requested().await;
             println!("stopping: draining connections and instances");
         };
         match tls {
