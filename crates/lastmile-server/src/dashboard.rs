@@ -413,6 +413,17 @@ async fn rollback(
             );
         }
     };
+    // Who asked, in the app's event log (the engine's own events say what
+    // happened, not who wanted it).
+    if let Ok(store) = server.app_store(&app) {
+        let _ = lastmile_store::Store::record_event(
+            store.as_ref(),
+            "rollback.requested",
+            &format!("environment/{environment}"),
+            &session.0.name,
+            &serde_json::json!({ "via": "dashboard" }),
+        );
+    }
     let request = RollbackRequest {
         environment,
         to: None,

@@ -520,6 +520,16 @@ async fn the_dashboard_drives_a_release_in_a_browser() {
     let _ = driver.quit().await;
     drop(driver_process);
 
+    // The rollback clicked in the browser is in the event log with who.
+    let events = server
+        .app_store("demo")
+        .ok()
+        .and_then(|store| lastmile_store::Store::list_events(store.as_ref(), 0, 10_000).ok())
+        .unwrap_or_default();
+    let asked = events
+        .iter()
+        .any(|event| event.kind == "rollback.requested" && event.actor == "dana");
+
     // The instances that run now must be gone after the shutdown.
     let pids: Vec<i32> = match server.controller("demo") {
         Ok(controller) => controller
@@ -546,6 +556,10 @@ async fn the_dashboard_drives_a_release_in_a_browser() {
     browsed
         .expect("the browser steps finish within 80 s")
         .expect("the browser steps");
+    assert!(
+        asked,
+        "the dashboard's rollback is recorded as rollback.requested by dana"
+    );
     served
         .expect("serve returns within 30 s of the shutdown signal")
         .expect("serve task")
