@@ -345,9 +345,7 @@ impl Server {
         if let Some(controller) = slot.as_ref() {
             return Ok(controller.clone());
         }
-        let spec_file = app.dir.join("lastmile.yaml");
-        std::fs::write(&spec_file, source)
-            .with_context(|| format!("cannot write {}", spec_file.display()))?;
+        let spec_file = write_spec(app, source)?;
         let controller = Controller::build(
             ControllerOptions {
                 spec: spec.clone(),
@@ -580,6 +578,12 @@ impl Server {
                     &source,
                     actor,
                 );
+                return;
+            }
+            // The spec being deployed becomes the app's spec: what a deploy
+            // or rollback by hand reads, and what a restart restores with.
+            if let Err(error) = write_spec(app, &source) {
+                self.progress.warn(&format!("{name}: {error:#}"));
                 return;
             }
             let outcome = controller
@@ -1084,6 +1088,16 @@ async fn drift_loop(server: Arc<Server>) {
             }
         }
     }
+}
+
+/// Writes the spec of what the app deploys to `lastmile.yaml` in its
+/// state directory, atomically.
+fn write_spec(app: &App, source: &str) -> anyhow::Result<PathBuf> {
+    let path = app.dir.join("lastmile.yaml");
+    let temp = app.dir.join("lastmile.yaml.tmp");
+    std::fs::write(&temp, source).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// Pending approvals survive a restart: `pending.json` in the app's state.
