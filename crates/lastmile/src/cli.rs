@@ -92,6 +92,8 @@ skipped) and deploys what it packed."
     Promote(EnvArgs),
     /// Abort a running canary: all traffic back on stable at once
     Abort(EnvArgs),
+    /// Approve the deployment waiting for an environment of a `lastmile server` (needs --server)
+    Approve(EnvArgs),
     /// Follow an environment live: weights, and each release's requests, errors and latency
     Watch(WatchArgs),
     /// DORA metrics per environment: deployment frequency, lead time, change failure rate, recovery time

@@ -30,6 +30,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => control::status(&args, state_dir),
         Command::Promote(args) => control::canary_signal(&args, "promote", state_dir),
         Command::Abort(args) => control::canary_signal(&args, "abort", state_dir),
+        Command::Approve(args) => control::approve(&args, state_dir),
         Command::Watch(args) => control::watch(&args, state_dir),
         Command::Flag(command) => control::flag(&command, state_dir),
         Command::Dora(args) => control::dora(&args, state_dir),

@@ -970,16 +970,36 @@ fn a_pending_approval_survives_a_restart() {
                 .then_some(approvals)
         },
     );
-    let (status, answer, _) = call(
-        server.api,
-        "POST",
-        "/api/v1/apps/hello/environments/production/approve",
-        Some(&deployer),
-        &[],
-        b"",
+    // The CLI shows the approval waiting and gives it.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args([
+                "--server",
+                &format!("http://{}", server.api),
+                "--app",
+                "hello",
+            ])
+            .args(args)
+            .env("LASTMILE_TOKEN", &deployer)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let status = cli(&["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("waits for approval to go to production"),
+        "{shown}{}",
+        String::from_utf8_lossy(&status.stderr)
     );
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["approved_by"], "releaser");
+    let approved = cli(&["approve", "production", "--json"]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&approved.stdout).unwrap();
+    assert_eq!(answer["approved_by"], "releaser", "{answer}");
     wait_for(
         "production to serve the approved release",
         &server,

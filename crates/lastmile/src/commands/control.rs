@@ -141,12 +141,19 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{} · lastmile up pid {} · control http://{}",
-        status["app"].as_str().unwrap_or("?"),
-        status["pid"],
-        status["control"].as_str().unwrap_or("?")
-    );
+    match crate::control::remote() {
+        Some(remote) => println!(
+            "{} · lastmile server {}",
+            status["app"].as_str().unwrap_or("?"),
+            remote.url
+        ),
+        None => println!(
+            "{} · lastmile up pid {} · control http://{}",
+            status["app"].as_str().unwrap_or("?"),
+            status["pid"],
+            status["control"].as_str().unwrap_or("?")
+        ),
+    }
     for env in status["environments"].as_array().into_iter().flatten() {
         println!();
         println!(
@@ -189,6 +196,24 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                     .unwrap_or_default()
             );
         }
+    }
+    for approval in status["approvals"].as_array().into_iter().flatten() {
+        println!();
+        println!(
+            "{} release {} waits for approval to go to {}: `lastmile approve {}`",
+            output::warn("approval:"),
+            approval["version"].as_str().unwrap_or("?"),
+            approval["environment"].as_str().unwrap_or("?"),
+            approval["environment"].as_str().unwrap_or("?"),
+        );
+    }
+    for (environment, what) in status["drift"].as_object().into_iter().flatten() {
+        println!();
+        println!(
+            "{} {environment}: {}",
+            output::warn("drift:"),
+            what.as_str().unwrap_or("?")
+        );
     }
     let instances = status["instances"].as_array().cloned().unwrap_or_default();
     println!();
@@ -249,6 +274,34 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 }
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lastmile approve ENV`: the deployment waiting for ENV on a server goes.
+pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if crate::control::remote().is_none() {
+        anyhow::bail!(
+            "approvals wait on a `lastmile server`: pass --server URL (or LASTMILE_SERVER); with `lastmile up`, approve as you deploy: `lastmile deploy {} --approve`",
+            args.env
+        );
+    }
+    let control = find(&args.control, state_dir)?;
+    let answer = control.post(
+        &format!("/api/v1/environments/{}/approve", args.env),
+        &json!({}),
+        Duration::from_secs(30),
+    )?;
+    if args.control.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!(
+            "approved release {} for {} (as {}); it deploys now: `lastmile watch {}`",
+            answer["version"].as_str().unwrap_or("?"),
+            args.env,
+            answer["approved_by"].as_str().unwrap_or("?"),
+            args.env
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
