@@ -311,16 +311,40 @@ async fn browse(driver: &WebDriver, setup: &Setup) -> anyhow::Result<()> {
         .await?
         .click()
         .await?;
-    // Let the form's POST land before navigating away from it.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    reload_until(
-        driver,
-        &app_url,
-        "#env-production .live",
-        "v1 live in production",
-        |text| text == "v1",
-    )
-    .await?;
+    // The approval leads back to the app page; it shows production going
+    // live by itself (htmx refreshes the environments), with no reload.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !driver.current_url().await?.as_str().ends_with("/apps/demo") {
+        if Instant::now() > deadline {
+            bail!("approving did not lead back to the app page");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+        .execute("window.stillTheSamePage = true;", Vec::new())
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let live = text_of(driver, "#env-production .live")
+            .await
+            .unwrap_or_default();
+        if live.trim() == "v1" {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "production does not show v1 live after 40 s:\n{}",
+                driver.source().await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let same = driver
+        .execute("return window.stillTheSamePage === true;", Vec::new())
+        .await?;
+    if !same.convert::<bool>()? {
+        bail!("the app page was reloaded instead of refreshed in place by htmx");
+    }
 
     // A second commit goes to staging; roll it back from the app page.
     let server_py = setup.repo.join("server.py");
