@@ -69,8 +69,10 @@ impl ServerProcess {
         let file = dir.join("state/server.json");
         let deadline = Instant::now() + Duration::from_secs(30);
         let api = loop {
+            // The file of this process, not one a killed server left.
             if let Ok(text) = std::fs::read_to_string(&file)
                 && let Ok(value) = serde_json::from_str::<Value>(&text)
+                && value["pid"] == child.id()
                 && let Some(listen) = value["listen"].as_str()
             {
                 break listen.parse().unwrap();
@@ -1146,5 +1148,60 @@ fn the_server_serves_https_and_the_cli_follows() {
     // Plain http to the TLS port gets no API answer.
     let (status, _, _) = call(server.api, "GET", "/healthz", None, &[], b"");
     assert_ne!(status, 200);
+    drop(server);
+}
+
+/// A server killed (SIGKILL) while it builds a commit builds it again at
+/// its next start: nothing is lost, the interrupted run says so.
+#[test]
+fn a_commit_interrupted_by_a_crash_is_built_again() {
+    let root = tempfile::tempdir().unwrap();
+    let gate = root.path().join("gate");
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("lastmile.yaml"),
+        format!(
+            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "slow"]);
+    let sha = git(&repo, &["rev-parse", "HEAD"]);
+    let config = server_yaml(root.path(), &repo, "1h");
+    let token = create_token(root.path(), &config, "viewer", "reader");
+
+    let mut server = ServerProcess::start(root.path(), &config);
+    let first_run = wait_for("the run to start", &server, Duration::from_secs(30), || {
+        commit_status(&server, &token, &sha)?["run_id"].as_i64()
+    });
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // The killed server's step is still waiting for the gate; let it end.
+    std::fs::write(&gate, "go").unwrap();
+    drop(server);
+
+    let server = ServerProcess::start(root.path(), &config);
+    let built = wait_for(
+        "the commit to be built again",
+        &server,
+        Duration::from_secs(60),
+        || commit_status(&server, &token, &sha).filter(|c| c["status"] == "built"),
+    );
+    assert_ne!(built["run_id"].as_i64(), Some(first_run), "{built}");
+    let run = get(
+        server.api,
+        &format!("/api/v1/apps/hello/runs/{first_run}"),
+        &token,
+    );
+    assert_eq!(run["run"]["status"], "interrupted", "{run}");
+    assert!(
+        server.log().contains("building it again"),
+        "{}",
+        server.log()
+    );
     drop(server);
 }
