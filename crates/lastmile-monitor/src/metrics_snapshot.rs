@@ -73,7 +73,7 @@ pub fn snapshot_from_store(
         }
         *snapshot
             .runs_by_status
-            .entry(run_status_text(run.status).to_owned())
+            .entry(run.status.as_str().to_owned())
             .or_default() += 1;
         if let Some(finished) = run.finished_at {
             let millis = finished.saturating_sub(run.started_at).max(0);
@@ -109,15 +109,4 @@ pub fn snapshot_from_store(
         .map(|environment| dora_from(environment, &deployments, &starts, now_millis, window))
         .collect();
     Ok(snapshot)
-}
-
-/// The stored text of a run status.
-fn run_status_text(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-        RunStatus::Interrupted => "interrupted",
-    }
 }

@@ -632,7 +632,7 @@ impl Store for SqliteStore {
             });
         }
         let now = now_millis();
-        let status_word = status_text::run_status(status);
+        let status_word = status.as_str();
         let running_steps_become = match status {
             RunStatus::Cancelled => StepStatus::Cancelled,
             RunStatus::Interrupted => StepStatus::Interrupted,

@@ -2,17 +2,6 @@
 
 use crate::model::{LogStream, RunStatus, StepStatus};
 
-/// Text stored for a run status.
-pub(crate) fn run_status(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-        RunStatus::Interrupted => "interrupted",
-    }
-}
-
 /// Parses a stored run status.
 pub(crate) fn parse_run_status(text: &str) -> Option<RunStatus> {
     Some(match text {
