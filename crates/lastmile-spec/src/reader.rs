@@ -689,6 +689,29 @@ impl<'source> Reader<'source> {
         None
     }
 
+    /// The items of a list; anything else is a `spec::wrong-type` error
+    /// saying "{expected}, found {kind}", with `hint`.
+    pub(crate) fn list<'node>(
+        &mut self,
+        node: &'node Node,
+        expected: &str,
+        hint: impl Into<String>,
+    ) -> Option<&'node [Node]> {
+        let Value::List(items) = &node.value else {
+            self.error(
+                node.place,
+                Problem::new(
+                    "spec::wrong-type",
+                    format!("{expected}, found {}", node.value.kind()),
+                    "expected a list",
+                )
+                .hint(hint),
+            );
+            return None;
+        };
+        Some(items)
+    }
+
     /// A list of strings, each with its place.
     pub(crate) fn string_list(
         &mut self,
@@ -696,18 +719,11 @@ impl<'source> Reader<'source> {
         what: &str,
         example: &str,
     ) -> Option<Vec<(String, Place)>> {
-        let Value::List(items) = &node.value else {
-            self.error(
-                node.place,
-                Problem::new(
-                    "spec::wrong-type",
-                    format!("`{what}` must be a list, found {}", node.value.kind()),
-                    "expected a list",
-                )
-                .hint(format!("write `{example}`")),
-            );
-            return None;
-        };
+        let items = self.list(
+            node,
+            &format!("`{what}` must be a list"),
+            format!("write `{example}`"),
+        )?;
         let mut strings = Vec::with_capacity(items.len());
         let mut complete = true;
         for item in items {

@@ -340,21 +340,7 @@ fn read_route(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option
 }
 
 fn read_notify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Notify>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`notify` must be a list of endpoints, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `notify: [{ url: \"https://hooks.slack.com/services/T0/B0/x\", format: slack }]`"),
-        );
-        return None;
-    };
+    let items = reader.list(node, "`notify` must be a list of endpoints", "write e.g. `notify: [{ url: \"https://hooks.slack.com/services/T0/B0/x\", format: slack }]`")?;
     let mut endpoints = Vec::with_capacity(items.len());
     let mut complete = true;
     for item in items {

@@ -108,21 +108,11 @@ fn unique_name(
 
 /// A list of `{ attribute, op, value }` maps (may be empty; callers decide).
 fn conditions(reader: &mut Reader<'_>, node: &Node, what: &str) -> Option<Vec<Condition>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`{what}` must be a list of conditions, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `- { attribute: country, op: in, value: [SE, NO] }`"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        node,
+        &format!("`{what}` must be a list of conditions"),
+        "write e.g. `- { attribute: country, op: in, value: [SE, NO] }`",
+    )?;
     let mut conditions = Vec::with_capacity(items.len());
     let mut complete = true;
     for item in items {
@@ -202,21 +192,11 @@ fn condition_value(
             value
         }
         Operator::In | Operator::NotIn => {
-            let Value::List(items) = &node.value else {
-                reader.error(
-                    node.place,
-                    Problem::new(
-                        "spec::wrong-type",
-                        format!(
-                            "`{name}` needs a list of values, found {}",
-                            node.value.kind()
-                        ),
-                        "expected a list",
-                    )
-                    .hint("write e.g. `value: [SE, NO]`"),
-                );
-                return None;
-            };
+            let items = reader.list(
+                node,
+                &format!("`{name}` needs a list of values"),
+                "write e.g. `value: [SE, NO]`",
+            )?;
             let mut values = Vec::with_capacity(items.len());
             let mut complete = true;
             for item in items {
@@ -638,21 +618,11 @@ fn rules(
     variants: Option<&[Variant]>,
     targets: &Targets<'_>,
 ) -> Option<Vec<FlagRule>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`rules` must be a list of rules, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `rules: [{ segment: beta-testers, variant: on }]`"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        node,
+        "`rules` must be a list of rules",
+        "write e.g. `rules: [{ segment: beta-testers, variant: on }]`",
+    )?;
     let mut rules = Vec::with_capacity(items.len());
     let mut complete = true;
     for (index, item) in items.iter().enumerate() {

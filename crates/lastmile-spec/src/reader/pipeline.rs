@@ -24,21 +24,11 @@ pub(super) fn read_pipeline(reader: &mut Reader<'_>, node: &Node) -> Option<Pipe
     let example = "steps: [{ name: build, run: make }]";
     let fields = reader.fields(node, "`pipeline`", &["steps"], &[("steps", example)])?;
     let steps_node = fields.get("steps")?;
-    let Value::List(items) = &steps_node.value else {
-        reader.error(
-            steps_node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`pipeline.steps` must be a list of steps, found {}",
-                    steps_node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write each step as `- name: build` followed by `run: make` on the next line"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        steps_node,
+        "`pipeline.steps` must be a list of steps",
+        "write each step as `- name: build` followed by `run: make` on the next line",
+    )?;
     if items.is_empty() {
         reader.error(
             steps_node.place,

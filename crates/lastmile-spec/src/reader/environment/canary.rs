@@ -109,21 +109,11 @@ pub(super) fn read_canary(reader: &mut Reader<'_>, fields: &Fields<'_>) -> Optio
 }
 
 fn canary_steps(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<CanaryStep>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "canary `steps` must be a list of percentages, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `steps: [1, 5, 25, 50, 100]`"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        node,
+        "canary `steps` must be a list of percentages",
+        "write e.g. `steps: [1, 5, 25, 50, 100]`",
+    )?;
     if items.is_empty() {
         reader.error(
             node.place,

@@ -1,7 +1,7 @@
 //! `cohort` and `pins`: which side of a canary a request goes to.
 
 use crate::model::{Cohort, CohortKey, Pin, PinTarget};
-use crate::node::{Node, Place, Value};
+use crate::node::{Node, Place};
 use crate::reader::{Fields, Problem, Reader};
 use crate::scalar;
 
@@ -28,18 +28,11 @@ pub(super) fn read_pins(
     node: &Node,
     environment: &str,
 ) -> Option<Vec<Pin>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!("`pins` must be a list of pins, found {}", node.value.kind()),
-                "expected a list",
-            )
-            .hint("write e.g. `pins: [{ header: x-canary, value: \"1\", to: canary }]`"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        node,
+        "`pins` must be a list of pins",
+        "write e.g. `pins: [{ header: x-canary, value: \"1\", to: canary }]`",
+    )?;
     let context = format!("a pin of environment `{environment}`");
     let mut pins: Vec<(Pin, Place)> = Vec::with_capacity(items.len());
     let mut complete = true;

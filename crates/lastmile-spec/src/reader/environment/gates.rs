@@ -47,21 +47,11 @@ pub(super) fn read_gates(reader: &mut Reader<'_>, node: &Node, environment: &str
 }
 
 fn read_verify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<VerifyCheck>> {
-    let Value::List(items) = &node.value else {
-        reader.error(
-            node.place,
-            Problem::new(
-                "spec::wrong-type",
-                format!(
-                    "`verify` must be a list of checks, found {}",
-                    node.value.kind()
-                ),
-                "expected a list",
-            )
-            .hint("write e.g. `verify: [{ path: /healthz, status: 200 }]`"),
-        );
-        return None;
-    };
+    let items = reader.list(
+        node,
+        "`verify` must be a list of checks",
+        "write e.g. `verify: [{ path: /healthz, status: 200 }]`",
+    )?;
     let mut checks = Vec::with_capacity(items.len());
     let mut complete = true;
     for item in items {
