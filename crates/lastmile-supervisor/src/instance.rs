@@ -15,7 +15,7 @@ use crate::error::SupervisorError;
 use crate::event::InstanceEvent;
 use crate::health;
 use crate::log::LogSink;
-use crate::process::{self, Readiness, Running, crash_status};
+use crate::process::{Readiness, Running, crash_status};
 use crate::spec::InstanceSpec;
 use crate::status::{InstanceState, InstanceStatus};
 use crate::supervisor::Shared;
@@ -248,11 +248,8 @@ async fn monitor(
                 finish_stopped(shared, instance);
                 return;
             }
-            let mut next = match process::spawn(spec, &instance.log) {
-                Ok(next) => {
-                    shared.groups.record(next.pid);
-                    next
-                }
+            let mut next = match shared.spawn(instance) {
+                Ok(next) => next,
                 Err(error) => {
                     status = error.to_string();
                     continue;

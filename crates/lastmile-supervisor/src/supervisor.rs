@@ -13,7 +13,7 @@ use crate::event::InstanceEvent;
 use crate::instance::{self, DoneGuard, Instance};
 use crate::log::{self, LogSink};
 use crate::orphans::{self, GroupRecord};
-use crate::process;
+use crate::process::{self, Running};
 use crate::release;
 use crate::spec::InstanceSpec;
 use crate::status::InstanceStatus;
@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     instances: Mutex<BTreeMap<String, Arc<Instance>>>,
     events: broadcast::Sender<InstanceEvent>,
     /// Process groups this process started, for clean-up after a crash.
-    pub(crate) groups: GroupRecord,
+    groups: GroupRecord,
     /// Groups of a crashed predecessor killed when this supervisor began.
     orphans_killed: usize,
 }
@@ -59,6 +59,14 @@ impl Shared {
     pub(crate) fn emit(&self, event: InstanceEvent) {
         // No subscriber is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Starts `instance`'s process and records its group, so that a successor can kill it
+    /// should this process die without stopping it.
+    pub(crate) fn spawn(&self, instance: &Instance) -> Result<Running, SupervisorError> {
+        let running = process::spawn(&instance.spec, &instance.log)?;
+        self.groups.record(running.pid);
+        Ok(running)
     }
 
     /// Removes `instance` from the list if it is still the entry under its id.
@@ -171,11 +179,8 @@ impl Supervisor {
         };
         // From here on a concurrent `stop` waits for this guard.
         let done = DoneGuard(instance.clone());
-        let running = match process::spawn(&instance.spec, &instance.log) {
-            Ok(running) => {
-                shared.groups.record(running.pid);
-                running
-            }
+        let running = match shared.spawn(&instance) {
+            Ok(running) => running,
             Err(error) => {
                 shared.remove(&instance);
                 return Err(error);
