@@ -117,19 +117,7 @@ environments:
 
     /// Starts `lastmile up --in-place` and waits until it serves.
     fn up(&self) -> Up {
-        let log = self.dir.path().join("up.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut command = self.command(&["up", "--in-place"]);
-        command
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .process_group(0);
-        let child = command.spawn().unwrap();
-        let up = Up {
-            child,
-            log,
-            state: self.dir.path().join(".lastmile"),
-        };
+        let up = self.spawn_up(&["up", "--in-place"]);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(status) = self.status() {
@@ -147,12 +135,44 @@ environments:
         }
     }
 
+    /// Spawns `lastmile ARGS` (an `up`) in its own process group, its
+    /// output in up.log; it does not wait for it to serve.
+    fn spawn_up(&self, args: &[&str]) -> Up {
+        let log = self.dir.path().join("up.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = self.command(args);
+        command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0);
+        Up {
+            child: command.spawn().unwrap(),
+            log,
+            state: self.dir.path().join(".lastmile"),
+        }
+    }
+
     fn status(&self) -> Result<serde_json::Value, String> {
         let output = self.lastmile(&["status", "--json"]);
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
         serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())
+    }
+
+    /// `lastmile deploy production --in-place --json`, failed or not: its
+    /// JSON outcome.
+    fn deploy_outcome(&self) -> serde_json::Value {
+        let output = self.lastmile(&["deploy", "production", "--in-place", "--json"]);
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// The same deploy in the background; [`outcome_of`] waits for it.
+    fn start_deploy(&self) -> Child {
+        self.command(&["deploy", "production", "--in-place", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn must(&self, args: &[&str]) -> serde_json::Value {
@@ -167,6 +187,22 @@ environments:
     }
 }
 
+/// Waits for a deploy from [`App::start_deploy`]; its JSON outcome.
+fn outcome_of(deploy: Child) -> serde_json::Value {
+    let output = deploy.wait_with_output().unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Adds `yaml` (indented lines) to the production environment of the spec
+/// on disk, before its `route:`.
+fn add_to_environment(app: &App, yaml: &str) {
+    let path = app.dir.path().join("lastmile.yaml");
+    let spec = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    route:", &format!("{yaml}\n    route:"));
+    std::fs::write(&path, spec).unwrap();
+}
+
 /// Sends one raw HTTP request and reads the answer to the end.
 fn exchange(addr: impl std::net::ToSocketAddrs, request: &str) -> String {
     use std::io::{Read, Write};
@@ -178,15 +214,6 @@ fn exchange(addr: impl std::net::ToSocketAddrs, request: &str) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
-}
-
-/// The runtime the load generator runs on.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn reachable(addr: SocketAddr) -> bool {
@@ -247,14 +274,47 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-fn load(app: &App) -> LoadGen {
-    LoadGen::start(LoadConfig {
-        target: app.addr(),
-        rate: 250,
-        connections: 16,
-        websockets: 4,
-        ..LoadConfig::default()
-    })
+/// Continuous load through the router, on its own runtime, until `stop`.
+struct Load {
+    runtime: tokio::runtime::Runtime,
+    load: LoadGen,
+}
+
+impl Load {
+    /// The usual load on `app`: 250 requests/s over 16 connections and 4
+    /// WebSockets.
+    fn start(app: &App) -> Load {
+        Load::start_with(LoadConfig {
+            target: app.addr(),
+            rate: 250,
+            connections: 16,
+            websockets: 4,
+            ..LoadConfig::default()
+        })
+    }
+
+    fn start_with(config: LoadConfig) -> Load {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let load = {
+            let _guard = runtime.enter();
+            LoadGen::start(config)
+        };
+        Load { runtime, load }
+    }
+
+    /// The totals so far, the load still running.
+    fn report(&self) -> Report {
+        self.load.report()
+    }
+
+    /// Stops the load and returns its totals.
+    fn stop(self) -> Report {
+        self.runtime.block_on(self.load.stop())
+    }
 }
 
 fn assert_clean(report: &Report, what: &str) {
@@ -296,13 +356,7 @@ fn zero_downtime_through_deploys_rollback_crash_and_restart() {
     let app = App::new("{ type: rolling, batch: 1, max_surge: 1 }", 2, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(2));
 
     // 1. A rolling deploy of v2.
@@ -364,7 +418,7 @@ fn zero_downtime_through_deploys_rollback_crash_and_restart() {
     assert_eq!(current_release(&app), second);
     std::thread::sleep(Duration::from_secs(2));
 
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     eprintln!(
         "load: {} requests ({} ok, {} failed), {} WebSockets opened, {} messages, {} closed cleanly, {} dropped, p99 {:.1} ms, max {:.1} ms; served by {:?}",
         report.requests,
@@ -432,13 +486,7 @@ fn a_release_that_never_becomes_ready_fails_and_leaves_traffic_alone() {
     let app = App::new("{ type: rolling, batch: 1, max_surge: 1 }", 1, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let load = LoadGen::start(LoadConfig {
+    let load = Load::start_with(LoadConfig {
         target: app.addr(),
         rate: 200,
         connections: 16,
@@ -468,7 +516,7 @@ fn a_release_that_never_becomes_ready_fails_and_leaves_traffic_alone() {
     assert_eq!(current_release(&app), first);
     std::thread::sleep(Duration::from_secs(1));
 
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a failed deployment");
     assert!(
         report.by_body.keys().all(|body| body.contains("v1")),
@@ -619,13 +667,7 @@ fn a_rolling_deployment_failing_mid_way_restores_the_old_set() {
     let app = App::new(strategy, 3, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
 
     // Instance 1 of v2 never becomes ready; instance 0 does.
@@ -637,8 +679,7 @@ fn a_rolling_deployment_failing_mid_way_restores_the_old_set() {
         r#""if [ \"$LASTMILE_INSTANCE\" = 1 ]; then HELLO_NEVER_READY=1 exec ./hello; else exec ./hello; fi""#,
     );
     app.set_start_timeout("2s");
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     assert!(
         outcome["error"]
@@ -649,7 +690,7 @@ fn a_rolling_deployment_failing_mid_way_restores_the_old_set() {
     );
     std::thread::sleep(Duration::from_secs(1));
 
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a rolling deployment failing in its second batch");
     assert!(
         report.by_body.keys().any(|body| body.contains("v2")),
@@ -680,14 +721,12 @@ fn a_release_failing_verification_never_gets_traffic() {
     let up = app.up();
     let first = current_release(&app);
     app.write_spec(strategy, 2, "v2", "");
-    let path = app.dir.path().join("lastmile.yaml");
-    let spec = std::fs::read_to_string(&path).unwrap().replace(
-        "    route:",
-        "    gates: { verify: [ { path: /healthz }, { path: /, body_contains: \"hello v9\" } ] }\n    route:",
+    add_to_environment(
+        &app,
+        "    gates: { verify: [ { path: /healthz }, { path: /, body_contains: \"hello v9\" } ] }",
     );
-    std::fs::write(&path, spec).unwrap();
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let path = app.dir.path().join("lastmile.yaml");
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     let error = outcome["error"].as_str().unwrap();
     assert!(

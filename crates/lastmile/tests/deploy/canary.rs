@@ -25,9 +25,7 @@ fn decisions(app: &App) -> Vec<String> {
 fn a_good_canary_is_promoted_step_by_step() {
     let app = App::new(QUICK_CANARY, 2, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
 
     app.write_spec(QUICK_CANARY, 2, "v2", "");
@@ -35,7 +33,7 @@ fn a_good_canary_is_promoted_step_by_step() {
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
     assert!(app.get("/").contains("hello from hello v2"));
     std::thread::sleep(Duration::from_millis(500));
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a good canary");
     assert!(report.by_body.keys().any(|body| body.contains("v1")));
     assert!(report.by_body.keys().any(|body| body.contains("v2")));
@@ -52,14 +50,11 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     let app = App::new(QUICK_CANARY, 2, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
 
     app.write_spec(QUICK_CANARY, 2, "v2", r#", HELLO_ERROR_RATE: "0.5""#);
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     let error = outcome["error"].as_str().unwrap();
     assert!(error.contains("canary aborted: error rate"), "{error}");
@@ -67,7 +62,7 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     std::thread::sleep(Duration::from_millis(500));
     let before_stop = load.report();
     std::thread::sleep(Duration::from_secs(1));
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     // After the abort only stable answers, and answers well.
     assert_eq!(
         report.failed, before_stop.failed,
@@ -99,19 +94,16 @@ fn a_slow_canary_is_aborted_on_latency() {
     let app = App::new(LATENCY_CANARY, 1, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
 
     app.write_spec(LATENCY_CANARY, 1, "v2", r#", HELLO_LATENCY_MS: "80""#);
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     let error = outcome["error"].as_str().unwrap();
     assert!(error.contains("latency"), "{error}");
     assert_eq!(current_release(&app), first);
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_eq!(
         report.failed, 0,
         "a slow canary fails no request: {report:#?}"
@@ -126,8 +118,7 @@ fn a_canary_without_traffic_holds_then_fails_at_the_deadline() {
     let up = app.up();
     let first = current_release(&app);
     app.write_spec(strategy, 1, "v2", "");
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     let error = outcome["error"].as_str().unwrap();
     assert!(error.contains("not enough evidence"), "{error}");
@@ -140,15 +131,9 @@ fn a_pause_waits_for_promote() {
     let strategy = "{ type: canary, steps: [10, pause, 100], step_duration: 1s, min_requests: 1, step_deadline: 30s, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(strategy, 1, "v2", "");
-    let mut deploy = app
-        .command(&["deploy", "production", "--in-place", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut deploy = app.start_deploy();
     wait_for("the canary to pause", || {
         app.status().is_ok_and(|status| {
             status["environments"][0]["deployment"]["phase"]
@@ -163,11 +148,10 @@ fn a_pause_waits_for_promote() {
     );
     let promoted = app.must(&["promote", "production", "--json"]);
     assert_eq!(promoted["promote"], true, "{promoted}");
-    let output = deploy.wait_with_output().unwrap();
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = outcome_of(deploy);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
     assert!(app.get("/").contains("hello from hello v2"));
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a paused canary");
     // Nothing to promote any more.
     let output = app.lastmile(&["promote", "production"]);
@@ -237,22 +221,12 @@ impl Receiver {
     }
 }
 
-fn add_to_environment(app: &App, yaml: &str) {
-    let path = app.dir.path().join("lastmile.yaml");
-    let spec = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("    route:", &format!("{yaml}\n    route:"));
-    std::fs::write(&path, spec).unwrap();
-}
-
 #[test]
 fn notifications_and_gate_webhooks_follow_the_canary() {
     let receiver = Receiver::start();
     let app = App::new(QUICK_CANARY, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(QUICK_CANARY, 1, "v2", "");
     add_to_environment(
         &app,
@@ -306,7 +280,7 @@ fn notifications_and_gate_webhooks_follow_the_canary() {
     assert!(before < after);
     assert_eq!(received[before].1["version"], "v2");
     assert_eq!(received[after].1["status"], "succeeded");
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a canary with notifications");
 
     // A `before` hook that refuses stops the next deployment before it starts.
@@ -318,8 +292,7 @@ fn notifications_and_gate_webhooks_follow_the_canary() {
             receiver.url("/refuse")
         ),
     );
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     assert!(
         outcome["error"]
@@ -338,18 +311,7 @@ fn an_environment_that_requires_approval_deploys_only_when_approved() {
     add_to_environment(&app, "    gates: { approval: required }");
     let up = {
         // `lastmile up --approve` approves its first deployment.
-        let log = app.dir.path().join("up.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut command = app.command(&["up", "--in-place", "--approve"]);
-        command
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .process_group(0);
-        let up = Up {
-            child: command.spawn().unwrap(),
-            log,
-            state: app.dir.path().join(".lastmile"),
-        };
+        let up = app.spawn_up(&["up", "--in-place", "--approve"]);
         wait_for("lastmile up to serve", || {
             app.status()
                 .is_ok_and(|status| status["environments"][0]["current_release"].is_string())
@@ -380,9 +342,7 @@ fn a_restart_mid_canary_resumes_at_the_same_step() {
     let strategy = "{ type: canary, steps: [20, 50, 100], step_duration: 4s, min_requests: 10, step_deadline: 60s, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(strategy, 1, "v2", "");
     let mut deploy = app
         .command(&["deploy", "production", "--in-place", "--json"])
@@ -421,7 +381,7 @@ fn a_restart_mid_canary_resumes_at_the_same_step() {
     });
     assert!(app.get("/").contains("hello from hello v2"));
     std::thread::sleep(Duration::from_millis(500));
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a restart mid-canary");
     assert!(up.log().contains("resumes at step-2"), "{}", up.log());
     drop(up);
@@ -443,19 +403,13 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
     let strategy = "{ type: canary, steps: [20, pause, 60, pause, 100], step_duration: 1s, min_requests: 5, step_deadline: 60s, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(strategy, 1, "v2", "");
     add_to_environment(
         &app,
         "    cohort: { header: x-user-id }\n    pins: [ { header: x-canary, value: \"1\", to: canary }, { cookie: beta, value: \"no\", to: stable } ]",
     );
-    let deploy = app
-        .command(&["deploy", "production", "--in-place", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let deploy = app.start_deploy();
     let on_canary = |key: usize| {
         app.get_with("/", &format!("x-user-id: user-{key}\r\n"))
             .contains("hello v2")
@@ -494,10 +448,9 @@ fn cohorts_stay_sticky_across_weight_changes_and_pins_win() {
     }
 
     app.must(&["promote", "production"]);
-    let output = deploy.wait_with_output().unwrap();
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = outcome_of(deploy);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a canary with cohorts and pins");
     drop(up);
 }
@@ -511,19 +464,16 @@ fn a_dark_launch_never_touches_users_and_is_judged_on_the_mirror() {
     let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 10, mirror: { percent: 100, duration: 10s, min_requests: 30 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
     app.write_spec(strategy, 1, "v2", r#", HELLO_LATENCY_MS: "300""#);
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     assert!(
         outcome["error"].as_str().unwrap().contains("latency"),
         "{outcome}"
     );
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a dark launch");
     assert!(
         report.by_body.keys().all(|body| body.contains("v1")),
@@ -548,13 +498,11 @@ fn a_good_dark_launch_goes_on_to_the_canary_steps() {
     let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 10, mirror: { percent: 50, duration: 2s, min_requests: 20 }, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(strategy, 1, "v2", "");
     let outcome = app.must(&["deploy", "production", "--in-place", "--json"]);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "a dark launch promoted to a canary");
     let log = up.log();
     assert!(log.contains("dark launch"), "{log}");
@@ -571,9 +519,7 @@ fn the_post_promotion_guard_rolls_back_a_release_that_degrades() {
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     std::thread::sleep(Duration::from_secs(1));
     // Healthy for its first 4 s, then half its requests fail.
     app.write_spec(
@@ -582,8 +528,7 @@ fn the_post_promotion_guard_rolls_back_a_release_that_degrades() {
         "v2",
         r#", HELLO_ERROR_RATE: "0.5", HELLO_ERRORS_AFTER_MS: "4000""#,
     );
-    let output = app.lastmile(&["deploy", "production", "--in-place", "--json"]);
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = app.deploy_outcome();
     assert_eq!(outcome["status"], "failed", "{outcome}");
     assert!(
         outcome["error"]
@@ -600,7 +545,7 @@ fn the_post_promotion_guard_rolls_back_a_release_that_degrades() {
     assert!(log.contains("guarding v2"), "{log}");
     assert_eq!(current_release(&app), first);
     assert!(app.get("/").contains("hello from hello v1"));
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_eq!(report.ws_dropped, 0, "{report:#?}");
     drop(up);
 }
@@ -613,15 +558,9 @@ fn abort_rolls_a_paused_canary_back_and_watch_shows_it() {
     let app = App::new(strategy, 1, "v1");
     let up = app.up();
     let first = current_release(&app);
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
+    let load = Load::start(&app);
     app.write_spec(strategy, 1, "v2", "");
-    let deploy = app
-        .command(&["deploy", "production", "--in-place", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let deploy = app.start_deploy();
     wait_for_phase(&app, "step-2-paused");
     let watch = app.lastmile(&["watch", "production", "--count", "2", "--interval", "200ms"]);
     let lines = String::from_utf8_lossy(&watch.stdout);
@@ -632,8 +571,7 @@ fn abort_rolls_a_paused_canary_back_and_watch_shows_it() {
 
     let answer = app.must(&["abort", "production", "--json"]);
     assert_eq!(answer["abort"], true, "{answer}");
-    let output = deploy.wait_with_output().unwrap();
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = outcome_of(deploy);
     assert_eq!(outcome["status"], "failed", "{outcome}");
     assert!(
         outcome["error"]
@@ -643,7 +581,7 @@ fn abort_rolls_a_paused_canary_back_and_watch_shows_it() {
         "{outcome}"
     );
     assert_eq!(current_release(&app), first);
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_clean(&report, "an aborted canary");
     drop(up);
 }

@@ -156,14 +156,8 @@ fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
         "    cohort: { header: x-user-id }\n    route:",
     ) + "flags:\n  checkout-canary:\n    rollout: { follow_canary: production }\n";
     std::fs::write(&path, spec).unwrap();
-    let runtime = runtime();
-    let _guard = runtime.enter();
-    let load = load(&app);
-    let deploy = app
-        .command(&["deploy", "production", "--in-place", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let load = Load::start(&app);
+    let deploy = app.start_deploy();
     wait_for("the canary to pause at 30%", || {
         app.status()
             .is_ok_and(|status| status["environments"][0]["deployment"]["phase"] == "step-2-paused")
@@ -192,10 +186,9 @@ fn a_flag_following_the_canary_is_on_for_exactly_the_canary_users() {
         "{on_canary} of 200 users on the canary at 30%"
     );
     app.must(&["promote", "production"]);
-    let output = deploy.wait_with_output().unwrap();
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcome = outcome_of(deploy);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
-    let report = runtime.block_on(load.stop());
+    let report = load.stop();
     assert_eq!(report.failed, 0, "{report:#?}");
     drop(up);
 }
