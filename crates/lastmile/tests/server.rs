@@ -525,6 +525,18 @@ fn pushes_are_built_deployed_refused_and_rolled_back_and_dora_follows() {
     drop(server);
 }
 
+/// `root/repo` as a git repository: `spec` written as its lastmile.yaml
+/// and everything in it committed with `message`.
+fn spec_repo(root: &Path, spec: &str, message: &str) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("lastmile.yaml"), spec).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", message]);
+    repo
+}
+
 /// A tiny app whose pipeline copies a file: for the tests about guards.
 fn tiny_repo(root: &Path, port: u16) -> PathBuf {
     tiny_repo_with(root, port, "")
@@ -538,9 +550,9 @@ fn tiny_repo_with(root: &Path, port: u16, more_environments: &str) -> PathBuf {
         "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n    def log_message(self, *a): pass\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n",
     )
     .unwrap();
-    std::fs::write(
-        repo.join("lastmile.yaml"),
-        format!(
+    spec_repo(
+        root,
+        &format!(
             r#"app: hello
 pipeline:
   steps:
@@ -559,12 +571,8 @@ environments:
     route: {{ listen: "127.0.0.1:{port}" }}
 {more_environments}"#
         ),
+        "tiny",
     )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "tiny"]);
-    repo
 }
 
 /// Wrong webhook signatures get 401 and trigger nothing; a viewer cannot
@@ -1032,19 +1040,14 @@ fn a_pending_approval_survives_a_restart() {
 fn step_logs_stream_live_over_sse() {
     let root = tempfile::tempdir().unwrap();
     let gate = root.path().join("gate");
-    let repo = root.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("lastmile.yaml"),
-        format!(
+    let repo = spec_repo(
+        root.path(),
+        &format!(
             "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo first line && while [ ! -f '{}' ]; do sleep 0.05; done && echo last line\n",
             gate.display()
         ),
-    )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "slow"]);
+        "slow",
+    );
     let config = server_yaml(root.path(), &repo, "1h");
     let admin = create_token(root.path(), &config, "viewer", "reader");
     let server = ServerProcess::start(root.path(), &config);
@@ -1090,22 +1093,17 @@ fn step_logs_stream_live_over_sse() {
 #[test]
 fn the_server_serves_https_and_the_cli_follows() {
     let root = tempfile::tempdir().unwrap();
-    let repo = root.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("lastmile.yaml"),
+    let repo = spec_repo(
+        root.path(),
         "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo built\n",
-    )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "ci only"]);
+        "ci only",
+    );
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
     let certificate = params.self_signed(&key).unwrap();
     std::fs::write(root.path().join("cert.pem"), certificate.pem()).unwrap();
     std::fs::write(root.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let config = server_yaml_with(root.path(), &repo, "1h", "");
+    let config = server_yaml(root.path(), &repo, "1h");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
@@ -1157,19 +1155,14 @@ fn the_server_serves_https_and_the_cli_follows() {
 fn a_commit_interrupted_by_a_crash_is_built_again() {
     let root = tempfile::tempdir().unwrap();
     let gate = root.path().join("gate");
-    let repo = root.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("lastmile.yaml"),
-        format!(
+    let repo = spec_repo(
+        root.path(),
+        &format!(
             "app: hello\npipeline:\n  steps:\n    - name: build\n      run: while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
             gate.display()
         ),
-    )
-    .unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "slow"]);
+        "slow",
+    );
     let sha = git(&repo, &["rev-parse", "HEAD"]);
     let config = server_yaml(root.path(), &repo, "1h");
     let token = create_token(root.path(), &config, "viewer", "reader");
