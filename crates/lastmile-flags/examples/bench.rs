@@ -10,39 +10,13 @@ use std::time::Instant;
 
 use lastmile_flags::{Context, FlagSet, NoCanary};
 
-const SPEC: &str = r##"
-app: shop
-pipeline: { steps: [{ name: build, run: make }] }
-segments:
-  beta-testers:
-    - { attribute: email, op: ends_with, value: "@example.com" }
-flags:
-  static-flag:
-    type: string
-    variants: { blue: "#00f", red: "#f00" }
-    default: blue
-  new-checkout:
-    rules:
-      - when: [ { attribute: country, op: in, value: [SE, NO] } ]
-        variant: on
-      - segment: beta-testers
-        variant: on
-      - when: [ { attribute: app_version, op: semver_gte, value: "2.1.0" } ]
-        rollout: { on: 25, off: 75 }
-    rollout: { on: 10, off: 90 }
-"##;
+#[path = "support/bench_flags.rs"]
+mod bench_flags;
 
 const EVALUATIONS: u32 = 5_000_000;
 
 fn main() {
-    let (spec, _) = match lastmile_spec::parse("lastmile.yaml", SPEC) {
-        Ok(parsed) => parsed,
-        Err(errors) => {
-            eprintln!("{}", errors.render(false));
-            std::process::exit(1);
-        }
-    };
-    let flags = FlagSet::new(&spec.flags, &spec.segments);
+    let flags = bench_flags::bench_flags();
     let contexts: Vec<Context> = (0..1024)
         .map(|user| {
             Context::new()

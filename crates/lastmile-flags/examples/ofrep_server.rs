@@ -2,8 +2,9 @@
 //! `cargo run --release -p lastmile-flags --example ofrep_server [ADDR]`.
 //!
 //! Serves a static flag (`static-flag`) and a 3-rule targeted rollout
-//! (`new-checkout`, the same definitions as `examples/bench.rs`) on ONE
-//! thread (a current-thread runtime), so its throughput is per core.
+//! (`new-checkout`, defined in `support/bench_flags.rs` and shared with
+//! `examples/bench.rs`) on ONE thread (a current-thread runtime), so its
+//! throughput is per core.
 //! ADDR defaults to 127.0.0.1:0; the bound address is printed on stdout.
 
 use std::sync::Arc;
@@ -12,27 +13,8 @@ use axum::serve::ListenerExt;
 
 use lastmile_flags::{CanaryLookup, FlagSet, FlagSource, NoCanary, OfrepConfig, ofrep_router};
 
-const SPEC: &str = r##"
-app: shop
-pipeline: { steps: [{ name: build, run: make }] }
-segments:
-  beta-testers:
-    - { attribute: email, op: ends_with, value: "@example.com" }
-flags:
-  static-flag:
-    type: string
-    variants: { blue: "#00f", red: "#f00" }
-    default: blue
-  new-checkout:
-    rules:
-      - when: [ { attribute: country, op: in, value: [SE, NO] } ]
-        variant: on
-      - segment: beta-testers
-        variant: on
-      - when: [ { attribute: app_version, op: semver_gte, value: "2.1.0" } ]
-        rollout: { on: 25, off: 75 }
-    rollout: { on: 10, off: 90 }
-"##;
+#[path = "support/bench_flags.rs"]
+mod bench_flags;
 
 /// A flag set that never changes.
 #[derive(Debug)]
@@ -52,14 +34,7 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let (spec, _) = match lastmile_spec::parse("lastmile.yaml", SPEC) {
-        Ok(parsed) => parsed,
-        Err(errors) => {
-            eprintln!("{}", errors.render(false));
-            std::process::exit(1);
-        }
-    };
-    let source = Arc::new(Fixed(FlagSet::new(&spec.flags, &spec.segments)));
+    let source = Arc::new(Fixed(bench_flags::bench_flags()));
     let router = ofrep_router(source, OfrepConfig::default());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
