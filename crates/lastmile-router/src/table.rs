@@ -308,7 +308,8 @@ impl CompiledRoute {
             }
             Steer::Bucket(b) => self.by_bucket(b),
         };
-        if let Some(backend) = preferred.filter(|b| b.any_usable(exclude))
+        // `least_loaded` finds no instance in a backend without a usable one.
+        if let Some(backend) = preferred
             && let Some(u) = least_loaded(backend, rand, exclude)
         {
             return Some((backend, u));
