@@ -829,8 +829,8 @@ fn access_log(log: &Option<Log>, status: u16, start: Instant, release: &str, ups
     }
 }
 
-/// Relays a body from `src` (bytes already in `buf` first) to `dst` by its framing.
-/// Ok(true): complete with nothing extra read; Ok(false): complete but `src` sent more.
+/// Relays a body from `src` (bytes already in `buf` first) to `dst` by its framing; bytes `src`
+/// sent beyond the body stay in `buf`.
 async fn relay_body<S, D>(
     src: &mut S,
     buf: &mut Buf,
@@ -880,13 +880,7 @@ where
                 }
             }
         }
-        let done = match framing {
-            Framing::None => true,
-            Framing::Length(n) => *n == 0,
-            Framing::Chunked(c) => c.is_done(),
-            Framing::Eof => false,
-        };
-        if done {
+        if body_done(framing) {
             return Ok(());
         }
         let cap = buf.capacity();
@@ -936,6 +930,7 @@ fn take_buffered(buf: &mut Buf, framing: &mut Framing, decode: bool, out: &mut V
     true
 }
 
+/// The body has been relayed to its end (never for `Eof`, which ends when the sender closes).
 fn body_done(framing: &Framing) -> bool {
     match framing {
         Framing::None => true,
