@@ -148,7 +148,7 @@ fn pool_put(mut v: Vec<u8>) {
 
 /// How a body is delimited.
 #[derive(Debug)]
-enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked(Chunked),
@@ -402,7 +402,8 @@ fn is(name: &[u8], lit: &[u8]) -> bool {
     name.eq_ignore_ascii_case(lit)
 }
 
-fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The comma-separated tokens of a header value, trimmed.
+pub(crate) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|b| *b == b',').map(|t| t.trim_ascii())
 }
 
@@ -414,7 +415,7 @@ fn parse_len(v: &[u8]) -> Option<u64> {
 }
 
 /// The final transfer coding is chunked.
-fn last_is_chunked(v: &[u8]) -> bool {
+pub(crate) fn last_is_chunked(v: &[u8]) -> bool {
     tokens(v)
         .filter(|t| !t.is_empty())
         .last()

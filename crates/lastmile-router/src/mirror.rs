@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::chunked::Chunked;
+use crate::http1::{Framing, last_is_chunked, tokens};
 use crate::router::Inner;
 use crate::table::{CompiledBackend, least_loaded};
 use crate::upstream::{UpstreamState, tcp_connect};
@@ -137,19 +138,11 @@ async fn exchange(
     }
 }
 
-/// How the mirror's response body ends.
-enum Body {
-    None,
-    Length(u64),
-    Chunked(Chunked),
-    Eof,
-}
-
 /// A mirror response head.
 struct Head {
     status: u16,
     len: usize,
-    body: Body,
+    body: Framing,
     reusable: bool,
 }
 
@@ -201,42 +194,31 @@ fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
             length = Some(v.trim().parse::<u64>().map_err(|_| ())?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te = true;
-            chunked = h
-                .value
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|t| !t.is_empty())
-                .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            chunked = last_is_chunked(h.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
-            let v = h.value;
-            if v.split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-            {
+            if tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close")) {
                 close = true;
-            } else if v
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))
-            {
+            } else if tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"keep-alive")) {
                 close = false;
             }
         }
     }
     let body = if (100..200).contains(&status) || status == 204 || status == 304 || head_method {
-        Body::None
+        Framing::None
     } else if te {
         if chunked {
-            Body::Chunked(Chunked::new())
+            Framing::Chunked(Chunked::new())
         } else {
-            Body::Eof
+            Framing::Eof
         }
     } else {
         match length {
-            Some(0) => Body::None,
-            Some(n) => Body::Length(n),
-            None => Body::Eof,
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::Eof,
         }
     };
-    let reusable = !close && !matches!(body, Body::Eof) && status != 101;
+    let reusable = !close && !matches!(body, Framing::Eof) && status != 101;
     Ok(Some(Head {
         status,
         len,
@@ -246,23 +228,23 @@ fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
 }
 
 /// Reads the body to its end and drops it; true when it ended cleanly with nothing extra.
-async fn discard(s: &mut TcpStream, mut buf: Vec<u8>, mut body: Body) -> bool {
+async fn discard(s: &mut TcpStream, mut buf: Vec<u8>, mut body: Framing) -> bool {
     loop {
         match &mut body {
-            Body::None => return buf.is_empty(),
-            Body::Length(n) => {
+            Framing::None => return buf.is_empty(),
+            Framing::Length(n) => {
                 let take = (*n).min(buf.len() as u64);
                 *n -= take;
                 if *n == 0 {
                     return buf.len() as u64 == take;
                 }
             }
-            Body::Chunked(c) => match c.feed(&buf, |_, _| {}) {
+            Framing::Chunked(c) => match c.feed(&buf, |_, _| {}) {
                 Ok(used) if c.is_done() => return used == buf.len(),
                 Ok(_) => {}
                 Err(_) => return false,
             },
-            Body::Eof => {}
+            Framing::Eof => {}
         }
         buf.clear();
         if buf.capacity() < 4096 {
