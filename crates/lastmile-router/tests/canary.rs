@@ -356,16 +356,27 @@ async fn pins_override_weights_and_fall_back_without_an_instance() {
     }
 }
 
-fn mirror_route(p: &Proxy, stable: SocketAddr, mirror: SocketAddr, rule: MirrorRule) -> Route {
+/// Publishes `stable` at weight 100 and `shadow` at 0, copying `percent` of `methods` to shadow.
+fn publish_mirror(
+    p: &Proxy,
+    stable: SocketAddr,
+    shadow: SocketAddr,
+    percent: f64,
+    methods: &[&str],
+) {
     let mut r = route(
         p,
         vec![
             release("stable", 100, Some(stable)),
-            release("shadow", 0, Some(mirror)),
+            release("shadow", 0, Some(shadow)),
         ],
     );
-    r.mirror = Some(rule);
-    r
+    r.mirror = Some(MirrorRule {
+        release: "shadow".into(),
+        percent,
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+    });
+    publish(p, r);
 }
 
 #[tokio::test]
@@ -373,19 +384,7 @@ async fn mirror_copies_a_share_of_gets_only() {
     let (stable, stable_seen) = backend("stable", 200, Duration::ZERO).await;
     let (shadow, shadow_seen) = backend("shadow", 200, Duration::ZERO).await;
     let p = proxy();
-    publish(
-        &p,
-        mirror_route(
-            &p,
-            stable,
-            shadow,
-            MirrorRule {
-                release: "shadow".into(),
-                percent: 50.0,
-                methods: vec!["get".into()],
-            },
-        ),
-    );
+    publish_mirror(&p, stable, shadow, 50.0, &["get"]);
     for _ in 0..400 {
         assert_eq!(get(p.addr, "").await, "stable");
     }
@@ -422,19 +421,7 @@ async fn mirrored_posts_carry_their_body_when_configured() {
     let (stable, _) = backend("stable", 200, Duration::ZERO).await;
     let (shadow, shadow_seen) = backend("shadow", 200, Duration::ZERO).await;
     let p = proxy();
-    publish(
-        &p,
-        mirror_route(
-            &p,
-            stable,
-            shadow,
-            MirrorRule {
-                release: "shadow".into(),
-                percent: 100.0,
-                methods: vec!["GET".into(), "POST".into()],
-            },
-        ),
-    );
+    publish_mirror(&p, stable, shadow, 100.0, &["GET", "POST"]);
     for _ in 0..10 {
         let (status, _, body) = send(p.addr, "POST", "", "payload").await;
         assert_eq!((status, body.as_str()), (200, "stable"));
@@ -454,19 +441,7 @@ async fn a_slow_mirror_never_delays_users() {
     let (stable, _) = backend("stable", 200, Duration::ZERO).await;
     let (shadow, shadow_seen) = backend("shadow", 200, Duration::from_secs(2)).await;
     let p = proxy();
-    publish(
-        &p,
-        mirror_route(
-            &p,
-            stable,
-            shadow,
-            MirrorRule {
-                release: "shadow".into(),
-                percent: 100.0,
-                methods: vec!["GET".into()],
-            },
-        ),
-    );
+    publish_mirror(&p, stable, shadow, 100.0, &["GET"]);
     for i in 0..30 {
         let t = Instant::now();
         assert_eq!(get(p.addr, "").await, "stable");
@@ -487,19 +462,7 @@ async fn mirror_errors_show_in_its_stats_not_to_users() {
     let (stable, _) = backend("stable", 200, Duration::ZERO).await;
     let (shadow, _) = backend("shadow", 500, Duration::ZERO).await;
     let p = proxy();
-    publish(
-        &p,
-        mirror_route(
-            &p,
-            stable,
-            shadow,
-            MirrorRule {
-                release: "shadow".into(),
-                percent: 100.0,
-                methods: vec!["GET".into()],
-            },
-        ),
-    );
+    publish_mirror(&p, stable, shadow, 100.0, &["GET"]);
     for _ in 0..20 {
         assert_eq!(get(p.addr, "").await, "stable");
     }
