@@ -6,31 +6,9 @@ use std::process::Command;
 
 use lastmile_git::{GitError, Head, Mirror};
 
-/// Runs git in `dir` with a fixed identity and no user or system config, returning stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0100")
-        .env("GIT_COMMITTER_NAME", "Charles Babbage")
-        .env("GIT_COMMITTER_EMAIL", "charles@example.com")
-        .env("GIT_COMMITTER_DATE", "1700000123 +0100")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
+#[path = "support/git.rs"]
+mod support;
+use support::git;
 
 /// A work repository with `main` (two commits) and `feature` (one more), returned as (dir, main sha, feature sha).
 fn source_repo(root: &Path) -> (std::path::PathBuf, String, String) {

@@ -136,15 +136,7 @@ async fn json_errors(response: Response) -> Response {
     let text = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let code = match status.as_u16() {
-        400 | 415 | 422 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        409 => "conflict",
-        _ => "internal",
-    };
+    let code = crate::control::code_of(status);
     let mut message = String::from_utf8_lossy(&text).trim().to_owned();
     if status.as_u16() == 415 {
         message.push_str("; send the body as JSON with `content-type: application/json`");
@@ -558,18 +550,10 @@ async fn deploy(
     detached(async move { controller.deploy(request).await }).await
 }
 
-/// Runs a deployment or rollback in its own task: a client that hangs up
-/// must not cancel it half-way (the environment would stay held by a
-/// deployment nobody drives).
 async fn detached(
     work: impl std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
 ) -> ApiResult {
-    match tokio::spawn(work).await {
-        Ok(result) => result.map(Json),
-        Err(error) => Err(ApiError::internal(&anyhow::anyhow!(
-            "the deployment task failed: {error}"
-        ))),
-    }
+    crate::control::detached(work).await.map(Json)
 }
 
 async fn rollback(

@@ -139,14 +139,30 @@ impl IntoResponse for ApiError {
 }
 
 /// The machine-readable code of an error status.
-fn code_of(status: StatusCode) -> &'static str {
+pub(crate) fn code_of(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 => "bad_request",
+        400 | 415 | 422 => "bad_request",
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
+        405 => "method_not_allowed",
         409 => "conflict",
         _ => "internal",
+    }
+}
+
+/// Runs a deployment or rollback in its own task: a client that hangs up
+/// (or a browser that navigates away) drops the handler, and must not
+/// cancel it half-way, leaving the environment held by a deployment
+/// nobody drives.
+pub(crate) async fn detached(
+    work: impl std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
+) -> Result<serde_json::Value, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(error) => Err(ApiError::internal(&anyhow::anyhow!(
+            "the deployment task failed: {error}"
+        ))),
     }
 }
 
@@ -212,21 +228,18 @@ async fn deploy(
     State(controller): State<Arc<Controller>>,
     Json(request): Json<DeployRequest>,
 ) -> ApiResult {
-    // In its own task: a client that hangs up must not cancel it half-way.
-    match tokio::spawn(async move { controller.deploy(request).await }).await {
-        Ok(result) => result.map(Json),
-        Err(error) => Err(ApiError::internal(&anyhow::anyhow!("{error}"))),
-    }
+    detached(async move { controller.deploy(request).await })
+        .await
+        .map(Json)
 }
 
 async fn rollback(
     State(controller): State<Arc<Controller>>,
     Json(request): Json<RollbackRequest>,
 ) -> ApiResult {
-    match tokio::spawn(async move { controller.rollback(request).await }).await {
-        Ok(result) => result.map(Json),
-        Err(error) => Err(ApiError::internal(&anyhow::anyhow!("{error}"))),
-    }
+    detached(async move { controller.rollback(request).await })
+        .await
+        .map(Json)
 }
 
 /// `POST /api/v1/flags/{key}`: fields left out keep their current value.

@@ -120,7 +120,7 @@ async fn app_page(State(server): Shared, session: Session, Path(app): Path<Strin
         Ok(entry) => entry.clone(),
         Err(failure) => return failed(&session, "No such app", failure, "/"),
     };
-    let store = entry_store(&server, &app);
+    let store = server.app_store(&app).ok();
     let Some(store) = store else {
         return internal(&session, "the app's store", "it is not open", "/");
     };
@@ -174,10 +174,6 @@ async fn app_page(State(server): Shared, session: Session, Path(app): Path<Strin
             name: app,
         },
     )
-}
-
-fn entry_store(server: &Server, app: &str) -> Option<Arc<lastmile_store::SqliteStore>> {
-    server.app_store(app).ok()
 }
 
 /// `GET /apps/{app}/runs/{run}` (`?fragment=logs`: only the live part).
@@ -428,15 +424,7 @@ async fn rollback(
         environment,
         to: None,
     };
-    // In its own task: a browser that navigates away drops this handler,
-    // and a rollback cut off half-way would leave the environment held.
-    let rolling_back = tokio::spawn(async move { controller.rollback(request).await });
-    let outcome = match rolling_back.await {
-        Ok(outcome) => outcome,
-        Err(failure) => Err(ApiError::internal(&anyhow::anyhow!(
-            "the rollback task failed: {failure}"
-        ))),
-    };
+    let outcome = crate::control::detached(async move { controller.rollback(request).await }).await;
     match outcome {
         Ok(_) => back_to_app(&headers, &app),
         Err(failure) => action_failed(

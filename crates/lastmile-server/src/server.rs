@@ -28,7 +28,7 @@ use tokio::sync::{Notify, watch};
 pub use config::{AppConfig, ServerConfig};
 
 use crate::control::{ApiError, ArtifactRef, DeployRequest};
-use crate::up::{Controller, ControllerOptions, Progress, SecretLookup};
+use crate::up::{Controller, ControllerOptions, Progress, SecretLookup, lock, short};
 
 /// Checked-out trees kept after their run (for a look after a failure).
 const KEPT_CHECKOUTS: usize = 3;
@@ -271,13 +271,6 @@ impl Server {
         tokio::task::spawn_blocking(work).await?
     }
 
-    /// Wakes an app's watcher at once (a webhook said there is news).
-    pub fn poke(&self, app: &str) {
-        if let Some(app) = self.apps.get(app) {
-            app.wake.notify_one();
-        }
-    }
-
     /// The value of one secret of `app`, decrypted.
     pub fn secret_value(&self, app: &str, name: &str) -> Option<String> {
         let (nonce, ciphertext) = self.store.get_secret(app, name).ok()??;
@@ -390,8 +383,7 @@ impl Server {
         Ok(())
     }
 
-    /// Builds and deploys one commit: the watcher's work, also used by the
-    /// API (`POST /api/v1/apps/{app}/commits/{sha}/build`).
+    /// Builds and deploys one commit: the watcher's work.
     async fn process_commit(self: &Arc<Self>, app: &Arc<App>, sha: &str) -> anyhow::Result<()> {
         let name = app.config.name.clone();
         let checkout = app.dir.join("checkouts").join(sha);
@@ -1243,16 +1235,6 @@ impl Progress for AppProgress {
     fn warn(&self, text: &str) {
         self.inner.warn(&format!("{}: {text}", self.app));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
 }
 
 /// The whole HTTP surface of a server: API, webhooks, OpenAPI, dashboard.

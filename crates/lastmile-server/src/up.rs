@@ -426,7 +426,8 @@ async fn tell_predecessor(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex, taking it over from a thread that panicked holding it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -693,7 +694,7 @@ impl Controller {
     }
 
     /// The release a deploy request names (made from its artifact when it
-    /// carries one), without deploying it.
+    /// carries one; the newest when it names none), without deploying it.
     pub(crate) fn release_for(
         &self,
         request: &DeployRequest,
@@ -706,7 +707,15 @@ impl Controller {
                 .create_release(&spec.app, &artifact.id, Some(artifact.run_id), source)
                 .map_err(|error| ApiError::internal(&error.into())),
             (None, Some(wanted)) => self.find_release(wanted),
-            (None, None) => Err(ApiError::bad_request("name a release or an artifact")),
+            (None, None) => self
+                .store
+                .list_releases(1)
+                .map_err(|error| ApiError::internal(&error.into()))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::bad_request("there is no release yet: run `lastmile deploy ENV` without --release to build one")
+                }),
         }
     }
 
@@ -910,22 +919,7 @@ impl Controller {
                 env.name
             )));
         }
-        let release = match (&request.artifact, &request.release) {
-            (Some(artifact), _) => self
-                .store
-                .create_release(&spec.app, &artifact.id, Some(artifact.run_id), &source)
-                .map_err(|error| ApiError::internal(&error.into()))?,
-            (None, Some(wanted)) => self.find_release(wanted)?,
-            (None, None) => self
-                .store
-                .list_releases(1)
-                .map_err(|error| ApiError::internal(&error.into()))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    ApiError::bad_request("there is no release yet: run `lastmile deploy ENV` without --release to build one")
-                })?,
-        };
+        let release = self.release_for(&request, &spec, &source)?;
         if self.store_has_missing_artifact(&release) {
             return Err(ApiError::bad_request(format!(
                 "release {} needs artifact {}, which is not in the artifact store any more; build it again with `lastmile deploy {}`",
@@ -1309,6 +1303,7 @@ fn instance_environment(instance_id: &str) -> &str {
     instance_id.split('.').next().unwrap_or_default()
 }
 
-fn short(id: &str) -> String {
+/// The first 12 characters of an id.
+pub(crate) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }

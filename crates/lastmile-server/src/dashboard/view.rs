@@ -522,10 +522,7 @@ fn number(value: Option<&Value>) -> String {
     value.and_then(Value::as_u64).unwrap_or(0).to_string()
 }
 
-/// The first 12 characters of an id.
-pub(crate) fn short(id: &str) -> String {
-    id.chars().take(12).collect()
-}
+pub(crate) use crate::up::short;
 
 /// How long ago `millis` was, roughly.
 pub(crate) fn ago(millis: i64) -> String {
