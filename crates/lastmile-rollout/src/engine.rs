@@ -252,7 +252,7 @@ impl Engine {
         let from = state
             .as_ref()
             .and_then(|state| state.current_release.clone());
-        let strategy = strategy_name(&environment.strategy);
+        let strategy = environment.strategy.name();
         if from.as_deref() == Some(release.id.as_str()) {
             progress.step(&format!(
                 "{} already serves {} ({}); nothing to do",
@@ -1491,15 +1491,6 @@ fn instance_spec(
             signal: format!("{:?}", service.stop.signal),
             grace: service.stop.grace,
         },
-    }
-}
-
-fn strategy_name(strategy: &Strategy) -> &'static str {
-    match strategy {
-        Strategy::Rolling { .. } => "rolling",
-        Strategy::BlueGreen { .. } => "blue-green",
-        Strategy::Recreate => "recreate",
-        Strategy::Canary(_) => "canary",
     }
 }
 

@@ -199,6 +199,18 @@ pub enum Strategy {
     Canary(Canary),
 }
 
+impl Strategy {
+    /// The strategy's `type` as written in the spec (`rolling`, `blue-green`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Rolling { .. } => "rolling",
+            Strategy::BlueGreen { .. } => "blue-green",
+            Strategy::Recreate => "recreate",
+            Strategy::Canary(_) => "canary",
+        }
+    }
+}
+
 /// The canary strategy's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Canary {

@@ -148,7 +148,7 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
     // Pins and cohorts choose between canary and stable; any other strategy
     // has one release taking traffic, so they would silently do nothing.
     if strategy_known && !matches!(environment.strategy, Strategy::Canary(_)) {
-        let uses = strategy_name(&environment.strategy);
+        let uses = environment.strategy.name();
         for (key, message) in [
             (
                 "pins",
@@ -173,16 +173,6 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
         }
     }
     complete.then_some(environment)
-}
-
-/// The strategy's `type` as written in the spec.
-fn strategy_name(strategy: &Strategy) -> &'static str {
-    match strategy {
-        Strategy::Rolling { .. } => "rolling",
-        Strategy::BlueGreen { .. } => "blue-green",
-        Strategy::Recreate => "recreate",
-        Strategy::Canary(_) => "canary",
-    }
 }
 
 fn default_strategy(kind: &str) -> Strategy {

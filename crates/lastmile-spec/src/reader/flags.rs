@@ -882,12 +882,7 @@ fn follow_canary(reader: &mut Reader<'_>, node: &Node, targets: &Targets<'_>) ->
         Some(environment) => match &environment.strategy {
             Strategy::Canary(_) => Some(name),
             other => {
-                let uses = match other {
-                    Strategy::Rolling { .. } => "rolling",
-                    Strategy::BlueGreen { .. } => "blue-green",
-                    Strategy::Recreate => "recreate",
-                    Strategy::Canary(_) => "canary",
-                };
+                let uses = other.name();
                 let canaries: Vec<String> = environments
                     .iter()
                     .filter(|environment| matches!(environment.strategy, Strategy::Canary(_)))
