@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use crate::process;
+
 /// The variable every instance carries; a group leader without it is not
 /// one of ours (its pid was reused) and is never signalled.
 const MARKER: &[u8] = b"LASTMILE_INSTANCE_ID=";
@@ -100,9 +102,7 @@ pub(crate) fn kill_orphans(root: &Path) -> usize {
 /// True while `pid` runs; a zombie counts as gone.
 fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !process::stat_state(&stat).is_some_and(|(state, _)| state.starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -201,15 +201,20 @@ fn group_alive(group: Pid) -> bool {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             return false;
         };
-        // After the command name: state, ppid, pgrp, …
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|field| field.parse::<i32>().ok());
-        pgrp == Some(wanted) && state != "Z" && state != "X"
+        stat_state(&stat)
+            .is_some_and(|(state, pgrp)| pgrp == Some(wanted) && state != "Z" && state != "X")
     })
+}
+
+/// The state (`R`, `S`, `Z`, …) and process group in the text of `/proc/<pid>/stat`; `None`
+/// when no state follows the command name (which may hold spaces and parentheses).
+pub(crate) fn stat_state(stat: &str) -> Option<(&str, Option<i32>)> {
+    // After the command name: state, ppid, pgrp, …
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let pgrp = fields.nth(1).and_then(|field| field.parse::<i32>().ok());
+    Some((state, pgrp))
 }
 
 /// `status 3` or `signal 9 (SIGKILL)`, after "exited with" / "was killed by".
