@@ -136,6 +136,15 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// A failure that is only a message: no instance output, not aborted.
+    pub(crate) fn message(message: String) -> Failure {
+        Failure {
+            message,
+            last_lines: Vec::new(),
+            aborted: false,
+        }
+    }
+
     pub(crate) fn aborted(reason: &str) -> Failure {
         Failure {
             message: format!("canary aborted: {reason}"),
@@ -161,11 +170,7 @@ impl From<HostError> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Failure {
-        Failure {
-            message: error.to_string(),
-            last_lines: Vec::new(),
-            aborted: false,
-        }
+        Failure::message(error.to_string())
     }
 }
 
@@ -830,11 +835,9 @@ impl Drive<'_> {
                     first_failure.get_or_insert(Failure::from(error));
                 }
                 Err(error) => {
-                    first_failure.get_or_insert(Failure {
-                        message: format!("starting an instance panicked: {error}"),
-                        last_lines: Vec::new(),
-                        aborted: false,
-                    });
+                    first_failure.get_or_insert(Failure::message(format!(
+                        "starting an instance panicked: {error}"
+                    )));
                 }
             }
         }
@@ -894,11 +897,9 @@ impl Drive<'_> {
                     first_failure.get_or_insert(Failure::from(error));
                 }
                 Err(error) => {
-                    first_failure.get_or_insert(Failure {
-                        message: format!("stopping an instance panicked: {error}"),
-                        last_lines: Vec::new(),
-                        aborted: false,
-                    });
+                    first_failure.get_or_insert(Failure::message(format!(
+                        "stopping an instance panicked: {error}"
+                    )));
                 }
             }
         }
@@ -1168,10 +1169,10 @@ impl Drive<'_> {
         webhook::post_json(&hook.url, &payload, hook.timeout)
             .await
             .map(|_| ())
-            .map_err(|error| Failure {
-                message: format!("the `before` webhook refused the deployment: {error}"),
-                last_lines: Vec::new(),
-                aborted: false,
+            .map_err(|error| {
+                Failure::message(format!(
+                    "the `before` webhook refused the deployment: {error}"
+                ))
             })
     }
 
