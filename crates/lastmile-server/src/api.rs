@@ -448,10 +448,8 @@ async fn deployments(
 async fn deployment(State(server): Shared, Path((app, id)): Path<(String, i64)>) -> ApiResult {
     let store = server.app_store(&app)?;
     let record = store
-        .list_deployments(usize::MAX)
+        .get_deployment(id)
         .map_err(internal)?
-        .into_iter()
-        .find(|deployment| deployment.id == id)
         .ok_or_else(|| ApiError::not_found(format!("app `{app}` has no deployment #{id}")))?;
     let steps = store.deployment_steps(id).map_err(internal)?;
     Ok(Json(json!({ "deployment": record, "steps": steps })))

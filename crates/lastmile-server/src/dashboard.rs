@@ -237,8 +237,8 @@ async fn deployment_page(
         Err(failure) => return failed(&session, "No such app", failure, "/"),
     };
     let back = format!("/apps/{app}");
-    let record = match store.list_deployments(usize::MAX) {
-        Ok(list) => list.into_iter().find(|deployment| deployment.id == id),
+    let record = match store.get_deployment(id) {
+        Ok(record) => record,
         Err(failure) => return internal(&session, "deployments", failure, &back),
     };
     let Some(record) = record else {

@@ -961,7 +961,7 @@ impl Controller {
             short(&release.id),
             release.version,
             env.name,
-            strategy_name(&env)
+            env.strategy.name()
         ));
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
@@ -1285,15 +1285,6 @@ struct ProgressSink(Arc<dyn Progress>);
 impl lastmile_rollout::Progress for ProgressSink {
     fn step(&self, text: &str) {
         self.0.line(&format!("  {text}"));
-    }
-}
-
-fn strategy_name(env: &Environment) -> &'static str {
-    match env.strategy {
-        lastmile_spec::Strategy::Rolling { .. } => "rolling",
-        lastmile_spec::Strategy::BlueGreen { .. } => "blue-green",
-        lastmile_spec::Strategy::Recreate => "recreate",
-        lastmile_spec::Strategy::Canary(_) => "canary",
     }
 }
 

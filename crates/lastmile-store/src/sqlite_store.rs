@@ -473,6 +473,10 @@ impl Store for SqliteStore {
         deployments::running_deployment(self, environment)
     }
 
+    fn get_deployment(&self, id: i64) -> Result<Option<DeploymentRecord>, StoreError> {
+        deployments::get_deployment(self, id)
+    }
+
     fn list_deployments(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StoreError> {
         deployments::list_deployments(self, limit)
     }

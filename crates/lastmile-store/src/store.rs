@@ -110,6 +110,8 @@ pub trait Store: Send + Sync {
     /// The running deployment of an environment, if any.
     fn running_deployment(&self, environment: &str)
     -> Result<Option<DeploymentRecord>, StoreError>;
+    /// One deployment by id.
+    fn get_deployment(&self, id: i64) -> Result<Option<DeploymentRecord>, StoreError>;
     /// Deployments, newest first.
     fn list_deployments(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StoreError>;
     /// A deployment's recorded transitions, in order.

@@ -113,9 +113,22 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
         "{kinds:?}"
     );
     // A second deployment may start now.
-    store
+    let second = store
         .begin_deployment("production", Some(&v2.id), &v1.id, "rollback", "test")
         .unwrap();
+    // Each is found by its id.
+    let listed = store.list_deployments(10).unwrap();
+    for record in &listed {
+        assert_eq!(
+            store.get_deployment(record.id).unwrap().as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(
+        store.get_deployment(second.id).unwrap().unwrap().strategy,
+        "rollback"
+    );
+    assert_eq!(store.get_deployment(second.id + 100).unwrap(), None);
 }
 
 #[test]

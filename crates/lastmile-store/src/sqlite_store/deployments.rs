@@ -335,6 +335,18 @@ pub(super) fn running_deployment(
     })
 }
 
+pub(super) fn get_deployment(
+    store: &SqliteStore,
+    id: i64,
+) -> Result<Option<DeploymentRecord>, StoreError> {
+    store.read(|connection| {
+        connection
+            .prepare_cached(&format!("{DEPLOYMENT_COLUMNS} WHERE id = ?1"))?
+            .query_row([id], deployment_from_row)
+            .optional()
+    })
+}
+
 pub(super) fn list_deployments(
     store: &SqliteStore,
     limit: usize,

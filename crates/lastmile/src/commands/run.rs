@@ -14,7 +14,6 @@ use serde_json::json;
 
 use crate::cli::RunArgs;
 use crate::commands::check::{print_load_error, print_warnings};
-use crate::commands::runs::status_word;
 use crate::output;
 use crate::state;
 
@@ -165,7 +164,7 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             ))
         );
     }
-    let word = status_word(summary.status);
+    let word = summary.status.as_str();
     let headline = format!("run #{} {word}", summary.run_id);
     let headline = match summary.status {
         RunStatus::Succeeded => output::good(&headline),

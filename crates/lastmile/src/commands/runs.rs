@@ -25,7 +25,7 @@ pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<
         "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT"
     );
     for run in runs {
-        let status = format!("{:<12}", status_word(run.status));
+        let status = format!("{:<12}", run.status.as_str());
         println!(
             "{:<6} {} {:<14} {:<21} {:>8}  {:<12}  {}",
             format!("#{}", run.id),
@@ -42,17 +42,6 @@ pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The word a run status is shown as.
-pub(crate) fn status_word(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Cancelled => "cancelled",
-        RunStatus::Interrupted => "interrupted",
-    }
 }
 
 fn paint_status(status: RunStatus, text: &str) -> String {
