@@ -15,7 +15,19 @@ fn group_leader(with_marker: bool) -> Child {
     if with_marker {
         command.env("LASTMILE_INSTANCE_ID", "production.abc.0");
     }
-    command.spawn().unwrap()
+    let child = command.spawn().unwrap();
+    // `spawn` returns once the child has begun to exec, not when the new
+    // program's arguments and environment are in place: on a busy machine
+    // /proc/PID/environ can still be empty when the supervisor looks for
+    // the marker. Wait until `sleep` runs.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read(format!("/proc/{}/cmdline", child.id()))
+        .is_ok_and(|cmdline| cmdline.starts_with(b"sleep\0"))
+    {
+        assert!(Instant::now() < deadline, "sleep did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
 }
 
 /// A pid no process can have: above any `pid_max` Linux allows (2^22), so
