@@ -35,3 +35,58 @@ impl Default for RouterConfig {
         }
     }
 }
+
+/// Per-listener limits; `Default` gives production values. Each is documented with the status a
+/// client gets when it trips the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted, else 413 and the connection closes; default 10 MiB.
+    pub max_body_bytes: u64,
+    /// Most header fields in one request head, else 431; default 100 (at most 256 are read).
+    pub max_headers: usize,
+    /// Open client connections on the listener; further connections are closed at once after
+    /// a 503 when the listener is full; default 10,000.
+    pub max_connections: usize,
+    /// Open client connections from one client IP; default 1,000.
+    pub max_connections_per_ip: usize,
+    /// Longest wait for the next byte of a request body, else 408 and close; default 30 s.
+    pub body_read_timeout: Duration,
+    /// Longest idle time of a keep-alive connection between requests; default 60 s.
+    pub idle_timeout: Duration,
+    /// Longest time a client may take to accept the next part of a response (slow reader),
+    /// after which the connection is closed; default 60 s.
+    pub send_timeout: Duration,
+    /// Optional per-client-IP request rate; requests above it get 429 with `Retry-After`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_headers: 100,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            rate_limit: None,
+        }
+    }
+}
+
+/// A token bucket per client IP: `requests_per_second` sustained, bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second from one client IP.
+    pub requests_per_second: u32,
+    /// Requests one client IP may make at once above the sustained rate (bucket size).
+    pub burst: u32,
+}
+
+/// How one listener serves: its limits (and, once set, its TLS and redirect settings).
+#[derive(Debug, Clone, Default)]
+pub struct ListenerConfig {
+    /// Limits applied to every connection and request on the listener.
+    pub limits: Limits,
+}

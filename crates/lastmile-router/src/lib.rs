@@ -57,7 +57,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use cohort::cohort_bucket;
-pub use config::RouterConfig;
+pub use config::{Limits, ListenerConfig, RateLimit, RouterConfig};
 pub use router::{ListenerHandle, Router};
 pub use stats::{LatencyHistogram, ReleaseStats};
 pub use table::{

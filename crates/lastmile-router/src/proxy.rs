@@ -13,6 +13,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{Lease, ProxyBody};
+use crate::config::ListenerConfig;
 use crate::router::{Inner, Tracked};
 use crate::table::{CompiledRoute, Steer};
 use crate::upstream::{InFlight, UpstreamState};
@@ -28,6 +29,8 @@ const HTTP: HeaderValue = HeaderValue::from_static("http");
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
     pub(crate) inner: Arc<Inner>,
+    /// The accepting listener's limits and settings.
+    pub(crate) config: Arc<ListenerConfig>,
     /// Address of the listener that accepted the connection.
     pub(crate) listener: SocketAddr,
     /// Local address of the connection itself.

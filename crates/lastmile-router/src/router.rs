@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::{Notify, oneshot, watch};
 
-use crate::config::RouterConfig;
+use crate::config::{ListenerConfig, RouterConfig};
 use crate::http1::{self, Handoff};
 use crate::prefixed::Prefixed;
 use crate::proxy::{self, ConnCtx};
@@ -246,6 +246,15 @@ impl Router {
     /// Start accepting on an already-bound std listener (set nonblocking yourself); spawns on the
     /// current tokio runtime. Dropping the handle stops accepting on it (existing connections continue).
     pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<ListenerHandle> {
+        self.serve_with(listener, ListenerConfig::default())
+    }
+
+    /// Like [`Router::serve`], with the listener's own limits (and TLS, redirect) settings.
+    pub fn serve_with(
+        &self,
+        listener: std::net::TcpListener,
+        config: ListenerConfig,
+    ) -> std::io::Result<ListenerHandle> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(std::io::Error::other(
                 "Router::serve must be called inside a tokio runtime (call it from async code)",
@@ -256,7 +265,13 @@ impl Router {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         self.start_health();
         let (stop_tx, stop_rx) = oneshot::channel();
-        tokio::spawn(accept_loop(self.inner.clone(), listener, addr, stop_rx));
+        tokio::spawn(accept_loop(
+            self.inner.clone(),
+            Arc::new(config),
+            listener,
+            addr,
+            stop_rx,
+        ));
         Ok(ListenerHandle {
             addr,
             _stop: stop_tx,
@@ -381,6 +396,7 @@ impl Router {
 
 async fn accept_loop(
     inner: Arc<Inner>,
+    config: Arc<ListenerConfig>,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     mut stop: oneshot::Receiver<()>,
@@ -395,7 +411,7 @@ async fn accept_loop(
             _ = &mut stop => return,
             _ = drain.changed() => return,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => spawn_connection(&inner, stream, peer, addr),
+                Ok((stream, peer)) => spawn_connection(&inner, &config, stream, peer, addr),
                 // Out of file descriptors or similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             },
@@ -405,6 +421,7 @@ async fn accept_loop(
 
 fn spawn_connection(
     inner: &Arc<Inner>,
+    config: &Arc<ListenerConfig>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     listener: SocketAddr,
@@ -415,6 +432,7 @@ fn spawn_connection(
         .unwrap_or(HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
         inner: inner.clone(),
+        config: config.clone(),
         listener,
         local,
         client_ip,
