@@ -139,6 +139,106 @@ pub struct RouteSpec {
     /// A share of requests copied to a release that takes no user traffic.
     #[serde(default)]
     pub mirror: Option<MirrorRule>,
+    /// How the route's listener faces clients: TLS, redirect, limits. It
+    /// takes effect when the listener starts serving; certificates come
+    /// separately (`HostHandle::set_certificate`) and can change at any time.
+    #[serde(default)]
+    pub edge: EdgeSpec,
+}
+
+/// How one listener faces the internet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeSpec {
+    /// HTTPS on the listener; `None` is plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsEdge>,
+    /// Limits; a `None` field keeps the router's production default.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// TLS termination on a listener. The certificates are chosen by SNI among
+/// those the host was given with `set_certificate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsEdge {
+    /// A plaintext listener that redirects to HTTPS (308) and answers ACME
+    /// HTTP-01 challenges.
+    #[serde(default)]
+    pub redirect_from: Option<SocketAddr>,
+    /// `Strict-Transport-Security` on every HTTPS response.
+    #[serde(default)]
+    pub hsts: Option<HstsSpec>,
+}
+
+/// `Strict-Transport-Security` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HstsSpec {
+    /// `max-age`.
+    pub max_age: Duration,
+    /// `includeSubDomains`.
+    pub include_subdomains: bool,
+    /// `preload`.
+    pub preload: bool,
+}
+
+/// Router limits of one listener; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsSpec {
+    /// Largest request body (413).
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+    /// Most header fields in a request (431).
+    #[serde(default)]
+    pub max_headers: Option<u32>,
+    /// Open connections on the listener.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Open connections from one client IP.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u32>,
+    /// Longest wait for the next request body byte (408).
+    #[serde(default)]
+    pub body_timeout: Option<Duration>,
+    /// Longest idle keep-alive time.
+    #[serde(default)]
+    pub idle_timeout: Option<Duration>,
+    /// Longest wait for a slow client to take the next part of a response.
+    #[serde(default)]
+    pub send_timeout: Option<Duration>,
+    /// Requests per second and burst per client IP (429 beyond).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// A per-client-IP token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitSpec {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// A certificate (chain and private key, PEM) for some host names, which
+/// the host's TLS listeners serve to clients asking for those names (SNI).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    /// Host names (exact or `*.example.com`) it serves.
+    pub hosts: Vec<String>,
+    /// Certificate chain, leaf first, PEM.
+    pub chain_pem: String,
+    /// Private key, PEM. Never printed: `Debug` hides it.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for CertificateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateSpec")
+            .field("hosts", &self.hosts)
+            .field("chain_pem", &format_args!("{} bytes", self.chain_pem.len()))
+            .field("key_pem", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 impl RouteSpec {
@@ -159,6 +259,7 @@ impl RouteSpec {
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            edge: EdgeSpec::default(),
         }
     }
 }
@@ -281,6 +382,17 @@ pub trait HostHandle: Send + Sync + std::fmt::Debug {
     async fn instances(&self) -> Result<Vec<InstanceInfo>, HostError>;
     /// Sets (replaces) one environment's route and weights, atomically.
     async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError>;
+    /// Serves `certificate` for its host names on every TLS listener, from
+    /// the next handshake on; a certificate for the same names is replaced.
+    /// Open connections are not disturbed.
+    async fn set_certificate(&self, certificate: &CertificateSpec) -> Result<(), HostError>;
+    /// Answers `GET /.well-known/acme-challenge/{token}` on the host's
+    /// plaintext listeners with `key_authorization`; `None` withdraws it.
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), HostError>;
     /// The router's counters for a release over the last `window`.
     async fn stats(&self, release_id: &str, window: Duration) -> Result<ReleaseStats, HostError>;
     /// Deletes unpacked releases except these (and those with instances).

@@ -1,15 +1,18 @@
-//! `proxy --listen ADDR --to http://ADDR`: the static proxy on one thread, for benchmarks.
+//! `proxy --listen ADDR --to http://ADDR [--tls-cert PEM --tls-key PEM]`: the static proxy on
+//! one thread, for benchmarks (`bench/proxy`, and `bench/tls` with a certificate).
 
 use std::net::SocketAddr;
 
 fn usage() -> ! {
-    eprintln!("usage: proxy --listen ADDR --to http://ADDR");
+    eprintln!("usage: proxy --listen ADDR --to http://ADDR [--tls-cert PEM --tls-key PEM]");
     std::process::exit(2);
 }
 
 fn main() -> std::io::Result<()> {
     let mut listen: Option<SocketAddr> = None;
     let mut to: Option<SocketAddr> = None;
+    let mut cert: Option<String> = None;
+    let mut key: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| usage());
@@ -22,16 +25,35 @@ fn main() -> std::io::Result<()> {
                     .trim_end_matches('/');
                 to = Some(v.parse().unwrap_or_else(|_| usage()));
             }
+            "--tls-cert" => cert = Some(v),
+            "--tls-key" => key = Some(v),
             _ => usage(),
         }
     }
     let (Some(listen), Some(to)) = (listen, to) else {
         usage()
     };
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let certs = lastmile_router::CertStore::new();
+            let chain = std::fs::read_to_string(&cert)?;
+            let key = std::fs::read_to_string(&key)?;
+            certs
+                .set(&[], &chain, &key)
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+            Some(lastmile_router::TlsSettings { certs, hsts: None })
+        }
+        (None, None) => None,
+        _ => usage(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(lastmile_router::run_static_proxy(listen, to, async {
+    let config = lastmile_router::ListenerConfig {
+        tls,
+        ..lastmile_router::ListenerConfig::default()
+    };
+    rt.block_on(lastmile_router::run_static_proxy(listen, to, config, async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,

@@ -65,10 +65,12 @@ pub use table::{
     UpstreamHealth,
 };
 
-/// `lastmile proxy`: serve `listen` with one static backend until `shutdown` resolves, then drain (grace 10s).
+/// `lastmile proxy`: serve `listen` (with `config`: limits, TLS) with one static backend until
+/// `shutdown` resolves, then drain (grace 10s).
 pub async fn run_static_proxy(
     listen: SocketAddr,
     backend: SocketAddr,
+    config: ListenerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind(listen)?;
@@ -93,7 +95,7 @@ pub async fn run_static_proxy(
             mirror: None,
         }],
     });
-    let handle = router.serve(listener)?;
+    let handle = router.serve_with(listener, config)?;
     shutdown.await;
     drop(handle);
     router.drain(Duration::from_secs(10)).await;

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lastmile_host::{
-    CheckOutcome, HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ProbeAnswer,
-    ReleaseRef, ReleaseStats, RouteSpec,
+    CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
+    InstanceState, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
@@ -42,6 +42,10 @@ struct Inner {
     supervisor: Supervisor,
     router: Router,
     blobs: BlobStore,
+    /// Certificates every TLS listener chooses from by SNI.
+    certificates: lastmile_router::CertStore,
+    /// ACME HTTP-01 answers, served on every plaintext listener.
+    challenges: lastmile_router::ChallengeStore,
     state: Mutex<State>,
 }
 
@@ -64,6 +68,9 @@ struct Listener {
     /// Kept open here until the router serves it (after the route exists,
     /// so no connection is accepted into an empty table).
     pending: Option<TcpListener>,
+    /// How the router serves it (TLS, redirect, limits), fixed when it
+    /// starts serving.
+    config: lastmile_router::ListenerConfig,
     _handle: Option<lastmile_router::ListenerHandle>,
 }
 
@@ -82,6 +89,8 @@ impl LocalHost {
                 supervisor,
                 router,
                 blobs,
+                certificates: lastmile_router::CertStore::new(),
+                challenges: lastmile_router::ChallengeStore::default(),
                 state: Mutex::new(State {
                     inherited,
                     ..State::default()
@@ -207,10 +216,20 @@ impl LocalHost {
 
     /// Binds (or claims from a previous process) the listener for
     /// `requested`; the router does not serve it until `serve_pending`.
-    fn ensure_listener(&self, requested: SocketAddr) -> Result<(), HostError> {
+    fn ensure_listener(
+        &self,
+        requested: SocketAddr,
+        config: lastmile_router::ListenerConfig,
+    ) -> Result<SocketAddr, HostError> {
         let mut state = self.state();
-        if state.listeners.contains_key(&requested) {
-            return Ok(());
+        if let Some(listener) = state.listeners.get_mut(&requested) {
+            // Settings of a listener already serving apply from the next
+            // start (the router fixes them per listener); a pending one
+            // takes the newest.
+            if listener.pending.is_some() {
+                listener.config = config;
+            }
+            return Ok(listener.actual);
         }
         let listener = match state.inherited.remove(&requested) {
             Some(listener) => listener,
@@ -234,9 +253,43 @@ impl LocalHost {
                 actual,
                 fd,
                 pending: Some(listener),
+                config,
                 _handle: None,
             },
         );
+        Ok(actual)
+    }
+
+    /// Binds the listeners a route needs: its own (plain or TLS) and, with
+    /// TLS, the plaintext one that redirects to it and answers ACME.
+    fn ensure_listeners(&self, route: &RouteSpec) -> Result<(), HostError> {
+        let EdgeSpec { tls, limits } = &route.edge;
+        let limits = router_limits(limits);
+        let config = lastmile_router::ListenerConfig {
+            limits: limits.clone(),
+            tls: tls.as_ref().map(|tls| lastmile_router::TlsSettings {
+                certs: self.inner.certificates.clone(),
+                hsts: tls.hsts.as_ref().map(|hsts| lastmile_router::Hsts {
+                    max_age: hsts.max_age,
+                    include_subdomains: hsts.include_subdomains,
+                    preload: hsts.preload,
+                }),
+            }),
+            redirect_https: None,
+            challenges: tls.is_none().then(|| self.inner.challenges.clone()),
+        };
+        let actual = self.ensure_listener(route.listen, config)?;
+        if let Some(redirect) = tls.as_ref().and_then(|tls| tls.redirect_from) {
+            let config = lastmile_router::ListenerConfig {
+                limits,
+                tls: None,
+                redirect_https: Some(lastmile_router::RedirectHttps {
+                    port: actual.port(),
+                }),
+                challenges: Some(self.inner.challenges.clone()),
+            };
+            self.ensure_listener(redirect, config)?;
+        }
         Ok(())
     }
 
@@ -249,7 +302,7 @@ impl LocalHost {
                 let handle =
                     self.inner
                         .router
-                        .serve(pending)
+                        .serve_with(pending, listener.config.clone())
                         .map_err(|error| HostError::Other {
                             message: format!("the router cannot serve {actual}: {error}"),
                         })?;
@@ -257,6 +310,28 @@ impl LocalHost {
             }
         }
         Ok(())
+    }
+}
+
+/// The router's limits: the spec's where it sets one, else the default.
+fn router_limits(spec: &LimitsSpec) -> lastmile_router::Limits {
+    let default = lastmile_router::Limits::default();
+    let count = |value: Option<u32>, default: usize| value.map_or(default, |v| v as usize);
+    lastmile_router::Limits {
+        max_body_bytes: spec.max_body_bytes.unwrap_or(default.max_body_bytes),
+        max_headers: count(spec.max_headers, default.max_headers),
+        max_connections: count(spec.max_connections, default.max_connections),
+        max_connections_per_ip: count(spec.max_connections_per_ip, default.max_connections_per_ip),
+        body_read_timeout: spec.body_timeout.unwrap_or(default.body_read_timeout),
+        idle_timeout: spec.idle_timeout.unwrap_or(default.idle_timeout),
+        send_timeout: spec.send_timeout.unwrap_or(default.send_timeout),
+        rate_limit: spec
+            .rate_limit
+            .map(|rate| lastmile_router::RateLimit {
+                requests_per_second: rate.per_second,
+                burst: rate.burst,
+            })
+            .or(default.rate_limit),
     }
 }
 
@@ -384,12 +459,40 @@ impl HostHandle for LocalHost {
     }
 
     async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError> {
-        self.ensure_listener(route.listen)?;
+        self.ensure_listeners(route)?;
         self.state()
             .routes
             .insert(route.environment.clone(), route.clone());
         self.refresh();
         self.serve_pending()
+    }
+
+    async fn set_certificate(&self, certificate: &CertificateSpec) -> Result<(), HostError> {
+        self.inner
+            .certificates
+            .set(
+                &certificate.hosts,
+                &certificate.chain_pem,
+                &certificate.key_pem,
+            )
+            .map_err(|error| HostError::Other {
+                message: format!(
+                    "cannot serve the certificate for {}: {error}",
+                    certificate.hosts.join(", ")
+                ),
+            })
+    }
+
+    async fn set_challenge(
+        &self,
+        token: &str,
+        key_authorization: Option<&str>,
+    ) -> Result<(), HostError> {
+        match key_authorization {
+            Some(answer) => self.inner.challenges.put(token, answer),
+            None => self.inner.challenges.remove(token),
+        }
+        Ok(())
     }
 
     async fn stats(&self, release_id: &str, window: Duration) -> Result<ReleaseStats, HostError> {

@@ -1,5 +1,5 @@
-//! `lastmile proxy --listen ADDR --to URL`: the router alone, in front of
-//! one backend.
+//! `lastmile proxy --listen ADDR --to URL [--tls-cert PEM --tls-key PEM]`:
+//! the router alone, in front of one backend, in plain HTTP or HTTPS.
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ use crate::cli::ProxyArgs;
 
 pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
     let backend = parse_backend(&args.to)?;
+    let config = listener_config(args)?;
     let runtime = if args.workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -31,11 +32,34 @@ pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
                 _ = terminate.recv() => {}
             }
         };
-        lastmile_router::run_static_proxy(listen, backend, shutdown)
+        lastmile_router::run_static_proxy(listen, backend, config, shutdown)
             .await
             .with_context(|| format!("the proxy on {listen} stopped"))
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Plain HTTP, or HTTPS with the certificate and key files given.
+fn listener_config(args: &ProxyArgs) -> anyhow::Result<lastmile_router::ListenerConfig> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(lastmile_router::ListenerConfig::default());
+    };
+    let chain = std::fs::read_to_string(cert)
+        .with_context(|| format!("cannot read the certificate {}", cert.display()))?;
+    let key_pem = std::fs::read_to_string(key)
+        .with_context(|| format!("cannot read the private key {}", key.display()))?;
+    let certs = lastmile_router::CertStore::new();
+    certs.set(&[], &chain, &key_pem).with_context(|| {
+        format!(
+            "cannot serve {} with the key {}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(lastmile_router::ListenerConfig {
+        tls: Some(lastmile_router::TlsSettings { certs, hsts: None }),
+        ..lastmile_router::ListenerConfig::default()
+    })
 }
 
 /// `http://HOST:PORT[/]` → the backend's socket address.
