@@ -113,17 +113,21 @@ pub(crate) struct RouteTemplate {
     listen: std::net::SocketAddr,
     host: Option<String>,
     path_prefix: String,
+    edge: lastmile_host::EdgeSpec,
 }
 
 impl RouteTemplate {
     pub(crate) fn with(&self, weights: Vec<(String, u32)>) -> RouteSpec {
-        RouteSpec::weighted(
-            &self.environment,
-            self.listen,
-            self.host.clone(),
-            &self.path_prefix,
-            weights,
-        )
+        RouteSpec {
+            edge: self.edge.clone(),
+            ..RouteSpec::weighted(
+                &self.environment,
+                self.listen,
+                self.host.clone(),
+                &self.path_prefix,
+                weights,
+            )
+        }
     }
 }
 
@@ -1455,7 +1459,36 @@ fn route_template(environment: &Environment) -> Result<RouteTemplate, EngineErro
         listen: route.listen,
         host: route.host.clone(),
         path_prefix: route.path_prefix.clone(),
+        edge: edge_spec(route),
     })
+}
+
+/// How the route's listener faces clients, as the host takes it.
+pub fn edge_spec(route: &lastmile_spec::Route) -> lastmile_host::EdgeSpec {
+    let limits = &route.limits;
+    lastmile_host::EdgeSpec {
+        tls: route.tls.as_ref().map(|tls| lastmile_host::TlsEdge {
+            redirect_from: tls.redirect_from,
+            hsts: tls.hsts.map(|hsts| lastmile_host::HstsSpec {
+                max_age: hsts.max_age,
+                include_subdomains: hsts.include_subdomains,
+                preload: hsts.preload,
+            }),
+        }),
+        limits: lastmile_host::LimitsSpec {
+            max_body_bytes: limits.max_body,
+            max_headers: limits.max_headers,
+            max_connections: limits.max_connections,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            body_timeout: limits.body_timeout,
+            idle_timeout: limits.idle_timeout,
+            send_timeout: limits.send_timeout,
+            rate_limit: limits.rate_limit.map(|rate| lastmile_host::RateLimitSpec {
+                per_second: rate.per_second,
+                burst: rate.burst,
+            }),
+        },
+    }
 }
 
 fn release_ref(release: &ReleaseRecord) -> ReleaseRef {

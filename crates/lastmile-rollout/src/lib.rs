@@ -26,7 +26,7 @@ mod webhook;
 
 pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
 pub use canary::CanaryControl;
-pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf};
+pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf, edge_spec};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::DeploymentOutcome;
 pub use webhook::tls_config;
