@@ -93,20 +93,15 @@ impl TlsConnector {
 impl Connector for TlsConnector {
     type Stream = TlsStream<TcpStream>;
 
-    fn connect(
-        &self,
-        target: SocketAddr,
-    ) -> impl Future<Output = Result<TlsStream<TcpStream>, ConnectFailure>> + Send {
-        async move {
-            let stream = connector::tcp(target).await?;
-            tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
-                .connect(self.server_name.clone(), stream)
-                .await
-                .map_err(|error| ConnectFailure {
-                    reason: describe_handshake(&self.server_name, &error),
-                    tls: true,
-                })
-        }
+    async fn connect(&self, target: SocketAddr) -> Result<TlsStream<TcpStream>, ConnectFailure> {
+        let stream = connector::tcp(target).await?;
+        tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.server_name.clone(), stream)
+            .await
+            .map_err(|error| ConnectFailure {
+                reason: describe_handshake(&self.server_name, &error),
+                tls: true,
+            })
     }
 }
 
