@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::http::describe_io;
+use crate::report::FailureKind;
 
 /// Opens connections to the target.
 pub(crate) trait Connector: Send + Sync + 'static {
@@ -27,9 +28,9 @@ pub(crate) trait Connector: Send + Sync + 'static {
 pub(crate) struct ConnectFailure {
     /// What went wrong, in the words a failure list uses.
     pub(crate) reason: String,
-    /// The TCP connection stood but TLS did not: a failed handshake, a rejected certificate,
-    /// or a TLS configuration that cannot be used.
-    pub(crate) tls: bool,
+    /// [`FailureKind::Tls`] when TCP connected but TLS failed: a failed handshake, a rejected
+    /// certificate, or TLS settings that cannot be used.
+    pub(crate) kind: FailureKind,
 }
 
 /// Plain TCP: `http://` and `ws://`.
@@ -53,7 +54,7 @@ pub(crate) async fn tcp(target: SocketAddr) -> Result<TcpStream, ConnectFailure>
         .await
         .map_err(|error| ConnectFailure {
             reason: format!("connect to {target}: {}", describe_io(&error)),
-            tls: false,
+            kind: FailureKind::Other,
         })?;
     // Requests are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);

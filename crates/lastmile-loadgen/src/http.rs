@@ -135,11 +135,7 @@ async fn request<C: Connector>(
             reason: failure.reason,
             reused: false,
             before_response: true,
-            kind: if failure.tls {
-                FailureKind::Tls
-            } else {
-                FailureKind::Other
-            },
+            kind: failure.kind,
         })?;
     let mut fresh = Connection {
         stream: BufReader::new(stream),

@@ -128,6 +128,10 @@ pub struct LoadGen {
 impl LoadGen {
     /// Starts the workers on the current tokio runtime and returns at once.
     ///
+    /// [`TlsTarget`] settings that cannot work (no roots, a root that is not a certificate, a
+    /// server name that is neither a DNS name nor an IP address) do not stop the start: every
+    /// request and WebSocket then fails with `TLS configuration: ` and what to fix.
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime context; enter one first (`runtime.enter()`).

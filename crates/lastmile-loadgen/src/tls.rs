@@ -14,6 +14,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::connector::{self, ConnectFailure, Connector};
 use crate::http::describe_io;
+use crate::report::FailureKind;
 
 /// Speak TLS to the target: how to verify it and what name to ask for.
 ///
@@ -100,7 +101,7 @@ impl Connector for TlsConnector {
             .await
             .map_err(|error| ConnectFailure {
                 reason: describe_handshake(&self.server_name, &error),
-                tls: true,
+                kind: FailureKind::Tls,
             })
     }
 }
@@ -121,7 +122,7 @@ impl Connector for UnusableTls {
     ) -> impl Future<Output = Result<TcpStream, ConnectFailure>> + Send {
         std::future::ready(Err(ConnectFailure {
             reason: format!("TLS configuration: {}", self.reason),
-            tls: true,
+            kind: FailureKind::Tls,
         }))
     }
 }

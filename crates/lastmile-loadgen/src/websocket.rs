@@ -114,14 +114,7 @@ impl<C: Connector> Session<'_, C> {
                 .connector
                 .connect(self.config.target)
                 .await
-                .map_err(|failure| {
-                    let kind = if failure.tls {
-                        FailureKind::Tls
-                    } else {
-                        FailureKind::Other
-                    };
-                    (failure.reason, kind)
-                })?;
+                .map_err(|failure| (failure.reason, failure.kind))?;
             let (reader, mut writer) = tokio::io::split(stream);
             let key = frame::base64(&random_bytes::<16>());
             let host = self.config.host_header();

@@ -801,6 +801,27 @@ async fn https_and_wss_load_counts_no_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_closes_are_retried_not_failed() {
+    // As over plain TCP, but the server also skips TLS close_notify: the client sees the
+    // connection end mid-record, before any response byte, and must retry rather than fail.
+    let ca = TestCa::new("lastmile loadgen test CA");
+    let certificate = ServerCertificate::new(ca.server_config("localhost"));
+    let (addr, seen) = tls_server(Http::CloseSilently("ok"), Ws::Echo, certificate).await;
+    let config = LoadConfig {
+        rate: 100,
+        connections: 4,
+        ..ca.trusted_by(addr)
+    };
+    let report = run(config, Duration::from_millis(700)).await;
+    assert!(report.requests >= 20, "{report:#?}");
+    assert_eq!((report.failed, report.tls_failed), (0, 0), "{report:#?}");
+    assert!(
+        seen.connections.load(Ordering::SeqCst) >= report.requests,
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_from_an_untrusted_ca_fail_every_request_with_the_tls_reason() {
     let trusted = TestCa::new("trusted test CA");
     let untrusted = TestCa::new("untrusted test CA");
