@@ -1,16 +1,18 @@
 //! A minimal HTTP/1.1 client (GET only; Content-Length, chunked or read-to-close bodies) and
-//! the worker that paces requests through it.
+//! the worker that paces requests through it, over whatever stream the [`Connector`] opens.
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::sync::watch;
 use tokio::time::{Instant as TokioInstant, MissedTickBehavior};
 
-use crate::report::Recorder;
+use crate::connector::Connector;
+use crate::report::{FailureKind, Recorder};
 use crate::{LoadConfig, stopped};
 
 /// Largest response head accepted; a test service's headers are a few hundred bytes.
@@ -19,8 +21,9 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
 /// One HTTP worker: a request every `period`, on one connection it reuses or on a new one each time.
-pub(crate) async fn worker(
+pub(crate) async fn worker<C: Connector>(
     config: Arc<LoadConfig>,
+    connector: Arc<C>,
     keep_alive: bool,
     period: Duration,
     first_tick: Duration,
@@ -30,7 +33,7 @@ pub(crate) async fn worker(
     let mut ticks = tokio::time::interval_at(TokioInstant::now() + first_tick, period);
     // After a stall (a slow request), carry on at the normal pace rather than in a burst.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut connection: Option<Connection> = None;
+    let mut connection: Option<Connection<C::Stream>> = None;
     loop {
         tokio::select! {
             biased;
@@ -39,7 +42,7 @@ pub(crate) async fn worker(
         }
         let started = Instant::now();
         let reused = connection.is_some();
-        let attempt = request(&config, keep_alive, &mut connection);
+        let attempt = request(&config, &*connector, keep_alive, &mut connection);
         match tokio::time::timeout(config.request_timeout, attempt).await {
             Ok(Ok(response)) => {
                 let what = describe_request(&config.path, response.reused);
@@ -48,14 +51,17 @@ pub(crate) async fn worker(
             Ok(Err(failure)) => {
                 connection = None;
                 let what = describe_request(&config.path, failure.reused);
-                recorder.request_failed(&format!("{what}: {}", failure.reason));
+                recorder.request_failed(&format!("{what}: {}", failure.reason), failure.kind);
             }
             Err(_) => {
                 // The connection is mid-exchange; it cannot carry another request.
                 connection = None;
                 let what = describe_request(&config.path, reused);
                 let timeout = config.request_timeout;
-                recorder.request_failed(&format!("{what}: no response within {timeout:?}"));
+                recorder.request_failed(
+                    &format!("{what}: no response within {timeout:?}"),
+                    FailureKind::Other,
+                );
             }
         }
     }
@@ -82,21 +88,24 @@ struct Failure {
     reused: bool,
     /// The server ended the connection before sending a single byte of response.
     before_response: bool,
+    /// Whether TLS failed, rather than TCP or HTTP.
+    kind: FailureKind,
 }
 
 /// An open connection, kept between requests when keep-alive allows.
 #[derive(Debug)]
-struct Connection {
-    stream: BufReader<TcpStream>,
+struct Connection<S> {
+    stream: BufReader<S>,
 }
 
 /// Sends one request, on the kept connection if there is one. A kept connection that the
 /// server closed while it sat idle fails before any response byte: that is the ordinary
 /// keep-alive race, so the request is retried once on a new connection, as browsers do.
-async fn request(
+async fn request<C: Connector>(
     config: &LoadConfig,
+    connector: &C,
     keep_alive: bool,
-    connection: &mut Option<Connection>,
+    connection: &mut Option<Connection<C::Stream>>,
 ) -> Result<Response, Failure> {
     if let Some(mut kept) = connection.take() {
         match exchange(&mut kept, config, keep_alive).await {
@@ -119,15 +128,15 @@ async fn request(
             }
         }
     }
-    let stream = TcpStream::connect(config.target)
+    let stream = connector
+        .connect(config.target)
         .await
-        .map_err(|error| Failure {
-            reason: format!("connect to {}: {}", config.target, describe_io(&error)),
+        .map_err(|failure| Failure {
+            reason: failure.reason,
             reused: false,
             before_response: true,
+            kind: failure.kind,
         })?;
-    // Requests are small and latency matters more than packet count.
-    let _ = stream.set_nodelay(true);
     let mut fresh = Connection {
         stream: BufReader::new(stream),
     };
@@ -143,15 +152,15 @@ async fn request(
 }
 
 /// Writes the request and reads the whole response: (status, body, connection reusable).
-async fn exchange(
-    connection: &mut Connection,
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    connection: &mut Connection<S>,
     config: &LoadConfig,
     keep_alive: bool,
 ) -> Result<(u16, Vec<u8>, bool), Failure> {
     let request = format!(
         "GET {} HTTP/1.1\r\nhost: {}\r\nuser-agent: lastmile-loadgen\r\n{}\r\n",
         config.path,
-        config.target,
+        config.host_header(),
         if keep_alive {
             ""
         } else {
@@ -162,13 +171,12 @@ async fn exchange(
         reason: format!("before the response: {}", describe_io(&error)),
         reused: false,
         before_response: true,
+        kind: FailureKind::Other,
     };
-    connection
-        .stream
-        .get_mut()
-        .write_all(request.as_bytes())
-        .await
-        .map_err(early)?;
+    let writer = connection.stream.get_mut();
+    writer.write_all(request.as_bytes()).await.map_err(early)?;
+    // TLS may hold the request back in its own buffer until flushed.
+    writer.flush().await.map_err(early)?;
     // Whether the server sent anything at all decides if the keep-alive retry applies.
     let first = connection.stream.fill_buf().await.map_err(early)?;
     if first.is_empty() {
@@ -176,12 +184,14 @@ async fn exchange(
             reason: "connection closed before the response".to_string(),
             reused: false,
             before_response: true,
+            kind: FailureKind::Other,
         });
     }
     let late = |reason: String| Failure {
         reason,
         reused: false,
         before_response: false,
+        kind: FailureKind::Other,
     };
     let head = read_head(&mut connection.stream).await.map_err(late)?;
     let mut lines = head.split("\r\n");
@@ -249,7 +259,7 @@ async fn exchange(
 }
 
 /// Reads up to and including the blank line; returns the head without it.
-async fn read_head(stream: &mut BufReader<TcpStream>) -> Result<String, String> {
+async fn read_head<R: AsyncBufRead + Unpin>(stream: &mut R) -> Result<String, String> {
     let mut head = Vec::new();
     loop {
         let before = head.len();
@@ -285,7 +295,7 @@ fn parse_status(line: &str) -> Option<u16> {
 }
 
 /// Reads a chunked body and its trailers.
-async fn read_chunked(stream: &mut BufReader<TcpStream>) -> Result<Vec<u8>, String> {
+async fn read_chunked<R: AsyncBufRead + Unpin>(stream: &mut R) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         let mut line = String::new();

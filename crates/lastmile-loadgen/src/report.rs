@@ -16,8 +16,12 @@ pub struct Report {
     pub requests: u64,
     /// Requests answered with a 2xx status.
     pub ok: u64,
-    /// Connect errors, resets, timeouts, malformed responses and non-2xx statuses.
+    /// Connect errors, TLS handshake failures, resets, timeouts, malformed responses and
+    /// non-2xx statuses.
     pub failed: u64,
+    /// HTTP requests and WebSocket opens whose TLS handshake failed, a rejected server
+    /// certificate included; each also counts in `failed` or `ws_dropped`.
+    pub tls_failed: u64,
     /// The first 20 failure descriptions (HTTP and WebSocket), each with its time offset.
     pub failures: Vec<String>,
     /// Response body (first 64 bytes, trimmed) to count: shows which release answered.
@@ -34,6 +38,15 @@ pub struct Report {
     pub max_latency_ms: f64,
     /// 99th percentile latency of completed requests, in milliseconds.
     pub p99_latency_ms: f64,
+}
+
+/// What kind of failure a request or a WebSocket met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The TLS handshake failed or the server's certificate was rejected.
+    Tls,
+    /// Anything else: connect errors, resets, timeouts, malformed responses.
+    Other,
 }
 
 /// Where workers record outcomes; `snapshot` turns it into a [`Report`].
@@ -86,9 +99,12 @@ impl Recorder {
     }
 
     /// A request that got no usable response.
-    pub(crate) fn request_failed(&self, description: &str) {
+    pub(crate) fn request_failed(&self, description: &str, kind: FailureKind) {
         let mut state = self.lock();
         state.report.failed += 1;
+        if kind == FailureKind::Tls {
+            state.report.tls_failed += 1;
+        }
         self.describe(&mut state, description);
     }
 
@@ -104,9 +120,13 @@ impl Recorder {
         self.lock().report.ws_closed_clean += 1;
     }
 
-    pub(crate) fn ws_dropped(&self, description: &str) {
+    /// A WebSocket that failed to open, or ended badly.
+    pub(crate) fn ws_dropped(&self, description: &str, kind: FailureKind) {
         let mut state = self.lock();
         state.report.ws_dropped += 1;
+        if kind == FailureKind::Tls {
+            state.report.tls_failed += 1;
+        }
         self.describe(&mut state, description);
     }
 
@@ -152,14 +172,24 @@ mod tests {
             Duration::from_millis(500),
             "GET / on a new connection",
         );
-        recorder.request_failed("GET / on a new connection: connection refused");
+        recorder.request_failed(
+            "GET / on a new connection: connection refused",
+            FailureKind::Other,
+        );
+        recorder.request_failed(
+            "GET / on a new connection: TLS handshake with localhost failed",
+            FailureKind::Tls,
+        );
+        recorder.ws_dropped("WebSocket 0: handshake failed", FailureKind::Tls);
+        recorder.ws_dropped("WebSocket 1: no echo within 2s", FailureKind::Other);
         let report = recorder.snapshot();
-        assert_eq!((report.requests, report.ok, report.failed), (101, 100, 2));
+        assert_eq!((report.requests, report.ok, report.failed), (101, 100, 3));
+        assert_eq!((report.ws_dropped, report.tls_failed), (2, 2));
         assert_eq!(report.by_body["hello from v1"], 100);
         assert_eq!(report.by_body["busy"], 1);
         assert_eq!(report.max_latency_ms, 500.0);
         assert_eq!(report.p99_latency_ms, 100.0);
-        assert_eq!(report.failures.len(), 2);
+        assert_eq!(report.failures.len(), 5);
         assert!(report.failures[0].ends_with("GET / on a new connection: status 503 (busy)"));
         assert!(
             report.failures[1].starts_with("0.0s: "),
@@ -172,7 +202,7 @@ mod tests {
     fn keeps_only_the_first_failures() {
         let recorder = Recorder::new();
         for i in 0..50 {
-            recorder.request_failed(&format!("failure {i}"));
+            recorder.request_failed(&format!("failure {i}"), FailureKind::Other);
         }
         let report = recorder.snapshot();
         assert_eq!(report.failed, 50);

@@ -1,20 +1,23 @@
-//! The WebSocket worker: opens `ws://target/ws`, sends a text message every 100 ms, expects
-//! each one echoed, and reconnects after the server closes it.
+//! The WebSocket worker: opens `ws://target/ws` (or `wss://`, over whatever stream the
+//! [`Connector`] opens), sends a text message every 100 ms, expects each one echoed, and
+//! reconnects after the server closes it.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+    WriteHalf,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
+use crate::connector::Connector;
 use crate::frame::{self, Frame};
 use crate::http::describe_io;
-use crate::report::Recorder;
+use crate::report::{FailureKind, Recorder};
 use crate::{LoadConfig, stopped};
 
 /// How often a message is sent.
@@ -33,9 +36,13 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 
+/// The reading side of an open socket; leftover handshake bytes stay in its buffer.
+type Reader<S> = BufReader<ReadHalf<S>>;
+
 /// One WebSocket worker; it keeps a socket open (reconnecting as needed) until stopped.
-pub(crate) async fn worker(
+pub(crate) async fn worker<C: Connector>(
     config: Arc<LoadConfig>,
+    connector: Arc<C>,
     index: u32,
     recorder: Arc<Recorder>,
     mut stop: watch::Receiver<bool>,
@@ -44,6 +51,7 @@ pub(crate) async fn worker(
     while !*stop.borrow() {
         let session = Session {
             config: &config,
+            connector: &*connector,
             index,
             recorder: &recorder,
         };
@@ -57,18 +65,21 @@ pub(crate) async fn worker(
                 recorder.ws_opened();
                 session.run(reader, writer, &mut messages, &mut stop).await
             }
-            Err(reason) => End::Dropped(format!("handshake failed: {reason}")),
+            Err((reason, kind)) => End::NotOpened(reason, kind),
         };
-        match end {
+        let (reason, kind) = match end {
             End::Stopped => return,
-            End::ClosedClean => recorder.ws_closed_clean(),
-            End::Dropped(reason) => {
-                recorder.ws_dropped(&format!("WebSocket {index}: {reason}"));
-                tokio::select! {
-                    _ = stopped(&mut stop) => return,
-                    _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-                }
+            End::ClosedClean => {
+                recorder.ws_closed_clean();
+                continue;
             }
+            End::Dropped(reason) => (reason, FailureKind::Other),
+            End::NotOpened(reason, kind) => (format!("handshake failed: {reason}"), kind),
+        };
+        recorder.ws_dropped(&format!("WebSocket {index}: {reason}"), kind);
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
         }
     }
 }
@@ -82,40 +93,55 @@ enum End {
     ClosedClean,
     /// Anything else, with a description.
     Dropped(String),
+    /// The connection or the upgrade failed, with a description and whether TLS was why.
+    NotOpened(String, FailureKind),
 }
 
-struct Session<'a> {
+struct Session<'a, C> {
     config: &'a LoadConfig,
+    connector: &'a C,
     index: u32,
     recorder: &'a Recorder,
 }
 
-impl Session<'_> {
-    /// Connects and completes the handshake; leftover bytes stay in the reader's buffer.
-    async fn open(&self) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf), String> {
-        let target = self.config.target;
+impl<C: Connector> Session<'_, C> {
+    /// Connects and completes the handshake.
+    async fn open(
+        &self,
+    ) -> Result<(Reader<C::Stream>, WriteHalf<C::Stream>), (String, FailureKind)> {
         let attempt = async {
-            let stream = TcpStream::connect(target)
+            let stream = self
+                .connector
+                .connect(self.config.target)
                 .await
-                .map_err(|error| format!("connect to {target}: {}", describe_io(&error)))?;
-            let _ = stream.set_nodelay(true);
-            let (reader, mut writer) = stream.into_split();
+                .map_err(|failure| (failure.reason, failure.kind))?;
+            let (reader, mut writer) = tokio::io::split(stream);
             let key = frame::base64(&random_bytes::<16>());
+            let host = self.config.host_header();
             let request = format!(
-                "GET /ws HTTP/1.1\r\nhost: {target}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+                "GET /ws HTTP/1.1\r\nhost: {host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
                  sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n\
                  user-agent: lastmile-loadgen\r\n\r\n"
             );
-            writer
-                .write_all(request.as_bytes())
-                .await
-                .map_err(|error| format!("sending the upgrade: {}", describe_io(&error)))?;
+            let sent = async {
+                writer.write_all(request.as_bytes()).await?;
+                writer.flush().await
+            };
+            sent.await.map_err(|error| {
+                (
+                    format!("sending the upgrade: {}", describe_io(&error)),
+                    FailureKind::Other,
+                )
+            })?;
             let mut reader = BufReader::new(reader);
-            let head = read_head(&mut reader).await?;
+            let head = read_head(&mut reader)
+                .await
+                .map_err(|reason| (reason, FailureKind::Other))?;
             let status_line = head.lines().next().unwrap_or_default();
             if status_line.split_whitespace().nth(1) != Some("101") {
-                return Err(format!(
-                    "expected 101 Switching Protocols, got {status_line:?}"
+                return Err((
+                    format!("expected 101 Switching Protocols, got {status_line:?}"),
+                    FailureKind::Other,
                 ));
             }
             let accept = head.lines().find_map(|line| {
@@ -124,23 +150,27 @@ impl Session<'_> {
                     .then(|| value.trim().to_string())
             });
             if accept.as_deref() != Some(frame::accept_key(&key).as_str()) {
-                return Err(format!(
-                    "wrong or missing sec-websocket-accept ({accept:?})"
+                return Err((
+                    format!("wrong or missing sec-websocket-accept ({accept:?})"),
+                    FailureKind::Other,
                 ));
             }
             Ok((reader, writer))
         };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no upgrade response within {HANDSHAKE_TIMEOUT:?}")),
+            Err(_) => Err((
+                format!("no upgrade response within {HANDSHAKE_TIMEOUT:?}"),
+                FailureKind::Other,
+            )),
         }
     }
 
     /// Sends messages and checks echoes until the socket ends or we are stopped.
     async fn run(
         &self,
-        reader: BufReader<OwnedReadHalf>,
-        mut writer: OwnedWriteHalf,
+        reader: Reader<C::Stream>,
+        mut writer: WriteHalf<C::Stream>,
         messages: &mut u64,
         stop: &mut watch::Receiver<bool>,
     ) -> End {
@@ -156,7 +186,7 @@ impl Session<'_> {
 
     async fn exchange(
         &self,
-        writer: &mut OwnedWriteHalf,
+        writer: &mut WriteHalf<C::Stream>,
         frames: &mut mpsc::Receiver<io::Result<Frame>>,
         messages: &mut u64,
         stop: &mut watch::Receiver<bool>,
@@ -233,7 +263,7 @@ impl Session<'_> {
     }
 
     /// The server sent a close frame: answer it, and judge whether it was a clean goodbye.
-    async fn server_closed(&self, writer: &mut OwnedWriteHalf, close: &Frame) -> End {
+    async fn server_closed(&self, writer: &mut WriteHalf<C::Stream>, close: &Frame) -> End {
         let code = close.close_code();
         // Echo the status code, as RFC 6455 5.5.1 suggests; the server may already be gone.
         let payload = code
@@ -271,7 +301,7 @@ impl Session<'_> {
     /// We are stopping: close with 1000 and wait briefly for the server's answer.
     async fn close(
         &self,
-        writer: &mut OwnedWriteHalf,
+        writer: &mut WriteHalf<C::Stream>,
         frames: &mut mpsc::Receiver<io::Result<Frame>>,
     ) -> End {
         let payload = frame::close_payload(CLOSE_NORMAL, "load generator stopping");
@@ -290,15 +320,17 @@ impl Session<'_> {
     }
 }
 
-async fn send(writer: &mut OwnedWriteHalf, opcode: u8, payload: &[u8]) -> io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(writer: &mut W, opcode: u8, payload: &[u8]) -> io::Result<()> {
     writer
         .write_all(&frame::encode(opcode, payload, Some(random_bytes::<4>())))
-        .await
+        .await?;
+    // TLS may hold the frame back in its own buffer until flushed.
+    writer.flush().await
 }
 
 /// Reads frames until the connection ends or a close frame arrives.
-async fn read_frames(
-    mut reader: BufReader<OwnedReadHalf>,
+async fn read_frames<S: AsyncRead + Send + 'static>(
+    mut reader: Reader<S>,
     frames: mpsc::Sender<io::Result<Frame>>,
 ) {
     loop {
@@ -310,7 +342,7 @@ async fn read_frames(
     }
 }
 
-async fn read_head(reader: &mut BufReader<OwnedReadHalf>) -> Result<String, String> {
+async fn read_head<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<String, String> {
     let mut head = Vec::new();
     loop {
         let before = head.len();

@@ -1,16 +1,22 @@
 //! The load generator against small servers written here (real sockets on 127.0.0.1:0), each
-//! misbehaving in one way, and against the real `hello` example when it has been built.
+//! misbehaving in one way, over plain TCP and over TLS with certificates from a test CA, and
+//! against the real `hello` example when it has been built.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lastmile_loadgen::{LoadConfig, LoadGen, Report};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use lastmile_loadgen::{LoadConfig, LoadGen, Report, TlsTarget};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 // The same frame code the load generator uses, for the echo server's side.
 #[path = "../src/frame.rs"]
@@ -49,6 +55,46 @@ struct Seen {
     connections: AtomicU64,
     /// Close frames from clients, with code 1000.
     client_closes: AtomicU64,
+    /// `Host` headers of requests and upgrades.
+    hosts: Mutex<BTreeSet<String>>,
+    /// TLS only: completed handshakes by certificate generation (see [`ServerCertificate`]).
+    handshakes: watch::Sender<BTreeMap<u32, u64>>,
+    /// TLS only: handshakes that resumed an earlier session instead of a full one.
+    resumed: AtomicU64,
+    /// TLS only: handshakes the client broke off, e.g. after rejecting the certificate.
+    handshakes_failed: AtomicU64,
+    /// TLS only: server names (SNI) and ALPN protocols clients asked for.
+    server_names: Mutex<BTreeSet<String>>,
+    alpn: Mutex<BTreeSet<String>>,
+}
+
+impl Seen {
+    fn hosts(&self) -> BTreeSet<String> {
+        self.hosts.lock().expect("hosts").clone()
+    }
+
+    /// Waits until `generation` has served `count` completed handshakes.
+    async fn wait_for_handshakes(&self, generation: u32, count: u64) {
+        let mut handshakes = self.handshakes.subscribe();
+        let reached = handshakes.wait_for(|by_generation| {
+            by_generation.get(&generation).copied().unwrap_or(0) >= count
+        });
+        tokio::time::timeout(Duration::from_secs(10), reached)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{count} handshakes with certificate {generation} within 10s: {:?}",
+                    self.handshakes.borrow()
+                )
+            })
+            .expect("the sender lives in self");
+    }
+}
+
+/// Writes and flushes: TLS holds written bytes back until flushed.
+async fn send_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 async fn server(http: Http, ws: Ws) -> (SocketAddr, Arc<Seen>) {
@@ -67,7 +113,7 @@ async fn server(http: Http, ws: Ws) -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
-async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, http: Http, ws: Ws, seen: Arc<Seen>) {
     let mut stream = BufReader::new(stream);
     loop {
         let mut head = String::new();
@@ -80,6 +126,12 @@ async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
             }
         }
         let lower = head.to_ascii_lowercase();
+        if let Some(host) = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("host").then(|| value.trim())
+        }) {
+            seen.hosts.lock().expect("hosts").insert(host.to_string());
+        }
         if lower.contains("upgrade: websocket") {
             let key = head
                 .lines()
@@ -93,9 +145,7 @@ async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
                 "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
                 frame::accept_key(key)
             );
-            if stream
-                .get_mut()
-                .write_all(response.as_bytes())
+            if send_all(stream.get_mut(), response.as_bytes())
                 .await
                 .is_ok()
             {
@@ -130,9 +180,7 @@ async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
                 return;
             }
         };
-        if stream
-            .get_mut()
-            .write_all(response.as_bytes())
+        if send_all(stream.get_mut(), response.as_bytes())
             .await
             .is_err()
         {
@@ -145,13 +193,17 @@ async fn serve(stream: TcpStream, http: Http, ws: Ws, seen: Arc<Seen>) {
 }
 
 /// The server side of a WebSocket: echoes, then behaves as `ws` says.
-async fn websocket(mut stream: BufReader<TcpStream>, ws: Ws, seen: &Seen) {
+async fn websocket<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: BufReader<S>,
+    ws: Ws,
+    seen: &Seen,
+) {
     let mut echoed = 0u32;
     loop {
         match ws {
             Ws::CloseAfter(limit, code) if echoed >= limit => {
                 let close = frame::encode(frame::OP_CLOSE, &frame::close_payload(code, ""), None);
-                let _ = stream.get_mut().write_all(&close).await;
+                let _ = send_all(stream.get_mut(), &close).await;
                 // Wait for the client's answering close, then end the connection.
                 while let Ok(frame) = frame::read_frame(&mut stream).await {
                     if frame.opcode == frame::OP_CLOSE {
@@ -182,15 +234,142 @@ async fn websocket(mut stream: BufReader<TcpStream>, ws: Ws, seen: &Seen) {
                     &frame.payload[..2.min(frame.payload.len())],
                     None,
                 );
-                let _ = stream.get_mut().write_all(&close).await;
+                let _ = send_all(stream.get_mut(), &close).await;
                 return;
             }
             _ => continue,
         };
-        if stream.get_mut().write_all(&reply).await.is_err() {
+        if send_all(stream.get_mut(), &reply).await.is_err() {
             return;
         }
     }
+}
+
+/// A test certificate authority: its root, and the key that signs server certificates.
+struct TestCa {
+    root: CertificateDer<'static>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    /// A new CA; distinct names keep two CAs apart even when their keys are compared last.
+    fn new(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let root = params.self_signed(&key).expect("a CA certificate");
+        TestCa {
+            root: root.der().clone(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server's TLS settings with a fresh key and a certificate for `name` signed by this CA.
+    fn server_config(&self, name: &str) -> Arc<rustls::ServerConfig> {
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .expect("a server certificate");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                PrivateKeyDer::try_from(key.serialize_der()).expect("a DER key"),
+            )
+            .expect("server TLS settings");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// Load settings that trust only this CA and ask for `localhost`.
+    fn trusted_by(&self, target: SocketAddr) -> LoadConfig {
+        LoadConfig {
+            tls: Some(TlsTarget::new("localhost", vec![self.root.clone()])),
+            ..config(target)
+        }
+    }
+}
+
+/// The certificate a TLS test server presents to the next connection; swappable mid-run.
+struct ServerCertificate {
+    /// A generation number, so handshakes can be counted per certificate.
+    current: Mutex<(u32, TlsAcceptor)>,
+}
+
+impl ServerCertificate {
+    fn new(config: Arc<rustls::ServerConfig>) -> Arc<ServerCertificate> {
+        Arc::new(ServerCertificate {
+            current: Mutex::new((1, TlsAcceptor::from(config))),
+        })
+    }
+
+    /// Presents `config` from the next connection on; returns the new generation.
+    fn swap(&self, config: Arc<rustls::ServerConfig>) -> u32 {
+        let mut current = self.current.lock().expect("certificate");
+        *current = (current.0 + 1, TlsAcceptor::from(config));
+        current.0
+    }
+
+    fn current(&self) -> (u32, TlsAcceptor) {
+        self.current.lock().expect("certificate").clone()
+    }
+}
+
+/// The test server behind TLS, presenting whatever `certificate` holds when a client connects.
+async fn tls_server(
+    http: Http,
+    ws: Ws,
+    certificate: Arc<ServerCertificate>,
+) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let seen = Arc::new(Seen::default());
+    let counting = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counting.connections.fetch_add(1, Ordering::SeqCst);
+            let (generation, acceptor) = certificate.current();
+            let seen = Arc::clone(&counting);
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    seen.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                    return;
+                };
+                let session = stream.get_ref().1;
+                if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                    seen.resumed.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(name) = session.server_name() {
+                    seen.server_names
+                        .lock()
+                        .expect("names")
+                        .insert(name.to_string());
+                }
+                if let Some(protocol) = session.alpn_protocol() {
+                    let protocol = String::from_utf8_lossy(protocol).into_owned();
+                    seen.alpn.lock().expect("alpn").insert(protocol);
+                }
+                seen.handshakes.send_modify(|by_generation| {
+                    *by_generation.entry(generation).or_default() += 1;
+                });
+                serve(stream, http, ws, seen).await;
+            });
+        }
+    });
+    (addr, seen)
 }
 
 fn config(target: SocketAddr) -> LoadConfig {
@@ -559,4 +738,205 @@ async fn real_hello_serves_load_and_says_going_away_on_sigterm() {
     );
     let after = load.stop().await;
     assert_eq!(after.ws_closed_clean, 2, "{after:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_header_can_be_overridden() {
+    let (addr, seen) = server(Http::Length(200, "ok"), Ws::Echo).await;
+    let config = LoadConfig {
+        rate: 20,
+        connections: 2,
+        websockets: 1,
+        host: Some("app.test".to_string()),
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(400)).await;
+    assert!(report.requests > 0 && report.ws_opened == 1, "{report:#?}");
+    assert_eq!(report.failed, 0, "{report:#?}");
+    assert_eq!(seen.hosts(), BTreeSet::from(["app.test".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_wss_load_counts_no_failures() {
+    let ca = TestCa::new("lastmile loadgen test CA");
+    let certificate = ServerCertificate::new(ca.server_config("localhost"));
+    let (addr, seen) = tls_server(Http::Length(200, "hello tls\n"), Ws::Echo, certificate).await;
+    let config = LoadConfig {
+        websockets: 2,
+        ..ca.trusted_by(addr)
+    };
+    let report = run(config, Duration::from_secs(1)).await;
+    assert!(report.requests >= 150, "{report:#?}");
+    assert_eq!((report.failed, report.tls_failed), (0, 0), "{report:#?}");
+    assert_eq!(
+        report.by_body.get("hello tls"),
+        Some(&report.requests),
+        "{report:#?}"
+    );
+    assert_eq!(report.ws_opened, 2, "{report:#?}");
+    assert!(report.ws_messages >= 10, "{report:#?}");
+    assert_eq!(report.ws_dropped, 0, "{report:#?}");
+    assert_eq!(
+        seen.client_closes.load(Ordering::SeqCst),
+        2,
+        "each wss socket closes with 1000"
+    );
+    // The closing workers make a full handshake per request; none resumes a session.
+    let handshakes = seen.handshakes.borrow().get(&1).copied().unwrap_or(0);
+    assert!(handshakes > 8, "{handshakes} handshakes");
+    assert_eq!(seen.resumed.load(Ordering::SeqCst), 0, "resumed handshakes");
+    assert_eq!(seen.handshakes_failed.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        *seen.server_names.lock().expect("names"),
+        BTreeSet::from(["localhost".to_string()])
+    );
+    assert_eq!(
+        *seen.alpn.lock().expect("alpn"),
+        BTreeSet::from(["http/1.1".to_string()])
+    );
+    assert_eq!(
+        seen.hosts(),
+        BTreeSet::from([format!("localhost:{}", addr.port())])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_closes_are_retried_not_failed() {
+    // As over plain TCP, but the server also skips TLS close_notify: the client sees the
+    // connection end mid-record, before any response byte, and must retry rather than fail.
+    let ca = TestCa::new("lastmile loadgen test CA");
+    let certificate = ServerCertificate::new(ca.server_config("localhost"));
+    let (addr, seen) = tls_server(Http::CloseSilently("ok"), Ws::Echo, certificate).await;
+    let config = LoadConfig {
+        rate: 100,
+        connections: 4,
+        ..ca.trusted_by(addr)
+    };
+    let report = run(config, Duration::from_millis(700)).await;
+    assert!(report.requests >= 20, "{report:#?}");
+    assert_eq!((report.failed, report.tls_failed), (0, 0), "{report:#?}");
+    assert!(
+        seen.connections.load(Ordering::SeqCst) >= report.requests,
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_from_an_untrusted_ca_fail_every_request_with_the_tls_reason() {
+    let trusted = TestCa::new("trusted test CA");
+    let untrusted = TestCa::new("untrusted test CA");
+    let certificate = ServerCertificate::new(untrusted.server_config("localhost"));
+    let (addr, seen) = tls_server(Http::Length(200, "ok"), Ws::Echo, certificate).await;
+    let config = LoadConfig {
+        rate: 50,
+        websockets: 1,
+        ..trusted.trusted_by(addr)
+    };
+    let report = run(config, Duration::from_millis(500)).await;
+    assert_eq!((report.requests, report.ok), (0, 0), "{report:#?}");
+    assert!(report.failed >= 10, "{report:#?}");
+    assert!(
+        report.ws_dropped >= 1 && report.ws_opened == 0,
+        "{report:#?}"
+    );
+    assert_eq!(
+        report.tls_failed,
+        report.failed + report.ws_dropped,
+        "{report:#?}"
+    );
+    assert!(
+        has_failure(
+            &report,
+            "GET / on a new connection: TLS handshake with localhost failed: server certificate \
+             rejected: UnknownIssuer (it is not signed by any of TlsTarget::roots)"
+        ),
+        "{report:#?}"
+    );
+    assert!(
+        has_failure(
+            &report,
+            "WebSocket 0: handshake failed: TLS handshake with localhost failed: server \
+             certificate rejected: UnknownIssuer"
+        ),
+        "{report:#?}"
+    );
+    assert!(
+        seen.handshakes.borrow().is_empty(),
+        "no handshake completed"
+    );
+    assert!(seen.handshakes_failed.load(Ordering::SeqCst) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_for_another_name_are_rejected() {
+    let ca = TestCa::new("lastmile loadgen test CA");
+    let certificate = ServerCertificate::new(ca.server_config("localhost"));
+    let (addr, _) = tls_server(Http::Length(200, "ok"), Ws::Echo, certificate).await;
+    let config = LoadConfig {
+        rate: 20,
+        connections: 2,
+        tls: Some(TlsTarget::new("app.test", vec![ca.root.clone()])),
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(300)).await;
+    assert_eq!(report.requests, 0, "{report:#?}");
+    assert!(report.failed > 0, "{report:#?}");
+    assert_eq!(report.tls_failed, report.failed, "{report:#?}");
+    assert!(
+        has_failure(
+            &report,
+            "TLS handshake with app.test failed: server certificate rejected: certificate not \
+             valid for name \"app.test\"; certificate is only valid for DnsName(\"localhost\")"
+        ),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_tls_settings_fail_every_request_with_what_to_fix() {
+    let (addr, seen) = server(Http::Length(200, "ok"), Ws::Echo).await;
+    let config = LoadConfig {
+        rate: 20,
+        connections: 2,
+        websockets: 1,
+        tls: Some(TlsTarget::new("localhost", Vec::new())),
+        ..config(addr)
+    };
+    let report = run(config, Duration::from_millis(300)).await;
+    assert_eq!(report.requests, 0, "{report:#?}");
+    assert!(report.failed > 0 && report.ws_dropped > 0, "{report:#?}");
+    assert_eq!(
+        report.tls_failed,
+        report.failed + report.ws_dropped,
+        "{report:#?}"
+    );
+    assert!(
+        has_failure(
+            &report,
+            "GET / on a new connection: TLS configuration: TlsTarget::roots is empty"
+        ),
+        "{report:#?}"
+    );
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_swapped_mid_run_costs_nothing() {
+    let ca = TestCa::new("lastmile loadgen test CA");
+    let certificate = ServerCertificate::new(ca.server_config("localhost"));
+    let (addr, seen) =
+        tls_server(Http::Length(200, "ok"), Ws::Echo, Arc::clone(&certificate)).await;
+    let load = LoadGen::start(LoadConfig {
+        websockets: 1,
+        ..ca.trusted_by(addr)
+    });
+    seen.wait_for_handshakes(1, 20).await;
+    // A renewal: a new key and certificate from the same CA, for new connections only.
+    let renewed = certificate.swap(ca.server_config("localhost"));
+    seen.wait_for_handshakes(renewed, 20).await;
+    let report = load.stop().await;
+    assert!(report.requests >= 40, "{report:#?}");
+    assert_eq!((report.failed, report.tls_failed), (0, 0), "{report:#?}");
+    assert_eq!(report.ws_dropped, 0, "{report:#?}");
+    assert_eq!(seen.resumed.load(Ordering::SeqCst), 0, "resumed handshakes");
 }
