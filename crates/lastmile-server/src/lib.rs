@@ -8,6 +8,7 @@
 pub mod api;
 pub mod control;
 pub mod dashboard;
+pub mod edge;
 pub mod flags;
 pub mod handover;
 pub mod local_host;

@@ -111,6 +111,8 @@ pub struct Controller {
     store: Arc<SqliteStore>,
     engine: Engine,
     host: LocalHost,
+    /// Certificates of the TLS routes (files, ACME) on every host.
+    edge: crate::edge::Edge,
     listen_override: Option<(String, SocketAddr)>,
     control_addr: Mutex<Option<SocketAddr>>,
     deploying: tokio::sync::Mutex<()>,
@@ -186,6 +188,7 @@ impl Controller {
         });
         let host = LocalHost::new("local", supervisor, router, blobs, options.inherited);
         let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
+        let edge = crate::edge::Edge::new(hosts.clone(), &options.state_dir, progress.clone());
         let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
 
         let (flags, problems) = crate::flags::Flags::new(&spec, store.as_ref());
@@ -200,6 +203,7 @@ impl Controller {
             store,
             engine,
             host,
+            edge,
             listen_override: options.listen_override,
             control_addr: Mutex::new(None),
             deploying: tokio::sync::Mutex::new(()),
@@ -220,6 +224,18 @@ impl Controller {
     /// time (`lastmile up` makes its API, and so its secrets, after).
     pub(crate) fn set_secrets(&self, lookup: SecretLookup) {
         let _ = self.secrets.set(lookup);
+    }
+
+    /// The directory of the spec file: relative paths in the spec start here.
+    fn spec_dir(&self) -> &std::path::Path {
+        self.spec_file
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."))
+    }
+
+    /// The certificates of the TLS routes, for `status` and the dashboard.
+    pub fn certificates(&self) -> Vec<crate::edge::CertificateStatus> {
+        self.edge.status()
     }
 
     /// The app's name.
@@ -595,6 +611,9 @@ impl Controller {
     /// after a restart (instances die with the process that ran them).
     /// Returns how many canaries resume in the background.
     async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let spec = lock(&self.spec).clone();
+        // Certificates first: the restored listeners serve HTTPS at once.
+        self.edge.install(&spec, self.spec_dir()).await?;
         let specs = self.environment_specs();
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
@@ -611,6 +630,7 @@ impl Controller {
                 short(&release)
             ));
         }
+        self.edge.start_renewals(&spec, self.spec_dir())?;
         let resuming = restored.resumable.len();
         for (environment, deployment) in restored.resumable {
             let Some(spec) = specs.iter().find(|spec| spec.name == environment).cloned() else {
@@ -843,6 +863,7 @@ impl Controller {
             environments.push(json!({
                 "name": env.name,
                 "listen": self.host.bound_addr(&env.name).or(env.route.as_ref().map(|route| route.listen)),
+                "tls": env.route.as_ref().is_some_and(|route| route.tls.is_some()),
                 "strategy": env.strategy,
                 "instances": env.instances,
                 "current_release": state.as_ref().and_then(|state| state.current_release.clone()),
@@ -885,6 +906,7 @@ impl Controller {
             "instances": instances,
             "releases": releases,
             "stats": stats,
+            "certificates": self.edge.status(),
         }))
     }
 
@@ -955,6 +977,13 @@ impl Controller {
             self.progress
                 .warn(&format!("flag override skipped: {problem}"));
         }
+        // The certificates the routes serve are in place before a listener
+        // starts; a certificate file that cannot be used fails the deploy.
+        self.edge
+            .install(&spec, self.spec_dir())
+            .await
+            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        let edge_spec = spec.clone();
         *lock(&self.spec) = spec;
         self.progress.line(&format!(
             "deploying release {} ({}) to {} with {}",
@@ -979,6 +1008,10 @@ impl Controller {
             .await
             .map_err(|error| ApiError::internal(&error.into()))?;
         self.report_outcome(&outcome);
+        if let Err(error) = self.edge.start_renewals(&edge_spec, self.spec_dir()) {
+            self.progress
+                .warn(&format!("automatic certificates cannot start: {error:#}"));
+        }
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
     }
 

@@ -1,0 +1,549 @@
+//! The certificates of one app's TLS routes: read from files, or obtained
+//! and renewed over ACME, handed to every host, and reported in `status`.
+//!
+//! The router only takes certificates and challenge answers as plain
+//! configuration; this module owns where they come from. ACME accounts and
+//! certificates (with their private keys) are sealed with the state
+//! directory's secrets key before they touch the disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use lastmile_acme::{AcmeClient, AcmeConfig, AcmeEvent, CertManager, Certificate, Http01Responder};
+use lastmile_host::{CertificateSpec, HostHandle};
+use lastmile_spec::{Spec, TlsSource};
+use lastmile_store::SecretBox;
+use serde::Serialize;
+
+use crate::up::{Progress, lock};
+
+/// Where sealed ACME state lives inside the state directory.
+const ACME_DIR: &str = "acme";
+
+/// One certificate as `lastmile status` and the dashboard show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CertificateStatus {
+    /// Host names it serves (empty: the listener's default certificate).
+    pub hosts: Vec<String>,
+    /// Environments whose routes serve it.
+    pub environments: Vec<String>,
+    /// `files` or `acme`.
+    pub source: &'static str,
+    /// `valid` (being served), `pending` (being obtained), `failing` (the
+    /// last attempt failed; an older certificate may still be served),
+    /// `expired`.
+    pub state: &'static str,
+    /// End of validity of the certificate being served, RFC 3339 UTC.
+    pub not_after: Option<String>,
+    /// When it is renewed (ACME only), RFC 3339 UTC.
+    pub renew_at: Option<String>,
+    /// Serial of the certificate being served, lowercase hex.
+    pub serial: Option<String>,
+    /// Why the last attempt failed, for the user.
+    pub error: Option<String>,
+}
+
+/// What one ACME manager keeps a certificate for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct AcmeKey {
+    directory: String,
+    email: Option<String>,
+    ca: Option<PathBuf>,
+    host: String,
+}
+
+/// The certificates of one app.
+pub(crate) struct Edge {
+    hosts: Vec<Arc<dyn HostHandle>>,
+    state_dir: PathBuf,
+    progress: Arc<dyn Progress>,
+    /// Keyed by the host names joined with `,` (or `*` for a default).
+    status: Arc<Mutex<BTreeMap<String, CertificateStatus>>>,
+    /// Renewal loops by what they renew.
+    renewals: Mutex<BTreeMap<AcmeKey, tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        for (_, task) in std::mem::take(&mut *lock(&self.renewals)) {
+            task.abort();
+        }
+    }
+}
+
+impl Edge {
+    pub(crate) fn new(
+        hosts: Vec<Arc<dyn HostHandle>>,
+        state_dir: &Path,
+        progress: Arc<dyn Progress>,
+    ) -> Edge {
+        Edge {
+            hosts,
+            state_dir: state_dir.to_path_buf(),
+            progress,
+            status: Arc::new(Mutex::new(BTreeMap::new())),
+            renewals: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The certificates, for `status`.
+    pub(crate) fn status(&self) -> Vec<CertificateStatus> {
+        lock(&self.status).values().cloned().collect()
+    }
+
+    /// Hands every certificate at hand to the hosts before their listeners
+    /// serve: certificate files (a missing or bad file is an error that
+    /// names it) and ACME certificates stored by an earlier run, so a
+    /// restart serves HTTPS at once without asking the CA again.
+    pub(crate) async fn install(&self, spec: &Spec, spec_dir: &Path) -> anyhow::Result<()> {
+        for environment in &spec.environments {
+            let Some(route) = &environment.route else {
+                continue;
+            };
+            let Some(tls) = &route.tls else { continue };
+            let hosts: Vec<String> = route.host.iter().cloned().collect();
+            match tls.source.relative_to(spec_dir) {
+                TlsSource::Files { cert, key } => {
+                    let chain_pem = std::fs::read_to_string(&cert).with_context(|| {
+                        format!(
+                            "environment `{}`: cannot read route.tls.cert {}; check the path (relative to the directory of lastmile.yaml)",
+                            environment.name,
+                            cert.display()
+                        )
+                    })?;
+                    let key_pem = std::fs::read_to_string(&key).with_context(|| {
+                        format!(
+                            "environment `{}`: cannot read route.tls.key {}; check the path (relative to the directory of lastmile.yaml)",
+                            environment.name,
+                            key.display()
+                        )
+                    })?;
+                    let validity = leaf_validity(&chain_pem);
+                    self.serve(&CertificateSpec {
+                        hosts: hosts.clone(),
+                        chain_pem,
+                        key_pem,
+                    })
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "environment `{}`: route.tls.cert {} with key {}",
+                            environment.name,
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
+                    let (state, not_after, serial) = match validity {
+                        Some((not_after, serial)) => (
+                            if not_after <= SystemTime::now() {
+                                "expired"
+                            } else {
+                                "valid"
+                            },
+                            Some(rfc3339(not_after)),
+                            Some(serial),
+                        ),
+                        None => ("valid", None, None),
+                    };
+                    self.record(
+                        &hosts,
+                        &environment.name,
+                        CertificateStatus {
+                            hosts: hosts.clone(),
+                            environments: Vec::new(),
+                            source: "files",
+                            state,
+                            not_after,
+                            renew_at: None,
+                            serial,
+                            error: None,
+                        },
+                    );
+                }
+                TlsSource::Acme(acme) => {
+                    let Some(host) = route.host.clone() else {
+                        continue;
+                    };
+                    let key = AcmeKey {
+                        directory: acme.directory.clone(),
+                        email: acme.email.clone(),
+                        ca: acme.ca.clone(),
+                        host,
+                    };
+                    let manager = self.manager(&key)?;
+                    let stored = manager.stored_certificate();
+                    let status = match &stored {
+                        Some(certificate) => {
+                            self.serve(&spec_of(certificate)).await?;
+                            served(certificate)
+                        }
+                        None => CertificateStatus {
+                            hosts: hosts.clone(),
+                            environments: Vec::new(),
+                            source: "acme",
+                            state: "pending",
+                            not_after: None,
+                            renew_at: None,
+                            serial: None,
+                            error: None,
+                        },
+                    };
+                    self.record(&hosts, &environment.name, status);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one background loop per ACME certificate not yet looked
+    /// after: it obtains the certificate when none is stored, renews it at
+    /// two thirds of its lifetime, retries failures with backoff, and
+    /// installs each new certificate on every host; the old one serves
+    /// until then. Called once the routes are set, because the CA's
+    /// HTTP-01 validation reaches the route's redirect listener.
+    pub(crate) fn start_renewals(&self, spec: &Spec, spec_dir: &Path) -> anyhow::Result<()> {
+        for environment in &spec.environments {
+            let Some(route) = &environment.route else {
+                continue;
+            };
+            let Some(tls) = &route.tls else { continue };
+            let TlsSource::Acme(acme) = tls.source.relative_to(spec_dir) else {
+                continue;
+            };
+            let Some(host) = route.host.clone() else {
+                continue;
+            };
+            let key = AcmeKey {
+                directory: acme.directory.clone(),
+                email: acme.email.clone(),
+                ca: acme.ca.clone(),
+                host,
+            };
+            let mut renewals = lock(&self.renewals);
+            if renewals.get(&key).is_some_and(|task| !task.is_finished()) {
+                continue;
+            }
+            let manager = self.manager(&key)?;
+            let hosts = self.hosts.clone();
+            let status = self.status.clone();
+            let progress = self.progress.clone();
+            let names = vec![key.host.clone()];
+            let task = tokio::spawn(async move {
+                manager
+                    .run(
+                        |certificate| {
+                            // Installed from a task: `run` calls back synchronously.
+                            let spec = spec_of(certificate);
+                            let hosts = hosts.clone();
+                            let status = status.clone();
+                            let progress = progress.clone();
+                            let served = served(certificate);
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for host in &hosts {
+                                    if let Err(error) = host.set_certificate(&spec).await {
+                                        progress.warn(&format!(
+                                            "host {} refused the certificate for {}: {error}",
+                                            host.name(),
+                                            names.join(", ")
+                                        ));
+                                        return;
+                                    }
+                                }
+                                update(&status, &names, |entry| {
+                                    *entry = CertificateStatus {
+                                        environments: std::mem::take(&mut entry.environments),
+                                        ..served
+                                    };
+                                });
+                            });
+                        },
+                        std::future::pending(),
+                    )
+                    .await;
+            });
+            renewals.insert(key, task);
+        }
+        Ok(())
+    }
+
+    /// Hands `certificate` to every host.
+    async fn serve(&self, certificate: &CertificateSpec) -> anyhow::Result<()> {
+        for host in &self.hosts {
+            host.set_certificate(certificate)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, hosts: &[String], environment: &str, status: CertificateStatus) {
+        let mut table = lock(&self.status);
+        let entry = table.entry(status_key(hosts)).or_insert(status.clone());
+        let mut environments = std::mem::take(&mut entry.environments);
+        if !environments.iter().any(|name| name == environment) {
+            environments.push(environment.to_string());
+        }
+        *entry = CertificateStatus {
+            environments,
+            ..status
+        };
+    }
+
+    /// A manager for `key`, its state sealed in the state directory.
+    fn manager(&self, key: &AcmeKey) -> anyhow::Result<CertManager> {
+        let storage = SealedStorage::open(&self.state_dir)?;
+        let mut config = AcmeConfig::new(key.directory.clone());
+        config.email = key.email.clone();
+        if let Some(ca) = &key.ca {
+            let pem = std::fs::read(ca).with_context(|| {
+                format!(
+                    "cannot read route.tls.acme.ca {}; check the path (relative to the directory of lastmile.yaml)",
+                    ca.display()
+                )
+            })?;
+            use rustls::pki_types::pem::PemObject;
+            for root in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                config.extra_roots.push(root.with_context(|| {
+                    format!("route.tls.acme.ca {} holds no PEM certificate", ca.display())
+                })?);
+            }
+        }
+        let client = AcmeClient::new(config, Arc::new(storage))
+            .map_err(|error| anyhow::anyhow!("cannot set up ACME for {}: {error}", key.host))?;
+        let responder = Arc::new(HostsResponder {
+            hosts: self.hosts.clone(),
+        });
+        let status = self.status.clone();
+        let progress = self.progress.clone();
+        let names = vec![key.host.clone()];
+        Ok(
+            CertManager::new(Arc::new(client), names.clone(), responder).on_event(
+                move |event| {
+                    match event {
+                        AcmeEvent::Failed { error, .. } => {
+                            progress.warn(&event.to_string());
+                            let message = error.to_string();
+                            update(&status, &names, |entry| {
+                                entry.state = "failing";
+                                entry.error = Some(message.clone());
+                            });
+                        }
+                        _ => progress.line(&event.to_string()),
+                    }
+                },
+            ),
+        )
+    }
+}
+
+/// Answers HTTP-01 challenges on every host's plaintext listeners: the CA
+/// may reach any host the name points at.
+struct HostsResponder {
+    hosts: Vec<Arc<dyn HostHandle>>,
+}
+
+impl HostsResponder {
+    fn set(&self, token: &str, answer: Option<&str>) {
+        // The ACME client calls this synchronously and asks the CA to
+        // validate right after, so the answer must be in place on return.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                for host in &self.hosts {
+                    let _ = host.set_challenge(token, answer).await;
+                }
+            });
+        });
+    }
+}
+
+impl Http01Responder for HostsResponder {
+    fn publish(&self, token: &str, key_authorization: &str) {
+        self.set(token, Some(key_authorization));
+    }
+
+    fn withdraw(&self, token: &str) {
+        self.set(token, None);
+    }
+}
+
+/// ACME state (account keys, certificates and their keys) sealed with the
+/// state directory's secrets key, one file per name.
+#[derive(Debug)]
+struct SealedStorage {
+    dir: PathBuf,
+    secret_box: SecretBox,
+}
+
+impl SealedStorage {
+    fn open(state_dir: &Path) -> anyhow::Result<SealedStorage> {
+        let dir = state_dir.join(ACME_DIR);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))?;
+        Ok(SealedStorage { dir, secret_box })
+    }
+
+    fn path(&self, name: &str) -> std::io::Result<PathBuf> {
+        let safe = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !name.starts_with('.');
+        if !safe {
+            return Err(std::io::Error::other(format!(
+                "ACME storage name {name:?} is not a plain file name"
+            )));
+        }
+        Ok(self.dir.join(format!("{name}.sealed")))
+    }
+}
+
+impl lastmile_acme::Storage for SealedStorage {
+    fn load(&self, name: &str) -> Result<Option<Vec<u8>>, lastmile_acme::StorageError> {
+        let path = self.path(name)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let Some((nonce, ciphertext)) = bytes.split_at_checked(24) else {
+            return Err(format!("{} is truncated", path.display()).into());
+        };
+        Ok(Some(self.secret_box.open(
+            &format!("acme/{name}"),
+            nonce,
+            ciphertext,
+        )?))
+    }
+
+    fn save(&self, name: &str, bytes: &[u8]) -> Result<(), lastmile_acme::StorageError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path(name)?;
+        let (nonce, ciphertext) = self.secret_box.seal(&format!("acme/{name}"), bytes);
+        // Written beside and renamed: a crash leaves the old file or the new one, never half.
+        let temporary = path.with_extension("sealed.tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&nonce)?;
+        file.write_all(&ciphertext)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        Ok(())
+    }
+}
+
+fn spec_of(certificate: &Certificate) -> CertificateSpec {
+    CertificateSpec {
+        hosts: certificate.hosts.clone(),
+        chain_pem: certificate.chain_pem.clone(),
+        key_pem: certificate.key_pem.clone(),
+    }
+}
+
+fn served(certificate: &Certificate) -> CertificateStatus {
+    CertificateStatus {
+        hosts: certificate.hosts.clone(),
+        environments: Vec::new(),
+        source: "acme",
+        state: if certificate.not_after <= SystemTime::now() {
+            "expired"
+        } else {
+            "valid"
+        },
+        not_after: Some(rfc3339(certificate.not_after)),
+        renew_at: Some(rfc3339(certificate.renew_at())),
+        serial: Some(certificate.serial.clone()),
+        error: None,
+    }
+}
+
+fn status_key(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "*".to_string()
+    } else {
+        hosts.join(",")
+    }
+}
+
+fn update(
+    status: &Mutex<BTreeMap<String, CertificateStatus>>,
+    hosts: &[String],
+    change: impl FnOnce(&mut CertificateStatus),
+) {
+    if let Some(entry) = lock(status).get_mut(&status_key(hosts)) {
+        change(entry);
+    }
+}
+
+/// The leaf's `notAfter` and serial, when the chain's first PEM block parses.
+fn leaf_validity(chain_pem: &str) -> Option<(SystemTime, String)> {
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls::pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .next()?
+        .ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+    let seconds = u64::try_from(parsed.validity().not_after.timestamp()).ok()?;
+    let serial = parsed
+        .raw_serial()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    Some((SystemTime::UNIX_EPOCH + Duration::from_secs(seconds), serial))
+}
+
+/// `time` as `2026-12-02T03:27:44Z`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let rest = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn rfc3339_names_the_utc_date_and_time() {
+        let at = |seconds: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_182_064), "2026-12-02T03:27:44Z");
+    }
+}
