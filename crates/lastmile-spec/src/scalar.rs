@@ -269,11 +269,15 @@ pub(crate) fn is_env_name(text: &str) -> bool {
         && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
 }
 
-/// A duration as a person would write it in the spec: `100ms`, `30s`, `1m`.
+/// A duration as a person would write it in the spec: `100ms`, `30s`, `1m`, `1h`, `365d`.
 pub(crate) fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis == 0 {
         "0s".to_owned()
+    } else if millis % 86_400_000 == 0 {
+        format!("{}d", millis / 86_400_000)
+    } else if millis % 3_600_000 == 0 {
+        format!("{}h", millis / 3_600_000)
     } else if millis % 60_000 == 0 {
         format!("{}m", millis / 60_000)
     } else if millis % 1000 == 0 {

@@ -168,3 +168,13 @@ fn dns_names_and_emails_follow_their_patterns() {
     assert!(!is_email("ops team@example.com"));
     assert!(!is_email("mailto:ops@example.com"));
 }
+
+#[test]
+fn durations_format_in_the_largest_unit_that_divides_them() {
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(60)), "1m");
+    assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    assert_eq!(format_duration(Duration::from_secs(365 * 86_400)), "365d");
+}

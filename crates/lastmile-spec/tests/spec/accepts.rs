@@ -1195,3 +1195,21 @@ fn the_route_example_in_the_docs_is_valid_and_serves_https() {
     assert_eq!(production.listen, address("0.0.0.0:443"));
     assert!(production.tls.is_some());
 }
+
+#[test]
+fn https_listeners_may_share_one_redirect_listener() {
+    let all = routes(&[
+        "  staging:",
+        "    route: { listen: \":8443\", host: staging.example.com, tls: { acme: {} } }",
+        "  production:",
+        "    route: { listen: \":443\", host: hello.example.com, tls: { acme: {} } }",
+    ]);
+    let redirects: Vec<_> = all
+        .iter()
+        .map(|route| route.tls.as_ref().and_then(|tls| tls.redirect_from))
+        .collect();
+    assert_eq!(
+        redirects,
+        [Some(address("0.0.0.0:80")), Some(address("0.0.0.0:80"))]
+    );
+}

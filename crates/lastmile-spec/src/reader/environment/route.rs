@@ -51,8 +51,10 @@ pub(super) struct RouteSite {
     listen: Place,
     /// The `tls` key, if any.
     tls: Option<Place>,
-    /// The `redirect_from` value, or the `tls` key when it took its default.
+    /// The `redirect_from` value, or the `acme` key when it took its default.
     redirect_from: Option<Place>,
+    /// Whether `redirect_from` is ACME's default rather than written.
+    redirect_defaulted: bool,
     /// The `limits` key, if any.
     limits: Option<Place>,
 }
@@ -92,6 +94,9 @@ pub(super) fn read_route(
         None => Some("/".to_owned()),
     };
     let tls_key = fields.key("tls").map(|key| key.place);
+    let redirect_defaulted = fields
+        .get("tls")
+        .is_some_and(|tls| !has_key(tls, "redirect_from"));
     let tls = match (fields.get("tls"), tls_key) {
         (Some(value), Some(key_place)) => {
             let host = host.as_ref().map(|host| host.as_ref());
@@ -112,6 +117,7 @@ pub(super) fn read_route(
         listen: listen_node.map_or(node.place, |value| value.place),
         tls: tls_key,
         redirect_from,
+        redirect_defaulted: redirect_defaulted && redirect_from.is_some(),
         limits: fields.key("limits").map(|key| key.place),
     };
     let route = Route {
@@ -122,6 +128,11 @@ pub(super) fn read_route(
         limits: limits?,
     };
     Some((route, site))
+}
+
+/// Whether `node` is a map with `key` (before its keys are checked).
+fn has_key(node: &Node, key: &str) -> bool {
+    matches!(&node.value, Value::Map(pairs) if pairs.iter().any(|(name, _)| matches!(&name.value, Value::Text(text) if text == key)))
 }
 
 /// An address such as `":443"` (see [`scalar::parse_address`]).
@@ -177,7 +188,7 @@ fn read_tls(
     let context = format!("the TLS of environment `{environment}`");
     let fields = reader.fields(node, &context, TLS_KEYS, &[])?;
     let acme_place = fields.key("acme").map_or(key_place, |key| key.place);
-    let mut source = read_source(reader, node, &fields, &context);
+    let mut source = read_source(reader, node, &fields, environment);
     if let (Some(Some(TlsSource::Acme(_))), Some(host)) = (&source, host) {
         if check_acme_host(reader, host, acme_place, environment).is_none() {
             source = None;
@@ -246,8 +257,9 @@ fn read_source(
     reader: &mut Reader<'_>,
     node: &Node,
     fields: &Fields<'_>,
-    context: &str,
+    environment: &str,
 ) -> Option<Option<TlsSource>> {
+    let context = format!("the TLS of environment `{environment}`");
     let first_key_place = match &node.value {
         Value::Map(pairs) if !pairs.is_empty() => pairs[0].0.place,
         _ => node.place,
@@ -266,7 +278,7 @@ fn read_source(
         return None;
     }
     if let Some(acme) = acme {
-        return Some(read_acme(reader, acme).map(TlsSource::Acme));
+        return Some(read_acme(reader, acme, environment).map(TlsSource::Acme));
     }
     let misspelled = ["cert", "key", "acme"]
         .iter()
@@ -333,12 +345,17 @@ fn path(reader: &mut Reader<'_>, node: &Node, what: &str, example: &str) -> Opti
 }
 
 /// `route.tls.acme`; `acme:` or `acme: {}` takes every default.
-fn read_acme(reader: &mut Reader<'_>, node: &Node) -> Option<Acme> {
+fn read_acme(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Acme> {
     let mut acme = Acme::default();
     if node.value == Value::Null {
         return Some(acme);
     }
-    let fields = reader.fields(node, "`route.tls.acme`", ACME_KEYS, &[])?;
+    let fields = reader.fields(
+        node,
+        &format!("the ACME settings of environment `{environment}`"),
+        ACME_KEYS,
+        &[],
+    )?;
     let mut complete = true;
     if let Some(value) = fields.get("email") {
         match reader.text(value, "route.tls.acme.email") {
@@ -452,10 +469,17 @@ fn read_hsts(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<
         Value::Bool(false) => return Some(None),
         Value::Map(_) => {}
         _ => {
-            reader.wrong_type(
-                node,
-                "`route.tls.hsts` must be true, false or a map",
-                "a map",
+            reader.error(
+                node.place,
+                Problem::new(
+                    "spec::wrong-type",
+                    format!(
+                        "`route.tls.hsts` must be true, false or a map, found {}",
+                        node.value.kind()
+                    ),
+                    "expected true, false or a map",
+                )
+                .hint("write `hsts: true` for a year, or a map such as `hsts: { max_age: 365d, include_subdomains: true }`"),
             );
             return None;
         }
@@ -602,31 +626,62 @@ pub(super) fn check_listeners(reader: &mut Reader<'_>, routes: &[PlacedRoute<'_>
             check_shared_listener(reader, earlier, later);
         }
     }
-    for placed in routes {
-        let Some(redirect) = placed.route.tls.as_ref().and_then(|tls| tls.redirect_from) else {
+    let redirect_of =
+        |placed: &PlacedRoute<'_>| placed.route.tls.as_ref().and_then(|tls| tls.redirect_from);
+    for (index, placed) in routes.iter().enumerate() {
+        let Some(redirect) = redirect_of(placed) else {
             continue;
         };
         let place = placed.site.redirect_from.unwrap_or(placed.site.listen);
-        let taken = routes.iter().find(|other| {
-            other.environment != placed.environment && overlaps(redirect, other.route.listen)
+        // One plaintext listener may serve the redirects of several HTTPS
+        // listeners, but two different addresses that collide cannot both bind.
+        let colliding = routes[..index].iter().find_map(|earlier| {
+            let other = redirect_of(earlier)?;
+            (other != redirect && overlaps(other, redirect)).then_some((earlier, other))
         });
-        if let Some(other) = taken {
-            let (name, line, listen) = (
-                other.environment,
-                other.site.listen.line,
-                other.route.listen,
+        if let Some((earlier, other)) = colliding {
+            let (name, line) = (
+                earlier.environment,
+                earlier
+                    .site
+                    .redirect_from
+                    .unwrap_or(earlier.site.listen)
+                    .line,
             );
             reader.error(
                 place,
                 Problem::new(
                     "spec::redirect-conflict",
                     format!(
-                        "the `redirect_from` of environment `{}` is {redirect}, where environment `{name}` listens (line {line}, {listen})",
+                        "environment `{}` redirects from {redirect}, which collides with the redirect of environment `{name}` ({other}, line {line}); both cannot be bound",
                         placed.environment
                     ),
+                    "collides with another redirect",
+                )
+                .hint("use the same `redirect_from` on both (one plaintext listener serves both), or different ports"),
+            );
+        }
+        let taken = routes.iter().find(|other| {
+            other.environment != placed.environment && overlaps(redirect, other.route.listen)
+        });
+        if let Some(other) = taken {
+            let (name, line) = (other.environment, other.site.listen.line);
+            let environment = placed.environment;
+            let written = if placed.site.redirect_defaulted {
+                format!(
+                    "environment `{environment}` redirects from {redirect} (the default with `acme`)"
+                )
+            } else {
+                format!("the `redirect_from` of environment `{environment}` is {redirect}")
+            };
+            reader.error(
+                place,
+                Problem::new(
+                    "spec::redirect-conflict",
+                    format!("{written}, but environment `{name}` listens there (line {line})"),
                     "address taken by another route",
                 )
-                .hint(format!("set `redirect_from` to a free address, or move environment `{name}` to another `listen`")),
+                .hint(format!("set `redirect_from` on `{environment}` to a free address, or move environment `{name}` to another `listen`; a plaintext redirect listener cannot also serve routes")),
             );
         }
     }
