@@ -94,14 +94,11 @@ pub(super) fn read_route(
         None => Some("/".to_owned()),
     };
     let tls_key = fields.key("tls").map(|key| key.place);
-    let redirect_defaulted = fields
-        .get("tls")
-        .is_some_and(|tls| !has_key(tls, "redirect_from"));
     let tls = match (fields.get("tls"), tls_key) {
         (Some(value), Some(key_place)) => {
             let host = host.as_ref().map(|host| host.as_ref());
             read_tls(reader, value, key_place, environment, listen, host)
-                .map(|(tls, place)| Some((tls, place)))
+                .map(|(tls, redirect)| Some((tls, redirect)))
         }
         _ => Some(None),
     };
@@ -109,15 +106,15 @@ pub(super) fn read_route(
         Some(value) => read_limits(reader, value, environment),
         None => Some(RouteLimits::default()),
     };
-    let (tls, redirect_from) = match tls? {
-        Some((tls, place)) => (Some(tls), place),
+    let (tls, redirect) = match tls? {
+        Some((tls, redirect)) => (Some(tls), redirect),
         None => (None, None),
     };
     let site = RouteSite {
         listen: listen_node.map_or(node.place, |value| value.place),
         tls: tls_key,
-        redirect_from,
-        redirect_defaulted: redirect_defaulted && redirect_from.is_some(),
+        redirect_from: redirect.map(|redirect| redirect.place),
+        redirect_defaulted: redirect.is_some_and(|redirect| redirect.defaulted),
         limits: fields.key("limits").map(|key| key.place),
     };
     let route = Route {
@@ -128,11 +125,6 @@ pub(super) fn read_route(
         limits: limits?,
     };
     Some((route, site))
-}
-
-/// Whether `node` is a map with `key` (before its keys are checked).
-fn has_key(node: &Node, key: &str) -> bool {
-    matches!(&node.value, Value::Map(pairs) if pairs.iter().any(|(name, _)| matches!(&name.value, Value::Text(text) if text == key)))
 }
 
 /// An address such as `":443"` (see [`scalar::parse_address`]).
@@ -176,7 +168,16 @@ fn overlaps(first: SocketAddr, second: SocketAddr) -> bool {
             || second.ip().is_unspecified())
 }
 
-/// `route.tls`, with the place of its `redirect_from` (written or defaulted).
+/// Where a route's `redirect_from` came from.
+#[derive(Debug, Clone, Copy)]
+struct RedirectPlace {
+    /// The `redirect_from` value, or the `acme` key when it took its default.
+    place: Place,
+    /// Whether it is ACME's default rather than written.
+    defaulted: bool,
+}
+
+/// `route.tls`, with where its `redirect_from` came from (if it has one).
 fn read_tls(
     reader: &mut Reader<'_>,
     node: &Node,
@@ -184,7 +185,7 @@ fn read_tls(
     environment: &str,
     listen: Option<SocketAddr>,
     host: Option<Option<&(String, Place)>>,
-) -> Option<(RouteTls, Option<Place>)> {
+) -> Option<(RouteTls, Option<RedirectPlace>)> {
     let context = format!("the TLS of environment `{environment}`");
     let fields = reader.fields(node, &context, TLS_KEYS, &[])?;
     let acme_place = fields.key("acme").map_or(key_place, |key| key.place);
@@ -247,12 +248,16 @@ fn read_tls(
             redirect_from: redirect_from.map(|(address, _)| address),
             hsts: hsts?,
         },
-        redirect_from.map(|(_, place)| place),
+        redirect_from.map(|(_, place)| RedirectPlace {
+            place,
+            defaulted: written_redirect.is_none(),
+        }),
     ))
 }
 
-/// Exactly one of `cert` + `key` and `acme`. `Some(None)`: a problem already
-/// reported in a misspelled key; `None`: reported here.
+/// Exactly one of `cert` + `key` and `acme`. `None`: a problem reported here
+/// or in the source's own values; `Some(None)`: no source, but a misspelled
+/// key already says so.
 fn read_source(
     reader: &mut Reader<'_>,
     node: &Node,
