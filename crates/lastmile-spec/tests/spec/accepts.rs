@@ -962,6 +962,17 @@ fn acme_alone_takes_lets_encrypt_and_a_redirect_from_port_80() {
         "https://acme-v02.api.letsencrypt.org/directory"
     );
     assert_eq!(tls.redirect_from, Some(address("0.0.0.0:80")));
+    let serialized = serde_json::to_value(tls).expect("serializes");
+    assert_eq!(
+        serialized["source"],
+        serde_json::json!({
+            "type": "acme",
+            "email": null,
+            "directory": LETS_ENCRYPT_DIRECTORY,
+            "ca": null,
+        })
+    );
+    assert_eq!(serialized["redirect_from"], serde_json::json!("0.0.0.0:80"));
     // `acme:` with nothing under it means the same.
     let bare = &routes(&[
         "  production:",
