@@ -527,6 +527,8 @@ impl Controller {
                             listen: *addr,
                             host: None,
                             path_prefix: "/".to_string(),
+                            tls: None,
+                            limits: lastmile_spec::RouteLimits::default(),
                         })
                     }
                 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -415,6 +416,133 @@ pub struct Route {
     pub host: Option<String>,
     /// Path prefix to match (default `/`).
     pub path_prefix: String,
+    /// HTTPS termination on `listen`; `None`: the listener speaks plain HTTP.
+    pub tls: Option<RouteTls>,
+    /// Request and connection limits on `listen`; unset ones take the router's defaults.
+    pub limits: RouteLimits,
+}
+
+/// `route.tls`: HTTPS on the route's listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteTls {
+    /// Where the certificate comes from: files, or issued automatically by ACME.
+    pub source: TlsSource,
+    /// A plaintext listener that answers with a 308 to `https://` and serves
+    /// ACME HTTP-01 challenges (with ACME the default is port 80 on `listen`'s IP).
+    pub redirect_from: Option<SocketAddr>,
+    /// The `Strict-Transport-Security` header sent on HTTPS answers; `None`: not sent.
+    pub hsts: Option<Hsts>,
+}
+
+/// Where a TLS listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TlsSource {
+    /// PEM files, as written in the spec: relative to the directory of
+    /// `lastmile.yaml` (see [`TlsSource::relative_to`]) or absolute. Their
+    /// existence is checked at deploy time, not by the parser.
+    Files {
+        /// The certificate chain (PEM), leaf first.
+        cert: PathBuf,
+        /// The private key (PEM).
+        key: PathBuf,
+    },
+    /// A certificate for the route's `host`, issued and renewed over ACME (HTTP-01).
+    Acme(Acme),
+}
+
+/// `route.tls.acme`: the ACME account and CA that issue a route's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acme {
+    /// Contact address given to the CA (expiry notices); `None`: no contact.
+    pub email: Option<String>,
+    /// The CA's ACME directory URL, always `https://` (default: Let's Encrypt production).
+    pub directory: String,
+    /// An extra root certificate (PEM) trusted for the directory's own HTTPS,
+    /// for test CAs such as Pebble; relative to the spec directory or absolute.
+    pub ca: Option<PathBuf>,
+}
+
+/// `route.tls.hsts`: the `Strict-Transport-Security` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hsts {
+    /// `max-age`: how long browsers keep to HTTPS (default 365d; 0s tells them to forget).
+    pub max_age: Duration,
+    /// `includeSubDomains`: the rule covers every subdomain too (default false).
+    pub include_subdomains: bool,
+    /// `preload`: consent to browsers' built-in HSTS lists (default false).
+    pub preload: bool,
+}
+
+/// `route.limits`: per-listener protection; `None` takes the router's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RouteLimits {
+    /// Largest request body in bytes, else 413 (router default 10 MiB).
+    pub max_body: Option<u64>,
+    /// Most header fields in one request, else 431; 1..=256 (router default 100).
+    pub max_headers: Option<u32>,
+    /// Open client connections on the listener (router default 10,000).
+    pub max_connections: Option<u32>,
+    /// Open client connections from one client IP (router default 1,000).
+    pub max_connections_per_ip: Option<u32>,
+    /// Longest wait for the next byte of a request body, else 408 (router default 30s).
+    pub body_timeout: Option<Duration>,
+    /// Longest idle time of a keep-alive connection between requests (router default 60s).
+    pub idle_timeout: Option<Duration>,
+    /// Longest wait for a slow client to take the next part of a response (router default 60s).
+    pub send_timeout: Option<Duration>,
+    /// Requests per second per client IP, above which the answer is 429 (router default: none).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `route.limits.rate_limit`: a token bucket per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    /// Sustained requests per second from one client IP.
+    pub per_second: u32,
+    /// Requests one client IP may make at once (bucket size; default `per_second`).
+    pub burst: u32,
+}
+
+/// The Let's Encrypt production directory, `route.tls.acme.directory`'s default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            email: None,
+            directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
+            ca: None,
+        }
+    }
+}
+
+impl Default for Hsts {
+    /// What `hsts: true` means: one year, this host only, no preload.
+    fn default() -> Self {
+        Hsts {
+            max_age: Duration::from_secs(365 * 86_400),
+            include_subdomains: false,
+            preload: false,
+        }
+    }
+}
+
+impl TlsSource {
+    /// The same source with relative paths joined onto `dir` (the directory
+    /// of `lastmile.yaml`, [`crate::LoadedSpec::dir`]); absolute ones are kept.
+    pub fn relative_to(&self, dir: &Path) -> TlsSource {
+        match self {
+            TlsSource::Files { cert, key } => TlsSource::Files {
+                cert: dir.join(cert),
+                key: dir.join(key),
+            },
+            TlsSource::Acme(acme) => TlsSource::Acme(Acme {
+                ca: acme.ca.as_ref().map(|ca| dir.join(ca)),
+                ..acme.clone()
+            }),
+        }
+    }
 }
 
 /// `environments.<name>.promote`.

@@ -285,6 +285,8 @@ impl<'source> Reader<'source> {
             "a number" => "write a number, e.g. `1.5`",
             "a percentage" => "write a number above 0 and at most 100, e.g. `5` or `\"2.5%\"`",
             "a duration" => "write a number with a unit, e.g. `\"10s\"` or `\"1m30s\"`",
+            "a boolean" => "write `true` or `false`",
+            "a size" => "write a number with a unit, e.g. `10MiB` or `512KB`",
             _ => "see docs/spec.md for what this key takes",
         };
         self.error(
@@ -542,6 +544,84 @@ impl<'source> Reader<'source> {
                 None
             }
         }
+    }
+
+    /// `true` or `false`.
+    pub(crate) fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        if let Value::Bool(value) = node.value {
+            return Some(value);
+        }
+        self.wrong_type(
+            node,
+            &format!("`{what}` must be true or false"),
+            "a boolean",
+        );
+        None
+    }
+
+    /// A size such as `10MiB`, in bytes, in `minimum..=maximum`.
+    pub(crate) fn size(
+        &mut self,
+        node: &Node,
+        what: &str,
+        minimum: u64,
+        maximum: u64,
+    ) -> Option<u64> {
+        let units = scalar::SIZE_UNIT_LIST;
+        let bytes = match &node.value {
+            Value::Integer(_) | Value::Float(_) => {
+                let written = self.scalar_text(node).unwrap_or_default();
+                self.error(
+                    node.place,
+                    Problem::new(
+                        "spec::invalid-size",
+                        format!("`{what}` is the bare number {written}; a size needs a unit"),
+                        "no unit",
+                    )
+                    .hint(format!(
+                        "write e.g. \"{written}B\" or \"10MiB\" (units: {units})"
+                    )),
+                );
+                return None;
+            }
+            Value::Text(text) => match scalar::parse_size(text) {
+                Ok(bytes) => bytes,
+                Err(message) => {
+                    self.error(
+                        node.place,
+                        Problem::new("spec::invalid-size", format!("invalid size in `{what}`: {message}"), "not a size")
+                            .hint(format!("sizes are a number and a unit, e.g. \"512KiB\", \"10MiB\" or \"1GB\"; units: {units}")),
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                self.wrong_type(
+                    node,
+                    &format!("`{what}` must be a size such as \"10MiB\""),
+                    "a size",
+                );
+                return None;
+            }
+        };
+        if bytes < minimum || bytes > maximum {
+            let (written, low, high) = (
+                scalar::format_size(bytes),
+                scalar::format_size(minimum),
+                scalar::format_size(maximum),
+            );
+            self.error(
+                node.place,
+                Problem::new(
+                    "spec::out-of-range",
+                    format!("`{what}` is {written}; it must be between {low} and {high}"),
+                    "out of range",
+                )
+                .hint(format!("use a size from \"{low}\" to \"{high}\"")),
+            );
+            return None;
+        }
+        Some(bytes)
     }
 
     /// A duration that must be above zero.

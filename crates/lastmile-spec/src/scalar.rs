@@ -63,6 +63,108 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Size units and their bytes: powers of 1000 (`KB`) and of 1024 (`KiB`).
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("B", 1),
+    ("KB", 1000),
+    ("MB", 1000 * 1000),
+    ("GB", 1000 * 1000 * 1000),
+    ("TB", 1000 * 1000 * 1000 * 1000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
+/// The size units as a message lists them.
+pub(crate) const SIZE_UNIT_LIST: &str =
+    "B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024)";
+
+/// Parses a size such as `512B`, `10MiB`, `1.5GB` or `64 KiB` into bytes.
+///
+/// `KB`, `MB`, … are powers of 1000 and `KiB`, `MiB`, … powers of 1024, as
+/// written (case matters: `mb` is refused rather than guessed). A fraction is
+/// rounded to the nearest byte. A bare number is refused, as for durations.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(format!(
+            "a size cannot be empty; write e.g. \"10MiB\" (units: {SIZE_UNIT_LIST})"
+        ));
+    }
+    let number_length = trimmed
+        .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(number_length);
+    let unit = unit.trim_start();
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|value: &f64| value.is_finite())
+        .ok_or_else(|| {
+            format!("`{trimmed}` is not a size; write a number then a unit, e.g. \"10MiB\"")
+        })?;
+    if unit.is_empty() {
+        return Err(format!(
+            "`{trimmed}` has no unit; write e.g. \"{number}B\" or \"{number}MiB\" (units: {SIZE_UNIT_LIST})"
+        ));
+    }
+    let Some((_, multiplier)) = SIZE_UNITS.iter().find(|(name, _)| *name == unit) else {
+        return Err(format!(
+            "unknown unit `{unit}` in `{trimmed}`; units are {SIZE_UNIT_LIST}"
+        ));
+    };
+    let bytes = (value * *multiplier as f64).round();
+    if bytes >= u64::MAX as f64 {
+        return Err(format!("`{trimmed}` is too large a size"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A size as a person would write it: the largest binary unit that divides it.
+pub(crate) fn format_size(bytes: u64) -> String {
+    for (unit, multiplier) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if bytes >= multiplier && bytes % multiplier == 0 {
+            return format!("{}{unit}", bytes / multiplier);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and `-` (not at
+/// either end of a label), each 1 to 63 characters, 253 in all, no trailing dot.
+pub(crate) fn is_dns_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric() || character == '-')
+        })
+}
+
+/// `local@domain.tld`: one `@`, no spaces or angle brackets, a DNS domain with a dot.
+pub(crate) fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !local.contains(|character: char| {
+            character.is_whitespace() || character.is_control() || "<>@,;:\"".contains(character)
+        })
+        && domain.contains('.')
+        && is_dns_name(domain)
+}
+
 /// Parses a percentage `5`, `5%` or `2.5%` in the range (0, 100].
 pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
     let trimmed = text.trim();
@@ -167,11 +269,15 @@ pub(crate) fn is_env_name(text: &str) -> bool {
         && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
 }
 
-/// A duration as a person would write it in the spec: `100ms`, `30s`, `1m`.
+/// A duration as a person would write it in the spec: `100ms`, `30s`, `1m`, `1h`, `365d`.
 pub(crate) fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis == 0 {
         "0s".to_owned()
+    } else if millis % 86_400_000 == 0 {
+        format!("{}d", millis / 86_400_000)
+    } else if millis % 3_600_000 == 0 {
+        format!("{}h", millis / 3_600_000)
     } else if millis % 60_000 == 0 {
         format!("{}m", millis / 60_000)
     } else if millis % 1000 == 0 {

@@ -4,15 +4,15 @@
 mod canary;
 mod cohort;
 mod gates;
+mod route;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::service::http_path;
 use super::{Problem, Reader};
-use crate::model::{Canary, Environment, Gates, Notify, NotifyFormat, Promote, Route, Strategy};
+use crate::model::{Canary, Environment, Gates, Notify, NotifyFormat, Promote, Strategy};
 use crate::node::{Node, Value};
-use crate::scalar::{self, AddressError};
+use crate::scalar;
 
 const STRATEGIES: &[&str] = &["rolling", "blue-green", "recreate", "canary"];
 
@@ -31,6 +31,7 @@ const ENVIRONMENT_KEYS: &[&str] = &[
 pub(super) fn read_environments(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Environment>> {
     let entries = reader.entries(node, "`environments`")?;
     let mut environments = Vec::with_capacity(entries.len());
+    let mut sites = Vec::with_capacity(entries.len());
     let mut first_lines: BTreeMap<String, usize> = BTreeMap::new();
     let mut complete = true;
     for (name, key, value) in entries {
@@ -58,14 +59,37 @@ pub(super) fn read_environments(reader: &mut Reader<'_>, node: &Node) -> Option<
         }
         first_lines.insert(name.clone(), key.place.line);
         match read_environment(reader, &name, value) {
-            Some(environment) => environments.push(environment),
+            Some((environment, site)) => {
+                environments.push(environment);
+                sites.push(site);
+            }
             None => complete = false,
         }
     }
+    let routes: Vec<route::PlacedRoute<'_>> = environments
+        .iter()
+        .zip(&sites)
+        .filter_map(|(environment, site)| {
+            Some(route::PlacedRoute {
+                environment: &environment.name,
+                route: environment.route.as_ref()?,
+                site: (*site)?,
+            })
+        })
+        .collect();
+    let errors_before = reader.diagnostics.len();
+    route::check_listeners(reader, &routes);
+    complete &= reader.diagnostics.len() == errors_before;
     complete.then_some(environments)
 }
 
-fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<Environment> {
+/// One environment, with where its route was written (for the checks across
+/// environments).
+fn read_environment(
+    reader: &mut Reader<'_>,
+    name: &str,
+    node: &Node,
+) -> Option<(Environment, Option<route::RouteSite>)> {
     let mut environment = Environment {
         name: name.to_owned(),
         instances: 1,
@@ -80,9 +104,10 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
         pins: Vec::new(),
         notify: Vec::new(),
     };
+    let mut route_site = None;
     // `staging:` with nothing under it means "all defaults".
     if node.value == Value::Null {
-        return Some(environment);
+        return Some((environment, route_site));
     }
     let context = format!("environment `{name}`");
     let fields = reader.fields(node, &context, ENVIRONMENT_KEYS, &[])?;
@@ -110,8 +135,11 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
         }
     }
     if let Some(value) = fields.get("route") {
-        match read_route(reader, value, name) {
-            Some(route) => environment.route = Some(route),
+        match route::read_route(reader, value, name) {
+            Some((route, site)) => {
+                environment.route = Some(route);
+                route_site = Some(site);
+            }
             None => complete = false,
         }
     }
@@ -172,7 +200,7 @@ fn read_environment(reader: &mut Reader<'_>, name: &str, node: &Node) -> Option<
             }
         }
     }
-    complete.then_some(environment)
+    complete.then_some((environment, route_site))
 }
 
 fn default_strategy(kind: &str) -> Strategy {
@@ -269,64 +297,6 @@ fn take<T>(complete: &mut bool, value: Option<T>) -> Option<T> {
         *complete = false;
     }
     value
-}
-
-fn read_route(reader: &mut Reader<'_>, node: &Node, environment: &str) -> Option<Route> {
-    let fields = reader.fields(
-        node,
-        &format!("the route of environment `{environment}`"),
-        &["listen", "host", "path_prefix"],
-        &[("listen", "listen: \"127.0.0.1:8080\"")],
-    )?;
-    let listen = fields.get("listen").and_then(|value| {
-        let text = reader.text(value, "route.listen")?;
-        match scalar::parse_address(&text) {
-            Ok(address) => Some(address),
-            Err(AddressError::Port(message)) => {
-                reader.error(
-                    value.place,
-                    Problem::new(
-                        "spec::invalid-port",
-                        format!("invalid port in `route.listen`: {message}"),
-                        "bad port",
-                    )
-                    .hint("write a port from 1 to 65535, e.g. \"127.0.0.1:8080\""),
-                );
-                None
-            }
-            Err(AddressError::Address(message)) => {
-                reader.error(
-                    value.place,
-                    Problem::new(
-                        "spec::invalid-address",
-                        format!("invalid address in `route.listen`: {message}"),
-                        "bad address",
-                    )
-                    .hint("write \"127.0.0.1:8080\", \":8080\" (all interfaces) or \"[::1]:8080\""),
-                );
-                None
-            }
-        }
-    });
-    let host = match fields.get("host") {
-        Some(value) => reader
-            .non_empty_text(
-                value,
-                "route.host",
-                "write a host name such as `example.com`, or remove `host` to match any",
-            )
-            .map(Some),
-        None => Some(None),
-    };
-    let path_prefix = match fields.get("path_prefix") {
-        Some(value) => http_path(reader, value, "route.path_prefix"),
-        None => Some("/".to_owned()),
-    };
-    Some(Route {
-        listen: listen?,
-        host: host?,
-        path_prefix: path_prefix?,
-    })
 }
 
 fn read_notify(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Notify>> {

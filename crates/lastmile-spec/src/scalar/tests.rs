@@ -107,3 +107,74 @@ fn suggestions_find_typos_but_not_strangers() {
     assert_eq!(did_you_mean("rn", ["name", "run", "needs"]), Some("run"));
     assert_eq!(did_you_mean("zebra", ["name", "run", "needs"]), None);
 }
+
+#[test]
+fn sizes_take_decimal_and_binary_units() {
+    assert_eq!(parse_size("512B"), Ok(512));
+    assert_eq!(parse_size("10KB"), Ok(10_000));
+    assert_eq!(parse_size("10KiB"), Ok(10_240));
+    assert_eq!(parse_size("10MiB"), Ok(10 * 1024 * 1024));
+    assert_eq!(parse_size("2 MB"), Ok(2_000_000));
+    assert_eq!(parse_size("1.5GiB"), Ok(1_610_612_736));
+    assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+    assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+}
+
+#[test]
+fn sizes_refuse_bare_numbers_guessed_units_and_junk() {
+    assert!(
+        parse_size("1024")
+            .expect_err("no unit")
+            .contains("has no unit")
+    );
+    assert!(
+        parse_size("10mb")
+            .expect_err("case")
+            .contains("unknown unit `mb`")
+    );
+    assert!(parse_size("10M").expect_err("no B").contains("KiB"));
+    assert!(parse_size("").is_err());
+    assert!(parse_size("MiB").is_err());
+    assert!(parse_size("1..2MiB").is_err());
+    assert!(parse_size("-1MiB").is_err());
+    assert!(parse_size("99999999999999999999TiB").is_err());
+}
+
+#[test]
+fn sizes_format_in_the_largest_binary_unit_that_divides_them() {
+    assert_eq!(format_size(10 * 1024 * 1024), "10MiB");
+    assert_eq!(format_size(1536), "1536B");
+    assert_eq!(format_size(1 << 40), "1TiB");
+    assert_eq!(format_size(0), "0B");
+}
+
+#[test]
+fn dns_names_and_emails_follow_their_patterns() {
+    assert!(is_dns_name("hello.example.com"));
+    assert!(is_dns_name("localhost"));
+    assert!(is_dns_name("xn--bcher-kva.example"));
+    assert!(!is_dns_name("*.example.com"));
+    assert!(!is_dns_name("example.com."));
+    assert!(!is_dns_name("-bad.example.com"));
+    assert!(!is_dns_name("under_score.example.com"));
+    assert!(!is_dns_name("example.com:443"));
+    assert!(!is_dns_name(&format!("{}.com", "a".repeat(64))));
+    assert!(is_email("ops@example.com"));
+    assert!(is_email("ops+certs@mail.example.co.uk"));
+    assert!(!is_email("ops"));
+    assert!(!is_email("ops@localhost"));
+    assert!(!is_email("@example.com"));
+    assert!(!is_email("ops@@example.com"));
+    assert!(!is_email("ops team@example.com"));
+    assert!(!is_email("mailto:ops@example.com"));
+}
+
+#[test]
+fn durations_format_in_the_largest_unit_that_divides_them() {
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(60)), "1m");
+    assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+    assert_eq!(format_duration(Duration::from_secs(365 * 86_400)), "365d");
+}

@@ -2,12 +2,14 @@
 //! sections and loading from disk.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lastmile_spec::{
-    Canary, CanaryAnalysis, CanaryStep, Cohort, CohortKey, HealthCheck, LoadError, Mirror, Notify,
-    NotifyFormat, Pin, PinTarget, PrometheusCheck, Promote, SPEC_FILE, Severity, StopPolicy,
-    StopSignal, Strategy, VerifyCheck, Webhook, Webhooks, load, parse, parse_duration,
+    Acme, Canary, CanaryAnalysis, CanaryStep, Cohort, CohortKey, HealthCheck, Hsts,
+    LETS_ENCRYPT_DIRECTORY, LoadError, Mirror, Notify, NotifyFormat, Pin, PinTarget,
+    PrometheusCheck, Promote, RateLimit, RouteLimits, SPEC_FILE, Severity, StopPolicy, StopSignal,
+    Strategy, TlsSource, VerifyCheck, Webhook, Webhooks, load, parse, parse_duration,
     render_warnings,
 };
 
@@ -852,5 +854,373 @@ fn flags_and_segments_are_read_with_their_defaults() {
     assert_eq!(
         serialized["flags"][0]["rules"][0]["when"][0]["op"],
         json!("in")
+    );
+}
+
+/// The routes of a spec whose `environments:` section is `lines`, in order.
+fn routes(lines: &[&str]) -> Vec<lastmile_spec::Route> {
+    let mut all = vec![
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+    ];
+    all.extend_from_slice(lines);
+    let (spec, warnings) = parse("lastmile.yaml", &yaml(&all)).expect("valid");
+    assert!(warnings.is_empty());
+    spec.environments
+        .into_iter()
+        .map(|environment| environment.route.expect("a route"))
+        .collect()
+}
+
+fn address(text: &str) -> std::net::SocketAddr {
+    text.parse().expect("an address")
+}
+
+#[test]
+fn a_route_without_tls_or_limits_is_plain_http_with_router_defaults() {
+    let route = &routes(&["  production: { route: { listen: \":8080\" } }"])[0];
+    assert_eq!(route.tls, None);
+    assert_eq!(route.limits, RouteLimits::default());
+    let serialized = serde_json::to_value(route).expect("serializes");
+    assert_eq!(serialized["tls"], serde_json::Value::Null);
+    assert_eq!(serialized["limits"]["max_body"], serde_json::Value::Null);
+}
+
+#[test]
+fn tls_from_certificate_files_keeps_the_paths_as_written() {
+    let route = &routes(&[
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { cert: certs/hello.pem, key: /etc/lastmile/hello-key.pem }",
+    ])[0];
+    let tls = route.tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.source,
+        TlsSource::Files {
+            cert: PathBuf::from("certs/hello.pem"),
+            key: PathBuf::from("/etc/lastmile/hello-key.pem"),
+        }
+    );
+    // Without ACME there is no plaintext listener unless one is asked for.
+    assert_eq!(tls.redirect_from, None);
+    assert_eq!(tls.hsts, None);
+    assert_eq!(
+        tls.source.relative_to(Path::new("/srv/hello")),
+        TlsSource::Files {
+            cert: PathBuf::from("/srv/hello/certs/hello.pem"),
+            key: PathBuf::from("/etc/lastmile/hello-key.pem"),
+        }
+    );
+    let serialized = serde_json::to_value(tls).expect("serializes");
+    assert_eq!(serialized["source"]["type"], serde_json::json!("files"));
+    assert_eq!(
+        serialized["source"]["cert"],
+        serde_json::json!("certs/hello.pem")
+    );
+}
+
+#[test]
+fn tls_files_with_a_redirect_and_hsts_true() {
+    let route = &routes(&[
+        "  production:",
+        "    route:",
+        "      listen: \"127.0.0.1:8443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, redirect_from: \"127.0.0.1:8080\", hsts: true }",
+    ])[0];
+    let tls = route.tls.as_ref().expect("tls");
+    assert_eq!(tls.redirect_from, Some(address("127.0.0.1:8080")));
+    assert_eq!(
+        tls.hsts,
+        Some(Hsts {
+            max_age: Duration::from_secs(365 * 86_400),
+            include_subdomains: false,
+            preload: false,
+        })
+    );
+}
+
+#[test]
+fn acme_alone_takes_lets_encrypt_and_a_redirect_from_port_80() {
+    let route = &routes(&[
+        "  production:",
+        "    route: { listen: \":443\", host: hello.example.com, tls: { acme: {} } }",
+    ])[0];
+    let tls = route.tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.source,
+        TlsSource::Acme(Acme {
+            email: None,
+            directory: "https://acme-v02.api.letsencrypt.org/directory".to_owned(),
+            ca: None,
+        })
+    );
+    assert_eq!(
+        LETS_ENCRYPT_DIRECTORY,
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(tls.redirect_from, Some(address("0.0.0.0:80")));
+    let serialized = serde_json::to_value(tls).expect("serializes");
+    assert_eq!(
+        serialized["source"],
+        serde_json::json!({
+            "type": "acme",
+            "email": null,
+            "directory": LETS_ENCRYPT_DIRECTORY,
+            "ca": null,
+        })
+    );
+    assert_eq!(serialized["redirect_from"], serde_json::json!("0.0.0.0:80"));
+    // `acme:` with nothing under it means the same.
+    let bare = &routes(&[
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls:",
+        "        acme:",
+    ])[0];
+    assert_eq!(bare.tls, route.tls);
+}
+
+#[test]
+fn acme_redirects_from_port_80_on_the_listen_address_unless_told_otherwise() {
+    let all = routes(&[
+        "  staging:",
+        "    route: { listen: \"127.0.0.1:8443\", host: staging.example.com, tls: { acme: {} } }",
+        "  production:",
+        "    route:",
+        "      listen: \"[::1]:443\"",
+        "      host: hello.example.com",
+        "      tls:",
+        "        acme:",
+        "          email: ops@example.com",
+        "          directory: https://localhost:14000/dir",
+        "          ca: certs/pebble-root.pem",
+        "        redirect_from: \"[::1]:5002\"",
+        "        hsts: { max_age: 2d, include_subdomains: true }",
+    ]);
+    let staging = all[0].tls.as_ref().expect("tls");
+    assert_eq!(staging.redirect_from, Some(address("127.0.0.1:80")));
+    let production = all[1].tls.as_ref().expect("tls");
+    assert_eq!(
+        production.source,
+        TlsSource::Acme(Acme {
+            email: Some("ops@example.com".to_owned()),
+            directory: "https://localhost:14000/dir".to_owned(),
+            ca: Some(PathBuf::from("certs/pebble-root.pem")),
+        })
+    );
+    assert_eq!(
+        production.source.relative_to(Path::new("/srv/hello")),
+        TlsSource::Acme(Acme {
+            email: Some("ops@example.com".to_owned()),
+            directory: "https://localhost:14000/dir".to_owned(),
+            ca: Some(PathBuf::from("/srv/hello/certs/pebble-root.pem")),
+        })
+    );
+    assert_eq!(production.redirect_from, Some(address("[::1]:5002")));
+    assert_eq!(
+        production.hsts,
+        Some(Hsts {
+            max_age: Duration::from_secs(2 * 86_400),
+            include_subdomains: true,
+            preload: false,
+        })
+    );
+}
+
+#[test]
+fn hsts_false_sends_no_header_and_preload_with_its_requirements_is_accepted() {
+    let all = routes(&[
+        "  staging:",
+        "    route: { listen: \":8443\", tls: { cert: a.pem, key: a-key.pem, hsts: false } }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls:",
+        "        cert: b.pem",
+        "        key: b-key.pem",
+        "        hsts: { max_age: 730d, include_subdomains: true, preload: true }",
+    ]);
+    assert_eq!(all[0].tls.as_ref().expect("tls").hsts, None);
+    assert_eq!(
+        all[1].tls.as_ref().expect("tls").hsts,
+        Some(Hsts {
+            max_age: Duration::from_secs(730 * 86_400),
+            include_subdomains: true,
+            preload: true,
+        })
+    );
+}
+
+#[test]
+fn every_limit_is_read_and_unset_ones_stay_router_defaults() {
+    let all = routes(&[
+        "  production:",
+        "    route:",
+        "      listen: \":8080\"",
+        "      limits:",
+        "        max_body: 10MiB",
+        "        max_headers: 256",
+        "        max_connections: 10000",
+        "        max_connections_per_ip: 1000",
+        "        body_timeout: 30s",
+        "        idle_timeout: 1m",
+        "        send_timeout: 1h",
+        "        rate_limit: { per_second: 50, burst: 100 }",
+        "  staging:",
+        "    route: { listen: \":8081\", limits: { max_body: 512KB, rate_limit: { per_second: 5 } } }",
+    ]);
+    assert_eq!(
+        all[0].limits,
+        RouteLimits {
+            max_body: Some(10 * 1024 * 1024),
+            max_headers: Some(256),
+            max_connections: Some(10_000),
+            max_connections_per_ip: Some(1000),
+            body_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            send_timeout: Some(Duration::from_secs(3600)),
+            rate_limit: Some(RateLimit {
+                per_second: 50,
+                burst: 100
+            }),
+        }
+    );
+    // `burst` defaults to `per_second`.
+    assert_eq!(
+        all[1].limits,
+        RouteLimits {
+            max_body: Some(512_000),
+            rate_limit: Some(RateLimit {
+                per_second: 5,
+                burst: 5
+            }),
+            ..RouteLimits::default()
+        }
+    );
+}
+
+#[test]
+fn sizes_take_every_documented_unit() {
+    for (written, bytes) in [
+        ("1B", 1),
+        ("64KB", 64_000),
+        ("64KiB", 65_536),
+        ("2MB", 2_000_000),
+        ("\"1.5 MiB\"", 1_572_864),
+        ("1GB", 1_000_000_000),
+        ("1GiB", 1 << 30),
+        ("1TiB", 1 << 40),
+    ] {
+        let line = format!(
+            "  production: {{ route: {{ listen: \":8080\", limits: {{ max_body: {written} }} }} }}"
+        );
+        assert_eq!(
+            routes(&[&line])[0].limits.max_body,
+            Some(bytes),
+            "{written}"
+        );
+    }
+}
+
+#[test]
+fn environments_may_share_a_tls_listener_with_their_own_hosts_and_certificates() {
+    let all = routes(&[
+        "  staging:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: staging.example.com",
+        "      tls: { acme: { email: ops@example.com } }",
+        "      limits: &edge { max_body: 1MiB }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { cert: certs/hello.pem, key: certs/hello-key.pem, redirect_from: \":80\" }",
+        "      limits: *edge",
+        "  preview:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      path_prefix: /preview",
+        "      tls: { cert: certs/hello.pem, key: certs/hello-key.pem, redirect_from: \":80\" }",
+        "      limits: { max_body: 1MiB }",
+    ]);
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter()
+            .all(|route| route.limits.max_body == Some(1 << 20))
+    );
+}
+
+#[test]
+fn the_https_example_in_the_docs_is_valid() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md"))
+        .expect("docs/spec.md");
+    let (_, after) = docs
+        .split_once("An HTTPS route")
+        .expect("the example's heading");
+    let block = after
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    let source =
+        format!("app: hello\npipeline: {{ steps: [{{ name: build, run: make }}] }}\n{block}");
+    let (spec, warnings) = parse("lastmile.yaml", &source).expect("the docs example is valid");
+    assert!(warnings.is_empty());
+    let production = spec
+        .environments
+        .iter()
+        .find(|environment| environment.name == "production")
+        .and_then(|environment| environment.route.as_ref())
+        .expect("a production route");
+    let tls = production.tls.as_ref().expect("tls");
+    assert!(matches!(tls.source, TlsSource::Acme(_)));
+    assert!(tls.hsts.is_some() && production.limits.rate_limit.is_some());
+}
+
+#[test]
+fn the_route_example_in_the_docs_is_valid_and_serves_https() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md"))
+        .expect("docs/spec.md");
+    let (_, after) = docs.split_once("### `route`").expect("the route section");
+    let block = after
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    let source =
+        format!("app: hello\npipeline: {{ steps: [{{ name: build, run: make }}] }}\n{block}");
+    let (spec, _) = parse("lastmile.yaml", &source).expect("the docs example is valid");
+    let production = spec
+        .environments
+        .iter()
+        .find(|environment| environment.name == "production")
+        .and_then(|environment| environment.route.as_ref())
+        .expect("a production route");
+    assert_eq!(production.listen, address("0.0.0.0:443"));
+    assert!(production.tls.is_some());
+}
+
+#[test]
+fn https_listeners_may_share_one_redirect_listener() {
+    let all = routes(&[
+        "  staging:",
+        "    route: { listen: \":8443\", host: staging.example.com, tls: { acme: {} } }",
+        "  production:",
+        "    route: { listen: \":443\", host: hello.example.com, tls: { acme: {} } }",
+    ]);
+    let redirects: Vec<_> = all
+        .iter()
+        .map(|route| route.tls.as_ref().and_then(|tls| tls.redirect_from))
+        .collect();
+    assert_eq!(
+        redirects,
+        [Some(address("0.0.0.0:80")), Some(address("0.0.0.0:80"))]
     );
 }

@@ -54,6 +54,29 @@ const KEYS: &[&str] = &[
     "listen",
     "host",
     "path_prefix",
+    "tls",
+    "cert",
+    "key",
+    "acme",
+    "email",
+    "directory",
+    "ca",
+    "redirect_from",
+    "hsts",
+    "max_age",
+    "include_subdomains",
+    "preload",
+    "limits",
+    "max_body",
+    "max_headers",
+    "max_connections",
+    "max_connections_per_ip",
+    "body_timeout",
+    "idle_timeout",
+    "send_timeout",
+    "rate_limit",
+    "per_second",
+    "burst",
     "promote",
     "analysis",
     "confidence",
@@ -150,6 +173,27 @@ const SCALARS: &[&str] = &[
     "&anchor x",
     "!!binary aGk=",
     "99999999999999999999999999999",
+    ":443",
+    ":80",
+    "0.0.0.0:443",
+    "hello.example.com",
+    "*.example.com",
+    "203.0.113.7",
+    "ops@example.com",
+    "ops@",
+    "https://acme-v02.api.letsencrypt.org/directory",
+    "certs/hello.pem",
+    "10MiB",
+    "1.5 GB",
+    "10mb",
+    "0B",
+    "99999999999999999999TiB",
+    "365d",
+    "false",
+    "{}",
+    "{ acme: {} }",
+    "{ cert: a.pem, key: b.pem }",
+    "{ per_second: 50, burst: 100 }",
 ];
 
 /// A YAML-ish document: nested maps and lists of schema keys and odd scalars.
@@ -200,6 +244,22 @@ fn block_document() -> impl Strategy<Value = String> {
     })
 }
 
+/// Valid routes with TLS and limits whose words the mutation test replaces, so
+/// nearly-valid TLS and limits sections are exercised, not only random ones.
+const SEEDS: &[&str] = &[
+    "app: hello\npipeline: { steps: [{ name: build, run: make }] }\nenvironments:\n  production:\n    route:\n      listen: \":443\"\n      host: hello.example.com\n      tls:\n        acme: { email: ops@example.com, directory: \"https://localhost:14000/dir\", ca: root.pem }\n        redirect_from: \":5002\"\n        hsts: { max_age: 365d, include_subdomains: true, preload: true }\n      limits:\n        max_body: 10MiB\n        max_headers: 100\n        max_connections: 10000\n        max_connections_per_ip: 1000\n        body_timeout: 30s\n        idle_timeout: 60s\n        send_timeout: 60s\n        rate_limit: { per_second: 50, burst: 100 }\n",
+    "app: hello\npipeline: { steps: [{ name: build, run: make }] }\nenvironments:\n  staging: { route: { listen: \":443\", host: a.example.com, tls: { cert: a.pem, key: a-key.pem, redirect_from: \":80\", hsts: true }, limits: &l { max_body: 1MiB } } }\n  production: { route: { listen: \":443\", host: b.example.com, tls: { acme: {} }, limits: *l } }\n",
+];
+
+#[test]
+fn the_seeds_are_valid_specs() {
+    for seed in SEEDS {
+        if let Err(errors) = parse("lastmile.yaml", seed) {
+            panic!("{}", errors.render(false));
+        }
+    }
+}
+
 fn check_never_panics(source: &str) {
     match parse("lastmile.yaml", source) {
         Ok((_, warnings)) => {
@@ -237,6 +297,35 @@ proptest! {
 
     #[test]
     fn block_documents_never_panic(source in block_document()) {
+        check_never_panics(&source);
+    }
+
+    #[test]
+    fn mutated_seeds_never_panic(
+        seed in proptest::sample::select(SEEDS),
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), proptest::sample::select(SCALARS)), 1..4),
+        cut in any::<proptest::sample::Index>(),
+        truncate in proptest::bool::ANY,
+    ) {
+        let mut source = seed.to_owned();
+        for (at, replacement) in edits {
+            // Replace one word with an odd scalar, keeping UTF-8 boundaries.
+            let words: Vec<(usize, &str)> = source
+                .match_indices(|character: char| character.is_alphanumeric())
+                .collect();
+            let Some(&(start, _)) = words.get(at.index(words.len().max(1))) else { continue };
+            let end = source[start..]
+                .find(|character: char| !(character.is_alphanumeric() || character == '_'))
+                .map_or(source.len(), |length| start + length);
+            source.replace_range(start..end, replacement);
+        }
+        if truncate && !source.is_empty() {
+            let mut at = cut.index(source.len());
+            while !source.is_char_boundary(at) {
+                at -= 1;
+            }
+            source.truncate(at);
+        }
         check_never_panics(&source);
     }
 }

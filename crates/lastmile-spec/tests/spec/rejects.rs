@@ -1240,3 +1240,552 @@ rejects!(
         "      follow-canary: production",
     ]
 );
+
+// route.tls and route.limits.
+rejects!(
+    an_unknown_key_in_tls,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: {}, redirect: \":80\" }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_acme,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: { emial: ops@example.com } }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_hsts,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, hsts: { max-age: 1d } }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_limits,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":8080\"",
+        "      limits: { max_body_size: 1MiB }",
+    ]
+);
+rejects!(
+    an_unknown_key_in_a_rate_limit,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":8080\"",
+        "      limits: { rate_limit: { per_second: 10, bursts: 20 } }",
+    ]
+);
+rejects!(
+    tls_with_files_and_acme,
+    "spec::conflicting-keys",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls:",
+        "        cert: certs/hello.pem",
+        "        key: certs/hello-key.pem",
+        "        acme: { email: ops@example.com }",
+    ]
+);
+rejects!(
+    tls_without_a_certificate_source,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { hsts: true }",
+    ]
+);
+rejects!(
+    a_cert_without_a_key,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: certs/hello.pem }",
+    ]
+);
+rejects!(
+    a_key_without_a_cert,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { key: certs/hello-key.pem }",
+    ]
+);
+rejects!(
+    an_empty_cert_path,
+    "spec::empty",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: \"\", key: certs/hello-key.pem }",
+    ]
+);
+rejects!(
+    acme_without_a_host,
+    "spec::acme-host",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { acme: { email: ops@example.com } }",
+    ]
+);
+rejects!(
+    acme_for_an_ip_address,
+    "spec::acme-host",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: 203.0.113.7",
+        "      tls: { acme: {} }",
+    ]
+);
+rejects!(
+    acme_for_a_wildcard_host,
+    "spec::acme-host",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: \"*.example.com\"",
+        "      tls: { acme: {} }",
+    ]
+);
+rejects!(
+    acme_for_a_host_that_is_not_a_dns_name,
+    "spec::acme-host",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello_world.example.com",
+        "      tls: { acme: {} }",
+    ]
+);
+rejects!(
+    an_acme_directory_over_plain_http,
+    "spec::invalid-url",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: { directory: \"http://localhost:14000/dir\" } }",
+    ]
+);
+rejects!(
+    an_acme_email_that_is_not_an_address,
+    "spec::invalid-email",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: { email: \"Ops Team <ops@example.com>\" } }",
+    ]
+);
+rejects!(
+    a_redirect_from_the_listen_address,
+    "spec::redirect-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, redirect_from: \"0.0.0.0:443\" }",
+    ]
+);
+rejects!(
+    acme_on_port_80_without_another_redirect,
+    "spec::redirect-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":80\"",
+        "      host: hello.example.com",
+        "      tls: { acme: {} }",
+    ]
+);
+rejects!(
+    a_redirect_from_that_is_not_an_address,
+    "spec::invalid-address",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, redirect_from: http }",
+    ]
+);
+rejects!(
+    a_redirect_from_another_environments_listener,
+    "spec::redirect-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route: { listen: \":80\" }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: { email: ops@example.com } }",
+    ]
+);
+rejects!(
+    hsts_given_as_a_duration,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, hsts: 365d }",
+    ]
+);
+rejects!(
+    hsts_include_subdomains_as_a_word,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, hsts: { include_subdomains: yes } }",
+    ]
+);
+rejects!(
+    hsts_preload_without_subdomains,
+    "spec::hsts-preload",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      tls: { cert: site.pem, key: site-key.pem, hsts: { max_age: 30d, preload: true } }",
+    ]
+);
+rejects!(
+    a_max_body_of_zero,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_body: 0B } }",
+    ]
+);
+rejects!(
+    a_max_body_without_a_unit,
+    "spec::invalid-size",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_body: 1048576 } }",
+    ]
+);
+rejects!(
+    a_max_body_with_a_guessed_unit,
+    "spec::invalid-size",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_body: 10mb } }",
+    ]
+);
+rejects!(
+    a_max_body_above_a_tebibyte,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_body: 2TiB } }",
+    ]
+);
+rejects!(
+    zero_max_headers,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_headers: 0 } }",
+    ]
+);
+rejects!(
+    max_headers_above_256,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { max_headers: 1000 } }",
+    ]
+);
+rejects!(
+    more_connections_per_ip_than_in_all,
+    "spec::conflicting-limits",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":8080\"",
+        "      limits: { max_connections: 100, max_connections_per_ip: 500 }",
+    ]
+);
+rejects!(
+    a_body_timeout_too_short,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { body_timeout: 1ms } }",
+    ]
+);
+rejects!(
+    an_idle_timeout_as_a_bare_number,
+    "spec::invalid-duration",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { idle_timeout: 60 } }",
+    ]
+);
+rejects!(
+    a_rate_limit_of_zero_per_second,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { rate_limit: { per_second: 0 } } }",
+    ]
+);
+rejects!(
+    a_rate_limit_burst_of_zero,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { rate_limit: { per_second: 10, burst: 0 } } }",
+    ]
+);
+rejects!(
+    a_rate_limit_without_per_second,
+    "spec::missing-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \":8080\", limits: { rate_limit: { burst: 10 } } }",
+    ]
+);
+rejects!(
+    plain_and_tls_on_one_listener,
+    "spec::listener-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route: { listen: \":443\", host: staging.example.com }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: {} }",
+    ]
+);
+rejects!(
+    two_redirects_for_one_listener,
+    "spec::listener-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: staging.example.com",
+        "      tls: { acme: {} }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls: { acme: {}, redirect_from: \":8080\" }",
+    ]
+);
+rejects!(
+    two_certificates_for_one_host_on_one_listener,
+    "spec::listener-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route: { listen: \":443\", tls: { cert: a.pem, key: a-key.pem } }",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      path_prefix: /shop",
+        "      tls: { cert: b.pem, key: b-key.pem }",
+    ]
+);
+rejects!(
+    different_limits_on_one_listener,
+    "spec::listener-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route: { listen: \":8080\", host: staging.example.com, limits: { max_body: 1MiB } }",
+        "  production:",
+        "    route:",
+        "      listen: \":8080\"",
+        "      host: hello.example.com",
+        "      limits: { max_body: 10MiB, max_headers: 50 }",
+    ]
+);
+rejects!(
+    two_redirects_that_collide,
+    "spec::redirect-conflict",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  staging:",
+        "    route: { listen: \"127.0.0.1:8443\", host: staging.example.com, tls: { acme: {} } }",
+        "  production:",
+        "    route: { listen: \":443\", host: hello.example.com, tls: { acme: {} } }",
+    ]
+);
+rejects!(
+    every_route_tls_and_limits_error_is_reported_in_one_pass,
+    "spec::invalid-email",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route:",
+        "      listen: \":443\"",
+        "      host: hello.example.com",
+        "      tls:",
+        "        acme: { email: ops, directory: \"ftp://ca.example.com\" }",
+        "        redirect_from: \":443\"",
+        "        hsts: { preload: maybe }",
+        "      limits: { max_body: 10M, max_headers: 300, rate_limit: { per_second: 0 } }",
+    ]
+);
