@@ -157,8 +157,9 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     for env in status["environments"].as_array().into_iter().flatten() {
         println!();
         println!(
-            "{}  http://{}",
+            "{}  {}://{}",
             output::good(env["name"].as_str().unwrap_or("?")),
+            if env["tls"] == true { "https" } else { "http" },
             env["listen"].as_str().unwrap_or("?")
         );
         let weights: Vec<String> = env["weights"]
@@ -195,6 +196,52 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                     .map(Value::to_string)
                     .unwrap_or_default()
             );
+        }
+    }
+    if let Some(certificates) = status["certificates"]
+        .as_array()
+        .filter(|certificates| !certificates.is_empty())
+    {
+        println!();
+        println!(
+            "{:<32} {:<6} {:<8} {:<21} {:<21} ENVIRONMENTS",
+            "CERTIFICATE", "SOURCE", "STATE", "EXPIRES", "RENEWS"
+        );
+        for certificate in certificates {
+            let hosts: Vec<&str> = certificate["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let environments: Vec<&str> = certificate["environments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            // Padded before coloring: escape codes would count as width.
+            let state = format!("{:<8}", certificate["state"].as_str().unwrap_or("?"));
+            println!(
+                "{:<32} {:<6} {} {:<21} {:<21} {}",
+                if hosts.is_empty() {
+                    "(default)".to_string()
+                } else {
+                    hosts.join(",")
+                },
+                certificate["source"].as_str().unwrap_or("?"),
+                if state.trim_end() == "valid" {
+                    output::good(&state)
+                } else {
+                    output::warn(&state)
+                },
+                certificate["not_after"].as_str().unwrap_or("-"),
+                certificate["renew_at"].as_str().unwrap_or("-"),
+                environments.join(",")
+            );
+            if let Some(error) = certificate["error"].as_str() {
+                println!("  {} {error}", output::warn("last attempt failed:"));
+            }
         }
     }
     for approval in status["approvals"].as_array().into_iter().flatten() {
