@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::view::{
-    AppCard, CommitView, DeploymentView, DoraView, EnvView, PendingView, PhaseView, ReleaseView,
+    AppCard, CertificateView, CommitView, DeploymentView, DoraView, EnvView, PendingView, PhaseView, ReleaseView,
     RunView, SplitView, StatView, StepView,
 };
 
@@ -46,6 +46,7 @@ pub(crate) struct AppPage {
     pub(crate) last_commit: Option<CommitView>,
     pub(crate) environments: Vec<EnvView>,
     pub(crate) stats: Vec<StatView>,
+    pub(crate) certificates: Vec<CertificateView>,
     pub(crate) pending: Vec<PendingView>,
     pub(crate) runs: Vec<RunView>,
     pub(crate) deployments: Vec<DeploymentView>,

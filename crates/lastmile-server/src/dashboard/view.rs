@@ -74,6 +74,17 @@ pub(crate) struct StatView {
     pub(crate) p99: String,
 }
 
+/// A certificate a TLS route serves.
+#[derive(Debug)]
+pub(crate) struct CertificateView {
+    pub(crate) hosts: String,
+    pub(crate) source: String,
+    pub(crate) state: String,
+    pub(crate) expires: String,
+    pub(crate) renews: String,
+    pub(crate) error: Option<String>,
+}
+
 /// A deployment waiting for approval.
 #[derive(Debug)]
 pub(crate) struct PendingView {
@@ -268,6 +279,45 @@ pub(crate) fn stats(status: &Value) -> Vec<StatView> {
                 "{:.1} ms",
                 row.get("p99_ms").and_then(Value::as_f64).unwrap_or(0.0)
             ),
+        })
+        .collect()
+}
+
+/// The certificates of an app's status.
+pub(crate) fn certificates(status: &Value) -> Vec<CertificateView> {
+    status
+        .get("certificates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let hosts: Vec<String> = row
+                .get("hosts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|host| text(Some(host)))
+                .collect();
+            CertificateView {
+                hosts: if hosts.is_empty() {
+                    "(default)".to_string()
+                } else {
+                    hosts.join(", ")
+                },
+                source: text(row.get("source")),
+                state: text(row.get("state")),
+                expires: row
+                    .get("not_after")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
+                renews: row
+                    .get("renew_at")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
+                error: row.get("error").and_then(Value::as_str).map(str::to_owned),
+            }
         })
         .collect()
 }
