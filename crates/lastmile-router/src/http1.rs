@@ -390,7 +390,7 @@ impl<S: ClientStream> Conn<S> {
 }
 
 /// Reads more of the client's bytes; an empty buffer gets memory only once the socket is readable.
-async fn read_more<S: ClientStream>(client: &mut S, buf: &mut Buf, max: usize) -> io::Result<usize> {
+async fn read_more(client: &mut impl ClientStream, buf: &mut Buf, max: usize) -> io::Result<usize> {
     if buf.is_empty() {
         client.wait_readable().await?;
     }

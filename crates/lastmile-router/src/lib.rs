@@ -85,11 +85,11 @@ pub use cohort::cohort_bucket;
 pub use config::{Limits, ListenerConfig, RateLimit, RedirectHttps, RouterConfig};
 pub use router::{ListenerHandle, Router};
 pub use stats::{LatencyHistogram, ReleaseStats};
-pub use tls::{CertStore, Hsts, TlsError, TlsSettings};
 pub use table::{
     Backend, CohortRule, KeySource, MirrorRule, PinRule, Route, RouteTable, Upstream,
     UpstreamHealth,
 };
+pub use tls::{CertStore, Hsts, TlsError, TlsSettings};
 
 /// `lastmile proxy`: serve `listen` with one static backend until `shutdown` resolves, then drain (grace 10s).
 pub async fn run_static_proxy(

@@ -93,10 +93,25 @@ mod tests {
     fn locations_keep_host_path_and_query_and_drop_the_port() {
         let cases = [
             ("example.com", 443, "/", Some("https://example.com/")),
-            ("example.com:80", 443, "/a/b?x=1&y=2", Some("https://example.com/a/b?x=1&y=2")),
-            ("example.com:8080", 8443, "/p", Some("https://example.com:8443/p")),
+            (
+                "example.com:80",
+                443,
+                "/a/b?x=1&y=2",
+                Some("https://example.com/a/b?x=1&y=2"),
+            ),
+            (
+                "example.com:8080",
+                8443,
+                "/p",
+                Some("https://example.com:8443/p"),
+            ),
             ("[::1]:80", 443, "/", Some("https://[::1]/")),
-            ("[2001:db8::1]", 8443, "/q?", Some("https://[2001:db8::1]:8443/q?")),
+            (
+                "[2001:db8::1]",
+                8443,
+                "/q?",
+                Some("https://[2001:db8::1]:8443/q?"),
+            ),
             ("127.0.0.1:8080", 443, "*", Some("https://127.0.0.1/")),
             ("evil.com\r\nSet-Cookie: x=1", 443, "/", None),
             ("user@example.com", 443, "/", None),

@@ -154,11 +154,17 @@ async fn keep_alive_get(s: &mut TcpStream) -> String {
 /// A connection over the limit: a 503 with `Connection: close`, then the close.
 async fn assert_refused(mut s: TcpStream) {
     let text = response(&mut s).await;
-    assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{text}"
+    );
     assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(LIMIT, s.read_to_end(&mut rest)).await;
-    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "not closed: {closed:?}");
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "not closed: {closed:?}"
+    );
 }
 
 /// Waits until a new connection from `from` is served again.
@@ -184,7 +190,11 @@ async fn a_full_listener_answers_503_and_takes_connections_again_once_one_closes
     let mut first = connect_from("127.0.0.1", p.addr).await;
     let mut second = connect_from("127.0.0.1", p.addr).await;
     assert!(keep_alive_get(&mut first).await.starts_with("HTTP/1.1 200"));
-    assert!(keep_alive_get(&mut second).await.starts_with("HTTP/1.1 200"));
+    assert!(
+        keep_alive_get(&mut second)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     assert_refused(connect_from("127.0.0.1", p.addr).await).await;
     // Another client IP is refused too: the listener is full.
     assert_refused(connect_from("127.0.0.2", p.addr).await).await;
@@ -194,7 +204,11 @@ async fn a_full_listener_answers_503_and_takes_connections_again_once_one_closes
     let mut third = wait_admitted("127.0.0.2", p.addr).await;
     assert_refused(connect_from("127.0.0.1", p.addr).await).await;
     assert!(keep_alive_get(&mut third).await.starts_with("HTTP/1.1 200"));
-    assert!(keep_alive_get(&mut second).await.starts_with("HTTP/1.1 200"));
+    assert!(
+        keep_alive_get(&mut second)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
 }
 
 #[tokio::test]

@@ -21,8 +21,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -91,7 +91,11 @@ fn store_with(entries: &[(&[&str], &Leaf)]) -> CertStore {
     let store = CertStore::new();
     for (hosts, leaf) in entries {
         store
-            .set(hosts.iter(), leaf.chain_pem.as_bytes(), leaf.key_pem.as_bytes())
+            .set(
+                hosts.iter(),
+                leaf.chain_pem.as_bytes(),
+                leaf.key_pem.as_bytes(),
+            )
             .unwrap();
     }
     store
@@ -153,9 +157,14 @@ struct Client {
 
 const H2: &[u8] = b"h2";
 const HTTP11: &[u8] = b"http/1.1";
-const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-fn client(pki: &Pki, alpn: &[&[u8]], versions: &[&'static rustls::SupportedProtocolVersion]) -> Client {
+fn client(
+    pki: &Pki,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Client {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
     roots.add(pki.root.clone()).unwrap();
@@ -194,7 +203,11 @@ impl Client {
 
     /// The certificate the server presented in the last handshake.
     fn served(&self) -> Vec<u8> {
-        self.seen.lock().unwrap().clone().expect("no certificate was presented")
+        self.seen
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("no certificate was presented")
     }
 }
 
@@ -365,7 +378,11 @@ async fn read_head<R: AsyncRead + Unpin>(s: &mut R) -> String {
             .await
             .expect("head timed out")
             .unwrap();
-        assert!(n > 0, "closed during head: {}", String::from_utf8_lossy(&head));
+        assert!(
+            n > 0,
+            "closed during head: {}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     String::from_utf8_lossy(&head).to_string()
@@ -411,7 +428,10 @@ async fn pipelined_requests_and_large_bodies_work_over_tls() {
         let head = read_head(&mut tls).await;
         let len: usize = head
             .lines()
-            .find_map(|l| l.strip_prefix("content-length: ").map(|v| v.parse().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix("content-length: ")
+                    .map(|v| v.parse().unwrap())
+            })
             .unwrap();
         let mut body = vec![0u8; len];
         tokio::time::timeout(LIMIT, tls.read_exact(&mut body))
@@ -488,14 +508,23 @@ async fn sni_chooses_the_certificate_and_other_clients_get_the_default() {
     c.connect(edge.addr, "a.example").await.unwrap();
     assert!(c.served() == first.der, "a.example got another certificate");
     c.connect(edge.addr, "x.b.example").await.unwrap();
-    assert!(c.served() == wildcard.der, "the wildcard covers x.b.example");
+    assert!(
+        c.served() == wildcard.der,
+        "the wildcard covers x.b.example"
+    );
     c.connect(edge.addr, "X.B.Example").await.unwrap();
-    assert!(c.served() == wildcard.der, "names are matched case-insensitively");
+    assert!(
+        c.served() == wildcard.der,
+        "names are matched case-insensitively"
+    );
 
     // Unknown name, and no SNI at all (an IP address): the default, here the oldest host's.
     // The client then rightly refuses the name.
     assert!(c.connect(edge.addr, "unknown.example").await.is_err());
-    assert!(c.served() == first.der, "unknown name did not get the default");
+    assert!(
+        c.served() == first.der,
+        "unknown name did not get the default"
+    );
     assert!(c.connect(edge.addr, "y.z.b.example").await.is_err());
     assert!(c.served() == first.der, "a wildcard covers one label only");
     assert!(c.connect(edge.addr, "127.0.0.1").await.is_err());
@@ -507,7 +536,10 @@ async fn sni_chooses_the_certificate_and_other_clients_get_the_default() {
         .set_default(fallback.chain_pem.as_bytes(), fallback.key_pem.as_bytes())
         .unwrap();
     c.connect(edge.addr, "127.0.0.1").await.unwrap();
-    assert!(c.served() == fallback.der, "the explicit default was not served");
+    assert!(
+        c.served() == fallback.der,
+        "the explicit default was not served"
+    );
     assert!(c.connect(edge.addr, "unknown.example").await.is_err());
     assert!(c.served() == fallback.der);
     assert_eq!(store.hosts(), vec!["*.b.example", "a.example"]);
@@ -523,7 +555,11 @@ async fn a_store_without_certificates_refuses_handshakes() {
     // A certificate arriving later (an ACME client finishing) is used at once.
     let leaf = pki.leaf(&["app.example"]);
     store
-        .set(["app.example"], leaf.chain_pem.as_bytes(), leaf.key_pem.as_bytes())
+        .set(
+            ["app.example"],
+            leaf.chain_pem.as_bytes(),
+            leaf.key_pem.as_bytes(),
+        )
         .unwrap();
     c.connect(edge.addr, "app.example").await.unwrap();
     assert!(c.served() == leaf.der);
@@ -546,7 +582,9 @@ fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
     sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
     sni.extend_from_slice(name);
     // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, rsa_pkcs1_sha256.
-    sni.extend_from_slice(&[0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01]);
+    sni.extend_from_slice(&[
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01,
+    ]);
     // supported_groups: x25519, secp256r1; ec_point_formats: uncompressed.
     sni.extend_from_slice(&[0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17]);
     sni.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
@@ -586,8 +624,14 @@ async fn only_tls12_and_tls13_are_accepted() {
         assert_eq!(reply.get(5..7), Some(&[2u8, 70][..]), "{name}: {reply:?}");
     }
     for (versions, want) in [
-        (&[&rustls::version::TLS12][..], rustls::ProtocolVersion::TLSv1_2),
-        (&[&rustls::version::TLS13][..], rustls::ProtocolVersion::TLSv1_3),
+        (
+            &[&rustls::version::TLS12][..],
+            rustls::ProtocolVersion::TLSv1_2,
+        ),
+        (
+            &[&rustls::version::TLS13][..],
+            rustls::ProtocolVersion::TLSv1_3,
+        ),
     ] {
         let c = client(&pki, &[HTTP11], versions);
         let tls = c.connect(edge.addr, "app.example").await.unwrap();
@@ -611,15 +655,25 @@ async fn a_certificate_swap_keeps_open_connections_and_serves_new_handshakes() {
 
     let new = pki.leaf(&["app.example"]);
     store
-        .set(["app.example"], new.chain_pem.as_bytes(), new.key_pem.as_bytes())
+        .set(
+            ["app.example"],
+            new.chain_pem.as_bytes(),
+            new.key_pem.as_bytes(),
+        )
         .unwrap();
     let (status, _, body) = get(&mut sender, "app.example", "/after").await;
     assert_eq!(status, 200, "{body}");
-    assert!(!conn.is_finished(), "the open connection was closed by the swap");
+    assert!(
+        !conn.is_finished(),
+        "the open connection was closed by the swap"
+    );
 
     let c2 = client(&pki, &[HTTP11], BOTH);
     let tls = c2.connect(edge.addr, "app.example").await.unwrap();
-    assert!(c2.served() == new.der, "a new handshake got the old certificate");
+    assert!(
+        c2.served() == new.der,
+        "a new handshake got the old certificate"
+    );
     let (mut sender2, _conn2) = http1_over(tls).await;
     assert_eq!(get(&mut sender2, "app.example", "/new").await.0, 200);
 }
@@ -667,7 +721,11 @@ async fn hsts_is_sent_on_every_response_only_when_configured() {
                 .iter()
                 .map(|v| v.to_str().unwrap())
                 .collect();
-            assert_eq!(sts, expected.into_iter().collect::<Vec<_>>(), "{path} on {addr}");
+            assert_eq!(
+                sts,
+                expected.into_iter().collect::<Vec<_>>(),
+                "{path} on {addr}"
+            );
         }
         // The same over h2.
         let c = client(&pki, &[H2], BOTH);
@@ -716,7 +774,11 @@ async fn websocket_upgrade_over_tls_relays_both_ways() {
             .unwrap();
         assert_eq!(echo, message);
     }
-    assert_eq!(edge.router.in_flight("r1-0"), 0, "upgraded connections are not in flight");
+    assert_eq!(
+        edge.router.in_flight("r1-0"),
+        0,
+        "upgraded connections are not in flight"
+    );
 }
 
 #[tokio::test]
@@ -774,8 +836,14 @@ async fn a_client_that_never_sends_a_client_hello_is_closed_at_the_header_timeou
         .expect("the silent client was not closed");
     assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(250), "closed too early: {waited:?}");
-    assert!(waited < Duration::from_secs(3), "closed too late: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "closed too late: {waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -809,8 +877,16 @@ async fn drain_closes_idle_tls_connections() {
         "drain waited for idle TLS connections"
     );
     // Both client connections see the server close them (close_notify / GOAWAY).
-    tokio::time::timeout(LIMIT, conn).await.unwrap().unwrap().unwrap();
-    tokio::time::timeout(LIMIT, h2_conn).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(LIMIT, conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(LIMIT, h2_conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -827,7 +903,10 @@ async fn a_tls_listener_over_its_connection_limit_closes_before_the_handshake() 
     let c = client(&pki, &[HTTP11], BOTH);
     let (mut sender, conn) = http1_over(c.connect(addr, "app.example").await.unwrap()).await;
     assert_eq!(get(&mut sender, "app.example", "/").await.0, 200);
-    assert!(c.connect(addr, "app.example").await.is_err(), "a second connection got in");
+    assert!(
+        c.connect(addr, "app.example").await.is_err(),
+        "a second connection got in"
+    );
     drop(sender);
     let _ = tokio::time::timeout(LIMIT, conn).await.unwrap();
     // The place is freed once the first connection is closed.
@@ -850,12 +929,18 @@ fn bad_certificates_and_keys_are_refused_with_a_hint() {
     let other = pki.leaf(&["other.example"]);
     let store = CertStore::new();
     let (chain, key) = (leaf.chain_pem.as_bytes(), leaf.key_pem.as_bytes());
-    let err = store.set(["app.example"], chain, other.key_pem.as_bytes()).unwrap_err();
+    let err = store
+        .set(["app.example"], chain, other.key_pem.as_bytes())
+        .unwrap_err();
     assert!(matches!(err, TlsError::KeyMismatch), "{err}");
-    let err = store.set(["app.example"], b"not pem at all", key).unwrap_err();
+    let err = store
+        .set(["app.example"], b"not pem at all", key)
+        .unwrap_err();
     assert!(matches!(err, TlsError::NoCertificate), "{err}");
     let broken = "-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n";
-    let err = store.set(["app.example"], broken.as_bytes(), key).unwrap_err();
+    let err = store
+        .set(["app.example"], broken.as_bytes(), key)
+        .unwrap_err();
     assert!(matches!(err, TlsError::CertificatePem(_)), "{err}");
     let err = store.set(["app.example"], chain, chain).unwrap_err();
     assert!(matches!(err, TlsError::KeyPem(_)), "{err}");
@@ -881,7 +966,11 @@ async fn exchanges(addr: SocketAddr, requests: &[&str]) -> Vec<String> {
         // Bodies here are short and carry a content-length.
         let len: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap_or(0);
         let mut body = vec![0u8; len];
         tokio::time::timeout(LIMIT, s.read_exact(&mut body))
@@ -901,7 +990,11 @@ fn location(head: &str) -> Option<&str> {
     })
 }
 
-fn redirecting(router: &Router, port: u16, challenges: Option<ChallengeStore>) -> (SocketAddr, ListenerHandle) {
+fn redirecting(
+    router: &Router,
+    port: u16,
+    challenges: Option<ChallengeStore>,
+) -> (SocketAddr, ListenerHandle) {
     listen(
         router,
         ListenerConfig {
@@ -918,7 +1011,11 @@ async fn redirect_answers_308_with_the_exact_location() {
     let (default_port, _h1) = redirecting(&router, 443, None);
     let (other_port, _h2) = redirecting(&router, 8443, None);
     let cases = [
-        (default_port, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", "https://example.com/"),
+        (
+            default_port,
+            "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            "https://example.com/",
+        ),
         (
             default_port,
             "GET /a/b?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
@@ -929,7 +1026,11 @@ async fn redirect_answers_308_with_the_exact_location() {
             "POST /form HTTP/1.1\r\nHost: Shop.Example\r\nContent-Length: 3\r\n\r\nabc",
             "https://Shop.Example/form",
         ),
-        (default_port, "GET /v6 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", "https://[::1]/v6"),
+        (
+            default_port,
+            "GET /v6 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+            "https://[::1]/v6",
+        ),
         (
             other_port,
             "GET /p?q HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -945,9 +1046,15 @@ async fn redirect_answers_308_with_the_exact_location() {
         // Twice on one connection: the redirect closes nothing.
         let heads = exchanges(addr, &[request, request]).await;
         for head in heads {
-            assert!(head.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"), "{request:?}: {head}");
+            assert!(
+                head.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+                "{request:?}: {head}"
+            );
             assert_eq!(location(&head), Some(want), "{request:?}: {head}");
-            assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+            assert!(
+                !head.to_ascii_lowercase().contains("connection: close"),
+                "{head}"
+            );
         }
     }
 }
@@ -983,9 +1090,15 @@ async fn redirect_refuses_bad_hosts_with_400() {
         })
         .await;
         let text = String::from_utf8_lossy(&out).to_string();
-        assert!(text.starts_with("HTTP/1.1 400") || text.starts_with("HTTP/1.0 400"), "{request:?}: {text}");
+        assert!(
+            text.starts_with("HTTP/1.1 400") || text.starts_with("HTTP/1.0 400"),
+            "{request:?}: {text}"
+        );
         assert!(location(&text).is_none(), "{request:?}: {text}");
-        assert!(!text.to_ascii_lowercase().contains("set-cookie"), "{request:?}: {text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("set-cookie"),
+            "{request:?}: {text}"
+        );
     }
     // A bare LF ends the Host line (lenient HTTP/1.1 parsing): what follows is a header of the
     // request, never part of the redirect.
@@ -994,8 +1107,17 @@ async fn redirect_refuses_bad_hosts_with_400() {
         &["GET / HTTP/1.1\r\nHost: evil.example\nSet-Cookie: a=b\r\n\r\n"],
     )
     .await;
-    assert_eq!(location(&heads[0]), Some("https://evil.example/"), "{}", heads[0]);
-    assert!(!heads[0].to_ascii_lowercase().contains("set-cookie"), "{}", heads[0]);
+    assert_eq!(
+        location(&heads[0]),
+        Some("https://evil.example/"),
+        "{}",
+        heads[0]
+    );
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("set-cookie"),
+        "{}",
+        heads[0]
+    );
 }
 
 #[tokio::test]
@@ -1020,15 +1142,29 @@ async fn acme_challenges_are_answered_on_redirecting_and_plain_listeners() {
         let heads = exchanges(addr, &[known, unknown, other, known]).await;
         for i in [0, 3] {
             assert!(heads[i].starts_with("HTTP/1.1 200 OK\r\n"), "{}", heads[i]);
-            assert!(heads[i].to_ascii_lowercase().contains("content-type: text/plain\r\n"), "{}", heads[i]);
-            assert!(heads[i].ends_with("\r\n\r\ntok-123_ABC.thumbprint"), "{}", heads[i]);
+            assert!(
+                heads[i]
+                    .to_ascii_lowercase()
+                    .contains("content-type: text/plain\r\n"),
+                "{}",
+                heads[i]
+            );
+            assert!(
+                heads[i].ends_with("\r\n\r\ntok-123_ABC.thumbprint"),
+                "{}",
+                heads[i]
+            );
         }
         assert!(heads[1].starts_with("HTTP/1.1 404"), "{}", heads[1]);
         if addr == redirect {
             assert!(heads[2].starts_with("HTTP/1.1 308"), "{}", heads[2]);
         } else {
             assert!(heads[2].starts_with("HTTP/1.1 200"), "{}", heads[2]);
-            assert!(heads[2].ends_with("b1|GET|/app|xfp=http|xfh=app.example"), "{}", heads[2]);
+            assert!(
+                heads[2].ends_with("b1|GET|/app|xfp=http|xfh=app.example"),
+                "{}",
+                heads[2]
+            );
         }
     }
     assert!(challenges.remove("tok-123_ABC"));

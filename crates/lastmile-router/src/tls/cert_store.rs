@@ -232,7 +232,7 @@ impl CertStore {
     }
 
     /// The certificate for a handshake whose client sent `server_name`.
-    fn choose(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    pub(super) fn choose(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let certs = self.shared.load();
         if let Some(name) = server_name {
             let lower;

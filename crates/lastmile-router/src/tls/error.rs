@@ -56,6 +56,8 @@ pub enum TlsError {
     )]
     NoHosts,
     /// rustls refused the listener's configuration.
-    #[error("the TLS configuration cannot be built ({0}); this is a bug in lastmile, please report it")]
+    #[error(
+        "the TLS configuration cannot be built ({0}); this is a bug in lastmile, please report it"
+    )]
     Config(#[source] rustls::Error),
 }
