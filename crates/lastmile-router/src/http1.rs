@@ -191,7 +191,7 @@ struct Req {
     /// Length of the rewritten head in `Io::head` (a buffered body follows it).
     head_end: usize,
     /// `Strict-Transport-Security` added to the response (TLS listeners with HSTS).
-    hsts: Option<http::HeaderValue>,
+    hsts: Option<Arc<http::HeaderValue>>,
 }
 
 enum Parsed {
@@ -248,7 +248,7 @@ struct Io<S> {
     /// The router drains: answer with `Connection: close`, take no new request.
     draining: bool,
     /// `Strict-Transport-Security` for router-made responses (TLS listeners with HSTS).
-    hsts: Option<http::HeaderValue>,
+    hsts: Option<Arc<http::HeaderValue>>,
 }
 
 /// One HTTP/1.1 client connection.

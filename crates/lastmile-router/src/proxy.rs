@@ -43,7 +43,7 @@ pub(crate) struct ConnCtx {
     /// The client connection is TLS (requests are forwarded with `X-Forwarded-Proto: https`).
     pub(crate) tls: bool,
     /// `Strict-Transport-Security` for every response (TLS listeners with HSTS).
-    pub(crate) hsts: Option<HeaderValue>,
+    pub(crate) hsts: Option<Arc<HeaderValue>>,
 }
 
 /// Request facts kept only for the access log.

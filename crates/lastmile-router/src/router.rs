@@ -295,7 +295,7 @@ impl Router {
                 .tls
                 .as_ref()
                 .and_then(|t| t.hsts)
-                .map(tls::Hsts::to_header),
+                .map(|h| Arc::new(h.to_header())),
             connections: Arc::new(ConnectionLimits::new(
                 config.limits.max_connections,
                 config.limits.max_connections_per_ip,
@@ -434,7 +434,7 @@ struct ListenerState {
     addr: SocketAddr,
     kind: ListenerKind,
     /// `Strict-Transport-Security` value of a TLS listener with HSTS.
-    hsts: Option<HeaderValue>,
+    hsts: Option<Arc<HeaderValue>>,
     connections: Arc<ConnectionLimits>,
 }
 
@@ -635,7 +635,7 @@ async fn hyper_request(
         && resp.status() != StatusCode::SWITCHING_PROTOCOLS
     {
         resp.headers_mut()
-            .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
     }
     Ok(resp)
 }
