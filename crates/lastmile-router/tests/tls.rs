@@ -14,8 +14,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lastmile_router::{
-    Backend, CertStore, ChallengeStore, Hsts, ListenerConfig, ListenerHandle, MirrorRule,
-    RedirectHttps, Route, RouteTable, Router, RouterConfig, TlsError, TlsSettings, Upstream,
+    Backend, CertStore, ChallengeStore, CohortRule, Hsts, KeySource, ListenerConfig,
+    ListenerHandle, MirrorRule, PinRule, RedirectHttps, Route, RouteTable, Router, RouterConfig,
+    TlsError, TlsSettings, Upstream,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -812,6 +813,74 @@ async fn mirroring_works_for_http11_over_tls() {
     while router.stats("shadow", Duration::from_secs(30)).requests < 5 {
         assert!(Instant::now() < end, "the mirror did not get the 5 copies");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn pins_and_cohort_cookies_work_over_tls_on_http11_and_h2() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["app.example"]);
+    let store = store_with(&[(&["app.example"], &leaf)]);
+    let stable = backend("stable").await;
+    let canary = backend("canary").await;
+    let router = Router::new(RouterConfig::default());
+    let (addr, _handle) = listen(&router, tls_config(&store));
+    let mut r = route(
+        addr,
+        "/",
+        vec![release("stable", 1, stable), release("canary", 0, canary)],
+    );
+    r.pins = vec![PinRule {
+        key: KeySource::Header("x-tester".into()),
+        value: "alice".into(),
+        release: "canary".into(),
+    }];
+    r.cohort = Some(CohortRule {
+        key: KeySource::Cookie("uid".into()),
+        salt: "prod".into(),
+        set_cookie: Some("uid".into()),
+    });
+    router.set_table(RouteTable { routes: vec![r] });
+    let request = |pinned: bool| {
+        let mut b = Request::get("https://app.example/p").header("host", "app.example");
+        if pinned {
+            b = b.header("x-tester", "alice");
+        }
+        b.body(Full::new(Bytes::new())).unwrap()
+    };
+    let c = client(&pki, &[HTTP11], BOTH);
+    let (mut h1, _conn) = http1_over(c.connect(addr, "app.example").await.unwrap()).await;
+    let c2 = client(&pki, &[H2], BOTH);
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(c2.connect(addr, "app.example").await.unwrap()),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for pinned in [true, false] {
+        let want = if pinned { "canary|" } else { "stable|" };
+        let resp = h1.send_request(request(pinned)).await.unwrap();
+        let cookie = resp.headers().get("set-cookie").cloned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            body.starts_with(want.as_bytes()),
+            "h1 pinned={pinned}: {body:?}"
+        );
+        let resp = h2.send_request(request(pinned)).await.unwrap();
+        let h2_cookie = resp.headers().get("set-cookie").cloned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            body.starts_with(want.as_bytes()),
+            "h2 pinned={pinned}: {body:?}"
+        );
+        if !pinned {
+            // A new user gets a cohort key over either protocol.
+            for c in [cookie, h2_cookie] {
+                let c = c.expect("no cohort cookie");
+                assert!(c.to_str().unwrap().starts_with("uid="), "{c:?}");
+            }
+        }
     }
 }
 
