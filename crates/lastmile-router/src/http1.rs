@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
+use crate::challenge::ChallengeAnswer;
 use crate::chunked::Chunked;
 use crate::client_stream::ClientStream;
 use crate::prefixed::Prefixed;
@@ -349,10 +350,8 @@ impl<S: ClientStream> Conn<S> {
             {
                 self.io.rbuf.consume(head_len);
                 let close = !req.keep_alive || !matches!(req.body, Framing::None);
-                let close = close || self.io.draining();
-                let ok = self.io.client.write_all(&answer.http1(close)).await.is_ok();
-                if !ok || close || self.io.client.flush().await.is_err() {
-                    linger(&mut self.io.client).await;
+                // Boxed: its state stays out of every connection's future.
+                if !Box::pin(answer_challenge(&mut self.io, answer, close)).await {
                     return None;
                 }
                 continue;
@@ -419,6 +418,21 @@ async fn linger<S: ClientStream>(client: &mut S) {
         }
     })
     .await;
+}
+
+/// Writes an ACME challenge answer; false when the connection is to close (and now closed).
+async fn answer_challenge<S: ClientStream>(
+    io: &mut Io<S>,
+    answer: ChallengeAnswer,
+    close: bool,
+) -> bool {
+    let close = close || io.draining();
+    let written = io.client.write_all(&answer.http1(close)).await.is_ok();
+    if !written || close || io.client.flush().await.is_err() {
+        linger(&mut io.client).await;
+        return false;
+    }
+    true
 }
 
 /// Responses for heads the router cannot read at all (the connection closes).
