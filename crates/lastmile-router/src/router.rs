@@ -282,7 +282,7 @@ impl Router {
                 let server = tls::server_config(settings).map_err(std::io::Error::other)?;
                 ListenerKind::Tls(TlsAcceptor::from(server))
             }
-            (None, Some(redirect)) => ListenerKind::Redirect(redirect.port),
+            (None, Some(_)) => ListenerKind::Redirect,
             (None, None) => ListenerKind::Plain,
         };
         listener.set_nonblocking(true)?;
@@ -443,8 +443,8 @@ enum ListenerKind {
     Plain,
     /// TLS, then HTTP/1.1 (fast path) or h2 as ALPN says.
     Tls(TlsAcceptor),
-    /// Plaintext; every request is redirected to HTTPS on this port.
-    Redirect(u16),
+    /// Plaintext, served by hyper; every request is redirected to HTTPS (`redirect_https`).
+    Redirect,
 }
 
 impl fmt::Debug for ListenerKind {
@@ -452,7 +452,7 @@ impl fmt::Debug for ListenerKind {
         match self {
             ListenerKind::Plain => f.write_str("Plain"),
             ListenerKind::Tls(_) => f.write_str("Tls"),
-            ListenerKind::Redirect(port) => write!(f, "Redirect({port})"),
+            ListenerKind::Redirect => f.write_str("Redirect"),
         }
     }
 }
@@ -526,7 +526,7 @@ fn spawn_connection(
         ListenerKind::Plain => {
             tokio::spawn(serve_client(ctx, stream, tracked, slot));
         }
-        ListenerKind::Redirect(_) => {
+        ListenerKind::Redirect => {
             tokio::spawn(async move {
                 let _slot = slot;
                 serve_hyper(ctx, stream, tracked).await;
