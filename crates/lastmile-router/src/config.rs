@@ -92,7 +92,9 @@ pub struct RateLimit {
 pub struct ListenerConfig {
     /// Limits applied to every connection and request on the listener.
     pub limits: Limits,
-    /// Terminate TLS (HTTPS) with these certificates; `None` serves plaintext HTTP.
+    /// Terminate TLS (HTTPS) with these certificates; `None` serves plaintext HTTP. A TLS
+    /// connection over a connection limit is closed before its handshake (no 503: no HTTP can
+    /// be spoken yet).
     pub tls: Option<TlsSettings>,
     /// Answer every request with `308 Permanent Redirect` to HTTPS instead of proxying it
     /// (plaintext listeners only; ACME challenges set in `challenges` are still answered).
