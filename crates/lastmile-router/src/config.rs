@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::challenge::ChallengeStore;
+use crate::tls::TlsSettings;
+
 /// Limits and timeouts of the data plane; `Default` gives production values.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -84,9 +87,33 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// How one listener serves: its limits (and, once set, its TLS and redirect settings).
+/// How one listener serves: its limits, and optionally TLS, an HTTPS redirect and ACME answers.
 #[derive(Debug, Clone, Default)]
 pub struct ListenerConfig {
     /// Limits applied to every connection and request on the listener.
     pub limits: Limits,
+    /// Terminate TLS (HTTPS) with these certificates; `None` serves plaintext HTTP. A TLS
+    /// connection over a connection limit is closed before its handshake (no 503: no HTTP can
+    /// be spoken yet).
+    pub tls: Option<TlsSettings>,
+    /// Answer every request with `308 Permanent Redirect` to HTTPS instead of proxying it
+    /// (plaintext listeners only; ACME challenges set in `challenges` are still answered).
+    pub redirect_https: Option<RedirectHttps>,
+    /// Answer ACME HTTP-01 validation requests (`GET /.well-known/acme-challenge/{token}`) from
+    /// this store instead of routing them; unknown tokens get 404.
+    pub challenges: Option<ChallengeStore>,
+}
+
+/// Where a redirecting listener sends clients: `https://{host}{:port}{path and query}`, the
+/// port left out when it is 443.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedirectHttps {
+    /// Port of the HTTPS listener; default 443.
+    pub port: u16,
+}
+
+impl Default for RedirectHttps {
+    fn default() -> Self {
+        RedirectHttps { port: 443 }
+    }
 }

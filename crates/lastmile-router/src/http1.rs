@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
+use crate::challenge::ChallengeAnswer;
 use crate::chunked::Chunked;
+use crate::client_stream::ClientStream;
 use crate::prefixed::Prefixed;
 use crate::proxy::ConnCtx;
 use crate::router::{DRAINING, Inner};
@@ -33,12 +35,12 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the connection becomes when it stops being plain HTTP/1.1.
 #[derive(Debug)]
-pub(crate) enum Handoff {
+pub(crate) enum Handoff<S> {
     /// HTTP/2 prior knowledge: hyper serves it (the peeked bytes come first).
-    H2c(Prefixed<TcpStream>),
+    H2c(Prefixed<S>),
     /// A 101 went to the client: relay bytes both ways.
     Upgrade {
-        client: Prefixed<TcpStream>,
+        client: Prefixed<S>,
         upstream: Prefixed<TcpStream>,
         websocket: bool,
     },
@@ -189,6 +191,8 @@ struct Req {
     mirror: bool,
     /// Length of the rewritten head in `Io::head` (a buffered body follows it).
     head_end: usize,
+    /// `Strict-Transport-Security` added to the response (TLS listeners with HSTS).
+    hsts: Option<Arc<http::HeaderValue>>,
 }
 
 enum Parsed {
@@ -230,8 +234,8 @@ enum Flow {
 
 /// Buffers and streams of one client connection.
 #[derive(Debug)]
-struct Io {
-    client: TcpStream,
+struct Io<S> {
+    client: S,
     rbuf: Buf,
     ubuf: Buf,
     /// The rewritten request head (and the whole body when it was already buffered).
@@ -244,18 +248,21 @@ struct Io {
     drain: watch::Receiver<u8>,
     /// The router drains: answer with `Connection: close`, take no new request.
     draining: bool,
+    /// `Strict-Transport-Security` for router-made responses (TLS listeners with HSTS).
+    hsts: Option<Arc<http::HeaderValue>>,
 }
 
 /// One HTTP/1.1 client connection.
 #[derive(Debug)]
-pub(crate) struct Conn {
+pub(crate) struct Conn<S> {
     ctx: Arc<ConnCtx>,
-    io: Io,
+    io: Io<S>,
 }
 
-impl Conn {
-    pub(crate) fn new(ctx: Arc<ConnCtx>, client: TcpStream) -> Conn {
+impl<S: ClientStream> Conn<S> {
+    pub(crate) fn new(ctx: Arc<ConnCtx>, client: S) -> Conn<S> {
         let drain = ctx.inner.drain.subscribe();
+        let hsts = ctx.hsts.clone();
         // Nothing is allocated until the client sends something (see `Io::idle`).
         Conn {
             ctx,
@@ -268,12 +275,13 @@ impl Conn {
                 timer: None,
                 drain,
                 draining: false,
+                hsts,
             },
         }
     }
 
     /// Serves requests until the connection closes or becomes something else.
-    pub(crate) async fn run(mut self) -> Option<Handoff> {
+    pub(crate) async fn run(mut self) -> Option<Handoff<S>> {
         let inner = self.ctx.inner.clone();
         let head_timeout = inner.config.header_read_timeout;
         let limit = inner.config.max_header_bytes.max(8192);
@@ -306,6 +314,8 @@ impl Conn {
                 if self.io.rbuf.is_empty() && head_deadline.is_none() {
                     // Idle keep-alive connection: drain closes it.
                     if self.io.draining() {
+                        // A FIN for TCP; for TLS also the close_notify clients expect.
+                        let _ = self.io.client.shutdown().await;
                         return None;
                     }
                     tokio::select! {
@@ -334,9 +344,26 @@ impl Conn {
             };
             first = false;
             head_deadline = None;
+            // ACME HTTP-01 validation is answered by the listener itself, never proxied.
+            if let Some(challenges) = &self.ctx.config.challenges
+                && let Some(answer) = challenges.answer_head(&self.io.rbuf.bytes()[..head_len])
+            {
+                self.io.rbuf.consume(head_len);
+                let close = !req.keep_alive || !matches!(req.body, Framing::None);
+                // Boxed: its state stays out of every connection's future.
+                if !Box::pin(answer_challenge(&mut self.io, answer, close)).await {
+                    return None;
+                }
+                continue;
+            }
             // Boxed: its state lives only while a request does, not in every idle connection.
             match Box::pin(self.io.exchange(&inner, head_len, *req)).await {
-                Flow::Keep => {}
+                // TLS streams buffer: the response must be out before waiting for the client.
+                Flow::Keep => {
+                    if self.io.client.flush().await.is_err() {
+                        return None;
+                    }
+                }
                 Flow::Close => {
                     let _ = self.io.client.shutdown().await;
                     return None;
@@ -346,6 +373,9 @@ impl Conn {
                     return None;
                 }
                 Flow::Upgrade(upstream, websocket) => {
+                    if self.io.client.flush().await.is_err() {
+                        return None;
+                    }
                     let rest = self.io.rbuf.take_rest();
                     return Some(Handoff::Upgrade {
                         client: Prefixed::new(rest, self.io.client),
@@ -359,9 +389,9 @@ impl Conn {
 }
 
 /// Reads more of the client's bytes; an empty buffer gets memory only once the socket is readable.
-async fn read_more(client: &mut TcpStream, buf: &mut Buf, max: usize) -> io::Result<usize> {
+async fn read_more(client: &mut impl ClientStream, buf: &mut Buf, max: usize) -> io::Result<usize> {
     if buf.is_empty() {
-        client.readable().await?;
+        client.wait_readable().await?;
     }
     buf.fill(client, max).await
 }
@@ -374,7 +404,7 @@ fn after(at: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Insta
 
 /// Sends FIN, then reads (and drops) what the client still sends for a moment, so that closing
 /// with unread bytes does not reset the connection before the client read our response.
-async fn linger(client: &mut TcpStream) {
+async fn linger<S: ClientStream>(client: &mut S) {
     let _ = client.shutdown().await;
     // On the heap: an array here would sit in every connection's future, idle or not.
     let mut sink = vec![0u8; 4096];
@@ -388,6 +418,21 @@ async fn linger(client: &mut TcpStream) {
         }
     })
     .await;
+}
+
+/// Writes an ACME challenge answer; false when the connection is to close (and now closed).
+async fn answer_challenge<S: ClientStream>(
+    io: &mut Io<S>,
+    answer: ChallengeAnswer,
+    close: bool,
+) -> bool {
+    let close = close || io.draining();
+    let written = io.client.write_all(&answer.http1(close)).await.is_ok();
+    if !written || close || io.client.flush().await.is_err() {
+        linger(&mut io.client).await;
+        return false;
+    }
+    true
 }
 
 /// Responses for heads the router cannot read at all (the connection closes).
@@ -607,7 +652,11 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(ctx.client_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    out.extend_from_slice(if ctx.tls {
+        &b"\r\nx-forwarded-proto: https\r\n"[..]
+    } else {
+        b"\r\nx-forwarded-proto: http\r\n"
+    });
     if let Some(h) = route_host {
         push_header(out, b"x-forwarded-host", h);
     }
@@ -662,6 +711,7 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
             set_cookie,
             mirror,
             head_end,
+            hsts: ctx.hsts.clone(),
         }),
     )
 }
@@ -772,6 +822,7 @@ fn parse_response(
             10 => is(name, b"connection") || is(name, b"keep-alive"),
             14 => te && is(name, b"content-length"),
             17 => decode && is(name, b"transfer-encoding"),
+            25 => req.hsts.is_some() && is(name, b"strict-transport-security"),
             _ => false,
         } || (name.len() > 6 && is(&name[..6], b"proxy-"))
             || (extra_listed && listed(headers, name));
@@ -782,6 +833,9 @@ fn parse_response(
     if !interim {
         if let Some(c) = &req.set_cookie {
             push_header(out, b"set-cookie", c);
+        }
+        if let Some(v) = &req.hsts {
+            push_header(out, b"strict-transport-security", v.as_bytes());
         }
         if close_client {
             out.extend_from_slice(b"connection: close\r\n");
@@ -818,6 +872,16 @@ fn error_response(out: &mut Vec<u8>, status: u16, msg: &str, close: bool) {
         )
         .as_bytes(),
     );
+}
+
+/// Inserts a header line right after the status line of the response in `out`.
+fn insert_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let Some(at) = out.windows(2).position(|w| w == b"\r\n") else {
+        return;
+    };
+    let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+    push_header(&mut line, name, value);
+    out.splice(at + 2..at + 2, line);
 }
 
 fn access_log(log: &Option<Log>, status: u16, start: Instant, release: &str, upstream: &str) {
@@ -884,6 +948,8 @@ where
         if body_done(framing) {
             return Ok(());
         }
+        // A TLS destination may hold what was written; it must go out before `src` is awaited.
+        dst.flush().await.map_err(|_| Broken::Dst)?;
         let cap = buf.capacity();
         match buf.fill(src, cap).await {
             Ok(0) if matches!(framing, Framing::Eof) => return Ok(()),
@@ -941,7 +1007,7 @@ fn body_done(framing: &Framing) -> bool {
     }
 }
 
-impl Io {
+impl<S: ClientStream> Io<S> {
     /// Between requests (nothing buffered): gives the buffers' memory back, so that an idle
     /// keep-alive connection holds only its socket and task.
     fn idle(&mut self) {
@@ -1071,6 +1137,9 @@ impl Io {
 
     async fn error(&mut self, status: u16, msg: &str, close: bool) -> Flow {
         error_response(&mut self.resp, status, msg, close);
+        if let Some(v) = &self.hsts {
+            insert_header(&mut self.resp, b"strict-transport-security", v.as_bytes());
+        }
         if self.client.write_all(&self.resp).await.is_err() {
             return Flow::Close;
         }

@@ -9,11 +9,21 @@
 //! given release, sticky cohorts keep each user on one backend as weights change
 //! ([`cohort_bucket`]), and mirroring copies a share of requests (HTTP/1.1 clients only) to a
 //! dark release without the user waiting. It keeps per-release request/5xx/latency figures for
-//! rollout decisions. It does not terminate TLS, cache, rewrite paths or talk HTTP/2 to upstreams.
+//! rollout decisions. It does not cache, rewrite paths or talk HTTP/2 (or TLS) to upstreams.
+//!
+//! A listener may terminate TLS ([`TlsSettings`]: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
+//! optional HSTS) with certificates chosen by SNI from a [`CertStore`] that can be changed while
+//! it serves; redirect plaintext HTTP to HTTPS ([`RedirectHttps`]); answer ACME HTTP-01
+//! validation from a [`ChallengeStore`]; and cap open connections in total and per client IP
+//! ([`Limits`]). The router takes certificates and challenge answers as plain values: getting
+//! them (ACME) is another crate's job.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use lastmile_router::{Backend, Route, RouteTable, Router, RouterConfig, Upstream};
+//! use lastmile_router::{
+//!     Backend, CertStore, ListenerConfig, Route, RouteTable, Router, RouterConfig, TlsSettings,
+//!     Upstream,
+//! };
 //! let router = Router::new(RouterConfig::default());
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8080")?;
 //! let listen = listener.local_addr()?;
@@ -34,21 +44,35 @@
 //!         mirror: None,
 //!     }],
 //! });
+//! // HTTPS on another port, with a certificate given as PEM (e.g. from an ACME client).
+//! # let (chain_pem, key_pem) = (Vec::<u8>::new(), Vec::<u8>::new());
+//! let certificates = CertStore::new();
+//! certificates.set(["app.example.com"], &chain_pem, &key_pem).expect("a valid certificate");
+//! let https = std::net::TcpListener::bind("127.0.0.1:8443")?;
+//! let _tls = router.serve_with(https, ListenerConfig {
+//!     tls: Some(TlsSettings::new(certificates)),
+//!     ..ListenerConfig::default()
+//! })?;
 //! router.drain(std::time::Duration::from_secs(10)).await;
 //! # Ok(()) }
 //! ```
 
 mod body;
+mod challenge;
 mod chunked;
+mod client_stream;
 mod cohort;
 mod config;
+mod connection_limits;
 mod http1;
 mod mirror;
 mod prefixed;
 mod proxy;
+mod redirect;
 mod router;
 mod stats;
 mod table;
+mod tls;
 mod upstream;
 mod websocket;
 
@@ -56,14 +80,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use challenge::ChallengeStore;
 pub use cohort::cohort_bucket;
-pub use config::{Limits, ListenerConfig, RateLimit, RouterConfig};
+pub use config::{Limits, ListenerConfig, RateLimit, RedirectHttps, RouterConfig};
 pub use router::{ListenerHandle, Router};
 pub use stats::{LatencyHistogram, ReleaseStats};
 pub use table::{
     Backend, CohortRule, KeySource, MirrorRule, PinRule, Route, RouteTable, Upstream,
     UpstreamHealth,
 };
+pub use tls::{CertStore, Hsts, TlsError, TlsSettings};
 
 /// `lastmile proxy`: serve `listen` (with `config`: limits, TLS) with one static backend until
 /// `shutdown` resolves, then drain (grace 10s).

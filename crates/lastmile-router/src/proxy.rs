@@ -24,6 +24,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const HTTP: HeaderValue = HeaderValue::from_static("http");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// What every request on one client connection shares.
 #[derive(Debug)]
@@ -39,6 +40,10 @@ pub(crate) struct ConnCtx {
     pub(crate) client_ip: HeaderValue,
     /// A first request head arrived (ends the pre-request slowloris guard).
     pub(crate) started: AtomicBool,
+    /// The client connection is TLS (requests are forwarded with `X-Forwarded-Proto: https`).
+    pub(crate) tls: bool,
+    /// `Strict-Transport-Security` for every response (TLS listeners with HSTS).
+    pub(crate) hsts: Option<Arc<HeaderValue>>,
 }
 
 /// Request facts kept only for the access log.
@@ -419,7 +424,7 @@ fn prepare(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) -> HeaderV
         None => ctx.client_ip.clone(),
     };
     h.insert(X_FORWARDED_FOR, xff);
-    h.insert(X_FORWARDED_PROTO, HTTP);
+    h.insert(X_FORWARDED_PROTO, if ctx.tls { HTTPS } else { HTTP });
     if let Some(host) = h.get(header::HOST).cloned() {
         h.insert(X_FORWARDED_HOST, host);
     }

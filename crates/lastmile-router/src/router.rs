@@ -1,6 +1,7 @@
 //! The router handle: listeners, table swaps, introspection and drain.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
@@ -9,20 +10,27 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::HeaderValue;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
+use crate::body::ProxyBody;
+use crate::client_stream::ClientStream;
 use crate::config::{ListenerConfig, RouterConfig};
+use crate::connection_limits::{ConnectionLimits, ConnectionSlot, OVER_LIMIT};
 use crate::http1::{self, Handoff};
-use crate::prefixed::Prefixed;
 use crate::proxy::{self, ConnCtx};
 use crate::stats::{ReleaseStats, StatsRing};
 use crate::table::{CompiledTable, RouteTable, UpstreamHealth};
 use crate::upstream::{UpstreamState, tcp_connect};
-use crate::websocket;
+use crate::{redirect, tls, websocket};
 
 /// Drain phases carried by `Inner::drain`.
 const RUNNING: u8 = 0;
@@ -249,7 +257,9 @@ impl Router {
         self.serve_with(listener, ListenerConfig::default())
     }
 
-    /// Like [`Router::serve`], with the listener's own limits (and TLS, redirect) settings.
+    /// Like [`Router::serve`], with the listener's own limits and, when set, TLS termination,
+    /// an HTTPS redirect or ACME challenge answers. Fails when TLS and `redirect_https` are
+    /// both set (a redirect is served over plaintext HTTP).
     pub fn serve_with(
         &self,
         listener: std::net::TcpListener,
@@ -260,18 +270,41 @@ impl Router {
                 "Router::serve must be called inside a tokio runtime (call it from async code)",
             ));
         }
+        let kind = match (&config.tls, config.redirect_https) {
+            (Some(_), Some(_)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a listener cannot both terminate TLS and redirect to HTTPS; set `tls` on \
+                     the HTTPS listener and `redirect_https` on a separate plaintext one",
+                ));
+            }
+            (Some(settings), None) => {
+                let server = tls::server_config(settings).map_err(std::io::Error::other)?;
+                ListenerKind::Tls(TlsAcceptor::from(server))
+            }
+            (None, Some(_)) => ListenerKind::Redirect,
+            (None, None) => ListenerKind::Plain,
+        };
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         self.start_health();
         let (stop_tx, stop_rx) = oneshot::channel();
-        tokio::spawn(accept_loop(
-            self.inner.clone(),
-            Arc::new(config),
-            listener,
+        let state = Arc::new(ListenerState {
+            hsts: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.hsts)
+                .map(|h| Arc::new(h.to_header())),
+            connections: Arc::new(ConnectionLimits::new(
+                config.limits.max_connections,
+                config.limits.max_connections_per_ip,
+            )),
+            config: Arc::new(config),
             addr,
-            stop_rx,
-        ));
+            kind,
+        });
+        tokio::spawn(accept_loop(self.inner.clone(), state, listener, stop_rx));
         Ok(ListenerHandle {
             addr,
             _stop: stop_tx,
@@ -394,11 +427,40 @@ impl Router {
     }
 }
 
+/// What one listener does with its connections, fixed at `serve_with`.
+#[derive(Debug)]
+struct ListenerState {
+    config: Arc<ListenerConfig>,
+    addr: SocketAddr,
+    kind: ListenerKind,
+    /// `Strict-Transport-Security` value of a TLS listener with HSTS.
+    hsts: Option<Arc<HeaderValue>>,
+    connections: Arc<ConnectionLimits>,
+}
+
+enum ListenerKind {
+    /// Plaintext HTTP/1.1 (fast path) and h2c.
+    Plain,
+    /// TLS, then HTTP/1.1 (fast path) or h2 as ALPN says.
+    Tls(TlsAcceptor),
+    /// Plaintext, served by hyper; every request is redirected to HTTPS (`redirect_https`).
+    Redirect,
+}
+
+impl fmt::Debug for ListenerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerKind::Plain => f.write_str("Plain"),
+            ListenerKind::Tls(_) => f.write_str("Tls"),
+            ListenerKind::Redirect => f.write_str("Redirect"),
+        }
+    }
+}
+
 async fn accept_loop(
     inner: Arc<Inner>,
-    config: Arc<ListenerConfig>,
+    state: Arc<ListenerState>,
     listener: tokio::net::TcpListener,
-    addr: SocketAddr,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut drain = inner.drain.subscribe();
@@ -411,7 +473,10 @@ async fn accept_loop(
             _ = &mut stop => return,
             _ = drain.changed() => return,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => spawn_connection(&inner, &config, stream, peer, addr),
+                Ok((stream, peer)) => match state.connections.admit(peer.ip()) {
+                    Some(slot) => spawn_connection(&inner, &state, stream, peer, slot),
+                    None => refuse(stream, matches!(state.kind, ListenerKind::Tls(_))),
+                },
                 // Out of file descriptors or similar: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             },
@@ -419,43 +484,114 @@ async fn accept_loop(
     }
 }
 
+/// Closes a connection over a limit without spawning anything. A plaintext client first gets a
+/// short 503; a TLS client is closed before its handshake, where no HTTP can be spoken yet.
+fn refuse(stream: TcpStream, tls: bool) {
+    if !tls {
+        let _ = stream.try_write(OVER_LIMIT);
+        // What the client already sent is read, so that closing does not reset the connection
+        // (a reset can destroy the 503 before the client reads it).
+        let mut sink = [0u8; 2048];
+        for _ in 0..8 {
+            if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+}
+
 fn spawn_connection(
     inner: &Arc<Inner>,
-    config: &Arc<ListenerConfig>,
-    stream: tokio::net::TcpStream,
+    state: &Arc<ListenerState>,
+    stream: TcpStream,
     peer: SocketAddr,
-    listener: SocketAddr,
+    slot: ConnectionSlot,
 ) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(listener);
+    let local = stream.local_addr().unwrap_or(state.addr);
     let client_ip = HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or(HeaderValue::from_static("unknown"));
     let ctx = Arc::new(ConnCtx {
         inner: inner.clone(),
-        config: config.clone(),
-        listener,
+        config: state.config.clone(),
+        listener: state.addr,
         local,
         client_ip,
         started: AtomicBool::new(false),
+        tls: matches!(state.kind, ListenerKind::Tls(_)),
+        hsts: state.hsts.clone(),
     });
     let tracked = Tracked::conn(inner);
-    tokio::spawn(async move {
-        let mut grace = ctx.inner.drain.subscribe();
-        let handoff = tokio::select! {
-            biased;
-            h = http1::Conn::new(ctx.clone(), stream).run() => h,
-            // In-flight HTTP requests end with the grace.
-            _ = grace.wait_for(|s| *s >= GRACE_OVER) => return,
-        };
-        if let Some(handoff) = handoff {
-            // Boxed: these rare states would otherwise enlarge every connection's task.
-            Box::pin(serve_handoff(ctx, handoff, tracked)).await;
+    match &state.kind {
+        ListenerKind::Plain => {
+            tokio::spawn(serve_client(ctx, stream, tracked, slot));
         }
-    });
+        ListenerKind::Redirect => {
+            tokio::spawn(async move {
+                let _slot = slot;
+                serve_hyper(ctx, stream, tracked).await;
+            });
+        }
+        ListenerKind::Tls(acceptor) => {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Some(stream) = handshake(&ctx, &acceptor, stream).await else {
+                    return;
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2) {
+                    let _slot = slot;
+                    serve_hyper(ctx, stream, tracked).await;
+                } else {
+                    serve_client(ctx, stream, tracked, slot).await;
+                }
+            });
+        }
+    }
 }
 
-/// Serves what an HTTP/1.1 connection became: h2c with hyper, or an upgraded relay.
-async fn serve_handoff(ctx: Arc<ConnCtx>, handoff: Handoff, tracked: Tracked) {
+/// The TLS handshake, bounded by `header_read_timeout` like a request head (a client that
+/// never sends its ClientHello is closed then) and cut short by the end of a drain's grace.
+async fn handshake(
+    ctx: &ConnCtx,
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<TlsStream<TcpStream>> {
+    let mut grace = ctx.inner.drain.subscribe();
+    let timeout = ctx.inner.config.header_read_timeout;
+    tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r.ok()?.ok(),
+        _ = grace.wait_for(|s| *s >= GRACE_OVER) => None,
+    }
+}
+
+/// Serves a client connection with the HTTP/1.1 fast path, then what it became (h2c, upgrade).
+async fn serve_client<S: ClientStream>(
+    ctx: Arc<ConnCtx>,
+    stream: S,
+    tracked: Tracked,
+    slot: ConnectionSlot,
+) {
+    let mut grace = ctx.inner.drain.subscribe();
+    let handoff = tokio::select! {
+        biased;
+        h = http1::Conn::new(ctx.clone(), stream).run() => h,
+        // In-flight HTTP requests end with the grace.
+        _ = grace.wait_for(|s| *s >= GRACE_OVER) => return,
+    };
+    if let Some(handoff) = handoff {
+        // Boxed: these rare states would otherwise enlarge every connection's task.
+        Box::pin(serve_handoff(ctx, handoff, tracked, slot)).await;
+    }
+}
+
+/// Serves what an HTTP/1.1 connection became: h2c with hyper, or an upgraded relay. The
+/// connection keeps its place under the listener's limits until it closes.
+async fn serve_handoff<S: ClientStream>(
+    ctx: Arc<ConnCtx>,
+    handoff: Handoff<S>,
+    tracked: Tracked,
+    _slot: ConnectionSlot,
+) {
     match handoff {
         Handoff::H2c(io) => serve_hyper(ctx, io, tracked).await,
         Handoff::Upgrade {
@@ -471,12 +607,49 @@ async fn serve_handoff(ctx: Arc<ConnCtx>, handoff: Handoff, tracked: Tracked) {
     }
 }
 
-/// Serves an HTTP/2 (prior knowledge) connection with hyper.
-async fn serve_hyper(ctx: Arc<ConnCtx>, io: Prefixed<tokio::net::TcpStream>, tracked: Tracked) {
+/// One request served by hyper: ACME challenge answers and HTTPS redirects first, else the
+/// proxy; on a TLS listener with HSTS the header goes on every response.
+async fn hyper_request(
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let local = match &ctx.config.challenges {
+        Some(challenges) => challenges.answer_request(&req),
+        None => None,
+    };
+    let local = local.or_else(|| {
+        ctx.config
+            .redirect_https
+            .map(|r| redirect::response(&req, r.port))
+    });
+    let mut resp = match local {
+        Some(resp) => {
+            if !ctx.started.load(Relaxed) {
+                ctx.started.store(true, Relaxed);
+            }
+            resp
+        }
+        None => proxy::handle(ctx.clone(), req).await?,
+    };
+    if let Some(v) = &ctx.hsts
+        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::clone(v));
+    }
+    Ok(resp)
+}
+
+/// Serves an HTTP/2 connection (prior knowledge, or ALPN `h2` over TLS) with hyper; also every
+/// connection of a redirecting listener.
+async fn serve_hyper<S>(ctx: Arc<ConnCtx>, io: S, tracked: Tracked)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let _tracked = tracked;
     let mut drain = ctx.inner.drain.subscribe();
     let svc_ctx = ctx.clone();
-    let svc = service_fn(move |req| proxy::handle(svc_ctx.clone(), req));
+    let svc = service_fn(move |req| hyper_request(svc_ctx.clone(), req));
     let conn = ctx
         .inner
         .builder

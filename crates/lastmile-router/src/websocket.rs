@@ -114,7 +114,8 @@ pub(crate) async fn relay<C, U>(
                         if websocket {
                             tracker.feed(&buf[..n]);
                         }
-                        if cw.write_all(&buf[..n]).await.is_err() {
+                        // Flushed: a TLS client stream holds written bytes until then.
+                        if cw.write_all(&buf[..n]).await.is_err() || cw.flush().await.is_err() {
                             break;
                         }
                     }
