@@ -39,9 +39,9 @@ fn main() -> std::io::Result<()> {
             let chain = std::fs::read_to_string(&cert)?;
             let key = std::fs::read_to_string(&key)?;
             certs
-                .set(&[], &chain, &key)
+                .set_default(chain.as_bytes(), key.as_bytes())
                 .map_err(|error| std::io::Error::other(error.to_string()))?;
-            Some(lastmile_router::TlsSettings { certs, hsts: None })
+            Some(lastmile_router::TlsSettings::new(certs))
         }
         (None, None) => None,
         _ => usage(),

@@ -268,7 +268,7 @@ impl LocalHost {
         let config = lastmile_router::ListenerConfig {
             limits: limits.clone(),
             tls: tls.as_ref().map(|tls| lastmile_router::TlsSettings {
-                certs: self.inner.certificates.clone(),
+                certificates: self.inner.certificates.clone(),
                 hsts: tls.hsts.as_ref().map(|hsts| lastmile_router::Hsts {
                     max_age: hsts.max_age,
                     include_subdomains: hsts.include_subdomains,
@@ -468,14 +468,15 @@ impl HostHandle for LocalHost {
     }
 
     async fn set_certificate(&self, certificate: &CertificateSpec) -> Result<(), HostError> {
-        self.inner
-            .certificates
-            .set(
-                &certificate.hosts,
-                &certificate.chain_pem,
-                &certificate.key_pem,
-            )
-            .map_err(|error| HostError::Other {
+        let certificates = &self.inner.certificates;
+        let chain = certificate.chain_pem.as_bytes();
+        let key = certificate.key_pem.as_bytes();
+        if certificate.hosts.is_empty() {
+            certificates.set_default(chain, key)
+        } else {
+            certificates.set(&certificate.hosts, chain, key)
+        }
+        .map_err(|error| HostError::Other {
                 message: format!(
                     "cannot serve the certificate for {}: {error}",
                     certificate.hosts.join(", ")

@@ -49,7 +49,7 @@ fn listener_config(args: &ProxyArgs) -> anyhow::Result<lastmile_router::Listener
     let key_pem = std::fs::read_to_string(key)
         .with_context(|| format!("cannot read the private key {}", key.display()))?;
     let certs = lastmile_router::CertStore::new();
-    certs.set(&[], &chain, &key_pem).with_context(|| {
+    certs.set_default(chain.as_bytes(), key_pem.as_bytes()).with_context(|| {
         format!(
             "cannot serve {} with the key {}",
             cert.display(),
@@ -57,7 +57,7 @@ fn listener_config(args: &ProxyArgs) -> anyhow::Result<lastmile_router::Listener
         )
     })?;
     Ok(lastmile_router::ListenerConfig {
-        tls: Some(lastmile_router::TlsSettings { certs, hsts: None }),
+        tls: Some(lastmile_router::TlsSettings::new(certs)),
         ..lastmile_router::ListenerConfig::default()
     })
 }
