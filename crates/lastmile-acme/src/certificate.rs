@@ -56,10 +56,11 @@ impl Certificate {
         public_key: &[u8],
     ) -> Result<Certificate, AcmeError> {
         let bad = |reason: String| AcmeError::BadCertificate(reason);
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .take(MAX_CHAIN_CERTIFICATES + 1)
-            .collect::<Result<_, _>>()
-            .map_err(|error| bad(format!("the chain is not PEM: {error}")))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+                .take(MAX_CHAIN_CERTIFICATES + 1)
+                .collect::<Result<_, _>>()
+                .map_err(|error| bad(format!("the chain is not PEM: {error}")))?;
         if chain.is_empty() || chain.len() > MAX_CHAIN_CERTIFICATES {
             return Err(bad(format!(
                 "the chain holds {} certificates, expected 1 to {MAX_CHAIN_CERTIFICATES}",
@@ -69,7 +70,9 @@ impl Certificate {
         let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0])
             .map_err(|error| bad(format!("the leaf is not X.509: {error}")))?;
         if leaf.public_key().subject_public_key.data.as_ref() != public_key {
-            return Err(bad("the leaf certifies a different key than the one sent".into()));
+            return Err(bad(
+                "the leaf certifies a different key than the one sent".into()
+            ));
         }
         let names: Vec<String> = match leaf.subject_alternative_name() {
             Ok(Some(extension)) => extension
@@ -92,7 +95,11 @@ impl Certificate {
         if not_after <= not_before {
             return Err(bad("the leaf's validity window is empty".into()));
         }
-        let serial = leaf.raw_serial().iter().map(|byte| format!("{byte:02x}")).collect();
+        let serial = leaf
+            .raw_serial()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         Ok(Certificate {
             hosts: hosts.to_vec(),
             chain_pem,
@@ -113,7 +120,9 @@ impl Certificate {
         if certificate.not_after <= certificate.not_before {
             return Err("its validity window is empty".to_string());
         }
-        if !certificate.chain_pem.contains("-----BEGIN CERTIFICATE-----")
+        if !certificate
+            .chain_pem
+            .contains("-----BEGIN CERTIFICATE-----")
             || !certificate.key_pem.contains("PRIVATE KEY-----")
         {
             return Err("it holds no PEM certificate or key".to_string());
@@ -146,12 +155,19 @@ mod unix_seconds {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-        let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    pub(super) fn serialize<S: Serializer>(
+        time: &SystemTime,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let seconds = time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
         serializer.serialize_u64(seconds)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SystemTime, D::Error> {
         let seconds = u64::deserialize(deserializer)?;
         UNIX_EPOCH
             .checked_add(Duration::from_secs(seconds))
@@ -177,7 +193,10 @@ mod tests {
     #[test]
     fn renews_two_thirds_into_the_lifetime() {
         let ninety_days = certificate(0, 90 * 86_400);
-        assert_eq!(ninety_days.renew_at(), UNIX_EPOCH + Duration::from_secs(60 * 86_400));
+        assert_eq!(
+            ninety_days.renew_at(),
+            UNIX_EPOCH + Duration::from_secs(60 * 86_400)
+        );
         assert!(!ninety_days.is_due(UNIX_EPOCH + Duration::from_secs(60 * 86_400 - 1)));
         assert!(ninety_days.is_due(UNIX_EPOCH + Duration::from_secs(60 * 86_400)));
     }

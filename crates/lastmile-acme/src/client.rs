@@ -63,13 +63,17 @@ impl AcmeClient {
     /// A client for `config.directory` keeping its account in `storage`.
     pub fn new(config: AcmeConfig, storage: Arc<dyn Storage>) -> Result<Self, AcmeError> {
         checked_https_url(&config.directory).map_err(|reason| {
-            AcmeError::Config(format!("directory: {reason}; ACME servers are reached over https"))
+            AcmeError::Config(format!(
+                "directory: {reason}; ACME servers are reached over https"
+            ))
         })?;
         if let Some(email) = &config.email {
             let valid = email.contains('@')
                 && !email.starts_with('@')
                 && !email.ends_with('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+                && !email
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ',');
             if !valid {
                 return Err(AcmeError::Config(format!(
                     "email `{email}` is not a mail address like ops@example.com"
@@ -149,7 +153,10 @@ impl AcmeClient {
         if order.authorizations.is_empty() || order.authorizations.len() > MAX_HOSTS {
             return Err(AcmeError::protocol(
                 &order_url,
-                format!("the order lists {} authorizations", order.authorizations.len()),
+                format!(
+                    "the order lists {} authorizations",
+                    order.authorizations.len()
+                ),
             ));
         }
 
@@ -214,9 +221,11 @@ impl AcmeClient {
         }
         for (host, authorization_url, _) in &pending {
             let authorization: Authorization = self
-                .poll(authorization_url, &format!("check the authorization for {host}"), |a: &Authorization| {
-                    !matches!(a.status, Status::Pending | Status::Processing)
-                })
+                .poll(
+                    authorization_url,
+                    &format!("check the authorization for {host}"),
+                    |a: &Authorization| !matches!(a.status, Status::Pending | Status::Processing),
+                )
                 .await?;
             if authorization.status != Status::Valid {
                 let problem = authorization
@@ -248,13 +257,18 @@ impl AcmeClient {
                 .and_then(Problem::from_value)
                 .unwrap_or_else(|| Problem {
                     kind: "about:blank".to_string(),
-                    detail: format!("the order became {} without saying why", order.status.as_str()),
+                    detail: format!(
+                        "the order became {} without saying why",
+                        order.status.as_str()
+                    ),
                     status: None,
                     subproblems: Vec::new(),
                 }),
         };
         let order: Order = self
-            .poll(&order_url, "check the order", |order: &Order| order.status != Status::Pending)
+            .poll(&order_url, "check the order", |order: &Order| {
+                order.status != Status::Pending
+            })
             .await?;
         let order = match order.status {
             Status::Ready => {
@@ -285,8 +299,12 @@ impl AcmeClient {
         let certificate_url = order
             .certificate
             .as_deref()
-            .ok_or_else(|| AcmeError::protocol(&order_url, "a valid order without a certificate URL"))
-            .and_then(|url| checked_https_url(url).map_err(|reason| AcmeError::protocol(&order_url, reason)))?;
+            .ok_or_else(|| {
+                AcmeError::protocol(&order_url, "a valid order without a certificate URL")
+            })
+            .and_then(|url| {
+                checked_https_url(url).map_err(|reason| AcmeError::protocol(&order_url, reason))
+            })?;
         let chain = self
             .post(
                 &certificate_url,
@@ -320,9 +338,9 @@ impl AcmeClient {
             if done(&value) {
                 return Ok(value);
             }
-            let pause = response
-                .retry_after()
-                .map_or(delay, |asked| asked.clamp(FIRST_POLL_DELAY, MAX_POLL_RETRY_AFTER));
+            let pause = response.retry_after().map_or(delay, |asked| {
+                asked.clamp(FIRST_POLL_DELAY, MAX_POLL_RETRY_AFTER)
+            });
             tokio::time::sleep(pause).await;
             delay = (delay * 2).min(MAX_POLL_DELAY);
         }
@@ -339,14 +357,28 @@ impl AcmeClient {
     ) -> Result<Response, AcmeError> {
         let account = self.account().await?;
         match self
-            .signed_post(&account.key, Signer::Kid(&account.url), url, payload, accept, action)
+            .signed_post(
+                &account.key,
+                Signer::Kid(&account.url),
+                url,
+                payload,
+                accept,
+                action,
+            )
             .await
         {
             Err(error) if error.is_problem("accountDoesNotExist") => {
                 self.forget_account(&account).await?;
                 let account = self.account().await?;
-                self.signed_post(&account.key, Signer::Kid(&account.url), url, payload, accept, action)
-                    .await
+                self.signed_post(
+                    &account.key,
+                    Signer::Kid(&account.url),
+                    url,
+                    payload,
+                    accept,
+                    action,
+                )
+                .await
             }
             other => other,
         }
@@ -387,7 +419,12 @@ impl AcmeClient {
     }
 
     async fn nonce(&self) -> Result<String, AcmeError> {
-        if let Some(nonce) = self.nonces.lock().expect("nonce pool lock is never poisoned").pop() {
+        if let Some(nonce) = self
+            .nonces
+            .lock()
+            .expect("nonce pool lock is never poisoned")
+            .pop()
+        {
             return Ok(nonce);
         }
         let directory = self.directory().await?;
@@ -400,13 +437,16 @@ impl AcmeClient {
                 retry_after: response.retry_after(),
             });
         }
-        response
-            .nonce()
-            .ok_or_else(|| AcmeError::protocol(&directory.new_nonce, "no usable Replay-Nonce header"))
+        response.nonce().ok_or_else(|| {
+            AcmeError::protocol(&directory.new_nonce, "no usable Replay-Nonce header")
+        })
     }
 
     fn keep_nonce(&self, nonce: String) {
-        let mut nonces = self.nonces.lock().expect("nonce pool lock is never poisoned");
+        let mut nonces = self
+            .nonces
+            .lock()
+            .expect("nonce pool lock is never poisoned");
         if nonces.len() >= MAX_SPARE_NONCES {
             nonces.remove(0);
         }
@@ -434,7 +474,10 @@ impl AcmeClient {
     }
 
     fn account_storage_name(&self) -> String {
-        format!("acme-account-{}.json", short_hash(self.config.directory.as_bytes()))
+        format!(
+            "acme-account-{}.json",
+            short_hash(self.config.directory.as_bytes())
+        )
     }
 
     /// The account, from memory, from storage, or registered now (in that order).
@@ -483,7 +526,10 @@ impl AcmeClient {
     /// Drops a cached account URL the CA no longer knows, in memory and in storage.
     async fn forget_account(&self, stale: &Account) -> Result<(), AcmeError> {
         let mut slot = self.account.lock().await;
-        if slot.as_ref().is_some_and(|account| account.url == stale.url) {
+        if slot
+            .as_ref()
+            .is_some_and(|account| account.url == stale.url)
+        {
             *slot = None;
             self.save_account(&stale.key, None)?;
         }
@@ -496,7 +542,8 @@ impl AcmeClient {
             key: STANDARD.encode(key.pkcs8()),
             url: url.map(str::to_string),
         };
-        let bytes = serde_json::to_vec_pretty(&record).expect("the account record is plain strings");
+        let bytes =
+            serde_json::to_vec_pretty(&record).expect("the account record is plain strings");
         let name = self.account_storage_name();
         self.storage
             .save(&name, &bytes)
@@ -588,13 +635,19 @@ fn certificate_request(hosts: &[String]) -> Result<(String, Vec<u8>, Vec<u8>), A
     let csr = params
         .serialize_request(&key)
         .map_err(|error| crypto("make the certificate request", error))?;
-    Ok((key.serialize_pem(), key.public_key_raw().to_vec(), csr.der().to_vec()))
+    Ok((
+        key.serialize_pem(),
+        key.public_key_raw().to_vec(),
+        csr.der().to_vec(),
+    ))
 }
 
 /// Lowercases, drops one trailing dot and duplicates, and rejects what http-01 cannot validate.
 pub(crate) fn normalize_hosts(hosts: &[String]) -> Result<Vec<String>, AcmeError> {
     if hosts.is_empty() {
-        return Err(AcmeError::Config("no host names to get a certificate for".to_string()));
+        return Err(AcmeError::Config(
+            "no host names to get a certificate for".to_string(),
+        ));
     }
     if hosts.len() > MAX_HOSTS {
         return Err(AcmeError::Config(format!(
@@ -611,7 +664,9 @@ pub(crate) fn normalize_hosts(hosts: &[String]) -> Result<Vec<String>, AcmeError
             reason,
         };
         if name.contains('*') {
-            return Err(invalid("wildcards need dns-01 validation, which lastmile does not do"));
+            return Err(invalid(
+                "wildcards need dns-01 validation, which lastmile does not do",
+            ));
         }
         if name.parse::<std::net::IpAddr>().is_ok() {
             return Err(invalid("IP addresses are not supported; use a DNS name"));
@@ -620,14 +675,18 @@ pub(crate) fn normalize_hosts(hosts: &[String]) -> Result<Vec<String>, AcmeError
             return Err(invalid("a host name is 1 to 253 characters"));
         }
         if !name.contains('.') {
-            return Err(invalid("a public CA only certifies names with a dot, like app.example.com"));
+            return Err(invalid(
+                "a public CA only certifies names with a dot, like app.example.com",
+            ));
         }
         let labels_valid = name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
         if !labels_valid {
             return Err(invalid(
@@ -657,9 +716,20 @@ mod tests {
                 .expect("valid"),
             hosts(&["hello.example", "www.example"])
         );
-        for bad in ["*.example", "127.0.0.1", "localhost", "a..b", "-a.example", "a_b.example", ""] {
+        for bad in [
+            "*.example",
+            "127.0.0.1",
+            "localhost",
+            "a..b",
+            "-a.example",
+            "a_b.example",
+            "",
+        ] {
             assert!(
-                matches!(normalize_hosts(&hosts(&[bad])), Err(AcmeError::InvalidHost { .. })),
+                matches!(
+                    normalize_hosts(&hosts(&[bad])),
+                    Err(AcmeError::InvalidHost { .. })
+                ),
                 "{bad:?}"
             );
         }
@@ -675,7 +745,12 @@ mod tests {
             x509_parser::certification_request::X509CertificationRequest::from_der(&csr)
                 .expect("DER CSR");
         assert_eq!(
-            request.certification_request_info.subject_pki.subject_public_key.data.as_ref(),
+            request
+                .certification_request_info
+                .subject_pki
+                .subject_public_key
+                .data
+                .as_ref(),
             public_key.as_slice()
         );
     }
@@ -686,7 +761,10 @@ mod tests {
         let storage: Arc<dyn Storage> =
             Arc::new(crate::DirStorage::new(dir.path()).expect("a storage directory"));
         assert!(matches!(
-            AcmeClient::new(AcmeConfig::new("http://ca.example/dir"), Arc::clone(&storage)),
+            AcmeClient::new(
+                AcmeConfig::new("http://ca.example/dir"),
+                Arc::clone(&storage)
+            ),
             Err(AcmeError::Config(_))
         ));
         let mut config = AcmeConfig::default();
@@ -697,5 +775,4 @@ mod tests {
         ));
         assert!(AcmeClient::new(AcmeConfig::default(), storage).is_ok());
     }
-
 }

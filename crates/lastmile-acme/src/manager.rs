@@ -114,14 +114,21 @@ impl fmt::Display for AcmeEvent {
                 let why = match reason {
                     RequestReason::NoCertificate => "none is stored".to_string(),
                     RequestReason::RenewalDue { not_after } => {
-                        format!("renewal is due, the current one expires {}", format_utc(*not_after))
+                        format!(
+                            "renewal is due, the current one expires {}",
+                            format_utc(*not_after)
+                        )
                     }
                     RequestReason::StoredUnreadable { reason } => {
                         format!("the stored one cannot be read: {reason}")
                     }
                     RequestReason::Retry => "retrying after a failure".to_string(),
                 };
-                write!(f, "requesting a certificate for {} ({why})", hosts.join(", "))
+                write!(
+                    f,
+                    "requesting a certificate for {} ({why})",
+                    hosts.join(", ")
+                )
             }
             AcmeEvent::Issued {
                 hosts,
@@ -132,7 +139,11 @@ impl fmt::Display for AcmeEvent {
                 f,
                 "certificate for {} {} (serial {serial}), expires {}",
                 hosts.join(", "),
-                if replaces.is_some() { "renewed" } else { "issued" },
+                if replaces.is_some() {
+                    "renewed"
+                } else {
+                    "issued"
+                },
                 format_utc(*not_after)
             ),
             AcmeEvent::Failed {
@@ -257,7 +268,9 @@ impl CertManager {
                     backoff = self.retry.initial;
                 }
                 Err(error) => {
-                    let retry_in = error.retry_after().map_or(backoff, |asked| asked.max(backoff));
+                    let retry_in = error
+                        .retry_after()
+                        .map_or(backoff, |asked| asked.max(backoff));
                     self.emit(AcmeEvent::Failed {
                         hosts: self.hosts.clone(),
                         error,

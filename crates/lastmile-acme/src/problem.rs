@@ -111,7 +111,12 @@ impl fmt::Display for Problem {
         }
         for sub in &self.subproblems {
             let identifier = sub.identifier.as_deref().unwrap_or("(no identifier)");
-            write!(f, "; {identifier}: {} ({})", sub.detail, short_kind(&sub.kind))?;
+            write!(
+                f,
+                "; {identifier}: {} ({})",
+                sub.detail,
+                short_kind(&sub.kind)
+            )?;
         }
         Ok(())
     }

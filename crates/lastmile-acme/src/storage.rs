@@ -64,7 +64,9 @@ impl DirStorage {
 
 impl fmt::Debug for DirStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DirStorage").field("dir", &self.dir).finish()
+        f.debug_struct("DirStorage")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 

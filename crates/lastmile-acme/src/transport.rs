@@ -117,7 +117,10 @@ impl Transport {
         let authority = uri
             .authority()
             .ok_or_else(|| AcmeError::Config(format!("{url} has no host")))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(443);
         let server_name = ServerName::try_from(host.to_string())
             .map_err(|_| AcmeError::Config(format!("{url} has no valid host name")))?;
@@ -142,7 +145,10 @@ impl Transport {
             .method(method)
             .uri(path)
             .header(HOST, authority.as_str())
-            .header(USER_AGENT, concat!("lastmile-acme/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("lastmile-acme/", env!("CARGO_PKG_VERSION")),
+            )
             .header(CONNECTION, "close");
         if body.is_some() {
             request = request.header(CONTENT_TYPE, "application/jose+json");
@@ -210,9 +216,8 @@ impl Response {
             .get(LOCATION)
             .and_then(|value| value.to_str().ok())
             .ok_or_else(|| AcmeError::protocol(&self.url, "no Location header"))?;
-        checked_https_url(value).map_err(|reason| {
-            AcmeError::protocol(&self.url, format!("Location header: {reason}"))
-        })
+        checked_https_url(value)
+            .map_err(|reason| AcmeError::protocol(&self.url, format!("Location header: {reason}")))
     }
 
     /// `Retry-After` as a duration from now: delay-seconds or an HTTP date.
@@ -222,7 +227,8 @@ impl Response {
             Duration::from_secs(seconds)
         } else {
             let at = crate::timestamp::parse_http_date(value)?;
-            at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
         };
         Some(wait.min(MAX_RETRY_AFTER))
     }

@@ -49,7 +49,11 @@ fn problem_documents_read_as_the_server_wrote_them() {
     assert_eq!(Problem::parse(b"<html>"), None);
     let long = format!(r#"{{"detail":"{}"}}"#, "x".repeat(5000));
     let problem = Problem::parse(long.as_bytes()).expect("a long detail");
-    assert_eq!(problem.detail.chars().count(), 1025, "cut at 1024 characters plus an ellipsis");
+    assert_eq!(
+        problem.detail.chars().count(),
+        1025,
+        "cut at 1024 characters plus an ellipsis"
+    );
 }
 
 #[test]
@@ -63,7 +67,10 @@ fn directories_need_https_urls_for_nonce_account_and_order() {
     let cases: [(&str, &str); 6] = [
         ("not json", "not JSON"),
         ("[]", "not a JSON object"),
-        (r#"{"newAccount":"https://a.test/","newOrder":"https://a.test/"}"#, "no `newNonce` URL"),
+        (
+            r#"{"newAccount":"https://a.test/","newOrder":"https://a.test/"}"#,
+            "no `newNonce` URL",
+        ),
         (
             r#"{"newNonce":"http://a.test/n","newAccount":"https://a.test/","newOrder":"https://a.test/"}"#,
             "`newNonce`: `http://a.test/n` is not an https:// URL",
@@ -83,7 +90,11 @@ fn directories_need_https_urls_for_nonce_account_and_order() {
     }
     let eab = r#"{"newNonce":"https://a.test/n","newAccount":"https://a.test/a","newOrder":"https://a.test/o",
         "meta":{"externalAccountRequired":true}}"#;
-    assert!(Directory::parse(eab.as_bytes()).expect("a directory").external_account_required);
+    assert!(
+        Directory::parse(eab.as_bytes())
+            .expect("a directory")
+            .external_account_required
+    );
 }
 
 proptest! {
