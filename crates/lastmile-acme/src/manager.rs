@@ -226,6 +226,16 @@ impl CertManager {
         self.obtain(reason, previous.as_ref()).await
     }
 
+    /// The stored certificate for these host names, due for renewal or not, without contacting
+    /// the CA: what a restarted process serves at once while [`CertManager::run`] renews it.
+    /// `None` when none is stored or it cannot be read (`run` then obtains a new one).
+    pub fn stored_certificate(&self) -> Option<Certificate> {
+        match self.stored() {
+            Stored::Current(certificate) => Some(certificate),
+            Stored::Missing | Stored::Unreadable(_) => None,
+        }
+    }
+
     /// Renews in the background until `shutdown` completes: sleeps until the current
     /// certificate's [`Certificate::renew_at`] (at once if there is none or it is due), asks
     /// the CA, saves the new certificate and hands it to `on_certificate`, which installs it;

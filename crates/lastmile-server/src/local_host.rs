@@ -491,7 +491,9 @@ impl HostHandle for LocalHost {
     ) -> Result<(), HostError> {
         match key_authorization {
             Some(answer) => self.inner.challenges.put(token, answer),
-            None => self.inner.challenges.remove(token),
+            None => {
+                self.inner.challenges.remove(token);
+            }
         }
         Ok(())
     }
