@@ -1656,6 +1656,10 @@ fn looks_alive(s: &TcpStream) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod parse_tests;
+
+#[cfg(test)]
 mod tests {
     use super::{BUF, Buf};
 
