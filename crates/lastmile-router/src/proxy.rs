@@ -1,4 +1,12 @@
-//! The request path: route, pick an instance, forward, account.
+//! The request path of hyper-served connections (h2): route, pick an instance, forward,
+//! account. The policy (retries, hop-by-hop and forwarding headers, error answers) is
+//! `policy`'s, shared with the HTTP/1.1 path; hyper and h2 do the framing.
+//!
+//! Limits: `max_headers` (431), `max_body_bytes` (413, by Content-Length up front and by counting
+//! as the body streams), `body_read_timeout` (408) and `rate_limit` (429) apply per request.
+//! `idle_timeout` and `send_timeout` are not enforced for h2 here: hyper's server builder has
+//! no idle or write timeout, and the connection loop lives in `router.rs` (h2 keep-alive pings
+//! could bound dead peers there).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,16 +22,18 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{Lease, ProxyBody};
 use crate::config::ListenerConfig;
+use crate::limits::{LimitedBody, Tripped};
+use crate::policy::{self, ErrorKind};
 use crate::router::{Inner, Tracked};
 use crate::table::{CompiledRoute, Steer};
 use crate::upstream::{InFlight, UpstreamState};
 use crate::websocket;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const HTTP: HeaderValue = HeaderValue::from_static("http");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static(policy::X_FORWARDED_FOR);
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(policy::X_FORWARDED_PROTO);
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static(policy::X_FORWARDED_HOST);
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(policy::X_REQUEST_ID);
+const HTTP: HeaderValue = HeaderValue::from_static(policy::PROTO_HTTP);
 
 /// What every request on one client connection shares.
 #[derive(Debug)]
@@ -53,7 +63,7 @@ struct LogLine {
 #[allow(clippy::large_enum_variant)]
 enum SendError {
     /// No connection could be opened; the request was not sent and comes back.
-    Connect(Request<Incoming>),
+    Connect(Request<LimitedBody>),
     /// The response headers did not arrive within `upstream_timeout`.
     Timeout,
     /// The connection failed after the request was (partly) sent.
@@ -84,8 +94,28 @@ pub(crate) async fn handle(
         uri: req.uri().clone(),
         request_id,
     });
+    let limits = &ctx.config.limits;
+    let refusal = if req.headers().len() > limits.max_headers {
+        Some(ErrorKind::HeadersTooLarge)
+    } else if req.body().size_hint().lower() > limits.max_body_bytes {
+        Some(ErrorKind::BodyTooLarge)
+    } else {
+        None
+    };
+    if let Some(kind) = refusal {
+        let resp = simple(kind);
+        access_log(&log, resp.status(), start, "-", "-");
+        return Ok(resp);
+    }
+    if let Some(secs) = crate::limits::rate_limited(&ctx) {
+        let mut resp = simple(ErrorKind::TooManyRequests);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        access_log(&log, resp.status(), start, "-", "-");
+        return Ok(resp);
+    }
     let Some(route) = route else {
-        let resp = simple(StatusCode::NOT_FOUND, "no route\n");
+        let resp = simple(ErrorKind::NoRoute);
         access_log(&log, resp.status(), start, "-", "-");
         return Ok(resp);
     };
@@ -94,11 +124,12 @@ pub(crate) async fn handle(
             .headers()
             .get(header::UPGRADE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let retryable = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-    ) && req.body().is_end_stream();
+    let retryable =
+        policy::is_retryable_method(req.method().as_str().as_bytes()) && req.body().is_end_stream();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let (body, tripped) = LimitedBody::new(body, limits.max_body_bytes, limits.body_read_timeout);
+    let mut req = Request::from_parts(parts, body);
     let (steer, set_cookie) = if route.steers() {
         let pairs: Vec<(&[u8], &[u8])> = req
             .headers()
@@ -163,8 +194,7 @@ pub(crate) async fn handle(
                 return Ok(failure(
                     inner,
                     &up,
-                    StatusCode::BAD_GATEWAY,
-                    "upstream connect failed\n",
+                    ErrorKind::ConnectFailed,
                     start,
                     &log,
                 ));
@@ -173,18 +203,22 @@ pub(crate) async fn handle(
                 return Ok(failure(
                     inner,
                     &up,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream timeout\n",
+                    ErrorKind::UpstreamTimeout,
                     start,
                     &log,
                 ));
             }
             Err(SendError::Failed) => {
+                if let Some(kind) = body_refusal(&tripped) {
+                    // The client's body broke a limit: its fault, not the release's.
+                    let resp = simple(kind);
+                    access_log(&log, resp.status(), start, &up.release, &up.id);
+                    return Ok(resp);
+                }
                 return Ok(failure(
                     inner,
                     &up,
-                    StatusCode::BAD_GATEWAY,
-                    "upstream failed\n",
+                    ErrorKind::UpstreamFailed,
                     start,
                     &log,
                 ));
@@ -193,12 +227,23 @@ pub(crate) async fn handle(
     }
 }
 
+/// The answer for a request whose body stopped at a limit, if it did.
+fn body_refusal(tripped: &Tripped) -> Option<ErrorKind> {
+    if tripped.too_large() {
+        Some(ErrorKind::BodyTooLarge)
+    } else if tripped.timed_out() {
+        Some(ErrorKind::RequestTimeout)
+    } else {
+        None
+    }
+}
+
 /// Sends `req` on a pooled connection, or on a new one when none is ready (or it just closed).
 async fn send(
     inner: &Inner,
     up: &UpstreamState,
-    mut req: Request<Incoming>,
-) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+    mut req: Request<LimitedBody>,
+) -> Result<(Response<Incoming>, SendRequest<LimitedBody>), SendError> {
     let timeout = inner.config.upstream_timeout;
     if let Some(mut sender) = up.take_idle() {
         match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
@@ -228,7 +273,7 @@ fn respond(
     ctx: &ConnCtx,
     lease: InFlight,
     mut resp: Response<Incoming>,
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<LimitedBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     websocket: bool,
     start: Instant,
@@ -243,10 +288,7 @@ fn respond(
     access_log(log, status, start, &up.release, &up.id);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
-            return simple(
-                StatusCode::BAD_GATEWAY,
-                "upstream switched protocols unasked\n",
-            );
+            return simple(ErrorKind::SwitchedUnasked);
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let tracked = Tracked::upgraded(&ctx.inner);
@@ -295,10 +337,11 @@ fn no_instance(
     start: Instant,
     log: &Option<LogLine>,
 ) -> Response<ProxyBody> {
-    let (status, msg) = match failed {
-        Some(_) => (StatusCode::BAD_GATEWAY, "upstream connect failed\n"),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n"),
+    let kind = match failed {
+        Some(_) => ErrorKind::ConnectFailed,
+        None => ErrorKind::NoHealthyInstance,
     };
+    let status = status_of(kind);
     let now = Instant::now();
     let charged = match failed {
         Some(up) => Some((&up.stats, up.release.as_str())),
@@ -310,23 +353,23 @@ fn no_instance(
         stats.record(inner.sec(now), status.as_u16(), now - start);
     }
     access_log(log, status, start, charged.map_or("-", |(_, r)| r), "-");
-    simple(status, msg)
+    simple(kind)
 }
 
 /// A router-made error charged to `up`'s release.
 fn failure(
     inner: &Inner,
     up: &UpstreamState,
-    status: StatusCode,
-    msg: &'static str,
+    kind: ErrorKind,
     start: Instant,
     log: &Option<LogLine>,
 ) -> Response<ProxyBody> {
+    let status = status_of(kind);
     let now = Instant::now();
     up.stats
         .record(inner.sec(now), status.as_u16(), now - start);
     access_log(log, status, start, &up.release, &up.id);
-    simple(status, msg)
+    simple(kind)
 }
 
 fn access_log(
@@ -352,9 +395,14 @@ fn access_log(
     }
 }
 
-fn simple(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::text(msg));
-    *resp.status_mut() = status;
+fn status_of(kind: ErrorKind) -> StatusCode {
+    StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// A router-made answer from the policy's error table.
+fn simple(kind: ErrorKind) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::text(kind.message()));
+    *resp.status_mut() = status_of(kind);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -363,7 +411,7 @@ fn simple(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
 }
 
 /// Host header, or the HTTP/2 authority.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
     match req
         .headers()
         .get(header::HOST)
@@ -375,7 +423,7 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 }
 
 /// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header.
-fn is_upgrade(req: &Request<Incoming>) -> bool {
+fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
@@ -386,7 +434,7 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 /// Rewrites the request for an HTTP/1.1 upstream; returns the request id it carries.
-fn prepare(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) -> HeaderValue {
+fn prepare<B>(ctx: &ConnCtx, req: &mut Request<B>, upgrade: bool) -> HeaderValue {
     if req.version() != Version::HTTP_11 || req.uri().scheme().is_some() {
         // HTTP/2 (or absolute-form): the upstream wants origin-form and a Host header.
         if let Some(auth) = req.uri().authority()
@@ -433,19 +481,22 @@ fn prepare(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) -> HeaderV
     }
 }
 
-/// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those `Connection` names.
+/// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those `Connection`
+/// names — except the ones the policy protects (Host, framing, Expect, forwarding headers).
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h.remove(header::CONNECTION)
-        && let Ok(s) = conn.to_str()
-    {
-        for token in s.split(',') {
-            let token = token.trim();
-            if !token.is_empty() {
-                h.remove(token);
-            }
+    if h.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty() && policy::classify(t).connection_may_remove())
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect();
+        for name in listed {
+            h.remove(name);
         }
-        // Further Connection headers (rare) go too.
-        while h.remove(header::CONNECTION).is_some() {}
+        h.remove(header::CONNECTION);
     }
     h.remove("keep-alive");
     h.remove(header::TE);
@@ -461,5 +512,32 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         for n in names {
             h.remove(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{HeaderMap, HeaderValue};
+
+    use super::strip_hop_by_hop;
+
+    #[test]
+    fn connection_cannot_strip_host_or_framing() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("x"));
+        h.insert("content-length", HeaderValue::from_static("5"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert("x-b", HeaderValue::from_static("2"));
+        h.insert("proxy-authorization", HeaderValue::from_static("secret"));
+        h.append(
+            "connection",
+            HeaderValue::from_static("host, content-length, x-forwarded-for, x-a"),
+        );
+        h.append("connection", HeaderValue::from_static("keep-alive, x-b"));
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "host", "x-forwarded-for"]);
     }
 }
