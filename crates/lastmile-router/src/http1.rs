@@ -659,7 +659,7 @@ fn parse_head<'b, 'h>(
         None => false,
         Some(_) if content_length.is_some() || http10 => return Err(ErrorKind::BadRequest),
         Some(v) if v.eq_ignore_ascii_case(b"chunked") => true,
-        Some(v) if v.is_empty() => return Err(ErrorKind::BadRequest),
+        Some([]) => return Err(ErrorKind::BadRequest),
         Some(_) => return Err(ErrorKind::NotImplemented),
     };
     if content_length.is_some_and(|n| n > limits.max_body_bytes) {
@@ -710,7 +710,10 @@ fn parse_head<'b, 'h>(
         return Err(ErrorKind::BadRequest);
     }
     let path = {
-        let end = origin.iter().position(|b| *b == b'?').unwrap_or(origin.len());
+        let end = origin
+            .iter()
+            .position(|b| *b == b'?')
+            .unwrap_or(origin.len());
         &origin[..end]
     };
     Ok(Some(Head {
@@ -737,7 +740,12 @@ fn parse_head<'b, 'h>(
 /// Writes the upstream's version of `head` into `out`: origin-form, HTTP/1.1, the client's
 /// end-to-end fields, framing from the router's own decision, then the forwarding headers.
 /// Returns the head's length.
-fn write_head(head: &Head<'_, '_>, client_ip: &[u8], request_id: &[u8], out: &mut Vec<u8>) -> usize {
+fn write_head(
+    head: &Head<'_, '_>,
+    client_ip: &[u8],
+    request_id: &[u8],
+    out: &mut Vec<u8>,
+) -> usize {
     out.clear();
     // The rewrite adds a few forwarding headers: one allocation for the whole head.
     out.reserve(head.len + 256);
@@ -1496,7 +1504,16 @@ impl Io {
             write: None,
             max: req.max_body,
         };
-        match relay_body(&mut self.client, &mut self.rbuf, s, &mut req.body, false, bounds).await {
+        match relay_body(
+            &mut self.client,
+            &mut self.rbuf,
+            s,
+            &mut req.body,
+            false,
+            bounds,
+        )
+        .await
+        {
             Ok(()) => {
                 req.body = Framing::None;
                 Ok(())
@@ -1566,7 +1583,8 @@ impl Io {
         if resp.status == 101 && !req.upgrade {
             let kind = ErrorKind::SwitchedUnasked;
             let now = Instant::now();
-            up.stats.record(inner.sec(now), kind.status(), now - req.start);
+            up.stats
+                .record(inner.sec(now), kind.status(), now - req.start);
             access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
             drop(lease);
             return self.refuse(req, kind).await;
@@ -1577,7 +1595,8 @@ impl Io {
         if !take_buffered(&mut self.ubuf, &mut resp.body, resp.decode, &mut self.resp) {
             let kind = ErrorKind::BadResponse;
             let now = Instant::now();
-            up.stats.record(inner.sec(now), kind.status(), now - req.start);
+            up.stats
+                .record(inner.sec(now), kind.status(), now - req.start);
             access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
             drop(lease);
             self.resp.truncate(head_len);

@@ -144,9 +144,7 @@ fn client_key(ip: IpAddr) -> u128 {
 pub(crate) fn rate_limited(ctx: &ConnCtx) -> Option<u64> {
     let limit = ctx.config.limits.rate_limit?;
     let ip: IpAddr = ctx.client_ip.to_str().ok()?.parse().ok()?;
-    BUCKETS
-        .check(ctx.listener, ip, limit, Instant::now())
-        .err()
+    BUCKETS.check(ctx.listener, ip, limit, Instant::now()).err()
 }
 
 /// Why a request body stopped on the hyper path.

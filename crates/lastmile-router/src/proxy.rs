@@ -191,22 +191,10 @@ pub(crate) async fn handle(
                     req = back;
                     continue;
                 }
-                return Ok(failure(
-                    inner,
-                    &up,
-                    ErrorKind::ConnectFailed,
-                    start,
-                    &log,
-                ));
+                return Ok(failure(inner, &up, ErrorKind::ConnectFailed, start, &log));
             }
             Err(SendError::Timeout) => {
-                return Ok(failure(
-                    inner,
-                    &up,
-                    ErrorKind::UpstreamTimeout,
-                    start,
-                    &log,
-                ));
+                return Ok(failure(inner, &up, ErrorKind::UpstreamTimeout, start, &log));
             }
             Err(SendError::Failed) => {
                 if let Some(kind) = body_refusal(&tripped) {
@@ -215,13 +203,7 @@ pub(crate) async fn handle(
                     access_log(&log, resp.status(), start, &up.release, &up.id);
                     return Ok(resp);
                 }
-                return Ok(failure(
-                    inner,
-                    &up,
-                    ErrorKind::UpstreamFailed,
-                    start,
-                    &log,
-                ));
+                return Ok(failure(inner, &up, ErrorKind::UpstreamFailed, start, &log));
             }
         }
     }

@@ -59,7 +59,10 @@ async fn backend() -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
-async fn answer(seen: Arc<Seen>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    seen: Arc<Seen>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     seen.started.fetch_add(1, Ordering::SeqCst);
     if req.uri().path() == "/big" {
         return Ok(Response::new(Full::new(Bytes::from(vec![b'x'; 32 << 20]))));
@@ -141,7 +144,9 @@ async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, String, 
             }
         }
     };
-    tokio::time::timeout(LIMIT, read).await.expect("no response in time")
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .expect("no response in time")
 }
 
 /// Reads until the router closes; true when it did within `LIMIT`.
@@ -180,7 +185,8 @@ fn limits() -> Limits {
 }
 
 fn post(len: usize) -> Vec<u8> {
-    let mut r = format!("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    let mut r =
+        format!("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").into_bytes();
     r.extend(std::iter::repeat_n(b'a', len));
     r
 }
@@ -317,11 +323,15 @@ async fn idle_keep_alive_connection_is_closed() {
     let p = proxy(limits(), up);
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     let mut buf = Vec::new();
-    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(response(&mut s, &mut buf).await.unwrap().0, 200);
     // Back within the idle timeout: still open.
     tokio::time::sleep(SHORT / 4).await;
-    s.write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(response(&mut s, &mut buf).await.unwrap().0, 200);
     // Then idle: the router closes.
     let idle_from = Instant::now();
@@ -387,7 +397,9 @@ async fn rate_limit_answers_429_and_keeps_the_connection() {
     let mut buf = Vec::new();
     // The burst: served.
     for _ in 0..2 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!(response(&mut s, &mut buf).await.unwrap().0, 200);
     }
     // Over it: 429 with Retry-After, the connection stays usable (a whole body is skipped).
@@ -395,14 +407,19 @@ async fn rate_limit_answers_429_and_keeps_the_connection() {
         s.write_all(req).await.unwrap();
         let (status, head, _) = response(&mut s, &mut buf).await.unwrap();
         assert_eq!(status, 429, "{head}");
-        assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("retry-after: 1"),
+            "{head}"
+        );
         assert!(!head.contains("connection: close"), "{head}");
     }
     assert_eq!(seen.started.load(Ordering::SeqCst), 2);
     // Another client IP would have its own bucket; here, a token comes back within a second.
     let start = Instant::now();
     loop {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         if response(&mut s, &mut buf).await.unwrap().0 == 200 {
             break;
         }
@@ -414,9 +431,10 @@ async fn rate_limit_answers_429_and_keeps_the_connection() {
 /// An h2 (prior knowledge) client connection to the router.
 async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     sender
 }
@@ -511,7 +529,10 @@ async fn h2_streamed_bodies_are_counted_and_timed() {
     tx.send(Bytes::from(vec![b'a'; 60])).await.unwrap();
     tx.send(Bytes::from(vec![b'a'; 40])).await.unwrap();
     drop(tx);
-    let resp = tokio::time::timeout(LIMIT, c.send_request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(LIMIT, c.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"len=100");
@@ -522,7 +543,11 @@ async fn h2_streamed_bodies_are_counted_and_timed() {
     let pending = tokio::spawn(c.send_request(req));
     until(|| seen.started.load(Ordering::SeqCst) == 2).await;
     tx.send(Bytes::from(vec![b'a'; 41])).await.unwrap();
-    let resp = tokio::time::timeout(LIMIT, pending).await.unwrap().unwrap().unwrap();
+    let resp = tokio::time::timeout(LIMIT, pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 413);
     drop(tx);
     // Stalled: 408.
@@ -530,7 +555,10 @@ async fn h2_streamed_bodies_are_counted_and_timed() {
     let req = Request::post(&uri).body(ChannelBody(rx)).unwrap();
     tx.send(Bytes::from(vec![b'a'; 10])).await.unwrap();
     let start = Instant::now();
-    let resp = tokio::time::timeout(LIMIT, c.send_request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(LIMIT, c.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 408);
     assert!(start.elapsed() >= SHORT / 2, "{:?}", start.elapsed());
     drop(tx);

@@ -80,8 +80,11 @@ async fn backend(bad: Bad) -> (SocketAddr, Arc<Mutex<Record>>) {
                         rec.lock().unwrap().seen.push(seen);
                         let answer = bad(&path).unwrap_or_else(|| {
                             let body = format!("path={path}");
-                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len())
-                                .into_bytes()
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes()
                         });
                         if s.write_all(&answer).await.is_err() {
                             return;
@@ -257,7 +260,10 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u16, Str
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
                 if let Some(stop) = buf[end..].windows(5).position(|w| w == b"0\r\n\r\n") {
                     let mut body = Vec::new();
                     let mut at = end + 4;
@@ -322,7 +328,10 @@ async fn victim_gets_its_own_answer(p: &Proxy, row: &str) {
         .unwrap();
     let (status, head, body) = got.unwrap_or_else(|| panic!("{row}: victim got no answer"));
     assert_eq!(status, 200, "{row}: victim: {head}");
-    assert_eq!(body, b"path=/victim", "{row}: victim got someone else's answer");
+    assert_eq!(
+        body, b"path=/victim",
+        "{row}: victim got someone else's answer"
+    );
 }
 
 /// A request row: what the client sends, what it must get, what the backend must see.
@@ -484,7 +493,12 @@ async fn request_rows() {
         rec.check_no_stray_bytes();
         let mut want: Vec<String> = row.forwarded.iter().map(|p| p.to_string()).collect();
         want.push("/victim".into());
-        assert_eq!(rec.paths(), want, "{}: the backend saw other requests", row.name);
+        assert_eq!(
+            rec.paths(),
+            want,
+            "{}: the backend saw other requests",
+            row.name
+        );
         for seen in &rec.seen {
             assert_eq!(seen.header("host").len(), 1, "{}: {seen:?}", row.name);
             assert!(
@@ -512,6 +526,10 @@ async fn forwarded_framing_is_the_routers_own() {
     let [first, second, third] = &rec.seen[..] else {
         panic!("{:?}", rec.seen);
     };
+    assert_eq!(
+        (first.method.as_str(), second.method.as_str()),
+        ("POST", "POST")
+    );
     assert_eq!(first.header("content-length"), ["34"]);
     // The 34 bytes the client framed (its 35th byte stays on the client connection).
     assert_eq!(first.body, b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r");
@@ -647,7 +665,12 @@ async fn upstream_rows() {
                 .await
                 .unwrap();
             let (status, head, body) = read_response(&mut s, &mut buf).await.unwrap();
-            assert_eq!((status, &body[..]), (200, &b"path=/again"[..]), "{}: {head}", row.name);
+            assert_eq!(
+                (status, &body[..]),
+                (200, &b"path=/again"[..]),
+                "{}: {head}",
+                row.name
+            );
             want.push("/again");
         }
         drop(s);
@@ -692,11 +715,8 @@ fn fuzz_inputs(n: usize) -> Vec<Vec<u8>> {
         any::<u8>()
     ];
     let edit = (any::<usize>(), byte, any::<bool>());
-    let mutated = (
-        0..TEMPLATES.len(),
-        proptest::collection::vec(edit, 0..3),
-    )
-        .prop_map(|(t, edits)| {
+    let mutated =
+        (0..TEMPLATES.len(), proptest::collection::vec(edit, 0..3)).prop_map(|(t, edits)| {
             let mut r = TEMPLATES[t].to_vec();
             for (at, b, insert) in edits {
                 let at = at % r.len();
@@ -794,5 +814,9 @@ async fn arbitrary_bytes_over_a_socket_are_answered_or_closed() {
     let rec = record.lock().unwrap();
     rec.check_requests(true);
     assert_eq!(rec.seen.last().map(|s| s.path.as_str()), Some("/victim"));
-    assert!(rec.seen.len() > 10, "too few inputs were valid: {:?}", rec.paths());
+    assert!(
+        rec.seen.len() > 10,
+        "too few inputs were valid: {:?}",
+        rec.paths()
+    );
 }

@@ -11,7 +11,15 @@ use crate::config::Limits;
 use crate::policy::ErrorKind;
 
 /// What a head means for framing and routing, comparable across parses.
-type Meaning = (usize, String, Vec<u8>, Option<Vec<u8>>, Option<u64>, bool, bool);
+type Meaning = (
+    usize,
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    Option<u64>,
+    bool,
+    bool,
+);
 
 fn meaning(h: &Head<'_, '_>) -> Meaning {
     (
@@ -73,7 +81,10 @@ fn examples() {
         panic!("refused");
     };
     let out = String::from_utf8_lossy(&out).to_string();
-    assert!(out.starts_with("POST /a HTTP/1.1\r\nHost: x\r\nX-B: 2\r\ncontent-length: 3\r\n"), "{out}");
+    assert!(
+        out.starts_with("POST /a HTTP/1.1\r\nHost: x\r\nX-B: 2\r\ncontent-length: 3\r\n"),
+        "{out}"
+    );
     assert!(!out.to_ascii_lowercase().contains("x-a:"), "{out}");
     assert!(!out.to_ascii_lowercase().contains("connection"), "{out}");
     // Absolute form: origin-form upstream, the authority becomes the Host.
@@ -81,7 +92,10 @@ fn examples() {
         panic!("refused");
     };
     let out = String::from_utf8_lossy(&out).to_string();
-    assert!(out.starts_with("GET /p?q HTTP/1.1\r\nhost: h:8\r\n"), "{out}");
+    assert!(
+        out.starts_with("GET /p?q HTTP/1.1\r\nhost: h:8\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -193,7 +207,10 @@ fn check_round_trip(buf: &[u8]) -> Result<(), TestCaseError> {
             )));
         };
         // Same method, target, host and framing; length and Connection differ by design.
-        prop_assert_eq!((&m.1, &m.2, &m.3, m.4, m.5), (&m2.1, &m2.2, &m2.3, m2.4, m2.5));
+        prop_assert_eq!(
+            (&m.1, &m.2, &m.3, m.4, m.5),
+            (&m2.1, &m2.2, &m2.3, m2.4, m2.5)
+        );
         prop_assert!(!m2.6, "forwarded head asks to close");
         // Forwarding is idempotent apart from the appended X-Forwarded-For hop.
         let strip = |h: &[u8]| {
