@@ -296,7 +296,7 @@ impl Conn {
     pub(crate) async fn run(mut self) -> Option<Handoff> {
         let inner = self.ctx.inner.clone();
         let head_timeout = inner.config.header_read_timeout;
-        let idle_timeout = self.ctx.config.limits.idle_timeout;
+        let mut idle = IdleTimer::new(self.ctx.config.limits.idle_timeout);
         let limit = inner.config.max_header_bytes.max(8192);
         let rmax = limit + BUF;
         // The first request's clock starts at accept; later ones at their first byte.
@@ -338,7 +338,7 @@ impl Conn {
                         _ = self.io.drain.changed() => {
                             self.io.draining = *self.io.drain.borrow_and_update() >= DRAINING;
                         }
-                        () = tokio::time::sleep(idle_timeout) => return None,
+                        () = idle.elapsed() => return None,
                     }
                 } else {
                     let deadline = *head_deadline
@@ -376,6 +376,39 @@ impl Conn {
                     });
                 }
             }
+        }
+    }
+}
+
+/// `Limits::idle_timeout` between requests. One timer per connection, made on the first idle wait
+/// and re-armed only when it fires early, so a busy keep-alive connection does not touch the
+/// timer wheel on every request.
+struct IdleTimer {
+    timeout: std::time::Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(timeout: std::time::Duration) -> IdleTimer {
+        IdleTimer {
+            timeout,
+            sleep: None,
+        }
+    }
+
+    /// Resolves once the connection has been idle (from now) for the timeout.
+    async fn elapsed(&mut self) {
+        let deadline = after(tokio::time::Instant::now(), self.timeout);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            sleep.as_mut().await;
+            // An earlier wait's deadline: the connection has not been idle that long.
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            sleep.as_mut().reset(deadline);
         }
     }
 }
