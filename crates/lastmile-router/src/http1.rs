@@ -473,14 +473,6 @@ fn parse_len(v: &[u8]) -> Option<u64> {
     Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// The final transfer coding is chunked.
-pub(crate) fn last_is_chunked(v: &[u8]) -> bool {
-    tokens(v)
-        .filter(|t| !t.is_empty())
-        .last()
-        .is_some_and(|t| is(t, b"chunked"))
-}
-
 /// A header that `Connection` names (only looked up when `Connection` lists extra names).
 fn listed(headers: &[httparse::Header<'_>], name: &[u8]) -> bool {
     headers
