@@ -1005,7 +1005,8 @@ fn parse_response(
             _ => {}
         }
     }
-    if transfer_encoding && content_length.is_some() {
+    // Both framings, or a coding in an HTTP/1.0 response (RFC 9112 §6.1: faulty framing).
+    if transfer_encoding && (content_length.is_some() || version == 0) {
         return Err(());
     }
     let interim = (100..200).contains(&status);

@@ -574,6 +574,11 @@ const UP_ROWS: &[UpRow] = &[
         status: 502,
     },
     UpRow {
+        name: "Transfer-Encoding in HTTP/1.0",
+        response: b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n",
+        status: 502,
+    },
+    UpRow {
         name: "gzip, chunked",
         response: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
         status: 502,
