@@ -384,12 +384,12 @@ impl Conn {
 /// and re-armed only when it fires early, so a busy keep-alive connection does not touch the
 /// timer wheel on every request.
 struct IdleTimer {
-    timeout: std::time::Duration,
+    timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl IdleTimer {
-    fn new(timeout: std::time::Duration) -> IdleTimer {
+    fn new(timeout: Duration) -> IdleTimer {
         IdleTimer {
             timeout,
             sleep: None,
@@ -1042,7 +1042,7 @@ fn parse_response(
     if !bodiless_status {
         // A HEAD or 304 answer keeps the length (or coding) it describes; a body is framed
         // as it will be relayed (decoded for HTTP/1.0, which then ends with the connection).
-        let chunked = transfer_encoding && !decode && !req.http10;
+        let chunked = transfer_encoding && !req.http10;
         push_framing(out, chunked, content_length);
     }
     if !interim {
@@ -1617,7 +1617,6 @@ impl Io {
         }
         // The body bytes that came with the head go in the same write; framing broken there is
         // still a 502, since nothing was sent to the client yet.
-        let head_len = self.resp.len();
         if !take_buffered(&mut self.ubuf, &mut resp.body, resp.decode, &mut self.resp) {
             let kind = ErrorKind::BadResponse;
             let now = Instant::now();
@@ -1625,7 +1624,6 @@ impl Io {
                 .record(inner.sec(now), kind.status(), now - req.start);
             access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
             drop(lease);
-            self.resp.truncate(head_len);
             return self.refuse(req, kind).await;
         }
         let now = Instant::now();
