@@ -98,6 +98,37 @@ fn examples() {
     );
 }
 
+/// What httparse lets through on its own, so that the checks on top of it stay justified: it
+/// accepts bare LF line ends (rejected by `has_bare_lf`) and obs-text in values, and rejects
+/// control bytes, obs-fold and whitespace before the colon in requests.
+#[test]
+fn httparse_leniency_is_what_the_extra_checks_assume() {
+    let httparse_ok = |buf: &[u8]| {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        matches!(
+            httparse::Request::new(&mut headers).parse(buf),
+            Ok(httparse::Status::Complete(_))
+        )
+    };
+    assert!(httparse_ok(b"GET / HTTP/1.1\nHost: x\n\n"));
+    assert!(httparse_ok(b"GET / HTTP/1.1\r\nHost: x\nA: 1\r\n\r\n"));
+    assert!(httparse_ok(b"GET / HTTP/1.1\r\nHost: x\r\nA: \xff\r\n\r\n"));
+    assert!(!httparse_ok(
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: a\x0bb\r\n\r\n"
+    ));
+    assert!(!httparse_ok(
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: a\r\n b\r\n\r\n"
+    ));
+    assert!(!httparse_ok(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"));
+    assert!(!httparse_ok(
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: a\rb\r\n\r\n"
+    ));
+    // And the router refuses what httparse took.
+    assert_eq!(status(b"GET / HTTP/1.1\nHost: x\n\n"), 400);
+    assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\nA: 1\r\n\r\n"), 400);
+    assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\nA: \xff\r\n\r\n"), 200);
+}
+
 #[test]
 fn static_answers_match_the_error_table() {
     for kind in [
