@@ -264,6 +264,11 @@ fn respond(
     let inner = &*ctx.inner;
     let up = lease.up.clone();
     let status = resp.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS && !framing_is_unambiguous(resp.headers()) {
+        // hyper read it one way (Transfer-Encoding wins, equal lengths merge); the upstream may
+        // have meant another. The connection goes with `sender` and `resp`, never pooled.
+        return failure(inner, &up, ErrorKind::BadResponse, start, log);
+    }
     let now = Instant::now();
     up.stats
         .record(inner.sec(now), status.as_u16(), now - start);
@@ -463,6 +468,28 @@ fn prepare<B>(ctx: &ConnCtx, req: &mut Request<B>, upgrade: bool) -> HeaderValue
     }
 }
 
+/// The same response framing rules as the HTTP/1.1 path (`http1::parse_response`): at most one
+/// of Content-Length (one field, digits only) or Transfer-Encoding (exactly `chunked`).
+fn framing_is_unambiguous(h: &HeaderMap) -> bool {
+    let mut lengths = h.get_all(header::CONTENT_LENGTH).iter();
+    let mut codings = h.get_all(header::TRANSFER_ENCODING).iter();
+    match (lengths.next(), codings.next()) {
+        (None, None) => true,
+        (Some(len), None) => {
+            let len = len.as_bytes().trim_ascii();
+            lengths.next().is_none() && !len.is_empty() && len.iter().all(u8::is_ascii_digit)
+        }
+        (None, Some(coding)) => {
+            codings.next().is_none()
+                && coding
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"chunked")
+        }
+        (Some(_), Some(_)) => false,
+    }
+}
+
 /// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those `Connection`
 /// names — except the ones the policy protects (Host, framing, Expect, forwarding headers).
 fn strip_hop_by_hop(h: &mut HeaderMap) {
@@ -501,7 +528,35 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 mod tests {
     use http::header::{HeaderMap, HeaderValue};
 
-    use super::strip_hop_by_hop;
+    use super::{framing_is_unambiguous, strip_hop_by_hop};
+
+    #[test]
+    fn ambiguous_response_framing_is_refused() {
+        let framing = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(*n, HeaderValue::from_static(v));
+            }
+            framing_is_unambiguous(&h)
+        };
+        assert!(framing(&[]));
+        assert!(framing(&[("content-length", "5")]));
+        assert!(framing(&[("transfer-encoding", "chunked")]));
+        assert!(!framing(&[
+            ("content-length", "5"),
+            ("content-length", "5")
+        ]));
+        assert!(!framing(&[("content-length", "5, 5")]));
+        assert!(!framing(&[
+            ("content-length", "5"),
+            ("transfer-encoding", "chunked")
+        ]));
+        assert!(!framing(&[("transfer-encoding", "gzip, chunked")]));
+        assert!(!framing(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked")
+        ]));
+    }
 
     #[test]
     fn connection_cannot_strip_host_or_framing() {
