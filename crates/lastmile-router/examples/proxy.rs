@@ -53,15 +53,20 @@ fn main() -> std::io::Result<()> {
         tls,
         ..lastmile_router::ListenerConfig::default()
     };
-    rt.block_on(lastmile_router::run_static_proxy(listen, to, config, async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }))
+    rt.block_on(lastmile_router::run_static_proxy(
+        listen,
+        to,
+        config,
+        async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        },
+    ))
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 
+use crate::limits::LimitedBody;
 use crate::upstream::InFlight;
 
 /// Either an upstream's streamed body or a small body the router made itself.
@@ -22,7 +23,7 @@ pub(crate) enum ProxyBody {
 #[derive(Debug)]
 pub(crate) struct Lease {
     pub(crate) in_flight: InFlight,
-    pub(crate) sender: Option<SendRequest<Incoming>>,
+    pub(crate) sender: Option<SendRequest<LimitedBody>>,
     pub(crate) done: bool,
 }
 

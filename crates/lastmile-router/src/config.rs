@@ -44,6 +44,8 @@ impl Default for RouterConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request body accepted, else 413 and the connection closes; default 10 MiB.
+    /// A Content-Length above it is refused before anything is forwarded; a chunked (or h2)
+    /// body is counted (decoded bytes) as it streams.
     pub max_body_bytes: u64,
     /// Most header fields in one request head, else 431; default 100 (at most 256 are read).
     pub max_headers: usize,
@@ -55,11 +57,14 @@ pub struct Limits {
     /// Longest wait for the next byte of a request body, else 408 and close; default 30 s.
     pub body_read_timeout: Duration,
     /// Longest idle time of a keep-alive connection between requests; default 60 s.
+    /// (HTTP/1.1 connections; h2 connections are not bounded by it yet.)
     pub idle_timeout: Duration,
     /// Longest time a client may take to accept the next part of a response (slow reader),
-    /// after which the connection is closed; default 60 s.
+    /// after which the connection is closed; default 60 s. Each write is bounded on its own
+    /// (HTTP/1.1 connections; h2 flow control is left to hyper).
     pub send_timeout: Duration,
-    /// Optional per-client-IP request rate; requests above it get 429 with `Retry-After`.
+    /// Optional per-client-IP request rate; requests above it get 429 with `Retry-After`,
+    /// and the connection stays usable. IPv6 clients are counted per /64.
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -83,7 +88,8 @@ impl Default for Limits {
 pub struct RateLimit {
     /// Sustained requests per second from one client IP.
     pub requests_per_second: u32,
-    /// Requests one client IP may make at once above the sustained rate (bucket size).
+    /// Requests one client IP may make at once above the sustained rate (bucket size; at
+    /// least 1 is used).
     pub burst: u32,
 }
 

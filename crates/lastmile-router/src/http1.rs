@@ -1,12 +1,18 @@
 //! The HTTP/1.1 fast path: one client connection served on its own task. Heads are parsed with
 //! httparse and rewritten into reused buffers, bodies are relayed by their framing, upstream
 //! connections are plain pooled `TcpStream`s. No task, channel or header map per request.
+//!
+//! Framing is decided once, here, and written from that decision: `Content-Length` and
+//! `Transfer-Encoding` are never copied from one hop to the next, and anything ambiguous — two
+//! framings, two lengths, a coding other than `chunked`, bare LF, obs-fold, a second `Host` — is
+//! refused before a byte goes upstream (RFC 9112 §6.3, §11.2). Upstream responses get the same
+//! discipline; a connection whose response framing was in doubt is never pooled.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,6 +22,8 @@ use tokio::time::Sleep;
 use crate::challenge::ChallengeAnswer;
 use crate::chunked::Chunked;
 use crate::client_stream::ClientStream;
+use crate::config::Limits;
+use crate::policy::{self, ErrorKind, Field, classify};
 use crate::prefixed::Prefixed;
 use crate::proxy::ConnCtx;
 use crate::router::{DRAINING, Inner};
@@ -24,8 +32,8 @@ use crate::upstream::{InFlight, UpstreamState, tcp_connect};
 
 /// The HTTP/2 prior-knowledge preface: such connections go to hyper.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Most headers accepted in one head (hyper's default too).
-const MAX_HEADERS: usize = 100;
+/// Most header fields read from one head; `Limits::max_headers` (at most this) decides.
+const MAX_HEADERS: usize = 256;
 /// Read buffer size of each side.
 const BUF: usize = 16 * 1024;
 /// Largest upstream response head accepted.
@@ -193,12 +201,20 @@ struct Req {
     head_end: usize,
     /// `Strict-Transport-Security` added to the response (TLS listeners with HSTS).
     hsts: Option<Arc<http::HeaderValue>>,
+    /// Over the client's rate limit: answer 429 with this `Retry-After` (seconds).
+    rate_limited: Option<u64>,
+    /// The listener's `max_body_bytes` (a chunked body is counted as it streams).
+    max_body: u64,
+    /// The listener's `body_read_timeout`.
+    body_timeout: Duration,
+    /// The listener's `send_timeout`, for every write to the client.
+    send_timeout: Duration,
 }
 
 enum Parsed {
     Partial,
     Done(usize, Box<Req>),
-    Bad(u16),
+    Bad(ErrorKind),
 }
 
 /// A parsed upstream response head; the client's head is in `Io::resp`.
@@ -219,8 +235,12 @@ enum SendError {
     Connect,
     Timeout,
     Failed,
-    /// The client went away (or broke its body framing) mid-request.
+    /// The upstream's response head was invalid or its framing ambiguous.
+    BadResponse,
+    /// The client went away mid-request (or stopped reading an interim response).
     Client,
+    /// The client's body broke its framing (400), stalled (408) or grew too large (413).
+    Body(ErrorKind),
 }
 
 /// What to do with the client connection after one exchange.
@@ -284,6 +304,7 @@ impl<S: ClientStream> Conn<S> {
     pub(crate) async fn run(mut self) -> Option<Handoff<S>> {
         let inner = self.ctx.inner.clone();
         let head_timeout = inner.config.header_read_timeout;
+        let mut idle = IdleTimer::new(self.ctx.config.limits.idle_timeout);
         let limit = inner.config.max_header_bytes.max(8192);
         let rmax = limit + BUF;
         // The first request's clock starts at accept; later ones at their first byte.
@@ -327,6 +348,7 @@ impl<S: ClientStream> Conn<S> {
                         _ = self.io.drain.changed() => {
                             self.io.draining = *self.io.drain.borrow_and_update() >= DRAINING;
                         }
+                        () = idle.elapsed() => return None,
                     }
                 } else {
                     let deadline = *head_deadline
@@ -388,6 +410,39 @@ impl<S: ClientStream> Conn<S> {
     }
 }
 
+/// `Limits::idle_timeout` between requests. One timer per connection, made on the first idle wait
+/// and re-armed only when it fires early, so a busy keep-alive connection does not touch the
+/// timer wheel on every request.
+struct IdleTimer {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(timeout: Duration) -> IdleTimer {
+        IdleTimer {
+            timeout,
+            sleep: None,
+        }
+    }
+
+    /// Resolves once the connection has been idle (from now) for the timeout.
+    async fn elapsed(&mut self) {
+        let deadline = after(tokio::time::Instant::now(), self.timeout);
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            sleep.as_mut().await;
+            // An earlier wait's deadline: the connection has not been idle that long.
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
 /// Reads more of the client's bytes; an empty buffer gets memory only once the socket is readable.
 async fn read_more(client: &mut impl ClientStream, buf: &mut Buf, max: usize) -> io::Result<usize> {
     if buf.is_empty() {
@@ -436,10 +491,12 @@ async fn answer_challenge<S: ClientStream>(
 }
 
 /// Responses for heads the router cannot read at all (the connection closes).
-fn bare(code: u16) -> &'static [u8] {
-    match code {
-        431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-        _ => b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+fn bare(kind: ErrorKind) -> &'static [u8] {
+    match kind {
+        ErrorKind::HeadersTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n",
+        ErrorKind::BodyTooLarge => b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 23\r\nconnection: close\r\n\r\nrequest body too large\n",
+        ErrorKind::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 32\r\nconnection: close\r\n\r\ntransfer coding not implemented\n",
+        _ => b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n",
     }
 }
 
@@ -452,19 +509,13 @@ pub(crate) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|b| *b == b',').map(|t| t.trim_ascii())
 }
 
+/// A Content-Length value: digits only. The list form (`5, 5`) is refused, not merged: RFC 9110
+/// §8.6 allows either, and refusing leaves no room for two parsers to disagree.
 fn parse_len(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
     Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-/// The final transfer coding is chunked.
-pub(crate) fn last_is_chunked(v: &[u8]) -> bool {
-    tokens(v)
-        .filter(|t| !t.is_empty())
-        .last()
-        .is_some_and(|t| is(t, b"chunked"))
 }
 
 /// A header that `Connection` names (only looked up when `Connection` lists extra names).
@@ -482,90 +533,213 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Parses a request head from `buf` and writes the upstream's version of it into `out`.
-fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> Parsed {
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let head_len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req,
-        buf,
-        &mut headers,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() >= limit {
-                Parsed::Bad(431)
-            } else {
-                Parsed::Partial
-            };
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Bad(431),
-        Err(_) => return Parsed::Bad(400),
-    };
-    if head_len > limit {
-        return Parsed::Bad(431);
     }
-    let start = Instant::now();
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Parsed::Bad(400);
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The framing headers of a forwarded head, written from the router's own decision.
+fn push_framing(out: &mut Vec<u8>, chunked: bool, content_length: Option<u64>) {
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else if let Some(n) = content_length {
+        out.extend_from_slice(b"content-length: ");
+        push_u64(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Some LF in `head` is not preceded by CR. httparse accepts bare LF line ends (RFC 9112 §2.2
+/// lets a recipient), but a proxy that does forwards a message other hops may split elsewhere.
+fn has_bare_lf(head: &[u8]) -> bool {
+    let mut prev = 0u8;
+    let mut bad = false;
+    for &b in head {
+        bad |= b == b'\n' && prev != b'\r';
+        prev = b;
+    }
+    bad
+}
+
+/// `host [":" port]` of RFC 3986 (reg-name, IPv4 or bracketed IP literal): no whitespace,
+/// userinfo, path or control bytes. Empty is allowed (a Host for a target without authority).
+fn valid_host(v: &[u8]) -> bool {
+    v.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
+/// A request head read and checked, before routing.
+#[derive(Debug)]
+struct Head<'b, 'h> {
+    /// Bytes of the head in the client's buffer.
+    len: usize,
+    method: &'b str,
+    http10: bool,
+    headers: &'h [httparse::Header<'b>],
+    /// The target in origin-form (an absolute-form target loses its scheme and authority).
+    origin: &'b [u8],
+    /// `origin` without its query (for routing).
+    path: &'b [u8],
+    /// The Host field, else the absolute-form authority.
+    host: Option<&'b [u8]>,
+    /// No Host field came: `host` (the authority) must be written as one.
+    host_from_target: bool,
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    websocket: bool,
+    /// `Connection` names fields beyond close, keep-alive and upgrade.
+    extra_listed: bool,
+    request_id: Option<&'b [u8]>,
+    expect: bool,
+}
+
+/// Reads a request head from `buf` and applies every framing and syntax rule; `Ok(None)` while
+/// the head is incomplete. Nothing here depends on routes, so it can be tested (and fuzzed) alone.
+fn parse_head<'b, 'h>(
+    buf: &'b [u8],
+    limit: usize,
+    limits: &Limits,
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS],
+) -> Result<Option<Head<'b, 'h>>, ErrorKind> {
+    let mut req = httparse::Request::new(&mut []);
+    // Strict for requests: no whitespace before the colon, no obs-fold, no control bytes in
+    // the request line or values (httparse rejects those); bare LF is checked below.
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, headers)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= limit => {
+            return Err(ErrorKind::HeadersTooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ErrorKind::HeadersTooLarge),
+        Err(_) => return Err(ErrorKind::BadRequest),
     };
+    if len > limit {
+        return Err(ErrorKind::HeadersTooLarge);
+    }
+    if has_bare_lf(&buf[..len]) {
+        return Err(ErrorKind::BadRequest);
+    }
+    let httparse::Request {
+        method,
+        path,
+        version,
+        headers,
+    } = req;
+    let (Some(method), Some(target), Some(version)) = (method, path, version) else {
+        return Err(ErrorKind::BadRequest);
+    };
+    let headers: &'h [httparse::Header<'b>] = headers;
+    if headers.len() > limits.max_headers {
+        return Err(ErrorKind::HeadersTooLarge);
+    }
     let http10 = version == 0;
-    let headers: &[httparse::Header<'_>] = req.headers;
 
     let mut host: Option<&[u8]> = None;
     let mut content_length: Option<u64> = None;
-    let mut te = false;
-    let mut chunked = false;
+    let mut transfer_encoding: Option<&[u8]> = None;
     let (mut close, mut keep_alive, mut conn_upgrade, mut extra_listed) =
         (false, false, false, false);
     let mut upgrade_value: Option<&[u8]> = None;
     let mut request_id: Option<&[u8]> = None;
     let mut expect = false;
     for h in headers {
-        let name = h.name.as_bytes();
         let v = h.value;
-        if is(name, b"host") {
-            host.get_or_insert(v);
-        } else if is(name, b"content-length") {
-            let Some(n) = parse_len(v) else {
-                return Parsed::Bad(400);
-            };
-            if content_length.is_some_and(|m| m != n) {
-                return Parsed::Bad(400);
+        match classify(h.name.as_bytes()) {
+            Field::Host => {
+                if host.is_some() || !valid_host(v) {
+                    return Err(ErrorKind::BadRequest);
+                }
+                host = Some(v);
             }
-            content_length = Some(n);
-        } else if is(name, b"transfer-encoding") {
-            te = true;
-            chunked = last_is_chunked(v);
-        } else if is(name, b"connection") {
-            for t in tokens(v) {
-                if is(t, b"close") {
-                    close = true;
-                } else if is(t, b"keep-alive") {
-                    keep_alive = true;
-                } else if is(t, b"upgrade") {
-                    conn_upgrade = true;
-                } else if !t.is_empty() {
-                    extra_listed = true;
+            Field::ContentLength => {
+                // Any second Content-Length is refused, equal or not (see `parse_len`).
+                if content_length.is_some() {
+                    return Err(ErrorKind::BadRequest);
+                }
+                content_length = Some(parse_len(v).ok_or(ErrorKind::BadRequest)?);
+            }
+            Field::TransferEncoding => {
+                // A second field line stacks codings (`chunked, chunked`): not implemented.
+                if transfer_encoding.is_some() {
+                    return Err(ErrorKind::NotImplemented);
+                }
+                transfer_encoding = Some(v);
+            }
+            Field::Connection => {
+                for t in tokens(v) {
+                    if is(t, b"close") {
+                        close = true;
+                    } else if is(t, b"keep-alive") {
+                        keep_alive = true;
+                    } else if is(t, b"upgrade") {
+                        conn_upgrade = true;
+                    } else if !t.is_empty() {
+                        extra_listed = true;
+                    }
                 }
             }
-        } else if is(name, b"upgrade") {
-            upgrade_value = Some(v);
-        } else if is(name, b"x-request-id") {
-            request_id.get_or_insert(v);
-        } else if is(name, b"expect") {
-            expect = v.eq_ignore_ascii_case(b"100-continue");
+            Field::Upgrade => upgrade_value = Some(v),
+            Field::XRequestId => {
+                request_id.get_or_insert(v);
+            }
+            Field::Expect => expect = v.eq_ignore_ascii_case(b"100-continue"),
+            _ => {}
         }
     }
-    // Smuggling guards: a coding other than chunked, or both framings, or chunked in 1.0.
-    if te && (!chunked || content_length.is_some() || http10) {
-        return Parsed::Bad(400);
+    // Smuggling guards (RFC 9112 §6.1, §6.3): never both framings; no transfer coding in
+    // HTTP/1.0; `chunked` alone is the one coding implemented.
+    let chunked = match transfer_encoding {
+        None => false,
+        Some(_) if content_length.is_some() || http10 => return Err(ErrorKind::BadRequest),
+        Some(v) if v.eq_ignore_ascii_case(b"chunked") => true,
+        Some([]) => return Err(ErrorKind::BadRequest),
+        Some(_) => return Err(ErrorKind::NotImplemented),
+    };
+    if content_length.is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(ErrorKind::BodyTooLarge);
     }
     let upgrade = !http10 && conn_upgrade && upgrade_value.is_some();
     let websocket = upgrade && upgrade_value.is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
 
-    // Absolute-form targets become origin-form; their authority stands in for a missing Host.
-    let mut authority: Option<&[u8]> = None;
+    // Absolute-form targets become origin-form; their authority stands in for a missing Host
+    // and must equal a present one (RFC 9112 §3.2.2).
     let mut origin = target.as_bytes();
     let scheme_len = if origin.len() >= 7 && origin[..7].eq_ignore_ascii_case(b"http://") {
         7
@@ -574,114 +748,183 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
     } else {
         0
     };
+    let mut host_from_target = false;
     if scheme_len > 0 {
         let rest = &origin[scheme_len..];
         let end = rest
             .iter()
             .position(|b| *b == b'/' || *b == b'?')
             .unwrap_or(rest.len());
-        authority = Some(&rest[..end]);
+        let authority = &rest[..end];
+        if authority.is_empty() || !valid_host(authority) {
+            return Err(ErrorKind::BadRequest);
+        }
+        match host {
+            Some(h) if !h.eq_ignore_ascii_case(authority) => return Err(ErrorKind::BadRequest),
+            Some(_) => {}
+            None => {
+                host = Some(authority);
+                host_from_target = true;
+            }
+        }
         origin = &rest[end..];
+        if origin.is_empty() {
+            origin = b"/";
+        }
+    } else if !(origin.first() == Some(&b'/') || (origin == b"*" && method == "OPTIONS")) {
+        // Authority-form (CONNECT) and anything else: not something the router forwards.
+        return Err(ErrorKind::BadRequest);
     }
-    let origin_path: &[u8] = if origin.is_empty() { b"/" } else { origin };
-    let path_only = {
-        let end = origin_path
+    // HTTP/1.1 requires Host (RFC 9112 §3.2).
+    if host.is_none() && !http10 {
+        return Err(ErrorKind::BadRequest);
+    }
+    let path = {
+        let end = origin
             .iter()
             .position(|b| *b == b'?')
-            .unwrap_or(origin_path.len());
-        &origin_path[..end]
+            .unwrap_or(origin.len());
+        &origin[..end]
     };
-    let route_host = host.or(authority);
+    Ok(Some(Head {
+        len,
+        method,
+        http10,
+        headers,
+        origin,
+        path,
+        host,
+        host_from_target,
+        content_length,
+        chunked,
+        close,
+        keep_alive,
+        upgrade,
+        websocket,
+        extra_listed,
+        request_id,
+        expect,
+    }))
+}
+
+/// Writes the upstream's version of `head` into `out`: origin-form, HTTP/1.1, the client's
+/// end-to-end fields, framing from the router's own decision, then the forwarding headers.
+/// Returns the head's length.
+fn write_head(
+    head: &Head<'_, '_>,
+    client_ip: &[u8],
+    request_id: &[u8],
+    tls: bool,
+    out: &mut Vec<u8>,
+) -> usize {
+    out.clear();
+    // The rewrite adds a few forwarding headers: one allocation for the whole head.
+    out.reserve(head.len + 256);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.origin);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut xff_prev: Vec<&[u8]> = Vec::new();
+    for h in head.headers {
+        let name = h.name.as_bytes();
+        let field = classify(name);
+        if head.extra_listed
+            && !head.upgrade
+            && field.connection_may_remove()
+            && listed(head.headers, name)
+        {
+            continue;
+        }
+        let forward = match field {
+            Field::Other | Field::Host | Field::Expect => true,
+            Field::Upgrade => head.upgrade,
+            Field::XForwardedFor => {
+                xff_prev.push(h.value);
+                false
+            }
+            // Framing, hop-by-hop and forwarding fields: the router writes its own.
+            _ => false,
+        };
+        if forward {
+            push_header(out, name, h.value);
+        }
+    }
+    if head.host_from_target
+        && let Some(a) = head.host
+    {
+        push_header(out, b"host", a);
+    }
+    push_framing(out, head.chunked, head.content_length);
+    if head.upgrade {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
+    out.extend_from_slice(policy::X_FORWARDED_FOR.as_bytes());
+    out.extend_from_slice(b": ");
+    for prev in xff_prev {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(client_ip);
+    out.extend_from_slice(b"\r\n");
+    push_header(
+        out,
+        policy::X_FORWARDED_PROTO.as_bytes(),
+        if tls {
+            policy::PROTO_HTTPS.as_bytes()
+        } else {
+            policy::PROTO_HTTP.as_bytes()
+        },
+    );
+    if let Some(h) = head.host {
+        push_header(out, policy::X_FORWARDED_HOST.as_bytes(), h);
+    }
+    push_header(out, policy::X_REQUEST_ID.as_bytes(), request_id);
+    out.extend_from_slice(b"\r\n");
+    out.len()
+}
+
+/// Parses a request head from `buf` and writes the upstream's version of it into `out`.
+fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> Parsed {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let limits = &ctx.config.limits;
+    let head = match parse_head(buf, limit, limits, &mut headers) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Parsed::Partial,
+        Err(kind) => return Parsed::Bad(kind),
+    };
+    let start = Instant::now();
     let route = {
         let table = ctx.inner.table.load();
         table
             .find(
                 ctx.listener,
                 ctx.local,
-                route_host.and_then(|h| std::str::from_utf8(h).ok()),
-                std::str::from_utf8(path_only).unwrap_or("/"),
+                head.host.and_then(|h| std::str::from_utf8(h).ok()),
+                std::str::from_utf8(head.path).unwrap_or("/"),
             )
             .cloned()
     };
-
-    out.clear();
-    // The rewrite adds a few forwarding headers: one allocation for the whole head.
-    out.reserve(head_len + 256);
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    if origin_path.first() == Some(&b'?') {
-        out.push(b'/');
-    }
-    out.extend_from_slice(origin_path);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut xff_prev: Vec<&[u8]> = Vec::new();
-    for h in headers {
-        let name = h.name.as_bytes();
-        let skip = match name.len() {
-            2 => is(name, b"te"),
-            7 => is(name, b"trailer") || (!upgrade && is(name, b"upgrade")),
-            10 => is(name, b"connection") || is(name, b"keep-alive"),
-            12 => is(name, b"x-request-id"),
-            15 if is(name, b"x-forwarded-for") => {
-                xff_prev.push(h.value);
-                true
-            }
-            16 => is(name, b"x-forwarded-host"),
-            17 => is(name, b"transfer-encoding") || is(name, b"x-forwarded-proto"),
-            _ => false,
-        } || (name.len() > 6 && is(&name[..6], b"proxy-"))
-            || (extra_listed && !upgrade && listed(headers, name));
-        if !skip {
-            push_header(out, name, h.value);
-        }
-    }
-    if host.is_none()
-        && let Some(a) = authority
-    {
-        push_header(out, b"host", a);
-    }
-    if chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    if upgrade {
-        out.extend_from_slice(b"connection: upgrade\r\n");
-    }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    for prev in xff_prev {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(ctx.client_ip.as_bytes());
-    out.extend_from_slice(if ctx.tls {
-        &b"\r\nx-forwarded-proto: https\r\n"[..]
-    } else {
-        b"\r\nx-forwarded-proto: http\r\n"
-    });
-    if let Some(h) = route_host {
-        push_header(out, b"x-forwarded-host", h);
-    }
     let generated;
-    let rid: &[u8] = match request_id {
+    let rid: &[u8] = match head.request_id {
         Some(v) => v,
         None => {
             generated = ctx.inner.request_id_hex();
             &generated
         }
     };
-    push_header(out, b"x-request-id", rid);
-    out.extend_from_slice(b"\r\n");
-    let head_end = out.len();
+    let head_end = write_head(&head, ctx.client_ip.as_bytes(), rid, ctx.tls, out);
+    let method = head.method;
 
     let (steer, set_cookie, mirror) = match route.as_deref() {
         Some(r) => {
-            let pairs = headers.iter().map(|h| (h.name.as_bytes(), h.value));
+            let pairs = head.headers.iter().map(|h| (h.name.as_bytes(), h.value));
             let (steer, cookie) = r.decide(pairs, || ctx.inner.random_hex());
             (steer, cookie, r.mirrors(method, || ctx.inner.rand()))
         }
         None => (Steer::Weighted, None, false),
     };
 
-    let body = match (chunked, content_length) {
+    let body = match (head.chunked, head.content_length) {
         (true, _) => Framing::Chunked(Chunked::new()),
         (false, Some(n)) if n > 0 => Framing::Length(n),
         _ => Framing::None,
@@ -689,22 +932,26 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
     let bodiless = matches!(body, Framing::None);
     let log = ctx.inner.config.access_log.then(|| Log {
         method: method.to_string(),
-        path: String::from_utf8_lossy(path_only).into_owned(),
+        path: String::from_utf8_lossy(head.path).into_owned(),
         request_id: String::from_utf8_lossy(rid).into_owned(),
     });
     Parsed::Done(
-        head_len,
+        head.len,
         Box::new(Req {
             route,
             body,
-            keep_alive: if http10 { keep_alive && !close } else { !close },
-            http10,
+            keep_alive: if head.http10 {
+                head.keep_alive && !head.close
+            } else {
+                !head.close
+            },
+            http10: head.http10,
             head_method: method == "HEAD",
-            retryable: bodiless && matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"),
+            retryable: bodiless && policy::is_retryable_method(method.as_bytes()),
             replayable: bodiless,
-            upgrade,
-            websocket,
-            expect,
+            upgrade: head.upgrade,
+            websocket: head.websocket,
+            expect: head.expect,
             start,
             log,
             steer,
@@ -712,11 +959,18 @@ fn parse_request(buf: &[u8], limit: usize, ctx: &ConnCtx, out: &mut Vec<u8>) -> 
             mirror,
             head_end,
             hsts: ctx.hsts.clone(),
+            rate_limited: crate::limits::rate_limited(ctx),
+            max_body: limits.max_body_bytes,
+            body_timeout: limits.body_read_timeout,
+            send_timeout: limits.send_timeout,
         }),
     )
 }
 
 /// Parses an upstream response head from `buf`; writes the client's version into `out`.
+/// `Err` means the response cannot be forwarded safely (502, and the connection is not reused):
+/// invalid syntax, obs-fold, two or non-numeric Content-Lengths, Content-Length with
+/// Transfer-Encoding, or a transfer coding other than `chunked`.
 fn parse_response(
     buf: &[u8],
     req: &Req,
@@ -725,9 +979,12 @@ fn parse_response(
 ) -> Result<Option<(usize, Resp)>, ()> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
+    // Whitespace between a field name and its colon is read past: RFC 9112 §5.1 asks a proxy
+    // to remove it, which the rewrite below does. obs-fold is refused (§5.2 allows answering 502
+    // instead of unfolding). Bare LF line ends are read (§2.2) because the head is rewritten
+    // with CRLF; the client never sees them.
     let head_len = match httparse::ParserConfig::default()
         .allow_spaces_after_header_name_in_responses(true)
-        .allow_obsolete_multiline_headers_in_responses(true)
         .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)
     {
         Ok(httparse::Status::Complete(n)) => n,
@@ -769,39 +1026,46 @@ fn parse_response(
     }
 
     let mut content_length: Option<u64> = None;
-    let (mut te, mut chunked, mut close, mut keep_alive, mut extra_listed) =
-        (false, false, false, false, false);
+    let mut transfer_encoding = false;
+    let (mut close, mut keep_alive, mut extra_listed) = (false, false, false);
     for h in headers {
-        let name = h.name.as_bytes();
-        if is(name, b"content-length") {
-            match parse_len(h.value) {
-                Some(n) if content_length.is_none_or(|m| m == n) => content_length = Some(n),
-                _ => return Err(()),
+        match classify(h.name.as_bytes()) {
+            Field::ContentLength => {
+                if content_length.is_some() {
+                    return Err(());
+                }
+                content_length = Some(parse_len(h.value).ok_or(())?);
             }
-        } else if is(name, b"transfer-encoding") {
-            te = true;
-            chunked = last_is_chunked(h.value);
-        } else if is(name, b"connection") {
-            for t in tokens(h.value) {
-                if is(t, b"close") {
-                    close = true;
-                } else if is(t, b"keep-alive") {
-                    keep_alive = true;
-                } else if !t.is_empty() {
-                    extra_listed = true;
+            Field::TransferEncoding => {
+                if transfer_encoding || !h.value.eq_ignore_ascii_case(b"chunked") {
+                    return Err(());
+                }
+                transfer_encoding = true;
+            }
+            Field::Connection => {
+                for t in tokens(h.value) {
+                    if is(t, b"close") {
+                        close = true;
+                    } else if is(t, b"keep-alive") {
+                        keep_alive = true;
+                    } else if !t.is_empty() {
+                        extra_listed = true;
+                    }
                 }
             }
+            _ => {}
         }
     }
+    // Both framings, or a coding in an HTTP/1.0 response (RFC 9112 §6.1: faulty framing).
+    if transfer_encoding && (content_length.is_some() || version == 0) {
+        return Err(());
+    }
     let interim = (100..200).contains(&status);
-    let body = if interim || status == 204 || status == 304 || req.head_method {
+    let bodiless_status = interim || status == 204;
+    let body = if bodiless_status || status == 304 || req.head_method {
         Framing::None
-    } else if te {
-        if chunked {
-            Framing::Chunked(Chunked::new())
-        } else {
-            Framing::Eof
-        }
+    } else if transfer_encoding {
+        Framing::Chunked(Chunked::new())
     } else {
         match content_length {
             Some(0) => Framing::None,
@@ -816,19 +1080,25 @@ fn parse_response(
 
     for h in headers {
         let name = h.name.as_bytes();
-        let skip = match name.len() {
-            2 => is(name, b"te"),
-            7 => is(name, b"upgrade"),
-            10 => is(name, b"connection") || is(name, b"keep-alive"),
-            14 => te && is(name, b"content-length"),
-            17 => decode && is(name, b"transfer-encoding"),
-            25 => req.hsts.is_some() && is(name, b"strict-transport-security"),
-            _ => false,
-        } || (name.len() > 6 && is(&name[..6], b"proxy-"))
-            || (extra_listed && listed(headers, name));
-        if !skip {
+        // The listener's own HSTS replaces the upstream's.
+        if req.hsts.is_some() && is(name, b"strict-transport-security") {
+            continue;
+        }
+        let field = classify(name);
+        if extra_listed && field.connection_may_remove() && listed(headers, name) {
+            continue;
+        }
+        // Framing is written below from the router's decision; hop-by-hop fields stay here.
+        let forward = field != Field::ContentLength && !field.is_hop_by_hop();
+        if forward {
             push_header(out, name, h.value);
         }
+    }
+    if !bodiless_status {
+        // A HEAD or 304 answer keeps the length (or coding) it describes; a body is framed
+        // as it will be relayed (decoded for HTTP/1.0, which then ends with the connection).
+        let chunked = transfer_encoding && !req.http10;
+        push_framing(out, chunked, content_length);
     }
     if !interim {
         if let Some(c) = &req.set_cookie {
@@ -856,22 +1126,28 @@ fn parse_response(
     )))
 }
 
-/// A router-made response with a short text body.
-fn error_response(out: &mut Vec<u8>, status: u16, msg: &str, close: bool) {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
+/// A router-made response with a short text body (and `Retry-After` for a 429).
+fn error_response(out: &mut Vec<u8>, kind: ErrorKind, close: bool, retry_after: Option<u64>) {
+    let msg = kind.message();
     out.clear();
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-             content-length: {}\r\n{}\r\n{msg}",
+            "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\n{}",
+            kind.status(),
+            kind.reason(),
             msg.len(),
             if close { "connection: close\r\n" } else { "" },
         )
         .as_bytes(),
     );
+    if let Some(secs) = retry_after {
+        out.extend_from_slice(b"retry-after: ");
+        push_u64(out, secs);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(msg.as_bytes());
 }
 
 /// Inserts a header line right after the status line of the response in `out`.
@@ -894,6 +1170,43 @@ fn access_log(log: &Option<Log>, status: u16, start: Instant, release: &str, ups
     }
 }
 
+/// Bounds of one body relay.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// Longest wait for the next bytes from the source.
+    read: Option<Duration>,
+    /// Longest time one write to the destination may take.
+    write: Option<Duration>,
+    /// Most chunk data bytes (a Content-Length was checked when the head was read).
+    max: u64,
+}
+
+impl Bounds {
+    /// Upstream to client: the client must keep reading.
+    fn to_client(send_timeout: Duration) -> Bounds {
+        Bounds {
+            read: None,
+            write: Some(send_timeout),
+            max: u64::MAX,
+        }
+    }
+}
+
+/// Writes all of `data`, within `limit` when there is one.
+async fn write_bounded<D>(dst: &mut D, data: &[u8], limit: Option<Duration>) -> Result<(), Broken>
+where
+    D: tokio::io::AsyncWrite + Unpin,
+{
+    let r = match limit {
+        None => dst.write_all(data).await,
+        Some(d) => match tokio::time::timeout(d, dst.write_all(data)).await {
+            Ok(r) => r,
+            Err(_) => return Err(Broken::Dst),
+        },
+    };
+    r.map_err(|_| Broken::Dst)
+}
+
 /// Relays a body from `src` (bytes already in `buf` first) to `dst` by its framing; bytes `src`
 /// sent beyond the body stay in `buf`.
 async fn relay_body<S, D>(
@@ -902,6 +1215,7 @@ async fn relay_body<S, D>(
     dst: &mut D,
     framing: &mut Framing,
     decode: bool,
+    bounds: Bounds,
 ) -> Result<(), Broken>
 where
     S: AsyncRead + Unpin,
@@ -913,9 +1227,7 @@ where
                 Framing::None => return Ok(()),
                 Framing::Length(n) => {
                     let take = (*n).min(buf.len() as u64) as usize;
-                    dst.write_all(&buf.bytes()[..take])
-                        .await
-                        .map_err(|_| Broken::Dst)?;
+                    write_bounded(dst, &buf.bytes()[..take], bounds.write).await?;
                     buf.consume(take);
                     *n -= take as u64;
                 }
@@ -925,22 +1237,26 @@ where
                         let mut spans = Vec::new();
                         let used = c
                             .feed(data, |a, b| spans.push((a, b)))
-                            .map_err(|_| Broken::Src)?;
+                            .map_err(|_| Broken::SrcInvalid)?;
+                        if c.data_len() > bounds.max {
+                            return Err(Broken::TooLarge);
+                        }
                         for (a, b) in spans {
-                            dst.write_all(&data[a..b]).await.map_err(|_| Broken::Dst)?;
+                            write_bounded(dst, &data[a..b], bounds.write).await?;
                         }
                         used
                     } else {
-                        let used = c.feed(data, |_, _| {}).map_err(|_| Broken::Src)?;
-                        dst.write_all(&data[..used])
-                            .await
-                            .map_err(|_| Broken::Dst)?;
+                        let used = c.feed(data, |_, _| {}).map_err(|_| Broken::SrcInvalid)?;
+                        if c.data_len() > bounds.max {
+                            return Err(Broken::TooLarge);
+                        }
+                        write_bounded(dst, &data[..used], bounds.write).await?;
                         used
                     };
                     buf.consume(used);
                 }
                 Framing::Eof => {
-                    dst.write_all(buf.bytes()).await.map_err(|_| Broken::Dst)?;
+                    write_bounded(dst, buf.bytes(), bounds.write).await?;
                     buf.clear();
                 }
             }
@@ -951,17 +1267,32 @@ where
         // A TLS destination may hold what was written; it must go out before `src` is awaited.
         dst.flush().await.map_err(|_| Broken::Dst)?;
         let cap = buf.capacity();
-        match buf.fill(src, cap).await {
+        let r = match bounds.read {
+            None => buf.fill(src, cap).await,
+            Some(d) => match tokio::time::timeout(d, buf.fill(src, cap)).await {
+                Ok(r) => r,
+                Err(_) => return Err(Broken::SrcTimeout),
+            },
+        };
+        match r {
             Ok(0) if matches!(framing, Framing::Eof) => return Ok(()),
-            Ok(0) | Err(_) => return Err(Broken::Src),
+            Ok(0) | Err(_) => return Err(Broken::SrcClosed),
             Ok(_) => {}
         }
     }
 }
 
-/// Which side of a relay failed.
+/// How a relay failed.
 enum Broken {
-    Src,
+    /// The source closed (or failed) before the body ended.
+    SrcClosed,
+    /// The source broke the body's framing.
+    SrcInvalid,
+    /// The source sent nothing for `Bounds::read`.
+    SrcTimeout,
+    /// More chunk data than `Bounds::max`.
+    TooLarge,
+    /// The destination failed or did not take a write within `Bounds::write`.
     Dst,
 }
 
@@ -1031,6 +1362,7 @@ impl<S: ClientStream> Io<S> {
         let draining = self.draining();
         self.rbuf.consume(head_len);
         // A body that is already complete in the buffer travels with the head (and can be resent).
+        // A chunked body's buffered part is checked before anything goes upstream.
         if !req.replayable && !matches!(req.body, Framing::None) {
             let data = self.rbuf.bytes();
             let complete = match &req.body {
@@ -1038,9 +1370,12 @@ impl<S: ClientStream> Io<S> {
                 Framing::Chunked(_) => {
                     let mut probe = Chunked::new();
                     match probe.feed(data, |_, _| {}) {
+                        Err(_) => return self.refuse(&req, ErrorKind::BadRequest).await,
+                        Ok(_) if probe.data_len() > req.max_body => {
+                            return self.refuse(&req, ErrorKind::BodyTooLarge).await;
+                        }
                         Ok(used) if probe.is_done() => Some(used),
                         Ok(_) => None,
-                        Err(_) => return self.error(400, "bad chunked body\n", true).await,
                     }
                 }
                 _ => None,
@@ -1052,15 +1387,21 @@ impl<S: ClientStream> Io<S> {
                 req.replayable = true;
             }
         }
+        // Unread body bytes would be taken for the next request: only a whole one keeps it.
+        let close_unread = !req.keep_alive || draining || !req.replayable;
+        if let Some(secs) = req.rate_limited {
+            access_log(&req.log, 429, req.start, "-", "-");
+            error_response(
+                &mut self.resp,
+                ErrorKind::TooManyRequests,
+                close_unread,
+                Some(secs),
+            );
+            return self.send_error(&req, close_unread).await;
+        }
         let Some(route) = req.route.take() else {
             access_log(&req.log, 404, req.start, "-", "-");
-            return self
-                .error(
-                    404,
-                    "no route\n",
-                    !req.keep_alive || draining || !req.replayable,
-                )
-                .await;
+            return self.error(&req, ErrorKind::NoRoute, close_unread).await;
         };
         // Only a request that is whole in memory can be copied without the user waiting.
         if req.mirror
@@ -1082,10 +1423,11 @@ impl<S: ClientStream> Io<S> {
                 .pick_steered(req.steer, pick_rand, failed.as_deref())
                 .map(|(_, u)| u.clone())
             else {
-                let (status, msg) = match failed {
-                    Some(_) => (502, "upstream connect failed\n"),
-                    None => (503, "no healthy instance\n"),
+                let kind = match failed {
+                    Some(_) => ErrorKind::ConnectFailed,
+                    None => ErrorKind::NoHealthyInstance,
                 };
+                let status = kind.status();
                 let now = Instant::now();
                 let charged = match &failed {
                     Some(up) => Some((&up.stats, up.release.as_str())),
@@ -1103,12 +1445,11 @@ impl<S: ClientStream> Io<S> {
                     charged.map_or("-", |(_, r)| r),
                     "-",
                 );
-                let close = !req.keep_alive || draining || !req.replayable;
-                return self.error(status, msg, close).await;
+                return self.error(&req, kind, close_unread).await;
             };
             let lease = up.start();
             let close_client = !req.keep_alive || draining;
-            let (status, msg) = match self.send(inner, &up, &mut req, close_client).await {
+            let kind = match self.send(inner, &up, &mut req, close_client).await {
                 Ok((stream, resp)) => {
                     return self.respond(inner, lease, stream, resp, &req).await;
                 }
@@ -1120,27 +1461,48 @@ impl<S: ClientStream> Io<S> {
                         failed = Some(up);
                         continue;
                     }
-                    (502, "upstream connect failed\n")
+                    ErrorKind::ConnectFailed
                 }
-                Err(SendError::Timeout) => (504, "upstream timeout\n"),
-                Err(SendError::Failed) => (502, "upstream failed\n"),
+                Err(SendError::Timeout) => ErrorKind::UpstreamTimeout,
+                Err(SendError::Failed) => ErrorKind::UpstreamFailed,
+                Err(SendError::BadResponse) => ErrorKind::BadResponse,
+                Err(SendError::Body(kind)) => {
+                    // The client's fault, not the release's: logged, not counted.
+                    access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
+                    return self.refuse(&req, kind).await;
+                }
                 Err(SendError::Client) => return Flow::Close,
             };
+            let status = kind.status();
             let now = Instant::now();
             up.stats.record(inner.sec(now), status, now - req.start);
             access_log(&req.log, status, req.start, &up.release, &up.id);
             // The request body may be partly unread: only a bodiless exchange keeps the connection.
             let close = close_client || !matches!(req.body, Framing::None);
-            return self.error(status, msg, close).await;
+            return self.error(&req, kind, close).await;
         }
     }
 
-    async fn error(&mut self, status: u16, msg: &str, close: bool) -> Flow {
-        error_response(&mut self.resp, status, msg, close);
+    /// Answers with a router-made error.
+    async fn error(&mut self, req: &Req, kind: ErrorKind, close: bool) -> Flow {
+        error_response(&mut self.resp, kind, close, None);
+        self.send_error(req, close).await
+    }
+
+    /// Answers a request the router will not (or no longer) forward, and closes.
+    async fn refuse(&mut self, req: &Req, kind: ErrorKind) -> Flow {
+        self.error(req, kind, true).await
+    }
+
+    /// Writes the error response in `resp`.
+    async fn send_error(&mut self, req: &Req, close: bool) -> Flow {
         if let Some(v) = &self.hsts {
             insert_header(&mut self.resp, b"strict-transport-security", v.as_bytes());
         }
-        if self.client.write_all(&self.resp).await.is_err() {
+        if write_bounded(&mut self.client, &self.resp, Some(req.send_timeout))
+            .await
+            .is_err()
+        {
             return Flow::Close;
         }
         if close { Flow::Linger } else { Flow::Keep }
@@ -1206,10 +1568,15 @@ impl<S: ClientStream> Io<S> {
                         return Err(SendError::Connect);
                     }
                     Err(HeadError::Timeout) => return Err(SendError::Timeout),
+                    Err(HeadError::Invalid) => return Err(SendError::BadResponse),
                     Err(_) => return Err(SendError::Failed),
                 };
                 if (100..200).contains(&resp.status) && resp.status != 101 {
-                    if !req.http10 && self.client.write_all(&self.resp).await.is_err() {
+                    if !req.http10
+                        && write_bounded(&mut self.client, &self.resp, Some(req.send_timeout))
+                            .await
+                            .is_err()
+                    {
                         return Err(SendError::Client);
                     }
                     if resp.status == 100 && body_pending {
@@ -1229,14 +1596,31 @@ impl<S: ClientStream> Io<S> {
         }
     }
 
-    /// Streams the rest of the request body from the client to `s`.
+    /// Streams the rest of the request body from the client to `s`, within the body limits.
     async fn send_body(&mut self, s: &mut TcpStream, req: &mut Req) -> Result<(), SendError> {
-        match relay_body(&mut self.client, &mut self.rbuf, s, &mut req.body, false).await {
+        let bounds = Bounds {
+            read: Some(req.body_timeout),
+            write: None,
+            max: req.max_body,
+        };
+        match relay_body(
+            &mut self.client,
+            &mut self.rbuf,
+            s,
+            &mut req.body,
+            false,
+            bounds,
+        )
+        .await
+        {
             Ok(()) => {
                 req.body = Framing::None;
                 Ok(())
             }
-            Err(Broken::Src) => Err(SendError::Client),
+            Err(Broken::SrcClosed) => Err(SendError::Client),
+            Err(Broken::SrcInvalid) => Err(SendError::Body(ErrorKind::BadRequest)),
+            Err(Broken::SrcTimeout) => Err(SendError::Body(ErrorKind::RequestTimeout)),
+            Err(Broken::TooLarge) => Err(SendError::Body(ErrorKind::BodyTooLarge)),
             Err(Broken::Dst) => Err(SendError::Failed),
         }
     }
@@ -1279,7 +1663,7 @@ impl<S: ClientStream> Io<S> {
             };
             match r {
                 Ok(n) if n > 0 => got_any = true,
-                _ if got_any => return Err(HeadError::Invalid),
+                _ if got_any => return Err(HeadError::Broken),
                 _ => return Err(HeadError::Empty),
             }
         }
@@ -1295,29 +1679,46 @@ impl<S: ClientStream> Io<S> {
         req: &Req,
     ) -> Flow {
         let up = &lease.up;
+        if resp.status == 101 && !req.upgrade {
+            let kind = ErrorKind::SwitchedUnasked;
+            let now = Instant::now();
+            up.stats
+                .record(inner.sec(now), kind.status(), now - req.start);
+            access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
+            drop(lease);
+            return self.refuse(req, kind).await;
+        }
+        // The body bytes that came with the head go in the same write; framing broken there is
+        // still a 502, since nothing was sent to the client yet.
+        if !take_buffered(&mut self.ubuf, &mut resp.body, resp.decode, &mut self.resp) {
+            let kind = ErrorKind::BadResponse;
+            let now = Instant::now();
+            up.stats
+                .record(inner.sec(now), kind.status(), now - req.start);
+            access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
+            drop(lease);
+            return self.refuse(req, kind).await;
+        }
         let now = Instant::now();
         up.stats
             .record(inner.sec(now), resp.status, now - req.start);
         access_log(&req.log, resp.status, req.start, &up.release, &up.id);
         if resp.status == 101 {
-            if !req.upgrade {
-                drop(lease);
-                return self
-                    .error(502, "upstream switched protocols unasked\n", true)
-                    .await;
-            }
             // Upgraded connections are not HTTP requests in flight.
             drop(lease);
-            if self.client.write_all(&self.resp).await.is_err() {
+            if write_bounded(&mut self.client, &self.resp, Some(req.send_timeout))
+                .await
+                .is_err()
+            {
                 return Flow::Close;
             }
             let rest = self.ubuf.take_rest();
             return Flow::Upgrade(Prefixed::new(rest, s), req.websocket);
         }
-        if !take_buffered(&mut self.ubuf, &mut resp.body, resp.decode, &mut self.resp) {
-            return Flow::Close;
-        }
-        if self.client.write_all(&self.resp).await.is_err() {
+        if write_bounded(&mut self.client, &self.resp, Some(req.send_timeout))
+            .await
+            .is_err()
+        {
             return Flow::Close;
         }
         if !body_done(&resp.body) {
@@ -1327,11 +1728,13 @@ impl<S: ClientStream> Io<S> {
                 &mut self.client,
                 &mut resp.body,
                 resp.decode,
+                Bounds::to_client(req.send_timeout),
             )
             .await
             {
                 Ok(()) => {}
-                // A truncated body can only be signalled by closing.
+                // A truncated body can only be signalled by closing; the upstream connection
+                // (mid-body, or with broken framing) is dropped, never pooled.
                 Err(_) => return Flow::Close,
             }
         }
@@ -1355,6 +1758,9 @@ impl<S: ClientStream> Io<S> {
 enum HeadError {
     /// The connection ended before any byte of response (safe to resend).
     Empty,
+    /// The connection ended (or failed) inside the head.
+    Broken,
+    /// The head is invalid or its framing ambiguous.
     Invalid,
     Timeout,
 }
@@ -1364,6 +1770,10 @@ fn looks_alive(s: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod parse_tests;
 
 #[cfg(test)]
 mod tests {

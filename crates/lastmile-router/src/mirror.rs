@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::chunked::Chunked;
-use crate::http1::{Framing, last_is_chunked, tokens};
+use crate::http1::{Framing, tokens};
 use crate::router::Inner;
 use crate::table::{CompiledBackend, least_loaded};
 use crate::upstream::{UpstreamState, tcp_connect};
@@ -174,9 +174,10 @@ async fn read_head(
 fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 100];
     let mut resp = httparse::Response::new(&mut []);
+    // The same framing rules as user responses (`http1::parse_response`): this connection may
+    // be pooled and later carry user traffic, so its framing must not be in doubt.
     let len = match httparse::ParserConfig::default()
         .allow_spaces_after_header_name_in_responses(true)
-        .allow_obsolete_multiline_headers_in_responses(true)
         .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)
     {
         Ok(httparse::Status::Complete(n)) => n,
@@ -191,10 +192,16 @@ fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
             let v = std::str::from_utf8(h.value).map_err(|_| ())?;
-            length = Some(v.trim().parse::<u64>().map_err(|_| ())?);
+            if length.is_some() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            length = Some(v.parse::<u64>().map_err(|_| ())?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if te || !h.value.eq_ignore_ascii_case(b"chunked") || length.is_some() {
+                return Err(());
+            }
             te = true;
-            chunked = last_is_chunked(h.value);
+            chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             if tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close")) {
                 close = true;
@@ -202,6 +209,9 @@ fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
                 close = false;
             }
         }
+    }
+    if te && length.is_some() {
+        return Err(());
     }
     let body = if (100..200).contains(&status) || status == 204 || status == 304 || head_method {
         Framing::None

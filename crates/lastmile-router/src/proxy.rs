@@ -1,4 +1,12 @@
-//! The request path: route, pick an instance, forward, account.
+//! The request path of hyper-served connections (h2): route, pick an instance, forward,
+//! account. The policy (retries, hop-by-hop and forwarding headers, error answers) is
+//! `policy`'s, shared with the HTTP/1.1 path; hyper and h2 do the framing.
+//!
+//! Limits: `max_headers` (431), `max_body_bytes` (413, by Content-Length up front and by counting
+//! as the body streams), `body_read_timeout` (408) and `rate_limit` (429) apply per request.
+//! `idle_timeout` and `send_timeout` are not enforced for h2 here: hyper's server builder has
+//! no idle or write timeout, and the connection loop lives in `router.rs` (h2 keep-alive pings
+//! could bound dead peers there).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,17 +22,19 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{Lease, ProxyBody};
 use crate::config::ListenerConfig;
+use crate::limits::{LimitedBody, Tripped};
+use crate::policy::{self, ErrorKind};
 use crate::router::{Inner, Tracked};
 use crate::table::{CompiledRoute, Steer};
 use crate::upstream::{InFlight, UpstreamState};
 use crate::websocket;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const HTTP: HeaderValue = HeaderValue::from_static("http");
-const HTTPS: HeaderValue = HeaderValue::from_static("https");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static(policy::X_FORWARDED_FOR);
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(policy::X_FORWARDED_PROTO);
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static(policy::X_FORWARDED_HOST);
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(policy::X_REQUEST_ID);
+const HTTP: HeaderValue = HeaderValue::from_static(policy::PROTO_HTTP);
+const HTTPS: HeaderValue = HeaderValue::from_static(policy::PROTO_HTTPS);
 
 /// What every request on one client connection shares.
 #[derive(Debug)]
@@ -58,7 +68,7 @@ struct LogLine {
 #[allow(clippy::large_enum_variant)]
 enum SendError {
     /// No connection could be opened; the request was not sent and comes back.
-    Connect(Request<Incoming>),
+    Connect(Request<LimitedBody>),
     /// The response headers did not arrive within `upstream_timeout`.
     Timeout,
     /// The connection failed after the request was (partly) sent.
@@ -89,8 +99,28 @@ pub(crate) async fn handle(
         uri: req.uri().clone(),
         request_id,
     });
+    let limits = &ctx.config.limits;
+    let refusal = if req.headers().len() > limits.max_headers {
+        Some(ErrorKind::HeadersTooLarge)
+    } else if req.body().size_hint().lower() > limits.max_body_bytes {
+        Some(ErrorKind::BodyTooLarge)
+    } else {
+        None
+    };
+    if let Some(kind) = refusal {
+        let resp = simple(kind);
+        access_log(&log, resp.status(), start, "-", "-");
+        return Ok(resp);
+    }
+    if let Some(secs) = crate::limits::rate_limited(&ctx) {
+        let mut resp = simple(ErrorKind::TooManyRequests);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        access_log(&log, resp.status(), start, "-", "-");
+        return Ok(resp);
+    }
     let Some(route) = route else {
-        let resp = simple(StatusCode::NOT_FOUND, "no route\n");
+        let resp = simple(ErrorKind::NoRoute);
         access_log(&log, resp.status(), start, "-", "-");
         return Ok(resp);
     };
@@ -99,11 +129,12 @@ pub(crate) async fn handle(
             .headers()
             .get(header::UPGRADE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let retryable = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-    ) && req.body().is_end_stream();
+    let retryable =
+        policy::is_retryable_method(req.method().as_str().as_bytes()) && req.body().is_end_stream();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let (body, tripped) = LimitedBody::new(body, limits.max_body_bytes, limits.body_read_timeout);
+    let mut req = Request::from_parts(parts, body);
     let (steer, set_cookie) = if route.steers() {
         let pairs: Vec<(&[u8], &[u8])> = req
             .headers()
@@ -165,36 +196,32 @@ pub(crate) async fn handle(
                     req = back;
                     continue;
                 }
-                return Ok(failure(
-                    inner,
-                    &up,
-                    StatusCode::BAD_GATEWAY,
-                    "upstream connect failed\n",
-                    start,
-                    &log,
-                ));
+                return Ok(failure(inner, &up, ErrorKind::ConnectFailed, start, &log));
             }
             Err(SendError::Timeout) => {
-                return Ok(failure(
-                    inner,
-                    &up,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream timeout\n",
-                    start,
-                    &log,
-                ));
+                return Ok(failure(inner, &up, ErrorKind::UpstreamTimeout, start, &log));
             }
             Err(SendError::Failed) => {
-                return Ok(failure(
-                    inner,
-                    &up,
-                    StatusCode::BAD_GATEWAY,
-                    "upstream failed\n",
-                    start,
-                    &log,
-                ));
+                if let Some(kind) = body_refusal(&tripped) {
+                    // The client's body broke a limit: its fault, not the release's.
+                    let resp = simple(kind);
+                    access_log(&log, resp.status(), start, &up.release, &up.id);
+                    return Ok(resp);
+                }
+                return Ok(failure(inner, &up, ErrorKind::UpstreamFailed, start, &log));
             }
         }
+    }
+}
+
+/// The answer for a request whose body stopped at a limit, if it did.
+fn body_refusal(tripped: &Tripped) -> Option<ErrorKind> {
+    if tripped.too_large() {
+        Some(ErrorKind::BodyTooLarge)
+    } else if tripped.timed_out() {
+        Some(ErrorKind::RequestTimeout)
+    } else {
+        None
     }
 }
 
@@ -202,8 +229,8 @@ pub(crate) async fn handle(
 async fn send(
     inner: &Inner,
     up: &UpstreamState,
-    mut req: Request<Incoming>,
-) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+    mut req: Request<LimitedBody>,
+) -> Result<(Response<Incoming>, SendRequest<LimitedBody>), SendError> {
     let timeout = inner.config.upstream_timeout;
     if let Some(mut sender) = up.take_idle() {
         match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
@@ -233,7 +260,7 @@ fn respond(
     ctx: &ConnCtx,
     lease: InFlight,
     mut resp: Response<Incoming>,
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<LimitedBody>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     websocket: bool,
     start: Instant,
@@ -242,16 +269,18 @@ fn respond(
     let inner = &*ctx.inner;
     let up = lease.up.clone();
     let status = resp.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS && !framing_is_unambiguous(resp.headers()) {
+        // hyper read it one way (Transfer-Encoding wins, equal lengths merge); the upstream may
+        // have meant another. The connection goes with `sender` and `resp`, never pooled.
+        return failure(inner, &up, ErrorKind::BadResponse, start, log);
+    }
     let now = Instant::now();
     up.stats
         .record(inner.sec(now), status.as_u16(), now - start);
     access_log(log, status, start, &up.release, &up.id);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
-            return simple(
-                StatusCode::BAD_GATEWAY,
-                "upstream switched protocols unasked\n",
-            );
+            return simple(ErrorKind::SwitchedUnasked);
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let tracked = Tracked::upgraded(&ctx.inner);
@@ -300,10 +329,11 @@ fn no_instance(
     start: Instant,
     log: &Option<LogLine>,
 ) -> Response<ProxyBody> {
-    let (status, msg) = match failed {
-        Some(_) => (StatusCode::BAD_GATEWAY, "upstream connect failed\n"),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no healthy instance\n"),
+    let kind = match failed {
+        Some(_) => ErrorKind::ConnectFailed,
+        None => ErrorKind::NoHealthyInstance,
     };
+    let status = status_of(kind);
     let now = Instant::now();
     let charged = match failed {
         Some(up) => Some((&up.stats, up.release.as_str())),
@@ -315,23 +345,23 @@ fn no_instance(
         stats.record(inner.sec(now), status.as_u16(), now - start);
     }
     access_log(log, status, start, charged.map_or("-", |(_, r)| r), "-");
-    simple(status, msg)
+    simple(kind)
 }
 
 /// A router-made error charged to `up`'s release.
 fn failure(
     inner: &Inner,
     up: &UpstreamState,
-    status: StatusCode,
-    msg: &'static str,
+    kind: ErrorKind,
     start: Instant,
     log: &Option<LogLine>,
 ) -> Response<ProxyBody> {
+    let status = status_of(kind);
     let now = Instant::now();
     up.stats
         .record(inner.sec(now), status.as_u16(), now - start);
     access_log(log, status, start, &up.release, &up.id);
-    simple(status, msg)
+    simple(kind)
 }
 
 fn access_log(
@@ -357,9 +387,14 @@ fn access_log(
     }
 }
 
-fn simple(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::text(msg));
-    *resp.status_mut() = status;
+fn status_of(kind: ErrorKind) -> StatusCode {
+    StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// A router-made answer from the policy's error table.
+fn simple(kind: ErrorKind) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::text(kind.message()));
+    *resp.status_mut() = status_of(kind);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -368,7 +403,7 @@ fn simple(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
 }
 
 /// Host header, or the HTTP/2 authority.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
     match req
         .headers()
         .get(header::HOST)
@@ -380,7 +415,7 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 }
 
 /// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header.
-fn is_upgrade(req: &Request<Incoming>) -> bool {
+fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
@@ -391,7 +426,7 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 /// Rewrites the request for an HTTP/1.1 upstream; returns the request id it carries.
-fn prepare(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) -> HeaderValue {
+fn prepare<B>(ctx: &ConnCtx, req: &mut Request<B>, upgrade: bool) -> HeaderValue {
     if req.version() != Version::HTTP_11 || req.uri().scheme().is_some() {
         // HTTP/2 (or absolute-form): the upstream wants origin-form and a Host header.
         if let Some(auth) = req.uri().authority()
@@ -438,19 +473,44 @@ fn prepare(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) -> HeaderV
     }
 }
 
-/// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those `Connection` names.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h.remove(header::CONNECTION)
-        && let Ok(s) = conn.to_str()
-    {
-        for token in s.split(',') {
-            let token = token.trim();
-            if !token.is_empty() {
-                h.remove(token);
-            }
+/// The same response framing rules as the HTTP/1.1 path (`http1::parse_response`): at most one
+/// of Content-Length (one field, digits only) or Transfer-Encoding (exactly `chunked`).
+fn framing_is_unambiguous(h: &HeaderMap) -> bool {
+    let mut lengths = h.get_all(header::CONTENT_LENGTH).iter();
+    let mut codings = h.get_all(header::TRANSFER_ENCODING).iter();
+    match (lengths.next(), codings.next()) {
+        (None, None) => true,
+        (Some(len), None) => {
+            let len = len.as_bytes().trim_ascii();
+            lengths.next().is_none() && !len.is_empty() && len.iter().all(u8::is_ascii_digit)
         }
-        // Further Connection headers (rare) go too.
-        while h.remove(header::CONNECTION).is_some() {}
+        (None, Some(coding)) => {
+            codings.next().is_none()
+                && coding
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"chunked")
+        }
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Removes the headers that describe one hop (RFC 9110 §7.6.1), including those `Connection`
+/// names — except the ones the policy protects (Host, framing, Expect, forwarding headers).
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if h.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty() && policy::classify(t).connection_may_remove())
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect();
+        for name in listed {
+            h.remove(name);
+        }
+        h.remove(header::CONNECTION);
     }
     h.remove("keep-alive");
     h.remove(header::TE);
@@ -466,5 +526,60 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         for n in names {
             h.remove(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{HeaderMap, HeaderValue};
+
+    use super::{framing_is_unambiguous, strip_hop_by_hop};
+
+    #[test]
+    fn ambiguous_response_framing_is_refused() {
+        let framing = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(*n, HeaderValue::from_static(v));
+            }
+            framing_is_unambiguous(&h)
+        };
+        assert!(framing(&[]));
+        assert!(framing(&[("content-length", "5")]));
+        assert!(framing(&[("transfer-encoding", "chunked")]));
+        assert!(!framing(&[
+            ("content-length", "5"),
+            ("content-length", "5")
+        ]));
+        assert!(!framing(&[("content-length", "5, 5")]));
+        assert!(!framing(&[
+            ("content-length", "5"),
+            ("transfer-encoding", "chunked")
+        ]));
+        assert!(!framing(&[("transfer-encoding", "gzip, chunked")]));
+        assert!(!framing(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked")
+        ]));
+    }
+
+    #[test]
+    fn connection_cannot_strip_host_or_framing() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("x"));
+        h.insert("content-length", HeaderValue::from_static("5"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert("x-b", HeaderValue::from_static("2"));
+        h.insert("proxy-authorization", HeaderValue::from_static("secret"));
+        h.append(
+            "connection",
+            HeaderValue::from_static("host, content-length, x-forwarded-for, x-a"),
+        );
+        h.append("connection", HeaderValue::from_static("keep-alive, x-b"));
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "host", "x-forwarded-for"]);
     }
 }

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::limits::LimitedBody;
 use crate::stats::StatsRing;
 
 /// Idle connections kept per upstream; more are closed when they become idle.
@@ -26,7 +26,7 @@ pub(crate) struct UpstreamState {
     /// Milliseconds since the router's epoch when the upstream was last ejected.
     ejected_at_ms: AtomicU64,
     /// Keep-alive connections; the lock is held for a push or a short scan only.
-    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    idle: Mutex<Vec<SendRequest<LimitedBody>>>,
     /// Keep-alive plain connections of the HTTP/1.1 fast path (most recently used last).
     streams: Mutex<Vec<TcpStream>>,
 }
@@ -115,7 +115,7 @@ impl UpstreamState {
     }
 
     /// A pooled connection that can take a request now, if any.
-    pub(crate) fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    pub(crate) fn take_idle(&self) -> Option<SendRequest<LimitedBody>> {
         let mut idle = self.idle.lock().ok()?;
         let mut i = idle.len();
         while i > 0 {
@@ -130,7 +130,7 @@ impl UpstreamState {
     }
 
     /// Returns a connection whose response was read completely.
-    pub(crate) fn put_idle(&self, sender: SendRequest<Incoming>) {
+    pub(crate) fn put_idle(&self, sender: SendRequest<LimitedBody>) {
         if sender.is_closed() || self.is_ejected() {
             return;
         }
@@ -145,7 +145,7 @@ impl UpstreamState {
     pub(crate) async fn connect(
         &self,
         timeout: Duration,
-    ) -> std::io::Result<SendRequest<Incoming>> {
+    ) -> std::io::Result<SendRequest<LimitedBody>> {
         let stream = tcp_connect(self.addr, timeout).await?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))

@@ -162,10 +162,7 @@ async fn app_page(State(server): Shared, session: Session, Path(app): Path<Strin
             note,
             last_commit,
             stats: status.as_ref().map(view::stats).unwrap_or_default(),
-            certificates: status
-                .as_ref()
-                .map(view::certificates)
-                .unwrap_or_default(),
+            certificates: status.as_ref().map(view::certificates).unwrap_or_default(),
             pending: server
                 .pending(&app)
                 .map(|pending| view::pending(&pending))

@@ -316,7 +316,10 @@ impl Edge {
             use rustls::pki_types::pem::PemObject;
             for root in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
                 config.extra_roots.push(root.with_context(|| {
-                    format!("route.tls.acme.ca {} holds no PEM certificate", ca.display())
+                    format!(
+                        "route.tls.acme.ca {} holds no PEM certificate",
+                        ca.display()
+                    )
                 })?);
             }
         }
@@ -329,21 +332,19 @@ impl Edge {
         let progress = self.progress.clone();
         let names = vec![key.host.clone()];
         Ok(
-            CertManager::new(Arc::new(client), names.clone(), responder).on_event(
-                move |event| {
-                    match event {
-                        AcmeEvent::Failed { error, .. } => {
-                            progress.warn(&event.to_string());
-                            let message = error.to_string();
-                            update(&status, &names, |entry| {
-                                entry.state = "failing";
-                                entry.error = Some(message.clone());
-                            });
-                        }
-                        _ => progress.line(&event.to_string()),
+            CertManager::new(Arc::new(client), names.clone(), responder).on_event(move |event| {
+                match event {
+                    AcmeEvent::Failed { error, .. } => {
+                        progress.warn(&event.to_string());
+                        let message = error.to_string();
+                        update(&status, &names, |entry| {
+                            entry.state = "failing";
+                            entry.error = Some(message.clone());
+                        });
                     }
-                },
-            ),
+                    _ => progress.line(&event.to_string()),
+                }
+            }),
         )
     }
 }
@@ -506,7 +507,10 @@ fn leaf_validity(chain_pem: &str) -> Option<(SystemTime, String)> {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    Some((SystemTime::UNIX_EPOCH + Duration::from_secs(seconds), serial))
+    Some((
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+        serial,
+    ))
 }
 
 /// `time` as `2026-12-02T03:27:44Z`.

@@ -299,13 +299,13 @@ impl LocalHost {
         for listener in state.listeners.values_mut() {
             if let Some(pending) = listener.pending.take() {
                 let actual = listener.actual;
-                let handle =
-                    self.inner
-                        .router
-                        .serve_with(pending, listener.config.clone())
-                        .map_err(|error| HostError::Other {
-                            message: format!("the router cannot serve {actual}: {error}"),
-                        })?;
+                let handle = self
+                    .inner
+                    .router
+                    .serve_with(pending, listener.config.clone())
+                    .map_err(|error| HostError::Other {
+                        message: format!("the router cannot serve {actual}: {error}"),
+                    })?;
                 listener._handle = Some(handle);
             }
         }
@@ -477,11 +477,11 @@ impl HostHandle for LocalHost {
             certificates.set(&certificate.hosts, chain, key)
         }
         .map_err(|error| HostError::Other {
-                message: format!(
-                    "cannot serve the certificate for {}: {error}",
-                    certificate.hosts.join(", ")
-                ),
-            })
+            message: format!(
+                "cannot serve the certificate for {}: {error}",
+                certificate.hosts.join(", ")
+            ),
+        })
     }
 
     async fn set_challenge(

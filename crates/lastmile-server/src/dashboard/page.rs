@@ -7,8 +7,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::view::{
-    AppCard, CertificateView, CommitView, DeploymentView, DoraView, EnvView, PendingView, PhaseView, ReleaseView,
-    RunView, SplitView, StatView, StepView,
+    AppCard, CertificateView, CommitView, DeploymentView, DoraView, EnvView, PendingView,
+    PhaseView, ReleaseView, RunView, SplitView, StatView, StepView,
 };
 
 /// The query of `htmx.min.js`, so a new vendored copy is fetched at once

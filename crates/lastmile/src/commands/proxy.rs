@@ -49,13 +49,15 @@ fn listener_config(args: &ProxyArgs) -> anyhow::Result<lastmile_router::Listener
     let key_pem = std::fs::read_to_string(key)
         .with_context(|| format!("cannot read the private key {}", key.display()))?;
     let certs = lastmile_router::CertStore::new();
-    certs.set_default(chain.as_bytes(), key_pem.as_bytes()).with_context(|| {
-        format!(
-            "cannot serve {} with the key {}",
-            cert.display(),
-            key.display()
-        )
-    })?;
+    certs
+        .set_default(chain.as_bytes(), key_pem.as_bytes())
+        .with_context(|| {
+            format!(
+                "cannot serve {} with the key {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
     Ok(lastmile_router::ListenerConfig {
         tls: Some(lastmile_router::TlsSettings::new(certs)),
         ..lastmile_router::ListenerConfig::default()
