@@ -626,13 +626,18 @@ impl Controller {
             .restore(&specs, &service_of, &*self.progress_sink())
             .await
             .context("cannot bring back the releases that were serving")?;
+        let restored_any = !restored.serving.is_empty();
         for (environment, release) in restored.serving {
             self.progress.line(&format!(
                 "restored {environment}: release {}",
                 short(&release)
             ));
         }
-        self.edge.start_renewals(&spec, self.spec_dir())?;
+        // Renewal needs the routes (HTTP-01 reaches the redirect listener):
+        // with nothing restored, the first deploy starts it.
+        if restored_any {
+            self.edge.start_renewals(&spec, self.spec_dir())?;
+        }
         let resuming = restored.resumable.len();
         for (environment, deployment) in restored.resumable {
             let Some(spec) = specs.iter().find(|spec| spec.name == environment).cloned() else {

@@ -756,6 +756,9 @@ mod canary;
 #[path = "deploy/flags.rs"]
 mod flags;
 
+#[path = "deploy/edge.rs"]
+mod edge;
+
 /// `GET path` on the running `lastmile up`'s control address; the raw answer.
 fn control_get(app: &App, path: &str) -> String {
     let control = app.control_addr();
