@@ -169,7 +169,14 @@ impl AcmeClient {
                 .post_as_get(&authorization_url, "read an authorization")
                 .await?
                 .json()?;
-            let host = authorization.identifier.value.clone();
+            let host = authorization.identifier.value.to_ascii_lowercase();
+            if !hosts.contains(&host) {
+                let shown: String = host.chars().take(64).collect();
+                return Err(AcmeError::protocol(
+                    &authorization_url,
+                    format!("an authorization for `{shown}`, which was not asked for"),
+                ));
+            }
             match authorization.status {
                 // Validated before (the CA reuses recent authorizations): nothing to prove.
                 Status::Valid => continue,
@@ -767,8 +774,10 @@ mod tests {
             ),
             Err(AcmeError::Config(_))
         ));
-        let mut config = AcmeConfig::default();
-        config.email = Some("not a mail".to_string());
+        let config = AcmeConfig {
+            email: Some("not a mail".to_string()),
+            ..AcmeConfig::default()
+        };
         assert!(matches!(
             AcmeClient::new(config, Arc::clone(&storage)),
             Err(AcmeError::Config(_))
