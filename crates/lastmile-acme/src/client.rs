@@ -300,6 +300,12 @@ impl AcmeClient {
                 }
                 (order, key_pem, public_key)
             }
+            Status::Valid => {
+                return Err(AcmeError::protocol(
+                    &order_url,
+                    "the order was valid before this client finalized it",
+                ));
+            }
             _ => return Err(order_failed(&order)),
         };
         let (order, key_pem, public_key) = order;
@@ -349,7 +355,7 @@ impl AcmeClient {
                 asked.clamp(FIRST_POLL_DELAY, MAX_POLL_RETRY_AFTER)
             });
             tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(MAX_POLL_DELAY);
+            delay = delay.saturating_mul(2).min(MAX_POLL_DELAY);
         }
     }
 

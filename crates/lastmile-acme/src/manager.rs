@@ -299,7 +299,7 @@ impl CertManager {
             retry_in: Some(retry_in),
         });
         tokio::time::sleep(retry_in).await;
-        (backoff * 2).min(self.retry.max)
+        backoff.saturating_mul(2).min(self.retry.max)
     }
 
     /// Asks the CA and saves the result. A certificate that could not be saved is still
