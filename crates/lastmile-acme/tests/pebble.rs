@@ -343,7 +343,8 @@ impl Pebble {
             assert!(
                 found,
                 "`{binary}` is not installed; these tests run the real ACME test server: \
-                 run `apt-get install pebble pebble-challtestsrv`"
+                 run `apt-get install pebble` (Debian's pebble package ships both pebble and \
+                 pebble-challtestsrv)"
             );
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
