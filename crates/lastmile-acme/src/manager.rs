@@ -417,3 +417,6 @@ async fn sleep_until(at: SystemTime) {
         tokio::time::sleep(remaining.min(MAX_SLEEP)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
