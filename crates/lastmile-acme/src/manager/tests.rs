@@ -141,3 +141,82 @@ fn every_message_a_user_reads() {
     }
     insta::assert_snapshot!(text);
 }
+
+/// A manager whose CA cannot be reached (nothing listens on 127.0.0.1:9), so any attempt to
+/// ask it shows as a transport error.
+fn unreachable_manager(
+    storage: Arc<dyn crate::Storage>,
+) -> (CertManager, Arc<std::sync::Mutex<Vec<String>>>) {
+    let config = crate::AcmeConfig {
+        request_timeout: Duration::from_secs(2),
+        ..crate::AcmeConfig::new("https://127.0.0.1:9/dir")
+    };
+    let client = Arc::new(AcmeClient::new(config, storage).expect("a client"));
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let manager = CertManager::new(
+        client,
+        vec!["app.example.com".to_string()],
+        Arc::new(NoChallenges),
+    )
+    .expect("a valid host")
+    .on_event(move |event| seen.lock().expect("lock").push(event.to_string()));
+    (manager, events)
+}
+
+/// Never asked: these tests stop before any challenge.
+struct NoChallenges;
+
+impl Http01Responder for NoChallenges {
+    fn publish(&self, _: &str, _: &str) {}
+    fn withdraw(&self, _: &str) {}
+}
+
+#[tokio::test]
+async fn a_failing_storage_is_an_error_not_a_reason_to_ask_the_ca() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("acme");
+    let storage = Arc::new(crate::DirStorage::new(&path).expect("storage"));
+    // The storage directory replaced by a file: every read fails with ENOTDIR, not NotFound.
+    std::fs::remove_dir(&path).expect("remove the directory");
+    std::fs::write(&path, b"").expect("a file in its place");
+    let (manager, events) = unreachable_manager(storage);
+
+    let error = manager.certificate().await.expect_err("the storage fails");
+    assert!(
+        matches!(
+            error,
+            AcmeError::Storage {
+                operation: "load",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        events.lock().expect("lock").is_empty(),
+        "the CA was not asked"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_certificate_is_replaced() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let storage = Arc::new(crate::DirStorage::new(dir.path()).expect("storage"));
+    let (manager, events) = unreachable_manager(storage.clone());
+    crate::Storage::save(&*storage, &manager.storage_name(), b"{ not json").expect("save");
+
+    let error = manager
+        .certificate()
+        .await
+        .expect_err("the CA is unreachable");
+    assert!(matches!(error, AcmeError::Transport { .. }), "{error}");
+    let events = events.lock().expect("lock");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].starts_with(
+            "requesting a certificate for app.example.com (the stored one cannot be read: "
+        ),
+        "{events:?}"
+    );
+}
