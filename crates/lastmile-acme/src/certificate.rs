@@ -39,7 +39,8 @@ impl Certificate {
             .not_after
             .duration_since(self.not_before)
             .unwrap_or(Duration::ZERO);
-        self.not_before + lifetime * 2 / 3
+        // Divided first: a stored window near the end of time must not overflow.
+        self.not_before + lifetime / 3 * 2
     }
 
     /// Whether it is time to renew at `now`.

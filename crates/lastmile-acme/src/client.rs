@@ -50,6 +50,13 @@ struct Account {
     url: String,
 }
 
+/// An http-01 challenge whose token is published and which the CA has yet to validate.
+struct PendingChallenge {
+    host: String,
+    authorization_url: String,
+    challenge_url: String,
+}
+
 /// What is stored for the account: the key always, the URL once the CA gave one.
 #[derive(Serialize, Deserialize)]
 struct AccountRecord {
@@ -128,12 +135,21 @@ impl AcmeClient {
         }
     }
 
+    /// The phases of one order (RFC 8555 §7.4), each its own method.
     async fn issue_within(
         &self,
         hosts: &[String],
         published: &mut PublishedTokens<'_>,
     ) -> Result<Certificate, AcmeError> {
-        let names = hosts.join(", ");
+        let (order_url, order) = self.new_order(hosts).await?;
+        let challenges = self
+            .publish_challenges(hosts, &order_url, &order, published)
+            .await?;
+        self.validate(&challenges).await?;
+        self.finalize(hosts, &order_url).await
+    }
+
+    async fn new_order(&self, hosts: &[String]) -> Result<(String, Order), AcmeError> {
         let directory = self.directory().await?;
         let identifiers: Vec<_> = hosts
             .iter()
@@ -145,7 +161,7 @@ impl AcmeClient {
                 &directory.new_order,
                 Some(payload.as_bytes()),
                 None,
-                &format!("create an order for {names}"),
+                &format!("create an order for {}", hosts.join(", ")),
             )
             .await?;
         let order_url = created.location()?;
@@ -159,19 +175,36 @@ impl AcmeClient {
                 ),
             ));
         }
+        Ok((order_url, order))
+    }
 
+    /// Reads each authorization and publishes the key authorization of its http-01 challenge;
+    /// returns the challenges still to be validated (a CA may reuse a recent validation).
+    async fn publish_challenges(
+        &self,
+        hosts: &[String],
+        order_url: &str,
+        order: &Order,
+        published: &mut PublishedTokens<'_>,
+    ) -> Result<Vec<PendingChallenge>, AcmeError> {
         let thumbprint = self.account().await?.key.thumbprint().to_string();
         let mut pending = Vec::new();
         for authorization_url in &order.authorizations {
             let authorization_url = checked_https_url(authorization_url)
-                .map_err(|reason| AcmeError::protocol(&order_url, reason))?;
+                .map_err(|reason| AcmeError::protocol(order_url, reason))?;
             let authorization: Authorization = self
                 .post_as_get(&authorization_url, "read an authorization")
                 .await?
                 .json()?;
-            let host = authorization.identifier.value.clone();
+            let host = authorization.identifier.value.to_ascii_lowercase();
+            if !hosts.contains(&host) {
+                let shown: String = host.chars().take(64).collect();
+                return Err(AcmeError::protocol(
+                    &authorization_url,
+                    format!("an authorization for `{shown}`, which was not asked for"),
+                ));
+            }
             match authorization.status {
-                // Validated before (the CA reuses recent authorizations): nothing to prove.
                 Status::Valid => continue,
                 Status::Pending => {}
                 other => {
@@ -206,24 +239,32 @@ impl AcmeClient {
                 &challenge.token,
                 &format!("{}.{thumbprint}", challenge.token),
             );
-            pending.push((host, authorization_url, challenge_url));
-        }
-
-        // Every token is served before the CA is told to look at any of them.
-        for (host, _, challenge_url) in &pending {
-            self.post(
+            pending.push(PendingChallenge {
+                host,
+                authorization_url,
                 challenge_url,
+            });
+        }
+        Ok(pending)
+    }
+
+    /// Tells the CA to fetch every token, then waits for each authorization's verdict.
+    async fn validate(&self, challenges: &[PendingChallenge]) -> Result<(), AcmeError> {
+        // Every token is served before the CA is told to look at any of them.
+        for challenge in challenges {
+            self.post(
+                &challenge.challenge_url,
                 Some(b"{}"),
                 None,
-                &format!("start the http-01 challenge for {host}"),
+                &format!("start the http-01 challenge for {}", challenge.host),
             )
             .await?;
         }
-        for (host, authorization_url, _) in &pending {
+        for challenge in challenges {
             let authorization: Authorization = self
                 .poll(
-                    authorization_url,
-                    &format!("check the authorization for {host}"),
+                    &challenge.authorization_url,
+                    &format!("check the authorization for {}", challenge.host),
                     |a: &Authorization| !matches!(a.status, Status::Pending | Status::Processing),
                 )
                 .await?;
@@ -233,77 +274,80 @@ impl AcmeClient {
                     .iter()
                     .filter(|challenge| challenge.kind == "http-01")
                     .find_map(|challenge| challenge.error.as_ref().and_then(Problem::from_value))
-                    .unwrap_or_else(|| Problem {
-                        kind: "about:blank".to_string(),
-                        detail: format!(
+                    .unwrap_or_else(|| {
+                        Problem::unexplained(format!(
                             "the authorization became {} without saying why",
                             authorization.status.as_str()
-                        ),
-                        status: None,
-                        subproblems: Vec::new(),
+                        ))
                     });
                 return Err(AcmeError::Validation {
-                    host: host.clone(),
+                    host: challenge.host.clone(),
                     problem,
                 });
             }
         }
+        Ok(())
+    }
 
+    /// Waits for the order to be ready, sends the CSR for a fresh key, waits for the
+    /// certificate and downloads the chain.
+    async fn finalize(&self, hosts: &[String], order_url: &str) -> Result<Certificate, AcmeError> {
+        let names = hosts.join(", ");
         let order_failed = |order: &Order| AcmeError::OrderFailed {
             hosts: names.clone(),
             problem: order
                 .error
                 .as_ref()
                 .and_then(Problem::from_value)
-                .unwrap_or_else(|| Problem {
-                    kind: "about:blank".to_string(),
-                    detail: format!(
+                .unwrap_or_else(|| {
+                    Problem::unexplained(format!(
                         "the order became {} without saying why",
                         order.status.as_str()
-                    ),
-                    status: None,
-                    subproblems: Vec::new(),
+                    ))
                 }),
         };
         let order: Order = self
-            .poll(&order_url, "check the order", |order: &Order| {
+            .poll(order_url, "check the order", |order: &Order| {
                 order.status != Status::Pending
             })
             .await?;
-        let order = match order.status {
-            Status::Ready => {
-                let finalize_url = checked_https_url(&order.finalize)
-                    .map_err(|reason| AcmeError::protocol(&order_url, reason))?;
-                let (key_pem, public_key, csr) = certificate_request(hosts)?;
-                let payload = json!({ "csr": URL_SAFE_NO_PAD.encode(csr) }).to_string();
-                self.post(
-                    &finalize_url,
-                    Some(payload.as_bytes()),
-                    None,
-                    &format!("finalize the order for {names}"),
-                )
-                .await?;
-                let order: Order = self
-                    .poll(&order_url, "wait for the certificate", |order: &Order| {
-                        !matches!(order.status, Status::Ready | Status::Processing)
-                    })
-                    .await?;
-                if order.status != Status::Valid {
-                    return Err(order_failed(&order));
-                }
-                (order, key_pem, public_key)
+        match order.status {
+            Status::Ready => {}
+            Status::Valid => {
+                return Err(AcmeError::protocol(
+                    order_url,
+                    "the order was valid before this client finalized it",
+                ));
             }
             _ => return Err(order_failed(&order)),
-        };
-        let (order, key_pem, public_key) = order;
+        }
+        let finalize_url = checked_https_url(&order.finalize)
+            .map_err(|reason| AcmeError::protocol(order_url, reason))?;
+        let (key_pem, public_key, csr) = certificate_request(hosts)?;
+        let payload = json!({ "csr": URL_SAFE_NO_PAD.encode(csr) }).to_string();
+        self.post(
+            &finalize_url,
+            Some(payload.as_bytes()),
+            None,
+            &format!("finalize the order for {names}"),
+        )
+        .await?;
+        let order: Order = self
+            .poll(order_url, "wait for the certificate", |order: &Order| {
+                !matches!(order.status, Status::Ready | Status::Processing)
+            })
+            .await?;
+        if order.status != Status::Valid {
+            return Err(order_failed(&order));
+        }
         let certificate_url = order
             .certificate
             .as_deref()
             .ok_or_else(|| {
-                AcmeError::protocol(&order_url, "a valid order without a certificate URL")
+                AcmeError::protocol(order_url, "a valid order without a certificate URL")
             })
             .and_then(|url| {
-                checked_https_url(url).map_err(|reason| AcmeError::protocol(&order_url, reason))
+                checked_https_url(url).map_err(|reason| AcmeError::protocol(order_url, reason))
             })?;
         let chain = self
             .post(
@@ -342,7 +386,7 @@ impl AcmeClient {
                 asked.clamp(FIRST_POLL_DELAY, MAX_POLL_RETRY_AFTER)
             });
             tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(MAX_POLL_DELAY);
+            delay = delay.saturating_mul(2).min(MAX_POLL_DELAY);
         }
     }
 
@@ -767,8 +811,10 @@ mod tests {
             ),
             Err(AcmeError::Config(_))
         ));
-        let mut config = AcmeConfig::default();
-        config.email = Some("not a mail".to_string());
+        let config = AcmeConfig {
+            email: Some("not a mail".to_string()),
+            ..AcmeConfig::default()
+        };
         assert!(matches!(
             AcmeClient::new(config, Arc::clone(&storage)),
             Err(AcmeError::Config(_))

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use crate::problem::Problem;
 use crate::storage::StorageError;
+use crate::timestamp::format_wait;
 
 /// Why getting a certificate failed. Every variant names the thing that failed and, where there
 /// is one, what to do about it; server refusals carry the ACME problem document.
@@ -43,7 +44,7 @@ pub enum AcmeError {
     },
 
     /// The ACME server refused a request and said why.
-    #[error("the ACME server refused to {action}: {problem}")]
+    #[error("the ACME server refused to {action}: {problem}{}", wait_hint(*retry_after))]
     Refused {
         /// What was asked, e.g. `create an order for hello.example`.
         action: String,
@@ -89,7 +90,10 @@ pub enum AcmeError {
     },
 
     /// A bounded wait ran out.
-    #[error("{what} did not finish within {after:?}; the ACME server may be busy, try again later")]
+    #[error(
+        "{what} did not finish within {}; the ACME server may be busy, try again later",
+        format_wait(*after)
+    )]
     Timeout {
         /// What was waited for.
         what: String,
@@ -156,6 +160,15 @@ impl AcmeError {
             reason: reason.into(),
         }
     }
+}
+
+fn wait_hint(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |wait| {
+        format!(
+            "; it asks to wait {} before trying again",
+            format_wait(wait)
+        )
+    })
 }
 
 /// An error and its causes on one line, for messages that cross the crate boundary as text.

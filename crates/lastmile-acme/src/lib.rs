@@ -33,7 +33,7 @@
 //! };
 //! let storage = Arc::new(DirStorage::new("/var/lib/lastmile/acme").expect("a directory"));
 //! let client = Arc::new(AcmeClient::new(config, storage)?);
-//! let manager = CertManager::new(client, vec!["app.example.com".to_string()], Arc::new(Challenges))
+//! let manager = CertManager::new(client, vec!["app.example.com".to_string()], Arc::new(Challenges))?
 //!     .on_event(|event| eprintln!("{event}"));
 //! let certificate = manager.certificate().await?; // stored, or issued now
 //! println!("serving {} until {:?}", certificate.serial, certificate.not_after);

@@ -7,7 +7,7 @@ use crate::certificate::Certificate;
 use crate::client::{AcmeClient, load, normalize_hosts, short_hash};
 use crate::error::AcmeError;
 use crate::responder::Http01Responder;
-use crate::timestamp::format_utc;
+use crate::timestamp::{format_utc, format_wait};
 
 /// Longest single sleep while waiting for a renewal time: the wall clock is looked at again
 /// after this, so a suspended machine or a clock step does not make renewal late.
@@ -61,6 +61,8 @@ pub enum AcmeEvent {
         serial: String,
         /// When it expires.
         not_after: SystemTime,
+        /// When it will be renewed.
+        renew_at: SystemTime,
         /// The serial of the certificate it replaces, when it is a renewal.
         replaces: Option<String>,
     },
@@ -134,17 +136,19 @@ impl fmt::Display for AcmeEvent {
                 hosts,
                 serial,
                 not_after,
+                renew_at,
                 replaces,
             } => write!(
                 f,
-                "certificate for {} {} (serial {serial}), expires {}",
+                "certificate for {} {} (serial {serial}), expires {}, renewal at {}",
                 hosts.join(", "),
                 if replaces.is_some() {
                     "renewed"
                 } else {
                     "issued"
                 },
-                format_utc(*not_after)
+                format_utc(*not_after),
+                format_utc(*renew_at)
             ),
             AcmeEvent::Failed {
                 hosts,
@@ -153,7 +157,7 @@ impl fmt::Display for AcmeEvent {
             } => {
                 write!(f, "certificate for {} failed: {error}", hosts.join(", "))?;
                 if let Some(retry_in) = retry_in {
-                    write!(f, "; retrying in {}s", retry_in.as_secs_f64().ceil())?;
+                    write!(f, "; retrying in {}", format_wait(*retry_in))?;
                 }
                 Ok(())
             }
@@ -175,19 +179,20 @@ pub struct CertManager {
 
 impl CertManager {
     /// A manager for `hosts`, asking `client`'s CA and answering challenges through
-    /// `responder`. Certificates are kept in the client's storage.
+    /// `responder`. Certificates are kept in the client's storage. Fails if a host name cannot
+    /// be validated over http-01 (wildcards, IP addresses, malformed names).
     pub fn new(
         client: Arc<AcmeClient>,
         hosts: Vec<String>,
         responder: Arc<dyn Http01Responder>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, AcmeError> {
+        Ok(Self {
             client,
-            hosts,
+            hosts: normalize_hosts(&hosts)?,
             responder,
             retry: RetryPolicy::default(),
             on_event: Arc::new(|_| {}),
-        }
+        })
     }
 
     /// Retries failed attempts in [`CertManager::run`] with `retry` instead of the default.
@@ -202,7 +207,7 @@ impl CertManager {
         self
     }
 
-    /// The host names this manager keeps a certificate for.
+    /// The host names this manager keeps a certificate for, lowercased and without duplicates.
     pub fn hosts(&self) -> &[String] {
         &self.hosts
     }
@@ -211,7 +216,7 @@ impl CertManager {
     /// contacted, so a restart does not ask again), else a new one, saved before it is returned.
     /// A failure is returned (not also reported as [`AcmeEvent::Failed`]).
     pub async fn certificate(&self) -> Result<Certificate, AcmeError> {
-        let stored = self.stored();
+        let stored = self.stored()?;
         if let Stored::Current(certificate) = &stored {
             if !certificate.is_due(SystemTime::now()) {
                 self.emit(AcmeEvent::Reused {
@@ -240,7 +245,7 @@ impl CertManager {
     /// certificate's [`Certificate::renew_at`] (at once if there is none or it is due), asks
     /// the CA, saves the new certificate and hands it to `on_certificate`, which installs it;
     /// until then the caller keeps serving the old one. Failures are retried per the
-    /// [`RetryPolicy`]. Runs on the caller's runtime; spawns nothing.
+    /// [`RetryPolicy`]. Runs on the caller's runtime and leaves no task behind when it returns.
     pub async fn run(
         &self,
         on_certificate: impl Fn(&Certificate),
@@ -253,13 +258,20 @@ impl CertManager {
     }
 
     async fn renew_forever(&self, on_certificate: &impl Fn(&Certificate)) {
+        let mut backoff = self.retry.initial;
         let mut current: Option<Certificate> = None;
         let mut reason = None;
-        match self.stored() {
-            Stored::Current(certificate) => current = Some(certificate),
-            other => reason = Some(other.into_reason().0),
+        loop {
+            match self.stored() {
+                Ok(Stored::Current(certificate)) => current = Some(certificate),
+                Ok(other) => reason = Some(other.into_reason().0),
+                Err(error) => {
+                    backoff = self.failed(error, backoff).await;
+                    continue;
+                }
+            }
+            break;
         }
-        let mut backoff = self.retry.initial;
         loop {
             let why = match (reason.take(), &current) {
                 (Some(reason), _) => reason,
@@ -278,20 +290,26 @@ impl CertManager {
                     backoff = self.retry.initial;
                 }
                 Err(error) => {
-                    let retry_in = error
-                        .retry_after()
-                        .map_or(backoff, |asked| asked.max(backoff));
-                    self.emit(AcmeEvent::Failed {
-                        hosts: self.hosts.clone(),
-                        error,
-                        retry_in: Some(retry_in),
-                    });
-                    tokio::time::sleep(retry_in).await;
-                    backoff = (backoff * 2).min(self.retry.max);
+                    backoff = self.failed(error, backoff).await;
                     reason = Some(RequestReason::Retry);
                 }
             }
         }
+    }
+
+    /// Reports a failed attempt, waits `backoff` (or longer if the CA asked) and returns the
+    /// next backoff.
+    async fn failed(&self, error: AcmeError, backoff: Duration) -> Duration {
+        let retry_in = error
+            .retry_after()
+            .map_or(backoff, |asked| asked.max(backoff));
+        self.emit(AcmeEvent::Failed {
+            hosts: self.hosts.clone(),
+            error,
+            retry_in: Some(retry_in),
+        });
+        tokio::time::sleep(retry_in).await;
+        backoff.saturating_mul(2).min(self.retry.max)
     }
 
     /// Asks the CA and saves the result. A certificate that could not be saved is still
@@ -307,7 +325,7 @@ impl CertManager {
             reason,
         });
         let certificate = self.client.issue(&self.hosts, &*self.responder).await?;
-        let name = self.storage_name()?;
+        let name = self.storage_name();
         if let Err(source) = self.client.storage().save(&name, &certificate.to_json()) {
             self.emit(AcmeEvent::Failed {
                 hosts: self.hosts.clone(),
@@ -323,40 +341,38 @@ impl CertManager {
             hosts: certificate.hosts.clone(),
             serial: certificate.serial.clone(),
             not_after: certificate.not_after,
+            renew_at: certificate.renew_at(),
             replaces: previous.map(|previous| previous.serial.clone()),
         });
         Ok(certificate)
     }
 
-    fn stored(&self) -> Stored {
-        let name = match self.storage_name() {
-            Ok(name) => name,
-            Err(error) => return Stored::Unreadable(error.to_string()),
-        };
-        match load(&**self.client.storage(), &name) {
-            Ok(None) => Stored::Missing,
-            Ok(Some(bytes)) => match Certificate::from_json(&bytes) {
+    /// What the storage holds for these hosts; `Err` only when the storage itself fails (then
+    /// nothing is issued, so a broken storage does not spend the CA's rate limits).
+    fn stored(&self) -> Result<Stored, AcmeError> {
+        let name = self.storage_name();
+        Ok(match load(&**self.client.storage(), &name)? {
+            None => Stored::Missing,
+            Some(bytes) => match Certificate::from_json(&bytes) {
                 Ok(certificate) if same_hosts(&certificate.hosts, &self.hosts) => {
                     Stored::Current(certificate)
                 }
                 Ok(_) => Stored::Unreadable("it is for other host names".to_string()),
                 Err(reason) => Stored::Unreadable(reason),
             },
-            Err(error) => Stored::Unreadable(error.to_string()),
-        }
+        })
     }
 
     /// `acme-certificate-<first host>-<hash of all>.json`: readable, bounded in length, and
     /// the same whatever the order of the host names.
-    fn storage_name(&self) -> Result<String, AcmeError> {
-        let mut hosts = normalize_hosts(&self.hosts)?;
-        let first = hosts[0].clone();
-        hosts.sort();
-        let first: String = first.chars().take(64).collect();
-        Ok(format!(
+    fn storage_name(&self) -> String {
+        let mut sorted = self.hosts.clone();
+        sorted.sort();
+        let first: String = self.hosts[0].chars().take(64).collect();
+        format!(
             "acme-certificate-{first}-{}.json",
-            short_hash(hosts.join(",").as_bytes())
-        ))
+            short_hash(sorted.join(",").as_bytes())
+        )
     }
 
     fn emit(&self, event: AcmeEvent) {
@@ -396,15 +412,11 @@ impl Stored {
 }
 
 fn same_hosts(stored: &[String], wanted: &[String]) -> bool {
-    match normalize_hosts(wanted) {
-        Ok(mut wanted) => {
-            let mut stored = stored.to_vec();
-            stored.sort();
-            wanted.sort();
-            stored == wanted
-        }
-        Err(_) => false,
-    }
+    let mut stored = stored.to_vec();
+    let mut wanted = wanted.to_vec();
+    stored.sort();
+    wanted.sort();
+    stored == wanted
 }
 
 async fn sleep_until(at: SystemTime) {
@@ -415,3 +427,6 @@ async fn sleep_until(at: SystemTime) {
         tokio::time::sleep(remaining.min(MAX_SLEEP)).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,9 +80,17 @@ impl Problem {
     /// A problem made by this client for an answer that carried no problem document.
     pub(crate) fn without_document(status: u16) -> Problem {
         Problem {
-            kind: "about:blank".to_string(),
-            detail: format!("HTTP status {status} without a problem document"),
             status: Some(status),
+            ..Problem::unexplained(format!("HTTP status {status} without a problem document"))
+        }
+    }
+
+    /// A problem made by this client where the server gave no reason.
+    pub(crate) fn unexplained(detail: String) -> Problem {
+        Problem {
+            kind: "about:blank".to_string(),
+            detail,
+            status: None,
             subproblems: Vec::new(),
         }
     }

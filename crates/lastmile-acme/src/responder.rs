@@ -40,3 +40,47 @@ impl Drop for PublishedTokens<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct RecordingResponder {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Http01Responder for RecordingResponder {
+        fn publish(&self, token: &str, key_authorization: &str) {
+            let call = format!("publish {token} {key_authorization}");
+            self.calls.lock().expect("lock").push(call);
+        }
+        fn withdraw(&self, token: &str) {
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("withdraw {token}"));
+        }
+    }
+
+    #[test]
+    fn every_published_token_is_withdrawn_when_the_order_ends() {
+        let recorded = RecordingResponder::default();
+        {
+            let mut published = PublishedTokens::new(&recorded);
+            published.publish("token-a", "token-a.thumb");
+            published.publish("token-b", "token-b.thumb");
+        }
+        assert_eq!(
+            *recorded.calls.lock().expect("lock"),
+            [
+                "publish token-a token-a.thumb",
+                "publish token-b token-b.thumb",
+                "withdraw token-a",
+                "withdraw token-b"
+            ]
+        );
+    }
+}

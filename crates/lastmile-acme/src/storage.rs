@@ -97,3 +97,43 @@ impl Storage for DirStorage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_owner_only_files_and_reads_them_back() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = DirStorage::new(dir.path().join("acme")).expect("storage");
+        assert_eq!(storage.load("acme-account-1.json").expect("load"), None);
+        storage.save("acme-account-1.json", b"first").expect("save");
+        storage
+            .save("acme-account-1.json", b"second")
+            .expect("replace");
+        assert_eq!(
+            storage.load("acme-account-1.json").expect("load"),
+            Some(b"second".to_vec())
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |path: &Path| fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode(&storage.dir().join("acme-account-1.json")), 0o600);
+            assert_eq!(mode(storage.dir()), 0o700);
+        }
+        let names: Vec<_> = fs::read_dir(storage.dir()).expect("list").collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn names_cannot_leave_the_directory() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = DirStorage::new(dir.path()).expect("storage");
+        for name in ["../escape", "a/b", "", ".hidden", "white space"] {
+            assert!(storage.save(name, b"x").is_err(), "{name:?}");
+            assert!(storage.load(name).is_err(), "{name:?}");
+        }
+    }
+}

@@ -21,6 +21,17 @@ pub(crate) fn format_utc(time: SystemTime) -> String {
     )
 }
 
+/// A wait as a person reads it: `300ms`, `45s`, `2m 5s`, `1h 30m`.
+pub(crate) fn format_wait(wait: Duration) -> String {
+    let seconds = wait.as_secs();
+    match seconds {
+        0 => format!("{}ms", wait.as_millis()),
+        1..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m {}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {}m", seconds / 3600, seconds / 60 % 60),
+    }
+}
+
 /// Reads an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7); `None` for
 /// anything else.
 pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
@@ -104,6 +115,14 @@ mod tests {
         assert_eq!(format_utc(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
         let leap = parse_http_date("Thu, 29 Feb 2024 23:59:59 GMT").expect("a leap day");
         assert_eq!(format_utc(leap), "2024-02-29 23:59:59 UTC");
+    }
+
+    #[test]
+    fn waits_read_naturally() {
+        assert_eq!(format_wait(Duration::from_millis(300)), "300ms");
+        assert_eq!(format_wait(Duration::from_secs(45)), "45s");
+        assert_eq!(format_wait(Duration::from_secs(125)), "2m 5s");
+        assert_eq!(format_wait(Duration::from_secs(5400)), "1h 30m");
     }
 
     #[test]

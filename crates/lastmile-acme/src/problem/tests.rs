@@ -104,6 +104,10 @@ proptest! {
         let _ = Directory::parse(&bytes);
         let _ = serde_json::from_slice::<Order>(&bytes);
         let _ = serde_json::from_slice::<Authorization>(&bytes);
+        let _ = crate::Certificate::from_json(&bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let _ = crate::timestamp::parse_http_date(&text);
+        let _ = crate::Certificate::from_issued(&["a.example".to_string()], text, String::new(), b"");
     }
 
     #[test]
