@@ -53,6 +53,8 @@ mod config;
 mod directory;
 mod error;
 mod manager;
+#[cfg(feature = "pebble")]
+pub mod pebble;
 mod problem;
 mod responder;
 mod storage;

@@ -233,12 +233,13 @@ impl CertManager {
 
     /// The stored certificate for these host names, due for renewal or not, without contacting
     /// the CA: what a restarted process serves at once while [`CertManager::run`] renews it.
-    /// `None` when none is stored or it cannot be read (`run` then obtains a new one).
-    pub fn stored_certificate(&self) -> Option<Certificate> {
-        match self.stored() {
+    /// `None` when none is stored or the stored one is unusable (`run` then obtains a new one);
+    /// an error when the storage itself cannot be read.
+    pub fn stored_certificate(&self) -> Result<Option<Certificate>, AcmeError> {
+        Ok(match self.stored()? {
             Stored::Current(certificate) => Some(certificate),
             Stored::Missing | Stored::Unreadable(_) => None,
-        }
+        })
     }
 
     /// Renews in the background until `shutdown` completes: sleeps until the current

@@ -6,19 +6,18 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::net::{TcpListener as StdTcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use lastmile_acme::pebble::{Pebble, PebbleOptions, free_tcp_port, tls_client};
 use lastmile_acme::{
-    AcmeClient, AcmeConfig, AcmeError, AcmeEvent, CertManager, Certificate, DirStorage,
-    Http01Responder, RetryPolicy, Storage, StorageError,
+    AcmeError, AcmeEvent, CertManager, Certificate, DirStorage, Http01Responder, RetryPolicy,
+    Storage, StorageError,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -129,17 +128,14 @@ async fn a_stored_certificate_that_is_not_due_is_returned_without_asking_pebble(
     let challenges = ChallengeServer::start().await;
     let mut pebble = Pebble::start(PebbleOptions::validating_on(challenges.port)).await;
     let storage = TempStorage::new();
-    let issued = pebble
-        .manager(storage.shared(), &challenges)
+    let issued = manager(&pebble, storage.shared(), &challenges)
         .certificate()
         .await
         .expect("first certificate");
 
     pebble.stop();
     let events = EventLog::default();
-    let manager = pebble
-        .manager(storage.shared(), &challenges)
-        .on_event(events.recorder());
+    let manager = manager(&pebble, storage.shared(), &challenges).on_event(events.recorder());
     let again = manager
         .certificate()
         .await
@@ -166,8 +162,7 @@ async fn the_manager_renews_before_expiry_and_retries_while_pebble_is_down() {
     let storage = TempStorage::new();
     let events = EventLog::default();
     let manager = Arc::new(
-        pebble
-            .manager(storage.shared(), &challenges)
+        manager(&pebble, storage.shared(), &challenges)
             .with_retry(RetryPolicy {
                 initial: Duration::from_millis(300),
                 max: Duration::from_secs(2),
@@ -298,324 +293,19 @@ async fn a_failed_validation_carries_pebbles_problem_and_withdraws_the_tokens() 
     assert_eq!(tokens.withdrawn(), tokens.published());
 }
 
-// ---------------------------------------------------------------------------------------------
-// pebble and pebble-challtestsrv as child processes
-
-#[derive(Clone, Copy)]
-struct PebbleOptions {
-    /// pebble's `httpPort`: where it fetches http-01 tokens.
-    http_port: u16,
-    /// `certificateValidityPeriod` in seconds; pebble's default (about five years) if `None`.
-    validity_seconds: Option<u64>,
-    /// `PEBBLE_WFE_NONCEREJECT`; pebble's default (5%) if `None`.
-    nonce_reject_percent: Option<u8>,
-}
-
-impl PebbleOptions {
-    fn validating_on(http_port: u16) -> Self {
-        Self {
-            http_port,
-            validity_seconds: None,
-            nonce_reject_percent: None,
-        }
-    }
-}
-
-struct Pebble {
-    dir: tempfile::TempDir,
-    options: PebbleOptions,
-    listen_port: u16,
-    management_port: u16,
-    dns_port: u16,
-    /// The CA that signed pebble's own HTTPS certificate (generated here; Debian ships none).
-    listener_ca: CertificateDer<'static>,
-    pebble: Option<ChildGuard>,
-    _challtestsrv: ChildGuard,
-    root: Option<CertificateDer<'static>>,
-}
-
-impl Pebble {
-    async fn start(options: PebbleOptions) -> Pebble {
-        for binary in ["pebble", "pebble-challtestsrv"] {
-            let found = std::env::var_os("PATH")
-                .map(|path| std::env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
-                .unwrap_or(false);
-            assert!(
-                found,
-                "`{binary}` is not installed; these tests run the real ACME test server: \
-                 run `apt-get install pebble` (Debian's pebble package ships both pebble and \
-                 pebble-challtestsrv)"
-            );
-        }
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (listener_ca, certificate_pem, key_pem) = listener_certificate();
-        fs::write(dir.path().join("cert.pem"), certificate_pem).expect("write cert.pem");
-        fs::write(dir.path().join("key.pem"), key_pem).expect("write key.pem");
-        let listen_port = free_tcp_port();
-        let management_port = free_tcp_port();
-        let dns_port = free_udp_and_tcp_port();
-        let mut config = serde_json::json!({
-            "pebble": {
-                "listenAddress": format!("127.0.0.1:{listen_port}"),
-                "managementListenAddress": format!("127.0.0.1:{management_port}"),
-                "certificate": dir.path().join("cert.pem"),
-                "privateKey": dir.path().join("key.pem"),
-                "httpPort": options.http_port,
-                "tlsPort": free_tcp_port(),
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": false
-            }
-        });
-        if let Some(seconds) = options.validity_seconds {
-            config["pebble"]["certificateValidityPeriod"] = seconds.into();
-        }
-        fs::write(dir.path().join("pebble-config.json"), config.to_string()).expect("write config");
-
-        let challtestsrv = ChildGuard::spawn(
-            Command::new("pebble-challtestsrv").args([
-                "-defaultIPv4",
-                "127.0.0.1",
-                "-defaultIPv6",
-                "",
-                "-dns01",
-                &format!("127.0.0.1:{dns_port}"),
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-                "-management",
-                &format!("127.0.0.1:{}", free_tcp_port()),
-            ]),
-            &dir.path().join("challtestsrv.log"),
-        );
-        let mut pebble = Pebble {
-            dir,
-            options,
-            listen_port,
-            management_port,
-            dns_port,
-            listener_ca,
-            pebble: None,
-            _challtestsrv: challtestsrv,
-            root: None,
-        };
-        pebble.launch().await;
-        pebble
-    }
-
-    /// Starts (or restarts) pebble on the same ports; it comes back with a new CA and no
-    /// accounts, as pebble keeps everything in memory.
-    async fn launch(&mut self) {
-        let mut command = Command::new("pebble");
-        command
-            .arg("-config")
-            .arg(self.dir.path().join("pebble-config.json"))
-            .arg("-dnsserver")
-            .arg(format!("127.0.0.1:{}", self.dns_port))
-            .env("PEBBLE_VA_NOSLEEP", "1");
-        if let Some(percent) = self.options.nonce_reject_percent {
-            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
-        }
-        self.pebble = Some(ChildGuard::spawn(
-            &mut command,
-            &self.dir.path().join("pebble.log"),
-        ));
-
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let directory = self.directory();
-        loop {
-            match https_get(&directory, &self.listener_ca).await {
-                Ok((200, _)) => break,
-                outcome => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "pebble's directory {directory} did not answer within 15 s ({outcome:?})\n{}",
-                        self.logs()
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-        let url = format!("https://127.0.0.1:{}/roots/0", self.management_port);
-        let (status, body) = https_get(&url, &self.listener_ca)
-            .await
-            .expect("pebble's root");
-        assert_eq!(status, 200, "{url}");
-        self.root = Some(
-            CertificateDer::from_pem_slice(&body)
-                .expect("pebble's root is PEM")
-                .into_owned(),
-        );
-    }
-
-    fn stop(&mut self) {
-        self.pebble = None;
-    }
-
-    fn directory(&self) -> String {
-        format!("https://127.0.0.1:{}/dir", self.listen_port)
-    }
-
-    fn root(&self) -> CertificateDer<'static> {
-        self.root.clone().expect("pebble was started")
-    }
-
-    fn client(&self, storage: Arc<dyn Storage>) -> AcmeClient {
-        let config = AcmeConfig {
-            email: Some("ops@lastmile.test".to_string()),
-            extra_roots: vec![self.listener_ca.clone()],
-            request_timeout: Duration::from_secs(5),
-            order_timeout: Duration::from_secs(30),
-            ..AcmeConfig::new(self.directory())
-        };
-        AcmeClient::new(config, storage).expect("a client")
-    }
-
-    fn manager(&self, storage: Arc<dyn Storage>, challenges: &ChallengeServer) -> CertManager {
-        let responder: Arc<dyn Http01Responder> = challenges.tokens.clone();
-        CertManager::new(
-            Arc::new(self.client(storage)),
-            vec![HOST.to_string()],
-            responder,
-        )
-        .expect("a valid host name")
-    }
-
-    fn logs(&self) -> String {
-        ["pebble.log", "challtestsrv.log"]
-            .iter()
-            .map(|name| {
-                let text = fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!("--- {name} (last lines)\n{}", tail.join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// A child process killed and reaped on drop, so a panicking test leaves nothing running.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn spawn(command: &mut Command, log: &Path) -> ChildGuard {
-        let out = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|error| panic!("starting {command:?}: {error}"));
-        ChildGuard(child)
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A CA and a leaf for 127.0.0.1 and localhost signed by it, for pebble's HTTPS listener.
-fn listener_certificate() -> (CertificateDer<'static>, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        "lastmile test CA for pebble's listener",
-    );
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("listener key");
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("listener params");
-    let leaf = params
-        .signed_by(&key, &issuer)
-        .expect("listener certificate");
-    (
-        ca.der().clone(),
-        format!("{}{}", leaf.pem(), ca.pem()),
-        key.serialize_pem(),
+/// A manager of `pebble` answering challenges with `challenges`.
+fn manager(
+    pebble: &Pebble,
+    storage: Arc<dyn Storage>,
+    challenges: &ChallengeServer,
+) -> CertManager {
+    let responder: Arc<dyn Http01Responder> = challenges.tokens.clone();
+    CertManager::new(
+        Arc::new(pebble.client(storage)),
+        vec![HOST.to_string()],
+        responder,
     )
-}
-
-fn free_tcp_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A port free for both UDP and TCP, as pebble-challtestsrv's DNS listens on both.
-fn free_udp_and_tcp_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
-        let port = udp.local_addr().expect("address").port();
-        if StdTcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A GET over HTTPS trusting only `root`, for pebble's directory and management endpoints.
-async fn https_get(url: &str, root: &CertificateDer<'static>) -> Result<(u16, Vec<u8>), String> {
-    let uri: http::Uri = url.parse().map_err(|error| format!("{error}"))?;
-    let authority = uri.authority().ok_or("no authority")?.clone();
-    let tcp = TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(443)))
-        .await
-        .map_err(|error| error.to_string())?;
-    let tls = tls_client(root)
-        .connect(
-            ServerName::try_from(authority.host().to_string())
-                .map_err(|error| error.to_string())?,
-            tcp,
-        )
-        .await
-        .map_err(|error| error.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|error| error.to_string())?;
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(uri.path())
-        .header(http::header::HOST, authority.as_str())
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| error.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| error.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|error| error.to_string())?;
-    connection.abort();
-    Ok((status, body.to_bytes().to_vec()))
-}
-
-fn tls_client(root: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).expect("a usable root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    .expect("a valid host name")
 }
 
 /// Serves `certificate` with tokio-rustls on 127.0.0.1 and connects as `host` with a client

@@ -182,7 +182,13 @@ impl Edge {
                         host,
                     };
                     let manager = self.manager(&key)?;
-                    let stored = manager.stored_certificate();
+                    let stored = manager.stored_certificate().map_err(|error| {
+                        anyhow::anyhow!(
+                            "environment `{}`: cannot read the stored certificate for {}: {error}",
+                            environment.name,
+                            key.host
+                        )
+                    })?;
                     let status = match &stored {
                         Some(certificate) => {
                             self.serve(&spec_of(certificate)).await?;
@@ -331,21 +337,21 @@ impl Edge {
         let status = self.status.clone();
         let progress = self.progress.clone();
         let names = vec![key.host.clone()];
-        Ok(
-            CertManager::new(Arc::new(client), names.clone(), responder).on_event(move |event| {
-                match event {
-                    AcmeEvent::Failed { error, .. } => {
-                        progress.warn(&event.to_string());
-                        let message = error.to_string();
-                        update(&status, &names, |entry| {
-                            entry.state = "failing";
-                            entry.error = Some(message.clone());
-                        });
-                    }
-                    _ => progress.line(&event.to_string()),
-                }
-            }),
-        )
+        let manager =
+            CertManager::new(Arc::new(client), names.clone(), responder).map_err(|error| {
+                anyhow::anyhow!("cannot keep a certificate for {}: {error}", key.host)
+            })?;
+        Ok(manager.on_event(move |event| match event {
+            AcmeEvent::Failed { error, .. } => {
+                progress.warn(&event.to_string());
+                let message = error.to_string();
+                update(&status, &names, |entry| {
+                    entry.state = "failing";
+                    entry.error = Some(message.clone());
+                });
+            }
+            _ => progress.line(&event.to_string()),
+        }))
     }
 }
 

@@ -106,7 +106,10 @@ fn https_from_certificate_files_survives_a_deploy_and_a_restart_under_load() {
     assert_eq!(location, format!("https://{HOST}:{}/a/b?c=d", app.port));
     let text = app.lastmile(&["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&format!("https://127.0.0.1:{}", app.port)), "{text}");
+    assert!(
+        text.contains(&format!("https://127.0.0.1:{}", app.port)),
+        "{text}"
+    );
     assert!(text.contains(HOST) && text.contains("files"), "{text}");
 
     let load = https_load(&app, ca);
