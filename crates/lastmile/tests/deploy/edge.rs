@@ -211,3 +211,45 @@ fn acme_certificates_are_issued_renewed_under_load_and_reused_after_a_restart() 
     drop(up);
     drop(runtime);
 }
+
+#[test]
+fn route_limits_in_the_spec_reach_the_router() {
+    let app = App::new("rolling", 1, "v1");
+    let path = app.dir.path().join("lastmile.yaml");
+    let plain = format!("route: {{ listen: \"127.0.0.1:{}\" }}", app.port);
+    let spec = std::fs::read_to_string(&path).unwrap().replace(
+        &plain,
+        &format!(
+            "route: {{ listen: \"127.0.0.1:{}\", limits: {{ max_body: 1KiB, max_headers: 20 }} }}",
+            app.port
+        ),
+    );
+    std::fs::write(&path, spec).unwrap();
+    let _up = app.up();
+
+    let body = "x".repeat(1024);
+    let answer = exchange(
+        app.addr(),
+        &format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1024\r\nconnection: close\r\n\r\n{body}"),
+    );
+    // Forwarded: hello itself refuses POST.
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+    let answer = exchange(
+        app.addr(),
+        &format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1025\r\nconnection: close\r\n\r\n{body}x"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+
+    let headers: String = (0..19).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let answer = exchange(
+        app.addr(),
+        &format!("GET / HTTP/1.1\r\nhost: x\r\n{headers}connection: close\r\n\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let headers: String = (0..18).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    let answer = exchange(
+        app.addr(),
+        &format!("GET / HTTP/1.1\r\nhost: x\r\n{headers}connection: close\r\n\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
