@@ -230,13 +230,17 @@ fn route_limits_in_the_spec_reach_the_router() {
     let body = "x".repeat(1024);
     let answer = exchange(
         app.addr(),
-        &format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1024\r\nconnection: close\r\n\r\n{body}"),
+        &format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1024\r\nconnection: close\r\n\r\n{body}"
+        ),
     );
     // Forwarded: hello itself refuses POST.
     assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
     let answer = exchange(
         app.addr(),
-        &format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1025\r\nconnection: close\r\n\r\n{body}x"),
+        &format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1025\r\nconnection: close\r\n\r\n{body}x"
+        ),
     );
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 
