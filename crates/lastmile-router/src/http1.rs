@@ -1065,7 +1065,7 @@ fn parse_response(
     let body = if bodiless_status || status == 304 || req.head_method {
         Framing::None
     } else if transfer_encoding {
-        Framing::Chunked(Chunked::new())
+        Framing::Chunked(Chunked::response())
     } else {
         match content_length {
             Some(0) => Framing::None,
