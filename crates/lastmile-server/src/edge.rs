@@ -429,11 +429,17 @@ impl lastmile_acme::Storage for SealedStorage {
         let Some((nonce, ciphertext)) = bytes.split_at_checked(24) else {
             return Err(format!("{} is truncated", path.display()).into());
         };
-        Ok(Some(self.secret_box.open(
-            &format!("acme/{name}"),
-            nonce,
-            ciphertext,
-        )?))
+        match self
+            .secret_box
+            .open(&format!("acme/{name}"), nonce, ciphertext)
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            // Sealed under another key: `secret.key` was lost or replaced. What the file held
+            // cannot be used again, so it counts as absent and is obtained anew (a new account,
+            // a new certificate) instead of failing every deploy until the file is deleted.
+            Err(lastmile_store::SecretBoxError::Decrypt) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn save(&self, name: &str, bytes: &[u8]) -> Result<(), lastmile_acme::StorageError> {
@@ -546,8 +552,24 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{SealedStorage, rfc3339};
+    use lastmile_acme::Storage;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn sealed_state_under_a_lost_key_counts_as_absent() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SealedStorage::open(dir.path()).expect("storage");
+        storage.save("acme-account-1.json", b"key").expect("save");
+        assert_eq!(
+            storage.load("acme-account-1.json").expect("load"),
+            Some(b"key".to_vec())
+        );
+        std::fs::remove_file(dir.path().join("secret.key")).expect("lose the key");
+        let storage = SealedStorage::open(dir.path()).expect("storage with a new key");
+        assert_eq!(storage.load("acme-account-1.json").expect("load"), None);
+        assert_eq!(storage.load("acme-never-saved.json").expect("load"), None);
+    }
 
     #[test]
     fn rfc3339_names_the_utc_date_and_time() {
