@@ -324,7 +324,16 @@ impl<S: ClientStream> Conn<S> {
                             Parsed::Partial => {}
                             Parsed::Done(n, req) => break (n, req),
                             Parsed::Bad(code) => {
-                                let _ = self.io.client.write_all(bare(code)).await;
+                                let mut answer = bare(code).to_vec();
+                                // HSTS goes on every answer of a TLS listener that has it.
+                                if let Some(v) = &self.io.hsts {
+                                    insert_header(
+                                        &mut answer,
+                                        b"strict-transport-security",
+                                        v.as_bytes(),
+                                    );
+                                }
+                                let _ = self.io.client.write_all(&answer).await;
                                 linger(&mut self.io.client).await;
                                 return None;
                             }
