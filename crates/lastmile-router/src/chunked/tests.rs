@@ -102,7 +102,10 @@ fn a_response_may_stream_any_number_of_chunks() {
     let event = b"1\r\nx\r\n";
     let count = MAX_META as usize / event.len() * 2;
     let mut body = event.repeat(count);
-    assert!(Chunked::new().feed(&body, |_, _| {}).is_err(), "a request body is bounded");
+    assert!(
+        Chunked::new().feed(&body, |_, _| {}).is_err(),
+        "a request body is bounded"
+    );
     body.extend_from_slice(b"0\r\n\r\n");
     let mut response = Chunked::response();
     assert_eq!(response.feed(&body, |_, _| {}).ok(), Some(body.len()));
