@@ -744,7 +744,11 @@ fn parse_head<'b, 'h>(
     if content_length.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(ErrorKind::BodyTooLarge);
     }
-    let upgrade = !http10 && conn_upgrade && upgrade_value.is_some();
+    // An `h2c` upgrade is never relayed: the tunnel it opens to one instance would carry
+    // requests the router never sees, past its routes, limits and rate limit ("h2c smuggling";
+    // RFC 9113 §3.1 retired it). Such a request is forwarded as a plain one.
+    let h2c = upgrade_value.is_some_and(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c")));
+    let upgrade = !http10 && conn_upgrade && upgrade_value.is_some() && !h2c;
     let websocket = upgrade && upgrade_value.is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
 
     // Absolute-form targets become origin-form; their authority stands in for a missing Host
