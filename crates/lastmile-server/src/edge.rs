@@ -212,14 +212,24 @@ impl Edge {
         Ok(())
     }
 
-    /// Starts one background loop per ACME certificate not yet looked
-    /// after: it obtains the certificate when none is stored, renews it at
-    /// two thirds of its lifetime, retries failures with backoff, and
-    /// installs each new certificate on every host; the old one serves
-    /// until then. Called once the routes are set, because the CA's
-    /// HTTP-01 validation reaches the route's redirect listener.
-    pub(crate) fn start_renewals(&self, spec: &Spec, spec_dir: &Path) -> anyhow::Result<()> {
+    /// Starts one background loop per ACME certificate of `environments`
+    /// not yet looked after: it obtains the certificate when none is
+    /// stored, renews it at two thirds of its lifetime, retries failures
+    /// with backoff, and installs each new certificate on every host; the
+    /// old one serves until then. Called once those environments' routes
+    /// are set, because the CA's HTTP-01 validation reaches the route's
+    /// redirect listener: an environment not deployed yet has none bound,
+    /// and asking the CA then would only collect failed validations.
+    pub(crate) fn start_renewals(
+        &self,
+        spec: &Spec,
+        spec_dir: &Path,
+        environments: &[&str],
+    ) -> anyhow::Result<()> {
         for environment in &spec.environments {
+            if !environments.contains(&environment.name.as_str()) {
+                continue;
+            }
             let Some(route) = &environment.route else {
                 continue;
             };
