@@ -99,7 +99,12 @@ impl Edge {
 
     /// The certificates, for `status`.
     pub(crate) fn status(&self) -> Vec<CertificateStatus> {
-        lock(&self.status).values().cloned().collect()
+        let now = rfc3339(SystemTime::now());
+        lock(&self.status)
+            .values()
+            .cloned()
+            .map(|certificate| expired_by(certificate, &now))
+            .collect()
     }
 
     /// Hands every certificate at hand to the hosts before their listeners
@@ -498,6 +503,22 @@ fn served(certificate: &Certificate) -> CertificateStatus {
     }
 }
 
+/// `certificate` as of `now` (RFC 3339): one recorded `valid` whose end of
+/// validity has passed since is `expired` (a certificate file is read only
+/// at deploy and start, and an ACME one may fail to renew).
+fn expired_by(mut certificate: CertificateStatus, now: &str) -> CertificateStatus {
+    // Fixed-width UTC timestamps (`rfc3339`) order as text.
+    if certificate.state == "valid"
+        && certificate
+            .not_after
+            .as_deref()
+            .is_some_and(|not_after| not_after <= now)
+    {
+        certificate.state = "expired";
+    }
+    certificate
+}
+
 fn status_key(hosts: &[String]) -> String {
     if hosts.is_empty() {
         "*".to_string()
@@ -562,9 +583,31 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{SealedStorage, rfc3339};
+    use super::{CertificateStatus, SealedStorage, expired_by, rfc3339};
     use lastmile_acme::Storage;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_valid_certificate_past_its_end_is_reported_expired() {
+        let status = |state, not_after: Option<&str>| CertificateStatus {
+            hosts: vec!["app.example".to_string()],
+            environments: Vec::new(),
+            source: "files",
+            state,
+            not_after: not_after.map(str::to_string),
+            renew_at: None,
+            serial: None,
+            error: None,
+        };
+        let now = "2026-12-02T03:27:44Z";
+        let state = |state, not_after| expired_by(status(state, not_after), now).state;
+        assert_eq!(state("valid", Some("2026-12-02T03:27:45Z")), "valid");
+        assert_eq!(state("valid", Some("2026-12-02T03:27:44Z")), "expired");
+        assert_eq!(state("valid", Some("2025-01-01T00:00:00Z")), "expired");
+        assert_eq!(state("failing", Some("2025-01-01T00:00:00Z")), "failing");
+        assert_eq!(state("pending", None), "pending");
+        assert_eq!(state("valid", None), "valid");
+    }
 
     #[test]
     fn sealed_state_under_a_lost_key_counts_as_absent() {
