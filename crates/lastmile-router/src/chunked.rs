@@ -7,14 +7,18 @@
 //! whitespace around `;` and `=` only, trailer fields are `token ":" value` lines, and every line
 //! ends in CRLF (a bare LF or CR, or any control byte, is an error). Trailers that would change
 //! framing or routing if a recipient merged them into the header section (`content-length`,
-//! `transfer-encoding`, `host`, `connection`) are refused. Size lines, extensions and trailers
-//! together may not exceed [`MAX_META`] bytes, so they cannot be used to stream without limit.
+//! `transfer-encoding`, `host`, `connection`) are refused. In a request body, size lines,
+//! extensions and trailers together may not exceed [`MAX_META`] bytes, so a client cannot use
+//! them to stream without limit. A response body ([`Chunked::response`]) may have any number of
+//! chunks (a stream of events can last for hours); each size line, and the trailer section, is
+//! bounded by [`MAX_META`] on its own.
 
 /// The framing is broken (bad size line, missing CRLF, size overflow, bad extension or trailer).
 #[derive(Debug)]
 pub(crate) struct Invalid;
 
-/// Most bytes of size lines, extensions and trailers in one body (chunk data is not counted).
+/// Most bytes of size lines, extensions and trailers in one request body, or in one size line
+/// or the trailer section of a response body (chunk data is not counted).
 pub(crate) const MAX_META: u32 = 64 * 1024;
 
 /// A chunk size needs at most this many significant hex digits (2^60 bytes is plenty).
@@ -73,14 +77,18 @@ pub(crate) struct Chunked {
     digits: u8,
     /// Chunk data bytes so far (the body's decoded length).
     data: u64,
-    /// Bytes of size lines, extensions and trailers so far.
+    /// Bytes of size lines, extensions and trailers so far (since the last chunk began, for a
+    /// response).
     meta: u32,
+    /// `meta` restarts at every chunk (a response body), instead of counting the whole body.
+    meta_per_chunk: bool,
     /// The current trailer name, lowercased, as far as `NAME_PREFIX` bytes.
     name: [u8; NAME_PREFIX],
     name_len: u8,
 }
 
 impl Chunked {
+    /// A request body: its size lines, extensions and trailers total at most `MAX_META` bytes.
     pub(crate) fn new() -> Chunked {
         Chunked {
             state: State::Size,
@@ -89,8 +97,19 @@ impl Chunked {
             digits: 0,
             data: 0,
             meta: 0,
+            meta_per_chunk: false,
             name: [0; NAME_PREFIX],
             name_len: 0,
+        }
+    }
+
+    /// A response body: any number of chunks, each size line (and the trailers) at most
+    /// `MAX_META` bytes. A streamed response (server-sent events, long polls) sends a chunk per
+    /// event for as long as it lasts, so a total would cut it off after some thousands.
+    pub(crate) fn response() -> Chunked {
+        Chunked {
+            meta_per_chunk: true,
+            ..Chunked::new()
         }
     }
 
@@ -239,6 +258,9 @@ impl Chunked {
                 }
                 self.digit_seen = false;
                 self.digits = 0;
+                if self.meta_per_chunk {
+                    self.meta = 0;
+                }
                 State::Size
             }
             State::TrailerStart => match b {

@@ -324,7 +324,16 @@ impl<S: ClientStream> Conn<S> {
                             Parsed::Partial => {}
                             Parsed::Done(n, req) => break (n, req),
                             Parsed::Bad(code) => {
-                                let _ = self.io.client.write_all(bare(code)).await;
+                                let mut answer = bare(code).to_vec();
+                                // HSTS goes on every answer of a TLS listener that has it.
+                                if let Some(v) = &self.io.hsts {
+                                    insert_header(
+                                        &mut answer,
+                                        b"strict-transport-security",
+                                        v.as_bytes(),
+                                    );
+                                }
+                                let _ = self.io.client.write_all(&answer).await;
                                 linger(&mut self.io.client).await;
                                 return None;
                             }
@@ -735,7 +744,11 @@ fn parse_head<'b, 'h>(
     if content_length.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(ErrorKind::BodyTooLarge);
     }
-    let upgrade = !http10 && conn_upgrade && upgrade_value.is_some();
+    // An `h2c` upgrade is never relayed: the tunnel it opens to one instance would carry
+    // requests the router never sees, past its routes, limits and rate limit ("h2c smuggling";
+    // RFC 9113 §3.1 retired it). Such a request is forwarded as a plain one.
+    let h2c = upgrade_value.is_some_and(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c")));
+    let upgrade = !http10 && conn_upgrade && upgrade_value.is_some() && !h2c;
     let websocket = upgrade && upgrade_value.is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"));
 
     // Absolute-form targets become origin-form; their authority stands in for a missing Host
@@ -1065,7 +1078,7 @@ fn parse_response(
     let body = if bodiless_status || status == 304 || req.head_method {
         Framing::None
     } else if transfer_encoding {
-        Framing::Chunked(Chunked::new())
+        Framing::Chunked(Chunked::response())
     } else {
         match content_length {
             Some(0) => Framing::None,

@@ -217,7 +217,7 @@ fn parse(buf: &[u8], head_method: bool) -> Result<Option<Head>, ()> {
         Framing::None
     } else if te {
         if chunked {
-            Framing::Chunked(Chunked::new())
+            Framing::Chunked(Chunked::response())
         } else {
             Framing::Eof
         }

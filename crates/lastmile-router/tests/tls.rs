@@ -748,6 +748,18 @@ async fn hsts_is_sent_on_every_response_only_when_configured() {
             assert_eq!(sts.as_deref(), expected, "h2 {path} on {addr}");
         }
     }
+    // A head the router refuses outright (two Hosts) gets its 400 with the header too.
+    let c = client(&pki, &[HTTP11], BOTH);
+    let mut tls = c.connect(with, "app.example").await.unwrap();
+    tls.write_all(b"GET /app HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    assert!(
+        head.contains(&format!("\r\nstrict-transport-security: {want}\r\n")),
+        "{head}"
+    );
 }
 
 #[tokio::test]

@@ -99,7 +99,12 @@ impl Edge {
 
     /// The certificates, for `status`.
     pub(crate) fn status(&self) -> Vec<CertificateStatus> {
-        lock(&self.status).values().cloned().collect()
+        let now = rfc3339(SystemTime::now());
+        lock(&self.status)
+            .values()
+            .cloned()
+            .map(|certificate| expired_by(certificate, &now))
+            .collect()
     }
 
     /// Hands every certificate at hand to the hosts before their listeners
@@ -212,14 +217,24 @@ impl Edge {
         Ok(())
     }
 
-    /// Starts one background loop per ACME certificate not yet looked
-    /// after: it obtains the certificate when none is stored, renews it at
-    /// two thirds of its lifetime, retries failures with backoff, and
-    /// installs each new certificate on every host; the old one serves
-    /// until then. Called once the routes are set, because the CA's
-    /// HTTP-01 validation reaches the route's redirect listener.
-    pub(crate) fn start_renewals(&self, spec: &Spec, spec_dir: &Path) -> anyhow::Result<()> {
+    /// Starts one background loop per ACME certificate of `environments`
+    /// not yet looked after: it obtains the certificate when none is
+    /// stored, renews it at two thirds of its lifetime, retries failures
+    /// with backoff, and installs each new certificate on every host; the
+    /// old one serves until then. Called once those environments' routes
+    /// are set, because the CA's HTTP-01 validation reaches the route's
+    /// redirect listener: an environment not deployed yet has none bound,
+    /// and asking the CA then would only collect failed validations.
+    pub(crate) fn start_renewals(
+        &self,
+        spec: &Spec,
+        spec_dir: &Path,
+        environments: &[&str],
+    ) -> anyhow::Result<()> {
         for environment in &spec.environments {
+            if !environments.contains(&environment.name.as_str()) {
+                continue;
+            }
             let Some(route) = &environment.route else {
                 continue;
             };
@@ -429,11 +444,17 @@ impl lastmile_acme::Storage for SealedStorage {
         let Some((nonce, ciphertext)) = bytes.split_at_checked(24) else {
             return Err(format!("{} is truncated", path.display()).into());
         };
-        Ok(Some(self.secret_box.open(
-            &format!("acme/{name}"),
-            nonce,
-            ciphertext,
-        )?))
+        match self
+            .secret_box
+            .open(&format!("acme/{name}"), nonce, ciphertext)
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            // Sealed under another key: `secret.key` was lost or replaced. What the file held
+            // cannot be used again, so it counts as absent and is obtained anew (a new account,
+            // a new certificate) instead of failing every deploy until the file is deleted.
+            Err(lastmile_store::SecretBoxError::Decrypt) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn save(&self, name: &str, bytes: &[u8]) -> Result<(), lastmile_acme::StorageError> {
@@ -480,6 +501,22 @@ fn served(certificate: &Certificate) -> CertificateStatus {
         serial: Some(certificate.serial.clone()),
         error: None,
     }
+}
+
+/// `certificate` as of `now` (RFC 3339): one recorded `valid` whose end of
+/// validity has passed since is `expired` (a certificate file is read only
+/// at deploy and start, and an ACME one may fail to renew).
+fn expired_by(mut certificate: CertificateStatus, now: &str) -> CertificateStatus {
+    // Fixed-width UTC timestamps (`rfc3339`) order as text.
+    if certificate.state == "valid"
+        && certificate
+            .not_after
+            .as_deref()
+            .is_some_and(|not_after| not_after <= now)
+    {
+        certificate.state = "expired";
+    }
+    certificate
 }
 
 fn status_key(hosts: &[String]) -> String {
@@ -546,8 +583,46 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{CertificateStatus, SealedStorage, expired_by, rfc3339};
+    use lastmile_acme::Storage;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_valid_certificate_past_its_end_is_reported_expired() {
+        let status = |state, not_after: Option<&str>| CertificateStatus {
+            hosts: vec!["app.example".to_string()],
+            environments: Vec::new(),
+            source: "files",
+            state,
+            not_after: not_after.map(str::to_string),
+            renew_at: None,
+            serial: None,
+            error: None,
+        };
+        let now = "2026-12-02T03:27:44Z";
+        let state = |state, not_after| expired_by(status(state, not_after), now).state;
+        assert_eq!(state("valid", Some("2026-12-02T03:27:45Z")), "valid");
+        assert_eq!(state("valid", Some("2026-12-02T03:27:44Z")), "expired");
+        assert_eq!(state("valid", Some("2025-01-01T00:00:00Z")), "expired");
+        assert_eq!(state("failing", Some("2025-01-01T00:00:00Z")), "failing");
+        assert_eq!(state("pending", None), "pending");
+        assert_eq!(state("valid", None), "valid");
+    }
+
+    #[test]
+    fn sealed_state_under_a_lost_key_counts_as_absent() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let storage = SealedStorage::open(dir.path()).expect("storage");
+        storage.save("acme-account-1.json", b"key").expect("save");
+        assert_eq!(
+            storage.load("acme-account-1.json").expect("load"),
+            Some(b"key".to_vec())
+        );
+        std::fs::remove_file(dir.path().join("secret.key")).expect("lose the key");
+        let storage = SealedStorage::open(dir.path()).expect("storage with a new key");
+        assert_eq!(storage.load("acme-account-1.json").expect("load"), None);
+        assert_eq!(storage.load("acme-never-saved.json").expect("load"), None);
+    }
 
     #[test]
     fn rfc3339_names_the_utc_date_and_time() {

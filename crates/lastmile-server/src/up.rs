@@ -626,18 +626,20 @@ impl Controller {
             .restore(&specs, &service_of, &*self.progress_sink())
             .await
             .context("cannot bring back the releases that were serving")?;
-        let restored_any = !restored.serving.is_empty();
+        let mut restored_environments = Vec::new();
         for (environment, release) in restored.serving {
             self.progress.line(&format!(
                 "restored {environment}: release {}",
                 short(&release)
             ));
+            restored_environments.push(environment);
         }
         // Renewal needs the routes (HTTP-01 reaches the redirect listener):
-        // with nothing restored, the first deploy starts it.
-        if restored_any {
-            self.edge.start_renewals(&spec, self.spec_dir())?;
-        }
+        // an environment not restored starts it at its first deploy.
+        let restored_environments: Vec<&str> =
+            restored_environments.iter().map(String::as_str).collect();
+        self.edge
+            .start_renewals(&spec, self.spec_dir(), &restored_environments)?;
         let resuming = restored.resumable.len();
         for (environment, deployment) in restored.resumable {
             let Some(spec) = specs.iter().find(|spec| spec.name == environment).cloned() else {
@@ -1015,7 +1017,10 @@ impl Controller {
             .await
             .map_err(|error| ApiError::internal(&error.into()))?;
         self.report_outcome(&outcome);
-        if let Err(error) = self.edge.start_renewals(&edge_spec, self.spec_dir()) {
+        if let Err(error) =
+            self.edge
+                .start_renewals(&edge_spec, self.spec_dir(), &[env.name.as_str()])
+        {
             self.progress
                 .warn(&format!("automatic certificates cannot start: {error:#}"));
         }

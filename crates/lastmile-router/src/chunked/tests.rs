@@ -93,6 +93,24 @@ fn metadata_is_bounded() {
     let mut body = b"1;".to_vec();
     body.extend(std::iter::repeat_n(b'a', MAX_META as usize));
     assert!(Chunked::new().feed(&body, |_, _| {}).is_err());
+    assert!(Chunked::response().feed(&body, |_, _| {}).is_err());
+}
+
+#[test]
+fn a_response_may_stream_any_number_of_chunks() {
+    // Far more chunk framing than MAX_META in total, as a long event stream sends.
+    let event = b"1\r\nx\r\n";
+    let count = MAX_META as usize / event.len() * 2;
+    let mut body = event.repeat(count);
+    assert!(
+        Chunked::new().feed(&body, |_, _| {}).is_err(),
+        "a request body is bounded"
+    );
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut response = Chunked::response();
+    assert_eq!(response.feed(&body, |_, _| {}).ok(), Some(body.len()));
+    assert!(response.is_done());
+    assert_eq!(response.data_len(), count as u64);
 }
 
 proptest! {

@@ -54,6 +54,29 @@ fn status(buf: &[u8]) -> u16 {
 }
 
 #[test]
+fn h2c_upgrades_are_forwarded_as_plain_requests() {
+    let forwarded = |buf: &[u8]| match parse(buf) {
+        Ok(Some((_, out))) => String::from_utf8_lossy(&out).to_ascii_lowercase(),
+        other => panic!("{other:?}"),
+    };
+    let ws = forwarded(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    assert!(
+        ws.contains("\r\nupgrade: websocket\r\n") && ws.contains("\r\nconnection: upgrade\r\n"),
+        "{ws}"
+    );
+    for upgrade in ["h2c", "H2C", "foo, h2c"] {
+        let head = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+        );
+        let out = forwarded(head.as_bytes());
+        assert!(!out.contains("upgrade"), "{upgrade}: {out}");
+        assert!(!out.contains("http2-settings"), "{upgrade}: {out}");
+    }
+}
+
+#[test]
 fn examples() {
     assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
     assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n"), 0);
