@@ -8,8 +8,9 @@
 //! ends in CRLF (a bare LF or CR, or any control byte, is an error). Trailers that would change
 //! framing or routing if a recipient merged them into the header section (`content-length`,
 //! `transfer-encoding`, `host`, `connection`) are refused. In a request body, size lines,
-//! extensions and trailers together may not exceed [`MAX_META`] bytes, so a client cannot use
-//! them to stream without limit. A response body ([`Chunked::response`]) may have any number of
+//! extensions and trailers together may not exceed the chunk data by more than [`MAX_META`]
+//! bytes, so a client cannot stream framing without limit (the data is bounded by the
+//! listener's `max_body_bytes`), while an upload in many small chunks still passes. A response body ([`Chunked::response`]) may have any number of
 //! chunks (a stream of events can last for hours); each size line, and the trailer section, is
 //! bounded by [`MAX_META`] on its own.
 
@@ -17,8 +18,8 @@
 #[derive(Debug)]
 pub(crate) struct Invalid;
 
-/// Most bytes of size lines, extensions and trailers in one request body, or in one size line
-/// or the trailer section of a response body (chunk data is not counted).
+/// Most bytes of size lines, extensions and trailers beyond the chunk data of one request body,
+/// or in one size line or the trailer section of a response body.
 pub(crate) const MAX_META: u32 = 64 * 1024;
 
 /// A chunk size needs at most this many significant hex digits (2^60 bytes is plenty).
@@ -79,7 +80,7 @@ pub(crate) struct Chunked {
     data: u64,
     /// Bytes of size lines, extensions and trailers so far (since the last chunk began, for a
     /// response).
-    meta: u32,
+    meta: u64,
     /// `meta` restarts at every chunk (a response body), instead of counting the whole body.
     meta_per_chunk: bool,
     /// The current trailer name, lowercased, as far as `NAME_PREFIX` bytes.
@@ -88,7 +89,8 @@ pub(crate) struct Chunked {
 }
 
 impl Chunked {
-    /// A request body: its size lines, extensions and trailers total at most `MAX_META` bytes.
+    /// A request body: its size lines, extensions and trailers total at most the chunk data
+    /// plus `MAX_META` bytes.
     pub(crate) fn new() -> Chunked {
         Chunked {
             state: State::Size,
@@ -148,7 +150,12 @@ impl Chunked {
                 return Ok(i);
             }
             self.meta += 1;
-            if self.meta > MAX_META {
+            let allowed = if self.meta_per_chunk {
+                u64::from(MAX_META)
+            } else {
+                u64::from(MAX_META) + self.data
+            };
+            if self.meta > allowed {
                 return Err(Invalid);
             }
             self.state = self.step(b)?;

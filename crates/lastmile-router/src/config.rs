@@ -1,5 +1,7 @@
 //! Router tuning knobs.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::challenge::ChallengeStore;
@@ -111,15 +113,62 @@ pub struct ListenerConfig {
 }
 
 /// Where a redirecting listener sends clients: `https://{host}{:port}{path and query}`, the
-/// port left out when it is 443.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// port left out when it is 443. One plaintext listener can redirect for several HTTPS
+/// listeners on different ports: `ports` names the port of each host that has its own.
+#[derive(Debug, Clone)]
 pub struct RedirectHttps {
-    /// Port of the HTTPS listener; default 443.
+    /// Port of the HTTPS listener for hosts without an entry in `ports`; default 443.
     pub port: u16,
+    /// The HTTPS port of particular hosts; can change while the listener serves.
+    pub ports: RedirectPorts,
 }
 
 impl Default for RedirectHttps {
     fn default() -> Self {
-        RedirectHttps { port: 443 }
+        RedirectHttps {
+            port: 443,
+            ports: RedirectPorts::default(),
+        }
+    }
+}
+
+impl RedirectHttps {
+    /// A redirect to `port` for every host.
+    pub fn to_port(port: u16) -> RedirectHttps {
+        RedirectHttps {
+            port,
+            ..RedirectHttps::default()
+        }
+    }
+
+    /// The HTTPS port for `host` (a name or address without its port, any case).
+    pub(crate) fn port_for(&self, host: &str) -> u16 {
+        self.ports.get(host).unwrap_or(self.port)
+    }
+}
+
+/// Host name → HTTPS port, shared by every clone (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct RedirectPorts(Arc<RwLock<HashMap<String, u16>>>);
+
+impl RedirectPorts {
+    /// Requests for `host` are redirected to `port`.
+    pub fn set(&self, host: &str, port: u16) {
+        let mut ports = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        ports.insert(host.to_ascii_lowercase(), port);
+    }
+
+    /// `host` goes back to the default port; true when it had its own.
+    pub fn remove(&self, host: &str) -> bool {
+        let mut ports = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        ports.remove(&host.to_ascii_lowercase()).is_some()
+    }
+
+    fn get(&self, host: &str) -> Option<u16> {
+        let ports = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        if ports.is_empty() {
+            return None;
+        }
+        ports.get(&host.to_ascii_lowercase()).copied()
     }
 }

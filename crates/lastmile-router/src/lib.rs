@@ -84,7 +84,7 @@ use std::time::Duration;
 
 pub use challenge::ChallengeStore;
 pub use cohort::cohort_bucket;
-pub use config::{Limits, ListenerConfig, RateLimit, RedirectHttps, RouterConfig};
+pub use config::{Limits, ListenerConfig, RateLimit, RedirectHttps, RedirectPorts, RouterConfig};
 pub use router::{ListenerHandle, Router};
 pub use stats::{LatencyHistogram, ReleaseStats};
 pub use table::{

@@ -4,9 +4,10 @@
 use http::{HeaderValue, Request, Response, StatusCode, header};
 
 use crate::body::ProxyBody;
+use crate::config::RedirectHttps;
 
 /// The redirect for `req`, or 400 when its host cannot be put into a `Location` safely.
-pub(crate) fn response<B>(req: &Request<B>, port: u16) -> Response<ProxyBody> {
+pub(crate) fn response<B>(req: &Request<B>, redirect: &RedirectHttps) -> Response<ProxyBody> {
     // An absolute-form target's authority takes precedence over Host (RFC 9112 §3.2.2).
     let host = match req.uri().authority() {
         Some(a) => Some(a.as_str()),
@@ -17,7 +18,7 @@ pub(crate) fn response<B>(req: &Request<B>, port: u16) -> Response<ProxyBody> {
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let target = host
-        .and_then(|h| location(h, port, path))
+        .and_then(|h| location(h, redirect.port_for(host_of(h)?), path))
         .and_then(|l| HeaderValue::from_str(&l).ok());
     let Some(target) = target else {
         let mut resp = Response::new(ProxyBody::text("missing or invalid Host header\n"));

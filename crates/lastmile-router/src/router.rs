@@ -270,7 +270,7 @@ impl Router {
                 "Router::serve must be called inside a tokio runtime (call it from async code)",
             ));
         }
-        let kind = match (&config.tls, config.redirect_https) {
+        let kind = match (&config.tls, &config.redirect_https) {
             (Some(_), Some(_)) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -620,7 +620,8 @@ async fn hyper_request(
     let local = local.or_else(|| {
         ctx.config
             .redirect_https
-            .map(|r| redirect::response(&req, r.port))
+            .as_ref()
+            .map(|r| redirect::response(&req, r))
     });
     let mut resp = match local {
         Some(resp) => {

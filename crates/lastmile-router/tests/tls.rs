@@ -1079,11 +1079,49 @@ fn redirecting(
     listen(
         router,
         ListenerConfig {
-            redirect_https: Some(RedirectHttps { port }),
+            redirect_https: Some(RedirectHttps::to_port(port)),
             challenges,
             ..ListenerConfig::default()
         },
     )
+}
+
+#[tokio::test]
+async fn one_redirect_listener_sends_each_host_to_its_own_https_port() {
+    let router = Router::new(RouterConfig::default());
+    let redirect = RedirectHttps::to_port(443);
+    redirect.ports.set("Staging.Example.com", 8443);
+    let (addr, _h) = listen(
+        &router,
+        ListenerConfig {
+            redirect_https: Some(redirect.clone()),
+            ..ListenerConfig::default()
+        },
+    );
+    let ask = |host: &'static str| async move {
+        let request = format!("GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let heads = exchanges(addr, &[request.as_str()]).await;
+        location(&heads[0]).map(str::to_string)
+    };
+    assert_eq!(
+        ask("staging.example.com:80").await.as_deref(),
+        Some("https://staging.example.com:8443/x")
+    );
+    assert_eq!(
+        ask("hello.example.com").await.as_deref(),
+        Some("https://hello.example.com/x")
+    );
+    // The map changes while the listener serves.
+    redirect.ports.set("hello.example.com", 9443);
+    assert!(redirect.ports.remove("staging.example.com"));
+    assert_eq!(
+        ask("hello.example.com").await.as_deref(),
+        Some("https://hello.example.com:9443/x")
+    );
+    assert_eq!(
+        ask("staging.example.com").await.as_deref(),
+        Some("https://staging.example.com/x")
+    );
 }
 
 #[tokio::test]

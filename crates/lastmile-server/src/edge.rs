@@ -380,14 +380,38 @@ impl HostsResponder {
     fn set(&self, token: &str, answer: Option<&str>) {
         // The ACME client calls this synchronously and asks the CA to
         // validate right after, so the answer must be in place on return.
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| {
-            handle.block_on(async {
-                for host in &self.hosts {
-                    let _ = host.set_challenge(token, answer).await;
+        // A runtime shutting down drops the client's token guard outside any runtime: the
+        // hosts go with it, so there is nothing left to withdraw from.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let hosts = self.hosts.clone();
+        let (token, answer) = (token.to_string(), answer.map(str::to_string));
+        let set = async move {
+            for host in &hosts {
+                if let Err(error) = host.set_challenge(&token, answer.as_deref()).await {
+                    eprintln!(
+                        "host {} cannot {} ACME challenge answer: {error}",
+                        host.name(),
+                        if answer.is_some() {
+                            "publish the"
+                        } else {
+                            "withdraw the"
+                        }
+                    );
                 }
-            });
-        });
+            }
+        };
+        match handle.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(set));
+            }
+            // A single-threaded runtime cannot block its only thread: the answer is set
+            // from a task, which the CA's first validation attempt may precede.
+            _ => {
+                handle.spawn(set);
+            }
+        }
     }
 }
 

@@ -280,11 +280,24 @@ impl LocalHost {
         };
         let actual = self.ensure_listener(route.listen, config)?;
         if let Some(redirect) = tls.as_ref().and_then(|tls| tls.redirect_from) {
+            // One redirect listener may serve several HTTPS listeners: each
+            // route's host is sent to its own port through the shared map.
+            let ports = self
+                .state()
+                .listeners
+                .get(&redirect)
+                .and_then(|listener| listener.config.redirect_https.as_ref())
+                .map(|redirect| redirect.ports.clone())
+                .unwrap_or_default();
+            if let Some(host) = &route.host {
+                ports.set(host, actual.port());
+            }
             let config = lastmile_router::ListenerConfig {
                 limits,
                 tls: None,
                 redirect_https: Some(lastmile_router::RedirectHttps {
                     port: actual.port(),
+                    ports,
                 }),
                 challenges: Some(self.inner.challenges.clone()),
             };

@@ -226,6 +226,33 @@ impl Controller {
         let _ = self.secrets.set(lookup);
     }
 
+    /// A listener keeps the TLS, redirect and limits it started with: says
+    /// so when a deploy to a serving environment changes them.
+    fn warn_on_listener_changes(&self, spec: &Spec, env: &Environment) {
+        let serving = self
+            .store
+            .get_environment(&env.name)
+            .ok()
+            .flatten()
+            .is_some_and(|state| state.current_release.is_some());
+        let before = lock(&self.spec)
+            .environments
+            .iter()
+            .find(|old| old.name == env.name)
+            .and_then(|old| old.route.as_ref())
+            .map(lastmile_rollout::edge_spec);
+        let after = find_environment(spec, &env.name)
+            .ok()
+            .and_then(|new| new.route.as_ref())
+            .map(lastmile_rollout::edge_spec);
+        if serving && before.is_some() && before != after {
+            self.progress.warn(&format!(
+                "{}: route.tls or route.limits changed; the listener keeps the settings it started with until `lastmile restart` (certificates change now)",
+                env.name
+            ));
+        }
+    }
+
     /// The directory of the spec file: relative paths in the spec start here.
     fn spec_dir(&self) -> &std::path::Path {
         self.spec_file
@@ -993,6 +1020,7 @@ impl Controller {
             .await
             .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
         let edge_spec = spec.clone();
+        self.warn_on_listener_changes(&spec, &env);
         *lock(&self.spec) = spec;
         self.progress.line(&format!(
             "deploying release {} ({}) to {} with {}",

@@ -113,6 +113,21 @@ fn a_response_may_stream_any_number_of_chunks() {
     assert_eq!(response.data_len(), count as u64);
 }
 
+#[test]
+fn a_request_may_upload_in_many_chunks_that_carry_data() {
+    // 20,000 chunks of 64 bytes: 100 KiB of framing in all, far beyond MAX_META, but less
+    // than the data it frames.
+    let mut chunk = b"40\r\n".to_vec();
+    chunk.extend(std::iter::repeat_n(b'd', 64));
+    chunk.extend_from_slice(b"\r\n");
+    let mut body = chunk.repeat(20_000);
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut request = Chunked::new();
+    assert_eq!(request.feed(&body, |_, _| {}).ok(), Some(body.len()));
+    assert!(request.is_done());
+    assert_eq!(request.data_len(), 64 * 20_000);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
