@@ -70,3 +70,4 @@ pub use manager::{AcmeEvent, CertManager, RequestReason, RetryPolicy};
 pub use problem::{Problem, Subproblem};
 pub use responder::Http01Responder;
 pub use storage::{DirStorage, Storage, StorageError};
+pub use timestamp::format_rfc3339;

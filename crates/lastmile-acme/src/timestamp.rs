@@ -6,6 +6,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2026-12-02 05:40:00 UTC`.
 pub(crate) fn format_utc(time: SystemTime) -> String {
+    let (date, clock) = date_and_time(time);
+    format!("{date} {clock} UTC")
+}
+
+/// `2026-12-02T05:40:00Z` (RFC 3339, UTC), as status reports show certificate times.
+pub fn format_rfc3339(time: SystemTime) -> String {
+    let (date, clock) = date_and_time(time);
+    format!("{date}T{clock}Z")
+}
+
+/// `("2026-12-02", "05:40:00")` in UTC.
+fn date_and_time(time: SystemTime) -> (String, String) {
     let seconds = match time.duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_secs() as i64,
         Err(before) => -(before.duration().as_secs() as i64),
@@ -13,11 +25,14 @@ pub(crate) fn format_utc(time: SystemTime) -> String {
     let days = seconds.div_euclid(86_400);
     let of_day = seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!(
+            "{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day / 60 % 60,
+            of_day % 60
+        ),
     )
 }
 
