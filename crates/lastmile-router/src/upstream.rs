@@ -185,3 +185,7 @@ impl Drop for InFlight {
         self.up.in_flight.fetch_sub(1, Relaxed);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
