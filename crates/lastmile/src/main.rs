@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod actor;
 mod cli;
 mod commands;
 mod control;

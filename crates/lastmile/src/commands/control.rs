@@ -63,7 +63,7 @@ pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Res
         request["artifact"] = json!({ "id": artifact.id, "run_id": summary.run_id });
     }
     if args.approve {
-        request["approved_by"] = json!(crate::commands::run::actor());
+        request["approved_by"] = json!(crate::actor::actor());
     }
     if !args.control.json {
         eprintln!("deploying to {} …", args.env);
@@ -510,7 +510,7 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
 
 /// `lastmile flag …`.
 pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let actor = crate::commands::run::actor();
+    let actor = crate::actor::actor();
     let (args, key, change) = match command {
         FlagCommand::List(args) => return flag_list(args, state_dir),
         FlagCommand::Enable(flag) => (&flag.control, &flag.key, json!({ "enabled": true })),

@@ -89,7 +89,7 @@ impl Build {
             in_place: self.in_place,
             no_cache: self.no_cache,
             state_dir: state_dir.to_path_buf(),
-            actor: actor(),
+            actor: crate::actor::actor(),
             kill_grace: Duration::from_secs(5),
             commit: None,
         };
@@ -123,14 +123,6 @@ async fn interrupted() {
         "\n{} stopping every running step…",
         output::warn("cancelled:")
     );
-}
-
-/// Who started the run, for the event log.
-pub(crate) fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
-    format!("local:{user}")
 }
 
 pub(crate) fn print_summary(summary: &RunSummary) {

@@ -9,6 +9,7 @@ use lastmile_server::server::{Server, ServerConfig};
 use lastmile_store::{Role, SecretBox, SqliteStore, Store};
 use serde_json::{Value, json};
 
+use crate::actor::actor;
 use crate::cli::{AdminTarget, SecretCommand, ServerArgs, TokenCommand};
 use crate::commands::run::runtime;
 use crate::commands::up::Printer;
@@ -117,10 +118,6 @@ fn target(args: &AdminTarget) -> anyhow::Result<Target> {
     bail!(
         "name the server: --config server.yaml (its state on this machine) or --server URL with an admin LASTMILE_TOKEN"
     )
-}
-
-fn actor() -> String {
-    crate::commands::run::actor()
 }
 
 pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {

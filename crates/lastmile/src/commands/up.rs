@@ -70,7 +70,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         control: args.control,
         artifact,
         access_log: args.access_log,
-        approved_by: args.approve.then(crate::commands::run::actor),
+        approved_by: args.approve.then(crate::actor::actor),
     };
     runtime.block_on(lastmile_server::up::run(
         options,
