@@ -269,7 +269,7 @@ async fn deployment_page(
         app: app.clone(),
         deployment: view::deployment(&record, &versions),
         live,
-        phases: view::phases(&store.deployment_steps(id).unwrap_or_default()),
+        phases: view::phases(&store.deployment_steps(id).unwrap_or_default(), &versions),
         split,
         stats: status.as_ref().map(view::stats).unwrap_or_default(),
     };

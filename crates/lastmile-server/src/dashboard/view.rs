@@ -462,20 +462,141 @@ pub(crate) fn deployment(deployment: &DeploymentRecord, versions: &Versions) -> 
 }
 
 /// A deployment's recorded phases.
-pub(crate) fn phases(steps: &[DeploymentStep]) -> Vec<PhaseView> {
+pub(crate) fn phases(steps: &[DeploymentStep], versions: &Versions) -> Vec<PhaseView> {
     steps
         .iter()
         .map(|step| PhaseView {
             seq: step.seq,
             ago: ago(step.at),
             phase: step.phase.clone(),
-            detail: if step.detail.is_null() {
-                String::new()
-            } else {
-                step.detail.to_string()
-            },
+            detail: phase_detail(&step.detail, versions),
         })
         .collect()
+}
+
+/// A step's detail as one line for people: `release v3`, `traffic v2 90%, v3 10%`,
+/// `error: …`; keys it does not know read `key: value`, and empty values are left out.
+fn phase_detail(detail: &Value, versions: &Versions) -> String {
+    let Value::Object(fields) = detail else {
+        return detail_value(detail, versions);
+    };
+    let mut parts = Vec::new();
+    for (key, value) in fields {
+        if is_empty_detail(value) {
+            continue;
+        }
+        parts.push(match (key.as_str(), value) {
+            ("release", Value::String(id)) => format!("release {}", versions.name(id)),
+            ("indexes", Value::Array(indexes)) => {
+                let noun = if indexes.len() == 1 {
+                    "instance"
+                } else {
+                    "instances"
+                };
+                format!("{noun} {}", detail_value(value, versions))
+            }
+            ("weights", Value::Array(weights)) => format!("traffic {}", traffic(weights, versions)),
+            ("canary_percent", Value::Number(percent)) => {
+                format!(
+                    "canary at {}",
+                    percent_text(percent.as_f64().unwrap_or(0.0))
+                )
+            }
+            ("mirror", Value::Object(mirror)) => {
+                let percent = mirror.get("percent").and_then(Value::as_f64).unwrap_or(0.0);
+                let release = mirror.get("release").and_then(Value::as_str).unwrap_or("");
+                format!(
+                    "mirroring {} to {}",
+                    percent_text(percent),
+                    versions.name(release)
+                )
+            }
+            _ => format!("{key}: {}", detail_value(value, versions)),
+        });
+    }
+    parts.join("; ")
+}
+
+/// Weights (`[[release, weight], …]`) as each release's share: `v2 90%, v3 10%`.
+fn traffic(weights: &[Value], versions: &Versions) -> String {
+    let pairs: Vec<(String, f64)> = weights
+        .iter()
+        .filter_map(|pair| match pair {
+            Value::Array(pair) => Some((
+                text(pair.first()),
+                pair.get(1).and_then(Value::as_f64).unwrap_or(0.0),
+            )),
+            Value::Object(pair) => Some((
+                text(pair.get("release")),
+                pair.get("weight").and_then(Value::as_f64).unwrap_or(0.0),
+            )),
+            _ => None,
+        })
+        .collect();
+    let total: f64 = pairs.iter().map(|(_, weight)| weight).sum();
+    if pairs.is_empty() {
+        return "none".to_owned();
+    }
+    pairs
+        .iter()
+        .map(|(release, weight)| {
+            let share = if total > 0.0 {
+                weight * 100.0 / total
+            } else {
+                0.0
+            };
+            format!("{} {}", versions.name(release), percent_text(share))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `25%`, or `2.5%` when the share is not whole.
+fn percent_text(percent: f64) -> String {
+    if (percent - percent.round()).abs() < 0.05 {
+        format!("{percent:.0}%")
+    } else {
+        format!("{percent:.1}%")
+    }
+}
+
+/// Nulls, empty strings, lists and maps say nothing worth a column.
+fn is_empty_detail(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.is_empty(),
+        _ => false,
+    }
+}
+
+/// A detail value without JSON punctuation; release ids read as versions.
+fn detail_value(value: &Value, versions: &Versions) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) if is_release_id(text) => versions.name(text),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| detail_value(item, versions))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .filter(|(_, value)| !is_empty_detail(value))
+                .map(|(key, value)| format!("{key}: {}", detail_value(value, versions)))
+                .collect();
+            format!("({})", inner.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Release ids are 64 hex digits (a SHA-256).
+fn is_release_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
 /// The release history, with where each release is live.
@@ -628,6 +749,72 @@ mod tests {
         assert_eq!(envs[0].split[1].percent, "25%");
         assert_eq!(envs[0].strategy, "blue-green");
         assert!(envs[0].previous.is_none());
+    }
+
+    #[test]
+    fn deployment_steps_read_as_sentences_with_versions_and_percentages() {
+        let stable = "a".repeat(64);
+        let canary = "b".repeat(64);
+        let unknown = "c".repeat(64);
+        let versions = Versions(BTreeMap::from([
+            (stable.clone(), "v2".to_owned()),
+            (canary.clone(), "v3".to_owned()),
+        ]));
+        let details = [
+            ("starting", json!({ "release": canary })),
+            (
+                "batch-1-starting",
+                json!({ "release": canary, "indexes": [0] }),
+            ),
+            (
+                "batch-2-starting",
+                json!({ "release": canary, "indexes": [1, 2] }),
+            ),
+            (
+                "batch-1-routed",
+                json!({ "weights": [[stable, 2], [canary, 1]] }),
+            ),
+            (
+                "step-1",
+                json!({
+                    "canary_percent": 2.5,
+                    "weights": [[stable, 975], [canary, 25]],
+                    "mirror": { "release": canary, "percent": 10.0, "methods": ["GET"] },
+                }),
+            ),
+            ("step-2-paused", json!({ "canary_percent": 50 })),
+            ("switched", json!({ "weights": [[unknown, 100]] })),
+            ("aborting", json!({ "reason": "error rate 12% above 5%" })),
+            (
+                "hook",
+                json!({ "hook": "after", "url": "http://127.0.0.1:9/done", "error": null, "tries": 2, "why": { "code": 503, "body": "" } }),
+            ),
+            ("succeeded", json!({ "error": null })),
+            (
+                "failed",
+                json!({ "error": "instance v3.0 never became ready" }),
+            ),
+            ("noted", json!("plain text")),
+            ("empty", Value::Null),
+        ];
+        let steps: Vec<DeploymentStep> = details
+            .into_iter()
+            .enumerate()
+            .map(|(index, (phase, detail))| DeploymentStep {
+                seq: index as i64 + 1,
+                at: now_millis(),
+                phase: phase.to_owned(),
+                detail,
+            })
+            .collect();
+        let table: Vec<String> = phases(&steps, &versions)
+            .iter()
+            .map(|phase| {
+                let line = format!("{:>2} {:<17}| {}", phase.seq, phase.phase, phase.detail);
+                line.trim_end().to_owned()
+            })
+            .collect();
+        insta::assert_snapshot!(table.join("\n"));
     }
 
     #[test]
