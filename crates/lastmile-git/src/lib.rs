@@ -1,8 +1,9 @@
 //! Git for lastmile: a bare mirror of one remote repository that can be fetched, asked about
 //! commits, and materialized into a plain directory tree, plus verification of push webhooks
 //! from GitHub, Gitea and GitLab. Everything here is blocking (gix's blocking client); async
-//! callers run it in `spawn_blocking`. It does not check out worktrees, does not push, does
-//! not resolve submodules and does not schedule polling: the caller decides when to fetch.
+//! callers run it in `spawn_blocking`. Of a checked-out work tree it only reads the branch and
+//! HEAD commit ([`work_tree`]). It does not check out worktrees, does not push, does not
+//! resolve submodules and does not schedule polling: the caller decides when to fetch.
 //!
 //! ```no_run
 //! use lastmile_git::{Mirror, branch_matches};
@@ -22,7 +23,9 @@ mod branch;
 mod error;
 mod mirror;
 pub mod webhook;
+mod work_tree;
 
 pub use branch::branch_matches;
 pub use error::GitError;
 pub use mirror::{CommitInfo, Head, Mirror};
+pub use work_tree::{WorkTree, work_tree};

@@ -204,26 +204,11 @@ impl Mirror {
     pub fn commit(&self, sha: &str) -> Result<CommitInfo, GitError> {
         let repo = self.repo.to_thread_local();
         let commit = self.find_commit(&repo, sha)?;
-        let corrupt = |what: &str, e: &(dyn std::error::Error + 'static)| {
-            GitError::Other(format!(
-                "commit {sha} in {} has an unreadable {what}: {} (the mirror may be corrupt; remove it to re-clone)",
-                self.dir.display(),
-                chain(e)
-            ))
-        };
-        let decoded = commit.decode().map_err(|e| corrupt("header", &e))?;
-        let author = decoded.author().map_err(|e| corrupt("author", &e))?.trim();
-        let committer = decoded.committer().map_err(|e| corrupt("committer", &e))?;
-        let time = committer
-            .time()
-            .map_err(|e| corrupt("committer time", &e))?;
-        let subject = first_line(decoded.message);
-        Ok(CommitInfo {
-            sha: commit.id().to_hex().to_string(),
-            time_ms: time.seconds.saturating_mul(1000),
-            author: format!("{} <{}>", author.name, author.email),
-            subject,
-        })
+        commit_info(
+            &commit,
+            &self.dir,
+            "the mirror may be corrupt; remove it to re-clone",
+        )
     }
 
     /// Writes the tree of commit `sha` into `dest` (created; must be empty or missing):
@@ -403,6 +388,36 @@ fn scrub(text: &str, url: &str) -> String {
     } else {
         text.replace(password, "***")
     }
+}
+
+/// Sha, committer time, author and subject of `commit`, read from the repository in `dir`;
+/// `remedy` says what to do when its header cannot be read.
+pub(crate) fn commit_info(
+    commit: &gix::Commit<'_>,
+    dir: &Path,
+    remedy: &str,
+) -> Result<CommitInfo, GitError> {
+    let sha = commit.id().to_hex().to_string();
+    let corrupt = |what: &str, e: &(dyn std::error::Error + 'static)| {
+        GitError::Other(format!(
+            "commit {sha} in {} has an unreadable {what}: {} ({remedy})",
+            dir.display(),
+            chain(e)
+        ))
+    };
+    let decoded = commit.decode().map_err(|e| corrupt("header", &e))?;
+    let author = decoded.author().map_err(|e| corrupt("author", &e))?.trim();
+    let committer = decoded.committer().map_err(|e| corrupt("committer", &e))?;
+    let time = committer
+        .time()
+        .map_err(|e| corrupt("committer time", &e))?;
+    let subject = first_line(decoded.message);
+    Ok(CommitInfo {
+        sha: sha.clone(),
+        time_ms: time.seconds.saturating_mul(1000),
+        author: format!("{} <{}>", author.name, author.email),
+        subject,
+    })
 }
 
 #[cfg(test)]
