@@ -149,17 +149,17 @@ async fn app_page(State(server): Shared, session: Session, Path(app): Path<Strin
             .collect(),
         Err(failure) => return internal(&session, "deployments", failure, "/"),
     };
-    let last_commit = server
-        .commits(&app, 1)
-        .ok()
-        .and_then(|commits| commits.first().map(view::commit));
+    let (last_commit, commit_error) = match server.latest_commit(&app).await {
+        Ok(commit) => (commit.as_ref().map(view::commit), None),
+        Err(failure) => (None, Some(failure.message().to_owned())),
+    };
     html(
         StatusCode::OK,
         &AppPage {
             who: session.who(),
             can_deploy: session.can_deploy(),
             repo: entry.config().repo.clone(),
-            note,
+            note: note.or(commit_error),
             last_commit,
             stats: status.as_ref().map(view::stats).unwrap_or_default(),
             certificates: status.as_ref().map(view::certificates).unwrap_or_default(),

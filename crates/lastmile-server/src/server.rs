@@ -60,6 +60,9 @@ pub struct Server {
     build_slots: Arc<tokio::sync::Semaphore>,
     /// Calls from loopback need no token (`lastmile up` only).
     pub(crate) loopback_is_trusted: bool,
+    /// The directory holding lastmile.yaml (`lastmile up` only): its git work tree, when it is
+    /// in one, says which commit the app is built from, since nothing is polled.
+    work_tree_dir: Option<PathBuf>,
 }
 
 /// One watched repository and what the server knows of it.
@@ -148,11 +151,13 @@ impl Server {
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             build_slots: Arc::new(tokio::sync::Semaphore::new(max_builds)),
             loopback_is_trusted: false,
+            work_tree_dir: None,
         }))
     }
 
-    /// The server of `lastmile up`: its one app, built from a directory
-    /// (no git), with the API and dashboard open to loopback callers.
+    /// The server of `lastmile up`: its one app, built from the directory
+    /// holding lastmile.yaml (not fetched from git), with the API and
+    /// dashboard open to loopback callers.
     pub fn for_local(
         controller: Arc<Controller>,
         progress: Arc<dyn Progress>,
@@ -160,12 +165,12 @@ impl Server {
         let state_dir = controller.state_dir().to_path_buf();
         let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))
             .context("cannot open the secrets key")?;
+        // The state directory may be anywhere (`--state-dir`); the spec's directory is the app.
+        let spec_dir = controller.spec_dir();
+        let project_dir = std::path::absolute(spec_dir).unwrap_or_else(|_| spec_dir.to_path_buf());
         let app = AppConfig {
             name: controller.app().to_owned(),
-            repo: format!(
-                "local:{}",
-                state_dir.parent().unwrap_or(&state_dir).display()
-            ),
+            repo: project_dir.display().to_string(),
             branches: Vec::new(),
             path: PathBuf::from("."),
             poll_interval: Duration::from_secs(3600),
@@ -200,6 +205,7 @@ impl Server {
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             build_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             loopback_is_trusted: true,
+            work_tree_dir: Some(project_dir),
         });
         controller.set_secrets(server.secret_lookup(&app.name));
         Ok(server)
@@ -786,13 +792,16 @@ impl Server {
                 Some(controller) => controller.status(Duration::from_secs(60)).await.ok(),
                 None => None,
             };
-            let commits = app.store.list_commits(name, 1).unwrap_or_default();
+            let (last_commit, commit_error) = match self.latest_commit(name).await {
+                Ok(commit) => (commit, None),
+                Err(failure) => (None, Some(failure.message().to_owned())),
+            };
             apps.push(json!({
                 "name": name,
                 "repo": app.config.repo,
                 "branches": app.config.branches,
-                "last_commit": commits.first(),
-                "last_error": lock(&app.last_error).clone(),
+                "last_commit": last_commit,
+                "last_error": lock(&app.last_error).clone().or(commit_error),
                 "drift": lock(&app.drift).clone(),
                 "pending": self.pending(name).unwrap_or(Value::Null),
                 "status": status,
@@ -866,6 +875,37 @@ impl Server {
             .store
             .list_commits(app, limit)
             .map_err(|error| ApiError::internal(&error.into()))
+    }
+
+    /// The commit an app is at: for `lastmile up`, the HEAD of the work tree
+    /// holding lastmile.yaml (read now; `None` outside git or before the first
+    /// commit); for a server, the newest commit seen on its watched branches.
+    pub async fn latest_commit(&self, app: &str) -> Result<Option<CommitRecord>, ApiError> {
+        let Some(dir) = self.work_tree_dir.clone() else {
+            return Ok(self.commits(app, 1)?.into_iter().next());
+        };
+        let app = app.to_owned();
+        let tree = tokio::task::spawn_blocking(move || lastmile_git::work_tree(&dir))
+            .await
+            .map_err(|error| ApiError::internal(&anyhow::anyhow!("reading git stopped: {error}")))?
+            .map_err(|error| ApiError::internal(&error.into()))?;
+        Ok(tree.and_then(|tree| {
+            let head = tree.head?;
+            Some(CommitRecord {
+                app,
+                sha: head.sha,
+                branch: tree.branch.unwrap_or_default(),
+                committed_at: head.time_ms,
+                author: head.author,
+                subject: head.subject,
+                seen_at: head.time_ms,
+                source: "work-tree".to_owned(),
+                status: "checked-out".to_owned(),
+                run_id: None,
+                release_id: None,
+                error: None,
+            })
+        }))
     }
 
     /// The app's own store (runs, releases, deployments, events).

@@ -254,7 +254,7 @@ impl Controller {
     }
 
     /// The directory of the spec file: relative paths in the spec start here.
-    fn spec_dir(&self) -> &std::path::Path {
+    pub(crate) fn spec_dir(&self) -> &std::path::Path {
         self.spec_file
             .parent()
             .unwrap_or_else(|| std::path::Path::new("."))

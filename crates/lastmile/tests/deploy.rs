@@ -768,6 +768,66 @@ fn control_get(app: &App, path: &str) -> String {
     )
 }
 
+/// Runs git in `dir` with a fixed identity and no user or system config; its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The dashboard of `lastmile up` names the directory holding lastmile.yaml
+/// and, for a git work tree, the branch and HEAD commit it is on.
+#[test]
+fn the_up_dashboard_shows_the_spec_directory_and_its_git_head() {
+    let app = App::new("rolling", 1, "v1");
+    let dir = app.dir.path();
+    git(dir, &["init", "-q", "-b", "trunk"]);
+    git(dir, &["add", "lastmile.yaml"]);
+    git(
+        dir,
+        &["commit", "-q", "-m", "Say hello\n\nThe body is not shown."],
+    );
+    let sha = git(dir, &["rev-parse", "HEAD"]);
+    let up = app.up();
+
+    for page in ["/", "/apps/hello"] {
+        let html = control_get(&app, page);
+        assert!(html.starts_with("HTTP/1.1 200"), "{html}");
+        assert!(
+            html.contains(&format!("<small>{}</small>", dir.display())),
+            "{page}: {html}"
+        );
+        assert!(
+            html.contains(&format!("<code>{}</code> Say hello", &sha[..12])),
+            "{page}: {html}"
+        );
+        assert!(
+            html.contains("by Ada Lovelace &#60;ada@example.com&#62;"),
+            "{page}: {html}"
+        );
+        assert!(html.contains(", on trunk"), "{page}: {html}");
+        assert!(!html.contains("No commit seen yet"), "{page}: {html}");
+        assert!(!html.contains("local:"), "{page}: {html}");
+    }
+
+    // A new commit shows on the next page view: HEAD is read, not polled.
+    std::fs::write(dir.join("notes.txt"), "more\n").unwrap();
+    git(dir, &["add", "notes.txt"]);
+    git(dir, &["commit", "-q", "-m", "Add notes"]);
+    assert!(control_get(&app, "/apps/hello").contains("Add notes"));
+    drop(up);
+}
+
 /// Deployments and rollbacks show in `/metrics` (Prometheus text) and in
 /// `lastmile dora`.
 #[test]

@@ -98,6 +98,8 @@ pub(crate) struct PendingView {
 #[derive(Debug)]
 pub(crate) struct CommitView {
     pub(crate) short: String,
+    /// The branch it is on; empty when unknown (a detached work tree).
+    pub(crate) branch: String,
     pub(crate) subject: String,
     pub(crate) author: String,
     pub(crate) status: String,
@@ -353,6 +355,7 @@ pub(crate) fn app_card(app: &Value) -> AppCard {
         .and_then(|value| serde_json::from_value::<CommitJson>(value.clone()).ok())
         .map(|commit| CommitView {
             short: short(&commit.sha),
+            branch: commit.branch,
             subject: commit.subject,
             author: commit.author,
             status: commit.status,
@@ -387,6 +390,8 @@ pub(crate) fn app_card(app: &Value) -> AppCard {
 #[derive(Debug, serde::Deserialize)]
 struct CommitJson {
     sha: String,
+    #[serde(default)]
+    branch: String,
     subject: String,
     author: String,
     status: String,
@@ -400,6 +405,7 @@ struct CommitJson {
 pub(crate) fn commit(commit: &CommitRecord) -> CommitView {
     CommitView {
         short: short(&commit.sha),
+        branch: commit.branch.clone(),
         subject: commit.subject.clone(),
         author: commit.author.clone(),
         status: commit.status.clone(),
