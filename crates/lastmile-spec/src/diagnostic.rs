@@ -32,9 +32,10 @@ pub struct SpecDiagnostic {
     pub message: String,
     /// The file as the user named it.
     pub file: String,
-    /// 1-based line of the offending token.
+    /// 1-based line of the offending token; 0 when the problem is the whole
+    /// file (`spec::too-large`, `spec::not_found`).
     pub line: usize,
-    /// 1-based column (in characters) of the offending token.
+    /// 1-based column (in characters) of the offending token; 0 with line 0.
     pub column: usize,
     /// What to do about it.
     pub hint: Option<String>,
@@ -187,19 +188,27 @@ impl SpecDiagnostic {
 struct DiagnosticReport {
     diagnostic: SpecDiagnostic,
     source: Arc<NamedSource<String>>,
-    span: LabeledSpan,
+    /// `None` for a problem with the whole file (line 0): no snippet.
+    span: Option<LabeledSpan>,
 }
 
 impl DiagnosticReport {
     fn new(diagnostic: SpecDiagnostic, source: Arc<NamedSource<String>>) -> Self {
         let text = source.inner();
+        if diagnostic.line == 0 && diagnostic.label.is_none() {
+            return DiagnosticReport {
+                diagnostic,
+                source,
+                span: None,
+            };
+        }
         let (offset, length, label) = match &diagnostic.label {
             Some(label) => (label.offset, label.length, Some(label.text.clone())),
             None => (offset_of(text, diagnostic.line, diagnostic.column), 0, None),
         };
         let offset = offset.min(text.len());
         let length = widen_to_character(text, offset, length);
-        let span = LabeledSpan::new(label, offset, length);
+        let span = Some(LabeledSpan::new(label, offset, length));
         DiagnosticReport {
             diagnostic,
             source,
@@ -268,10 +277,12 @@ impl Diagnostic for DiagnosticReport {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        self.span.as_ref().map(|_| &self.source as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(self.span.clone())))
+        self.span
+            .as_ref()
+            .map(|span| Box::new(std::iter::once(span.clone())) as Box<dyn Iterator<Item = _>>)
     }
 }

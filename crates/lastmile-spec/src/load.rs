@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::MessageFormatter;
+use serde_saphyr::budget::BudgetBreach;
 
 use crate::diagnostic::{Label, Severity, SpecDiagnostic, SpecErrors};
 use crate::model::Spec;
@@ -159,6 +160,9 @@ fn only_comments(source: &str) -> bool {
 }
 
 fn syntax_diagnostic(file_name: &str, source: &str, error: &serde_saphyr::Error) -> SpecDiagnostic {
+    if let Some(breach) = budget_breach(error) {
+        return too_large_diagnostic(file_name, breach);
+    }
     let message = serde_saphyr::UserMessageFormatter
         .format_message(error)
         .into_owned();
@@ -207,4 +211,71 @@ fn offset_of(source: &str, line: usize, column: usize) -> usize {
         .map(char::len_utf8)
         .sum();
     line_start + within
+}
+
+/// The budget limit the parser stopped at, under any alias or snippet wrapping.
+fn budget_breach(mut error: &serde_saphyr::Error) -> Option<&BudgetBreach> {
+    loop {
+        match error {
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            serde_saphyr::Error::AliasError { error: inner, .. }
+            | serde_saphyr::Error::WithSnippet { error: inner, .. } => error = inner,
+            _ => return None,
+        }
+    }
+}
+
+/// `spec::too-large`: the file is past a parser limit. The place the parser
+/// stopped at is where the count ran out, not where the problem is, so the
+/// diagnostic has no location (line and column 0).
+fn too_large_diagnostic(file_name: &str, breach: &BudgetBreach) -> SpecDiagnostic {
+    let limits = serde_saphyr::Budget::default();
+    let what = match breach {
+        BudgetBreach::Nodes { .. } => {
+            format!(
+                "more than {} values (keys, scalars, lists and maps)",
+                limits.max_nodes
+            )
+        }
+        BudgetBreach::Events { .. } => format!("more than {} YAML events", limits.max_events),
+        BudgetBreach::Aliases { .. } => {
+            format!("more than {} aliases (`*name`)", limits.max_aliases)
+        }
+        BudgetBreach::Anchors { .. } => {
+            format!("more than {} anchors (`&name`)", limits.max_anchors)
+        }
+        BudgetBreach::Depth { .. } => {
+            format!("values nested more than {} levels deep", limits.max_depth)
+        }
+        BudgetBreach::Documents { .. } => {
+            format!("more than {} YAML documents", limits.max_documents)
+        }
+        BudgetBreach::MergeKeys { .. } => {
+            format!("more than {} merge keys (`<<`)", limits.max_merge_keys)
+        }
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "{aliases} aliases for {anchors} anchors; more than {} uses per anchor is how alias bombs grow",
+            limits.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            "anchors that expand to more than lastmile reads".to_owned()
+        }
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
+            "more text than lastmile reads".to_owned()
+        }
+        _ => "more structure than lastmile reads".to_owned(),
+    };
+    SpecDiagnostic {
+        severity: Severity::Error,
+        code: "spec::too-large".to_owned(),
+        message: format!("the spec is too large to read: it has {what}"),
+        file: file_name.to_owned(),
+        line: 0,
+        column: 0,
+        hint: Some(
+            "a spec is usually a few hundred lines; remove generated or repeated content, and write values out instead of repeating aliases"
+                .to_owned(),
+        ),
+        label: None,
+    }
 }

@@ -1789,3 +1789,157 @@ rejects!(
         "      limits: { max_body: 10M, max_headers: 300, rate_limit: { per_second: 0 } }",
     ]
 );
+
+// Found by the single-fault corpus: each pins one class that read wrong.
+rejects!(
+    a_percent_sign_on_a_latency,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { max_p99_ms: 5% }",
+    ]
+);
+rejects!(
+    a_percent_sign_on_a_latency_ratio,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy: { type: canary, max_latency_ratio: 2% }",
+    ]
+);
+rejects!(
+    a_percent_sign_on_a_confidence,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { confidence: 99% }",
+    ]
+);
+rejects!(
+    a_prometheus_url_without_a_host,
+    "spec::invalid-url",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis:",
+        "        prometheus: { url: \"http://:9090/metrics\", query: up, max: 1 }",
+    ]
+);
+rejects!(
+    a_listen_address_that_is_ipv6_without_a_port,
+    "spec::invalid-address",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    route: { listen: \"[::1]\" }",
+    ]
+);
+rejects!(
+    instances_too_large_for_any_integer,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production: { instances: 99999999999999999999999 }",
+    ]
+);
+rejects!(
+    a_health_path_with_a_space,
+    "spec::invalid-path",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "service:",
+        "  run: ./server",
+        "  health: { path: /health z }",
+    ]
+);
+rejects!(
+    a_rollout_naming_a_missing_variant_beside_the_close_one,
+    "spec::unknown-variant",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "flags:",
+        "  new-checkout:",
+        "    rollout: { on: 10, onn: 90 }",
+    ]
+);
+rejects!(
+    a_confidence_of_nan,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { confidence: .nan }",
+    ]
+);
+
+/// The rendered errors of `source` (too big to echo), asserting one `code`.
+fn rejected_without_input(code: &str, source: &str) -> String {
+    let errors = match parse("lastmile.yaml", source) {
+        Ok((spec, _)) => panic!("expected {code}, but the spec was accepted: {spec:#?}"),
+        Err(errors) => errors,
+    };
+    let codes: Vec<&str> = errors
+        .diagnostics()
+        .iter()
+        .map(|diagnostic| diagnostic.code.as_str())
+        .collect();
+    assert_eq!(codes, [code]);
+    let diagnostic = &errors.diagnostics()[0];
+    assert_eq!((diagnostic.line, diagnostic.column), (0, 0), "no place");
+    errors.render(false)
+}
+
+#[test]
+fn a_spec_with_too_many_values() {
+    let mut source = String::from("app: hello\npipeline:\n  steps:\n");
+    for index in 0..130_000 {
+        source.push_str(&format!("    - {{ name: s{index}, run: x }}\n"));
+    }
+    crate::snapshot!(insta::assert_snapshot!(rejected_without_input(
+        "spec::too-large",
+        &source
+    )));
+}
+
+#[test]
+fn an_alias_bomb() {
+    let mut source = String::from(
+        "app: hello\npipeline: { steps: [{ name: a, run: x }] }\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n",
+    );
+    for level in 1..9 {
+        let previous = format!("*x{}", level - 1);
+        let items = [previous.as_str(); 10].join(", ");
+        source.push_str(&format!("x{level}: &x{level} [{items}]\n"));
+    }
+    crate::snapshot!(insta::assert_snapshot!(rejected_without_input(
+        "spec::too-large",
+        &source
+    )));
+}
