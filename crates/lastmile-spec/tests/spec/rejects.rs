@@ -1943,3 +1943,26 @@ fn an_alias_bomb() {
         &source
     )));
 }
+
+#[test]
+fn columns_count_characters_in_text_and_data_alike() {
+    let source = yaml(&[
+        "app: hello",
+        "pipeline:",
+        "  steps:",
+        "    - { name: build, run: \"echo grüße aus Köln\", retries: 99 }",
+    ]);
+    let errors = parse("lastmile.yaml", &source).expect_err("retries 99 is out of range");
+    let diagnostic = &errors.diagnostics()[0];
+    let expected = "    - { name: build, run: \"echo grüße aus Köln\", retries: "
+        .chars()
+        .count()
+        + 1;
+    assert_eq!((diagnostic.line, diagnostic.column), (4, expected));
+    let rendered = errors.render(false);
+    assert!(
+        rendered.contains(&format!("lastmile.yaml:4:{expected}]")),
+        "the header names the same column as --json: {rendered}"
+    );
+    crate::snapshot!(insta::assert_snapshot!(rendered));
+}
