@@ -45,7 +45,7 @@ pub enum LoadError {
     #[error("cannot read {}: {source}", path.display())]
     #[diagnostic(
         code(spec::unreadable),
-        help("check the file's permissions and that it is UTF-8 text")
+        help("check that the file exists and that you may read it (its permissions)")
     )]
     Read {
         /// The file.
@@ -75,7 +75,7 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
         };
         return Err(LoadError::NotFound { searched });
     }
-    let source = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(&file).map_err(|source| LoadError::Read {
         path: file.clone(),
         source,
     })?;
@@ -89,6 +89,9 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
     };
     let as_given = as_given.strip_prefix(".").unwrap_or(&as_given);
     let file_name = as_given.display().to_string();
+    let source = String::from_utf8(bytes).map_err(|error| {
+        LoadError::Invalid(not_utf8(&file_name, error.as_bytes(), error.utf8_error()))
+    })?;
     let (spec, warnings) = parse(&file_name, &source).map_err(LoadError::Invalid)?;
     let dir = file
         .parent()
@@ -278,4 +281,34 @@ fn too_large_diagnostic(file_name: &str, breach: &BudgetBreach) -> SpecDiagnosti
         ),
         label: None,
     }
+}
+
+/// `spec::not-utf8` at the first byte that is not UTF-8, shown against the
+/// text with that byte replaced (everything before it is unchanged).
+fn not_utf8(file_name: &str, bytes: &[u8], error: std::str::Utf8Error) -> SpecErrors {
+    let offset = error.valid_up_to();
+    let valid = String::from_utf8_lossy(&bytes[..offset]);
+    let line_start = valid.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = valid.matches('\n').count() + 1;
+    let column = valid[line_start..].chars().count() + 1;
+    let byte = bytes.get(offset).copied().unwrap_or_default();
+    let diagnostic = SpecDiagnostic {
+        severity: Severity::Error,
+        code: "spec::not-utf8".to_owned(),
+        message: format!(
+            "the file is not UTF-8 text: byte 0x{byte:02X} at line {line}, column {column} is not valid UTF-8"
+        ),
+        file: file_name.to_owned(),
+        line,
+        column,
+        hint: Some(
+            "save the file as UTF-8 in your editor, or convert it (from Latin-1: `iconv -f latin1 -t utf-8`); lastmile checks the rest once it is UTF-8".to_owned(),
+        ),
+        label: Some(Label {
+            offset,
+            length: 0,
+            text: "not UTF-8".to_owned(),
+        }),
+    };
+    SpecErrors::new(file_name, &String::from_utf8_lossy(bytes), vec![diagnostic])
 }

@@ -1966,3 +1966,26 @@ fn columns_count_characters_in_text_and_data_alike() {
     );
     crate::snapshot!(insta::assert_snapshot!(rendered));
 }
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_first_bad_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut bytes =
+        b"app: hello\npipeline: { steps: [{ name: build, run: \"echo gr\xC3\xBC\xC3\x9Fe ".to_vec();
+    bytes.extend_from_slice(b"K\xF6ln\" }] }\n");
+    std::fs::write(dir.path().join("lastmile.yaml"), &bytes).expect("write spec");
+    let Err(lastmile_spec::LoadError::Invalid(errors)) = lastmile_spec::load(dir.path()) else {
+        panic!("a Latin-1 byte is refused with a place");
+    };
+    let diagnostic = &errors.diagnostics()[0];
+    assert_eq!(diagnostic.code, "spec::not-utf8");
+    let expected = "pipeline: { steps: [{ name: build, run: \"echo grüße K"
+        .chars()
+        .count()
+        + 1;
+    assert_eq!((diagnostic.line, diagnostic.column), (2, expected));
+    let rendered = errors
+        .render(false)
+        .replace(&dir.path().display().to_string(), "DIR");
+    crate::snapshot!(insta::assert_snapshot!(rendered));
+}
