@@ -66,8 +66,9 @@ pub struct SpecErrors {
 }
 
 impl SpecErrors {
-    pub(crate) fn new(file_name: &str, source: &str, diagnostics: Vec<SpecDiagnostic>) -> Self {
+    pub(crate) fn new(file_name: &str, source: &str, mut diagnostics: Vec<SpecDiagnostic>) -> Self {
         let named_source = Arc::new(IndexedSource::new(file_name, source));
+        named_source.place_at_labels(&mut diagnostics);
         let reports = diagnostics
             .iter()
             .map(|diagnostic| DiagnosticReport::new(diagnostic.clone(), named_source.clone()))
@@ -284,6 +285,27 @@ impl IndexedSource {
             .unwrap_or(self.text.len())
     }
 
+    /// Sets each labelled diagnostic's line and column from its label's byte
+    /// offset, so `--json` names the place the caret shows. The parser counts
+    /// a lone `\r` as a line break and the snippet does not; the offset is
+    /// what both agree on.
+    fn place_at_labels(&self, diagnostics: &mut [SpecDiagnostic]) {
+        for diagnostic in diagnostics {
+            let Some(label) = &diagnostic.label else {
+                continue;
+            };
+            let offset = label.offset.min(self.text.len());
+            let line = self.line_of(offset);
+            let line_start = self.line_starts[line];
+            diagnostic.line = line + 1;
+            diagnostic.column = self
+                .text
+                .get(line_start..offset)
+                .map_or(offset - line_start, |before| before.chars().count())
+                + 1;
+        }
+    }
+
     /// Byte offset of a 1-based line and character column.
     fn offset_of(&self, line: usize, column: usize) -> usize {
         let Some(start) = self.line_starts.get(line.saturating_sub(1)).copied() else {
@@ -381,4 +403,10 @@ impl Diagnostic for DiagnosticReport {
             .as_ref()
             .map(|span| Box::new(std::iter::once(span.clone())) as Box<dyn Iterator<Item = _>>)
     }
+}
+
+/// Sets the line and column of labelled diagnostics from their byte offsets
+/// (see [`IndexedSource::place_at_labels`]).
+pub(crate) fn place_at_labels(source: &str, diagnostics: &mut [SpecDiagnostic]) {
+    IndexedSource::new("", source).place_at_labels(diagnostics);
 }

@@ -132,6 +132,7 @@ pub fn parse(file_name: &str, source: &str) -> Result<(Spec, Vec<SpecDiagnostic>
         .into_iter()
         .partition(|diagnostic| diagnostic.severity == Severity::Error);
     errors.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
+    crate::diagnostic::place_at_labels(source, &mut warnings);
     warnings.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
     match spec {
         Some(spec) if errors.is_empty() => Ok((spec, warnings)),
