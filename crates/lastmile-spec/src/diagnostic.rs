@@ -7,7 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
 };
 use serde::Serialize;
 
@@ -32,9 +33,10 @@ pub struct SpecDiagnostic {
     pub message: String,
     /// The file as the user named it.
     pub file: String,
-    /// 1-based line of the offending token.
+    /// 1-based line of the offending token; 0 when the problem is the whole
+    /// file (`spec::too-large`, `spec::not_found`).
     pub line: usize,
-    /// 1-based column (in characters) of the offending token.
+    /// 1-based column (in characters) of the offending token; 0 with line 0.
     pub column: usize,
     /// What to do about it.
     pub hint: Option<String>,
@@ -64,8 +66,9 @@ pub struct SpecErrors {
 }
 
 impl SpecErrors {
-    pub(crate) fn new(file_name: &str, source: &str, diagnostics: Vec<SpecDiagnostic>) -> Self {
-        let named_source = Arc::new(NamedSource::new(file_name, source.to_owned()));
+    pub(crate) fn new(file_name: &str, source: &str, mut diagnostics: Vec<SpecDiagnostic>) -> Self {
+        let named_source = Arc::new(IndexedSource::new(file_name, source));
+        named_source.place_at_labels(&mut diagnostics);
         let reports = diagnostics
             .iter()
             .map(|diagnostic| DiagnosticReport::new(diagnostic.clone(), named_source.clone()))
@@ -134,7 +137,7 @@ pub fn render_warnings(
     warnings: &[SpecDiagnostic],
     color: bool,
 ) -> String {
-    let named_source = Arc::new(NamedSource::new(file_name, source.to_owned()));
+    let named_source = Arc::new(IndexedSource::new(file_name, source));
     let rendered: Vec<String> = warnings
         .iter()
         .map(|warning| {
@@ -186,20 +189,32 @@ impl SpecDiagnostic {
 #[derive(Debug, Clone)]
 struct DiagnosticReport {
     diagnostic: SpecDiagnostic,
-    source: Arc<NamedSource<String>>,
-    span: LabeledSpan,
+    source: Arc<IndexedSource>,
+    /// `None` for a problem with the whole file (line 0): no snippet.
+    span: Option<LabeledSpan>,
 }
 
 impl DiagnosticReport {
-    fn new(diagnostic: SpecDiagnostic, source: Arc<NamedSource<String>>) -> Self {
-        let text = source.inner();
+    fn new(diagnostic: SpecDiagnostic, source: Arc<IndexedSource>) -> Self {
+        let text = source.text.as_str();
+        if diagnostic.line == 0 && diagnostic.label.is_none() {
+            return DiagnosticReport {
+                diagnostic,
+                source,
+                span: None,
+            };
+        }
         let (offset, length, label) = match &diagnostic.label {
             Some(label) => (label.offset, label.length, Some(label.text.clone())),
-            None => (offset_of(text, diagnostic.line, diagnostic.column), 0, None),
+            None => (
+                source.offset_of(diagnostic.line, diagnostic.column),
+                0,
+                None,
+            ),
         };
         let offset = offset.min(text.len());
         let length = widen_to_character(text, offset, length);
-        let span = LabeledSpan::new(label, offset, length);
+        let span = Some(LabeledSpan::new(label, offset, length));
         DiagnosticReport {
             diagnostic,
             source,
@@ -223,21 +238,133 @@ fn widen_to_character(text: &str, offset: usize, length: usize) -> usize {
     })
 }
 
-/// Byte offset of a 1-based line and character column.
-fn offset_of(text: &str, line: usize, column: usize) -> usize {
-    let mut offset = 0;
-    for (index, line_text) in text.split_inclusive('\n').enumerate() {
-        if index + 1 == line {
-            let within: usize = line_text
-                .chars()
-                .take(column.saturating_sub(1))
-                .map(char::len_utf8)
-                .sum();
-            return offset + within;
+/// The spec's text with the byte offset of every line, shared by all of a
+/// file's diagnostics.
+///
+/// miette's own `SourceCode` for strings scans from the start of the file on
+/// every read (rendering n errors took time in n²) and counts the column of
+/// the header `file:line:column` in bytes; this finds a line by binary search
+/// and counts columns in characters, as `--json` does.
+#[derive(Debug)]
+struct IndexedSource {
+    name: String,
+    text: String,
+    /// Byte offset where each line starts; the first is 0.
+    line_starts: Vec<usize>,
+}
+
+impl IndexedSource {
+    fn new(name: &str, text: &str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, byte)| *byte == b'\n')
+                    .map(|(index, _)| index + 1),
+            )
+            .collect();
+        IndexedSource {
+            name: name.to_owned(),
+            text: text.to_owned(),
+            line_starts,
         }
-        offset += line_text.len();
     }
-    offset
+
+    /// 0-based index of the line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|start| *start <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Byte offset where the 0-based line `line` ends, its newline included.
+    fn line_end(&self, line: usize) -> usize {
+        self.line_starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// Sets each labelled diagnostic's line and column from its label's byte
+    /// offset, so `--json` names the place the caret shows. The parser counts
+    /// a lone `\r` as a line break and the snippet does not; the offset is
+    /// what both agree on.
+    fn place_at_labels(&self, diagnostics: &mut [SpecDiagnostic]) {
+        for diagnostic in diagnostics {
+            let Some(label) = &diagnostic.label else {
+                continue;
+            };
+            let offset = label.offset.min(self.text.len());
+            let line = self.line_of(offset);
+            let line_start = self.line_starts[line];
+            diagnostic.line = line + 1;
+            diagnostic.column = self
+                .text
+                .get(line_start..offset)
+                .map_or(offset - line_start, |before| before.chars().count())
+                + 1;
+        }
+    }
+
+    /// Byte offset of a 1-based line and character column.
+    fn offset_of(&self, line: usize, column: usize) -> usize {
+        let Some(start) = self.line_starts.get(line.saturating_sub(1)).copied() else {
+            return self.text.len();
+        };
+        let line_text = &self.text[start..self.line_end(line.saturating_sub(1))];
+        let within: usize = line_text
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
+        start + within
+    }
+}
+
+impl SourceCode for IndexedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let offset = span.offset();
+        let end = offset + span.len();
+        if end > self.text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        let first_line = self.line_of(offset);
+        let last_line = self.line_of(end.saturating_sub(1).max(offset));
+        // As miette does: without lines before, the contents start at the span
+        // itself, and its column is the span's; with them, at a line start.
+        let (data_start, line, column) = if context_lines_before == 0 {
+            let line_start = self.line_starts[first_line];
+            let column = self
+                .text
+                .get(line_start..offset)
+                .map_or(offset - line_start, |before| before.chars().count());
+            (offset, first_line, column)
+        } else {
+            let line = first_line.saturating_sub(context_lines_before);
+            (self.line_starts[line], line, 0)
+        };
+        let data_end = if context_lines_after == 0 && context_lines_before == 0 {
+            end
+        } else {
+            let line = (last_line + context_lines_after).min(self.line_starts.len() - 1);
+            self.line_end(line)
+        };
+        let data = &self.text.as_bytes()[data_start..data_end];
+        let line_count = data.iter().filter(|byte| **byte == b'\n').count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            data,
+            (data_start, data_end - data_start).into(),
+            line,
+            column,
+            line_count,
+        )))
+    }
 }
 
 impl fmt::Display for DiagnosticReport {
@@ -268,10 +395,18 @@ impl Diagnostic for DiagnosticReport {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        self.span.as_ref().map(|_| &self.source as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(self.span.clone())))
+        self.span
+            .as_ref()
+            .map(|span| Box::new(std::iter::once(span.clone())) as Box<dyn Iterator<Item = _>>)
     }
+}
+
+/// Sets the line and column of labelled diagnostics from their byte offsets
+/// (see [`IndexedSource::place_at_labels`]).
+pub(crate) fn place_at_labels(source: &str, diagnostics: &mut [SpecDiagnostic]) {
+    IndexedSource::new("", source).place_at_labels(diagnostics);
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::MessageFormatter;
+use serde_saphyr::budget::BudgetBreach;
 
 use crate::diagnostic::{Label, Severity, SpecDiagnostic, SpecErrors};
 use crate::model::Spec;
@@ -44,7 +45,7 @@ pub enum LoadError {
     #[error("cannot read {}: {source}", path.display())]
     #[diagnostic(
         code(spec::unreadable),
-        help("check the file's permissions and that it is UTF-8 text")
+        help("check that the file exists and that you may read it (its permissions)")
     )]
     Read {
         /// The file.
@@ -74,7 +75,7 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
         };
         return Err(LoadError::NotFound { searched });
     }
-    let source = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(&file).map_err(|source| LoadError::Read {
         path: file.clone(),
         source,
     })?;
@@ -88,6 +89,9 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
     };
     let as_given = as_given.strip_prefix(".").unwrap_or(&as_given);
     let file_name = as_given.display().to_string();
+    let source = String::from_utf8(bytes).map_err(|error| {
+        LoadError::Invalid(not_utf8(&file_name, error.as_bytes(), error.utf8_error()))
+    })?;
     let (spec, warnings) = parse(&file_name, &source).map_err(LoadError::Invalid)?;
     let dir = file
         .parent()
@@ -128,6 +132,7 @@ pub fn parse(file_name: &str, source: &str) -> Result<(Spec, Vec<SpecDiagnostic>
         .into_iter()
         .partition(|diagnostic| diagnostic.severity == Severity::Error);
     errors.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
+    crate::diagnostic::place_at_labels(source, &mut warnings);
     warnings.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
     match spec {
         Some(spec) if errors.is_empty() => Ok((spec, warnings)),
@@ -159,6 +164,9 @@ fn only_comments(source: &str) -> bool {
 }
 
 fn syntax_diagnostic(file_name: &str, source: &str, error: &serde_saphyr::Error) -> SpecDiagnostic {
+    if let Some(breach) = budget_breach(error) {
+        return too_large_diagnostic(file_name, breach);
+    }
     let message = serde_saphyr::UserMessageFormatter
         .format_message(error)
         .into_owned();
@@ -207,4 +215,101 @@ fn offset_of(source: &str, line: usize, column: usize) -> usize {
         .map(char::len_utf8)
         .sum();
     line_start + within
+}
+
+/// The budget limit the parser stopped at, under any alias or snippet wrapping.
+fn budget_breach(mut error: &serde_saphyr::Error) -> Option<&BudgetBreach> {
+    loop {
+        match error {
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            serde_saphyr::Error::AliasError { error: inner, .. }
+            | serde_saphyr::Error::WithSnippet { error: inner, .. } => error = inner,
+            _ => return None,
+        }
+    }
+}
+
+/// `spec::too-large`: the file is past a parser limit. The place the parser
+/// stopped at is where the count ran out, not where the problem is, so the
+/// diagnostic has no location (line and column 0).
+fn too_large_diagnostic(file_name: &str, breach: &BudgetBreach) -> SpecDiagnostic {
+    let limits = serde_saphyr::Budget::default();
+    let what = match breach {
+        BudgetBreach::Nodes { .. } => {
+            format!(
+                "more than {} values (keys, scalars, lists and maps)",
+                limits.max_nodes
+            )
+        }
+        BudgetBreach::Events { .. } => format!("more than {} YAML events", limits.max_events),
+        BudgetBreach::Aliases { .. } => {
+            format!("more than {} aliases (`*name`)", limits.max_aliases)
+        }
+        BudgetBreach::Anchors { .. } => {
+            format!("more than {} anchors (`&name`)", limits.max_anchors)
+        }
+        BudgetBreach::Depth { .. } => {
+            format!("values nested more than {} levels deep", limits.max_depth)
+        }
+        BudgetBreach::Documents { .. } => {
+            format!("more than {} YAML documents", limits.max_documents)
+        }
+        BudgetBreach::MergeKeys { .. } => {
+            format!("more than {} merge keys (`<<`)", limits.max_merge_keys)
+        }
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "{aliases} aliases for {anchors} anchors; more than {} uses per anchor is how alias bombs grow",
+            limits.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            "anchors that expand to more than lastmile reads".to_owned()
+        }
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::InputBytes { .. } => {
+            "more text than lastmile reads".to_owned()
+        }
+        _ => "more structure than lastmile reads".to_owned(),
+    };
+    SpecDiagnostic {
+        severity: Severity::Error,
+        code: "spec::too-large".to_owned(),
+        message: format!("the spec is too large to read: it has {what}"),
+        file: file_name.to_owned(),
+        line: 0,
+        column: 0,
+        hint: Some(
+            "a spec is usually a few hundred lines; remove generated or repeated content, and write values out instead of repeating aliases"
+                .to_owned(),
+        ),
+        label: None,
+    }
+}
+
+/// `spec::not-utf8` at the first byte that is not UTF-8, shown against the
+/// text with that byte replaced (everything before it is unchanged).
+fn not_utf8(file_name: &str, bytes: &[u8], error: std::str::Utf8Error) -> SpecErrors {
+    let offset = error.valid_up_to();
+    let valid = String::from_utf8_lossy(&bytes[..offset]);
+    let line_start = valid.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = valid.matches('\n').count() + 1;
+    let column = valid[line_start..].chars().count() + 1;
+    let byte = bytes.get(offset).copied().unwrap_or_default();
+    let diagnostic = SpecDiagnostic {
+        severity: Severity::Error,
+        code: "spec::not-utf8".to_owned(),
+        message: format!(
+            "the file is not UTF-8 text: byte 0x{byte:02X} at line {line}, column {column} is not valid UTF-8"
+        ),
+        file: file_name.to_owned(),
+        line,
+        column,
+        hint: Some(
+            "save the file as UTF-8 in your editor, or convert it (from Latin-1: `iconv -f latin1 -t utf-8`); lastmile checks the rest once it is UTF-8".to_owned(),
+        ),
+        label: Some(Label {
+            offset,
+            length: 0,
+            text: "not UTF-8".to_owned(),
+        }),
+    };
+    SpecErrors::new(file_name, &String::from_utf8_lossy(bytes), vec![diagnostic])
 }

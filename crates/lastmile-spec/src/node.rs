@@ -74,6 +74,9 @@ pub(crate) fn parse_tree(source: &str) -> Result<Node, serde_saphyr::Error> {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        // `.nan` and `.inf` are valid YAML; the reader names them as wrong
+        // values instead of the parser calling them a syntax error.
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
     };
     let root: Spanned<RawValue> = serde_saphyr::from_str_with_options(source, options)?;
     Ok(into_node(root, source))

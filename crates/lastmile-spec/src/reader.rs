@@ -385,6 +385,24 @@ impl<'source> Reader<'source> {
         let value = match &node.value {
             Value::Integer(value) => *value,
             Value::Text(text) if text.trim().parse::<i128>().is_ok() => text.trim().parse().ok()?,
+            // YAML reads a whole number too large for 64 bits as a float;
+            // say it is too large rather than "not a whole number".
+            Value::Float(value) if self.written_as_whole_number(node) => {
+                let written = self.scalar_text(node).unwrap_or_default();
+                let side = if *value < 0.0 { "small" } else { "large" };
+                self.error(
+                    node.place,
+                    Problem::new(
+                        "spec::out-of-range",
+                        format!(
+                            "`{what}` is {written}, which is too {side}; it must be between {minimum} and {maximum}"
+                        ),
+                        "out of range",
+                    )
+                    .hint(format!("use a value from {minimum} to {maximum}")),
+                );
+                return None;
+            }
             _ => {
                 self.wrong_type(
                     node,
@@ -409,6 +427,14 @@ impl<'source> Reader<'source> {
         Some(value)
     }
 
+    /// True when the source text of `node` is digits with an optional sign.
+    fn written_as_whole_number(&self, node: &Node) -> bool {
+        self.source_text(node).is_some_and(|text| {
+            let digits = text.trim().trim_start_matches(['-', '+']);
+            !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())
+        })
+    }
+
     /// An integer as `u32`, in range.
     pub(crate) fn count(
         &mut self,
@@ -421,7 +447,7 @@ impl<'source> Reader<'source> {
             .and_then(|value| u32::try_from(value).ok())
     }
 
-    /// A number (integer or decimal, optionally followed by `%`) in range.
+    /// A number (integer or decimal, no `%`) in range.
     pub(crate) fn number(
         &mut self,
         node: &Node,
@@ -438,8 +464,27 @@ impl<'source> Reader<'source> {
         )
     }
 
+    /// A number of percent (optionally followed by `%`) in range.
+    pub(crate) fn percentage_number(
+        &mut self,
+        node: &Node,
+        what: &str,
+        minimum: f64,
+        maximum: f64,
+    ) -> Option<f64> {
+        self.read_number(
+            node,
+            what,
+            PercentSign::Allowed,
+            |value| (minimum..=maximum).contains(&value),
+            &format!("between {minimum} and {maximum}"),
+            &format!("use a value from {minimum} to {maximum}"),
+        )
+    }
+
     /// A number that `accept`s, else `spec::out-of-range` saying it must be
-    /// `range` (e.g. "above 0").
+    /// `range` (e.g. "above 0"). A `%` after it is refused: the key does not
+    /// take a percentage.
     pub(crate) fn number_where(
         &mut self,
         node: &Node,
@@ -448,16 +493,53 @@ impl<'source> Reader<'source> {
         range: &str,
         hint: &str,
     ) -> Option<f64> {
+        self.read_number(node, what, PercentSign::Refused, accept, range, hint)
+    }
+
+    /// Like [`Reader::number_where`], for a key that takes a percentage (`%` allowed).
+    pub(crate) fn percentage_where(
+        &mut self,
+        node: &Node,
+        what: &str,
+        accept: impl Fn(f64) -> bool,
+        range: &str,
+        hint: &str,
+    ) -> Option<f64> {
+        self.read_number(node, what, PercentSign::Allowed, accept, range, hint)
+    }
+
+    fn read_number(
+        &mut self,
+        node: &Node,
+        what: &str,
+        percent_sign: PercentSign,
+        accept: impl Fn(f64) -> bool,
+        range: &str,
+        hint: &str,
+    ) -> Option<f64> {
         let value = match &node.value {
             Value::Integer(value) => *value as f64,
             Value::Float(value) => *value,
-            Value::Text(text) => match text.trim().trim_end_matches('%').trim().parse::<f64>() {
-                Ok(value) if value.is_finite() => value,
-                _ => {
-                    self.wrong_type(node, &format!("`{what}` must be a number"), "a number");
-                    return None;
+            Value::Text(text) => {
+                let trimmed = text.trim();
+                let (number, had_percent) = match trimmed.strip_suffix('%') {
+                    Some(number) => (number.trim(), true),
+                    None => (trimmed, false),
+                };
+                match number.parse::<f64>() {
+                    Ok(value) if value.is_finite() => {
+                        if had_percent && percent_sign == PercentSign::Refused {
+                            self.percent_sign_refused(node, what, value, &accept);
+                            return None;
+                        }
+                        value
+                    }
+                    _ => {
+                        self.wrong_type(node, &format!("`{what}` must be a number"), "a number");
+                        return None;
+                    }
                 }
-            },
+            }
             _ => {
                 self.wrong_type(node, &format!("`{what}` must be a number"), "a number");
                 return None;
@@ -476,6 +558,33 @@ impl<'source> Reader<'source> {
             return None;
         }
         Some(value)
+    }
+
+    /// `5%` on a key that takes a plain number: suggest the bare number when
+    /// that is in range, else the fraction (`confidence: 99%` means `0.99`).
+    fn percent_sign_refused(
+        &mut self,
+        node: &Node,
+        what: &str,
+        value: f64,
+        accept: &impl Fn(f64) -> bool,
+    ) {
+        let hint = if accept(value) {
+            format!("write `{value}` without `%`")
+        } else if accept(value / 100.0) {
+            format!("write the fraction `{}` instead", value / 100.0)
+        } else {
+            "write a plain number without `%`; see docs/spec.md for its range".to_owned()
+        };
+        self.error(
+            node.place,
+            Problem::new(
+                "spec::wrong-type",
+                format!("`{what}` takes a plain number, not a percentage"),
+                "`%` is not allowed here",
+            )
+            .hint(hint),
+        );
     }
 
     /// A percentage in (0, 100].
@@ -685,7 +794,7 @@ impl<'source> Reader<'source> {
                 "not an HTTP URL",
             )
             .hint(format!(
-                "write the full URL with its scheme, e.g. `{example}`"
+                "write the full URL with its scheme and host, e.g. `{example}`"
             )),
         );
         None
@@ -1054,4 +1163,13 @@ fn read_secrets(reader: &mut Reader<'_>, node: &Node) -> Option<Secrets> {
         None => None,
     };
     Some(Secrets { file })
+}
+
+/// Whether a number may be written with a trailing `%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PercentSign {
+    /// The key takes a percentage: `5` and `5%` mean the same.
+    Allowed,
+    /// The key takes a plain number; `5%` is an error.
+    Refused,
 }

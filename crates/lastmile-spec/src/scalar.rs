@@ -186,6 +186,13 @@ pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
 /// means 127.0.0.1. Ports are 1..=65535.
 pub(crate) fn parse_address(text: &str) -> Result<SocketAddr, AddressError> {
     let trimmed = text.trim();
+    if trimmed.starts_with('[') && trimmed.ends_with(']') {
+        // `rfind(':')` would find the colon inside the brackets and call the
+        // tail of the IPv6 address a port.
+        return Err(AddressError::Address(format!(
+            "`{trimmed}` is an IPv6 address without a port; write \"{trimmed}:8080\""
+        )));
+    }
     let Some(colon) = trimmed.rfind(':') else {
         return Err(AddressError::Address(format!(
             "`{trimmed}` has no port; write \"127.0.0.1:8080\" or \":8080\""
@@ -293,10 +300,20 @@ pub(crate) fn is_http_url(text: &str) -> bool {
         .strip_prefix("http://")
         .or_else(|| text.strip_prefix("https://"));
     rest.is_some_and(|rest| {
-        !rest.is_empty()
-            && !rest.starts_with('/')
-            && !rest.contains(|character: char| character.is_whitespace() || character.is_control())
+        !rest.contains(|character: char| character.is_whitespace() || character.is_control())
+            && !url_host(rest).is_empty()
     })
+}
+
+/// The host of a URL without its scheme: the authority up to `/`, `?` or
+/// `#`, without user info and port (`http://:9090/` has the empty host).
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    if let Some(bracketed) = host_and_port.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default();
+    }
+    host_and_port.split(':').next().unwrap_or_default()
 }
 
 /// An HTTP token (RFC 9110 `tchar`s), as header and cookie names are.

@@ -149,6 +149,28 @@ fn check_without_a_spec_says_where_it_looked() {
 }
 
 #[test]
+fn check_json_without_a_spec_has_the_same_code_and_hint_as_the_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("runs")
+    };
+    let text = stderr(&run(&["check"]));
+    let output = run(&["check", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["code"], "spec::not_found");
+    assert!(text.contains("spec::not_found"), "{text}");
+    let hint = first["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("lastmile check DIR"), "{hint}");
+}
+
+#[test]
 fn run_executes_the_dag_packs_the_artifact_and_records_everything() {
     let project = Project::new(GOOD);
     let output = project.lastmile(&["run", "--in-place"]);

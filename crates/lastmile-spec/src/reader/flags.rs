@@ -409,7 +409,7 @@ fn read_flag(
             .text(value, "default")
             .and_then(|name| match variants {
                 Some(variants) => {
-                    known_variant(reader, value.place, &name, variants, key, "`default`")
+                    known_variant(reader, value.place, &name, variants, &[], key, "`default`")
                         .then_some(name)
                 }
                 None => Some(name),
@@ -573,11 +573,15 @@ fn kind_article(kind: FlagType) -> &'static str {
 }
 
 /// Whether `name` is one of `variants`; reports `spec::unknown-variant` if not.
+///
+/// `already` are the variants written beside it (a rollout's other keys):
+/// suggesting one of them would only make a duplicate.
 fn known_variant(
     reader: &mut Reader<'_>,
     place: Place,
     name: &str,
     variants: &[Variant],
+    already: &[&str],
     flag: &str,
     what: &str,
 ) -> bool {
@@ -593,7 +597,11 @@ fn known_variant(
         .map(|name| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let hint = match did_you_mean(name, names.iter().copied()) {
+    let unused = names
+        .iter()
+        .copied()
+        .filter(|candidate| !already.contains(candidate));
+    let hint = match did_you_mean(name, unused) {
         Some(suggestion) => format!("did you mean `{suggestion}`? variants of `{flag}`: {valid}"),
         None => {
             format!("use one of the variants of `{flag}`: {valid}, or add `{name}` to `variants`")
@@ -734,6 +742,7 @@ fn rule(
                         value.place,
                         &name,
                         variants,
+                        &[],
                         flag,
                         &format!("rule {number}"),
                     )
@@ -788,6 +797,7 @@ fn rollout(
         }
         return follow_canary(reader, value, targets).map(Rollout::FollowCanary);
     }
+    let written: Vec<&str> = entries.iter().map(|(name, _, _)| name.as_str()).collect();
     let mut shares: Vec<(String, f64)> = Vec::with_capacity(entries.len());
     let mut complete = true;
     for (name, key, value) in &entries {
@@ -808,7 +818,15 @@ fn rollout(
             continue;
         }
         if let Some(variants) = variants
-            && !known_variant(reader, key.place, name, variants, flag, "a rollout")
+            && !known_variant(
+                reader,
+                key.place,
+                name,
+                variants,
+                &written,
+                flag,
+                "a rollout",
+            )
         {
             complete = false;
             continue;
@@ -826,7 +844,7 @@ fn rollout(
             );
             continue;
         }
-        match reader.number(value, &format!("rollout.{name}"), 0.0, 100.0) {
+        match reader.percentage_number(value, &format!("rollout.{name}"), 0.0, 100.0) {
             Some(percent) => shares.push((name.clone(), percent)),
             None => complete = false,
         }

@@ -122,9 +122,27 @@ pub(super) fn http_path(reader: &mut Reader<'_>, node: &Node, what: &str) -> Opt
             format!("`{what}` must be an HTTP path starting with `/`, found `{path}`"),
             "not a path",
         )
-        .hint(format!("write `/{}`", path.trim().trim_start_matches('/'))),
+        .hint(path_hint(&path)),
     );
     None
+}
+
+/// A corrected path when one is obvious (a missing `/`, spaces around it),
+/// never the bad value again; else what a path looks like.
+fn path_hint(path: &str) -> String {
+    let suggestion = format!("/{}", path.trim().trim_start_matches('/'));
+    if suggestion != path && !suggestion.contains(char::is_whitespace) {
+        return format!("write `{suggestion}`");
+    }
+    if path.trim().contains(char::is_whitespace) {
+        let encoded = suggestion.replace(' ', "%20");
+        if !encoded.contains(char::is_whitespace) {
+            return format!(
+                "a path has no spaces; encode them as `%20` (`{encoded}`) or remove them"
+            );
+        }
+    }
+    "write a path starting with `/` and without whitespace, e.g. `/health`".to_owned()
 }
 
 fn read_stop(reader: &mut Reader<'_>, node: &Node) -> Option<StopPolicy> {

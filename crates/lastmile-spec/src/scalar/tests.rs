@@ -178,3 +178,15 @@ fn durations_format_in_the_largest_unit_that_divides_them() {
     assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
     assert_eq!(format_duration(Duration::from_secs(365 * 86_400)), "365d");
 }
+
+#[test]
+fn urls_need_a_host() {
+    assert!(is_http_url("http://127.0.0.1:9090/metrics"));
+    assert!(is_http_url("https://user@prometheus.internal/api"));
+    assert!(is_http_url("http://[::1]:9090"));
+    assert!(!is_http_url("http://:9090/metrics"));
+    assert!(!is_http_url("http://user@:9090"));
+    assert!(!is_http_url("http://[]:9090"));
+    assert!(!is_http_url("http://?query"));
+    assert!(!is_http_url("https://"));
+}

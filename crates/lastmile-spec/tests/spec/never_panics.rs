@@ -194,6 +194,14 @@ const SCALARS: &[&str] = &[
     "{ acme: {} }",
     "{ cert: a.pem, key: b.pem }",
     "{ per_second: 50, burst: 100 }",
+    "grüße",
+    "\"Köln 5%\"",
+    "http://:9090/metrics",
+    "\"[::1]\"",
+    ".nan",
+    "-.inf",
+    "99%",
+    "/health z",
 ];
 
 /// A YAML-ish document: nested maps and lists of schema keys and odd scalars.
@@ -272,12 +280,32 @@ fn check_never_panics(source: &str) {
                     diagnostic.hint.is_some(),
                     "every error has a hint: {diagnostic:?}"
                 );
+                if diagnostic.code == "spec::too-large" {
+                    // A limit of the whole file has no place in it.
+                    assert_eq!(
+                        (diagnostic.line, diagnostic.column),
+                        (0, 0),
+                        "{diagnostic:?}"
+                    );
+                } else {
+                    assert!(
+                        diagnostic.line >= 1 && diagnostic.column >= 1,
+                        "{diagnostic:?}"
+                    );
+                }
+            }
+            let rendered = errors.render(false);
+            // The human header and --json name the same place, in characters.
+            for diagnostic in errors.diagnostics() {
+                if diagnostic.line == 0 {
+                    continue;
+                }
+                let place = format!("lastmile.yaml:{}:{}]", diagnostic.line, diagnostic.column);
                 assert!(
-                    diagnostic.line >= 1 && diagnostic.column >= 1,
-                    "{diagnostic:?}"
+                    rendered.contains(&place),
+                    "{place} for {diagnostic:?} in\n{rendered}"
                 );
             }
-            let _ = errors.render(false);
         }
     }
 }

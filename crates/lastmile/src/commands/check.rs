@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use lastmile_spec::{LoadError, LoadedSpec};
+use miette::Diagnostic;
 use serde_json::json;
 
 use crate::cli::CheckArgs;
@@ -70,17 +71,19 @@ fn check_json(args: &CheckArgs, loaded: Result<LoadedSpec, LoadError>) -> anyhow
             ExitCode::from(1),
         ),
         Err(other) => (
+            // The same code and hint the human output shows; line and column
+            // are 0 because the problem is the file itself, not a place in it.
             json!({
                 "valid": false,
                 "file": args.dir,
                 "diagnostics": [{
                     "severity": "error",
-                    "code": "spec::unreadable",
+                    "code": other.code().map(|code| code.to_string()),
                     "message": other.to_string(),
                     "file": args.dir,
                     "line": 0,
                     "column": 0,
-                    "hint": null,
+                    "hint": other.help().map(|hint| hint.to_string()),
                 }],
             }),
             ExitCode::from(1),

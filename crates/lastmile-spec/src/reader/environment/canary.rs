@@ -74,7 +74,7 @@ pub(super) fn read_canary(reader: &mut Reader<'_>, fields: &Fields<'_>) -> Optio
     if let Some(value) = fields.get("max_error_rate_increase").and_then(|value| {
         take(
             &mut complete,
-            reader.number(value, "max_error_rate_increase", 0.0, 100.0),
+            reader.percentage_number(value, "max_error_rate_increase", 0.0, 100.0),
         )
     }) {
         canary.max_error_rate_increase = value;
@@ -335,7 +335,7 @@ fn read_mirror(reader: &mut Reader<'_>, node: &Node) -> Option<Mirror> {
         &[("percent", "percent: 10")],
     )?;
     let percent = fields.get("percent").and_then(|value| {
-        reader.number_where(
+        reader.percentage_where(
             value,
             "mirror.percent",
             |value| value > 0.0 && value <= 100.0,
