@@ -327,7 +327,7 @@ fn register_dora(registry: &mut Registry, snapshot: &MetricsSnapshot) {
 struct RecordedHistograms(Vec<(Labels, DurationHistogram)>);
 
 impl EncodeMetric for RecordedHistograms {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
         for (set, histogram) in &self.0 {
             // The encoder wants each bucket's own count and sums them up.
             let mut per_bucket = Vec::with_capacity(histogram.buckets.len() + 1);

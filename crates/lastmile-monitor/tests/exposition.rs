@@ -196,3 +196,31 @@ fn promtool_rejects_broken_text() {
     let (ok, _) = promtool_check("# TYPE x counter\nx_total{a=\"b} 1\n");
     assert!(!ok, "promtool accepted a broken exposition");
 }
+
+/// docs/server.md's metrics table names every family the exposition has,
+/// with its type, and nothing else.
+#[test]
+fn the_metrics_table_in_the_docs_matches_the_exposition() {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/server.md"),
+    )
+    .expect("docs/server.md");
+    let mut documented: Vec<(String, String)> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `lastmile_"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let name = format!("lastmile_{}", cells[0].trim_end_matches('`'));
+            (name, cells[1].to_owned())
+        })
+        .collect();
+    documented.sort();
+    let mut exposed: Vec<(String, String)> = render_metrics(&full_snapshot())
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect();
+    exposed.sort();
+    assert_eq!(documented, exposed);
+}
