@@ -340,7 +340,10 @@ mod tests {
 
     #[test]
     fn duration_bounds_agree_in_both_units() {
-        for (us, seconds) in DURATION_BOUNDS_US.iter().zip(DURATION_BUCKET_BOUNDS_SECONDS) {
+        for (us, seconds) in DURATION_BOUNDS_US
+            .iter()
+            .zip(DURATION_BUCKET_BOUNDS_SECONDS)
+        {
             assert_eq!(*us, (seconds * 1_000_000.0).round() as u64);
         }
     }
@@ -362,7 +365,10 @@ mod tests {
         );
         let durations = &s.duration_total;
         assert_eq!(durations.count, 4);
-        assert!((durations.sum_seconds - 20.0314).abs() < 1e-9, "{durations:?}");
+        assert!(
+            (durations.sum_seconds - 20.0314).abs() < 1e-9,
+            "{durations:?}"
+        );
         let at = |le: f64| {
             durations
                 .buckets
@@ -376,6 +382,9 @@ mod tests {
         assert_eq!(at(0.025), Some(2));
         assert_eq!(at(0.05), Some(3));
         assert_eq!(at(10.0), Some(3));
-        assert_eq!(durations.buckets.len(), DURATION_BUCKET_BOUNDS_SECONDS.len());
+        assert_eq!(
+            durations.buckets.len(),
+            DURATION_BUCKET_BOUNDS_SECONDS.len()
+        );
     }
 }
