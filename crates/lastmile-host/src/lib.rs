@@ -306,7 +306,10 @@ pub struct MirrorRule {
     pub methods: Vec<String>,
 }
 
-/// The router's counters for one release over a window.
+/// The router's counters for one release over a window (what the canary
+/// analysis reads), and its totals since the router started (what a
+/// Prometheus counter or histogram needs: they never fall, except to 0 when
+/// the router restarts).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseStats {
     /// Requests answered (any status).
@@ -321,6 +324,35 @@ pub struct ReleaseStats {
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// Requests answered since the router started.
+    #[serde(default)]
+    pub requests_total: u64,
+    /// Of which 5xx, since the router started.
+    #[serde(default)]
+    pub errors_5xx_total: u64,
+    /// Failed connections since the router started.
+    #[serde(default)]
+    pub connect_errors_total: u64,
+    /// Cumulative latency buckets since the router started, ascending by
+    /// bound; requests slower than the last bound count only in
+    /// `latency_count`.
+    #[serde(default)]
+    pub latency_buckets: Vec<LatencyBucket>,
+    /// Requests in the latency histogram since the router started.
+    #[serde(default)]
+    pub latency_count: u64,
+    /// Sum of their latencies, in seconds.
+    #[serde(default)]
+    pub latency_sum_seconds: f64,
+}
+
+/// One cumulative bucket of [`ReleaseStats::latency_buckets`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBucket {
+    /// Upper bound, in seconds (Prometheus's `le`).
+    pub le_seconds: f64,
+    /// Requests that took at most `le_seconds`.
+    pub requests: u64,
 }
 
 /// Why a host call failed.

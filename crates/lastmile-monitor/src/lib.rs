@@ -87,7 +87,9 @@ mod render;
 mod tier;
 
 pub use dora::{DoraReport, dora};
-pub use metrics_snapshot::{MetricsSnapshot, ReleaseLatency, RouterTraffic, snapshot_from_store};
+pub use metrics_snapshot::{
+    DurationHistogram, MetricsSnapshot, ReleaseLatency, RouterTraffic, snapshot_from_store,
+};
 pub use render::{
     OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, render_metrics, render_openmetrics,
 };

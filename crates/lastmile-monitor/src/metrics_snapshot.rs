@@ -21,16 +21,20 @@ pub struct MetricsSnapshot {
     pub deployments: BTreeMap<(String, String), u64>,
     /// Finished rollbacks by environment → count.
     pub rollbacks: BTreeMap<String, u64>,
-    /// Router traffic counters, one entry per (environment, release).
+    /// Router traffic since the router started, one entry per (environment,
+    /// release).
     pub router: Vec<RouterTraffic>,
-    /// Router latency quantiles, one entry per release.
+    /// Router latency quantiles over the last 60 s, one entry per
+    /// (environment, release).
     pub router_latency: Vec<ReleaseLatency>,
     /// DORA figures, one report per environment.
     pub dora: Vec<DoraReport>,
 }
 
-/// Router counters of one release in one environment, since the router started.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Router counters of one release in one environment, since the router
+/// started: they only grow (to 0 again when the router restarts, which
+/// Prometheus reads as a counter reset).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RouterTraffic {
     /// The environment.
     pub environment: String,
@@ -42,11 +46,28 @@ pub struct RouterTraffic {
     pub server_errors: u64,
     /// Requests that could not reach an instance.
     pub connect_errors: u64,
+    /// How long the proxied requests took.
+    pub durations: DurationHistogram,
 }
 
-/// Router latency quantiles of one release, in seconds.
+/// A cumulative histogram of request durations, as Prometheus reads one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DurationHistogram {
+    /// (upper bound in seconds, requests that took at most that long),
+    /// ascending by bound, finite bounds only (`+Inf` is `count`).
+    pub buckets: Vec<(f64, u64)>,
+    /// All requests observed.
+    pub count: u64,
+    /// Sum of their durations, in seconds.
+    pub sum_seconds: f64,
+}
+
+/// Router latency quantiles of one release in one environment over the
+/// last 60 s, in seconds (0 when it had no request in that time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReleaseLatency {
+    /// The environment.
+    pub environment: String,
     /// The release.
     pub release: String,
     /// Median.

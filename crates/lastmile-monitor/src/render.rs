@@ -5,13 +5,15 @@
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::metrics_snapshot::MetricsSnapshot;
+use crate::metrics_snapshot::{DurationHistogram, MetricsSnapshot};
 
 /// Labels as (name, value) pairs.
 type Labels = Vec<(String, String)>;
@@ -101,8 +103,12 @@ fn to_prometheus_text(openmetrics: &str) -> String {
 /// `lastmile_rollbacks{environment}`,
 /// `lastmile_router_requests{environment,release}`,
 /// `lastmile_router_server_errors{environment,release}`,
-/// `lastmile_router_connect_errors{environment,release}`,
-/// `lastmile_router_latency_p50_seconds{release}` (and `p95`, `p99`),
+/// `lastmile_router_connect_errors{environment,release}` (counters since the
+/// router started),
+/// `lastmile_router_request_duration_seconds{environment,release}`
+/// (histogram since the router started),
+/// `lastmile_router_latency_p50_last_60s_seconds{environment,release}` (and
+/// `p95`, `p99`; gauges over the last 60 s),
 /// `lastmile_dora_window_seconds{environment}`,
 /// `lastmile_dora_deployments{environment}`,
 /// `lastmile_dora_deployment_frequency_per_day{environment}`,
@@ -161,6 +167,7 @@ pub fn render_openmetrics(snapshot: &MetricsSnapshot) -> String {
     let requests = Counters::default();
     let server_errors = Counters::default();
     let connect_errors = Counters::default();
+    let mut durations = RecordedHistograms::default();
     for traffic in &snapshot.router {
         let set = labels(&[
             ("environment", &traffic.environment),
@@ -173,45 +180,54 @@ pub fn render_openmetrics(snapshot: &MetricsSnapshot) -> String {
         connect_errors
             .get_or_create(&set)
             .inc_by(traffic.connect_errors);
+        durations.0.push((set, traffic.durations.clone()));
     }
     registry.register(
         "lastmile_router_requests",
-        "Requests the router proxied",
+        "Requests the router proxied since it started",
         requests,
     );
     registry.register(
         "lastmile_router_server_errors",
-        "Responses with a 5xx status",
+        "Responses with a 5xx status since the router started",
         server_errors,
     );
     registry.register(
         "lastmile_router_connect_errors",
-        "Requests that could not reach an instance",
+        "Failed connection attempts to instances since the router started",
         connect_errors,
+    );
+    registry.register(
+        "lastmile_router_request_duration_seconds",
+        "Time until the response headers were ready, since the router started",
+        durations,
     );
 
     let p50 = Gauges::default();
     let p95 = Gauges::default();
     let p99 = Gauges::default();
     for latency in &snapshot.router_latency {
-        let set = labels(&[("release", &latency.release)]);
+        let set = labels(&[
+            ("environment", &latency.environment),
+            ("release", &latency.release),
+        ]);
         p50.get_or_create(&set).set(latency.p50_seconds);
         p95.get_or_create(&set).set(latency.p95_seconds);
         p99.get_or_create(&set).set(latency.p99_seconds);
     }
     registry.register(
-        "lastmile_router_latency_p50_seconds",
-        "Median router latency",
+        "lastmile_router_latency_p50_last_60s_seconds",
+        "Median router latency over the last 60 s (0 without requests)",
         p50,
     );
     registry.register(
-        "lastmile_router_latency_p95_seconds",
-        "95th percentile router latency",
+        "lastmile_router_latency_p95_last_60s_seconds",
+        "95th percentile router latency over the last 60 s (0 without requests)",
         p95,
     );
     registry.register(
-        "lastmile_router_latency_p99_seconds",
-        "99th percentile router latency",
+        "lastmile_router_latency_p99_last_60s_seconds",
+        "99th percentile router latency over the last 60 s (0 without requests)",
         p99,
     );
 
@@ -302,6 +318,38 @@ fn register_dora(registry: &mut Registry, snapshot: &MetricsSnapshot) {
         "DORA 2024 tier of each figure (1 for the tier it is in)",
         tier,
     );
+}
+
+/// Histograms whose cumulative counts were recorded elsewhere (the router
+/// keeps them): prometheus-client's own `Histogram` can only be observed one
+/// value at a time.
+#[derive(Debug, Default)]
+struct RecordedHistograms(Vec<(Labels, DurationHistogram)>);
+
+impl EncodeMetric for RecordedHistograms {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (set, histogram) in &self.0 {
+            // The encoder wants each bucket's own count and sums them up.
+            let mut per_bucket = Vec::with_capacity(histogram.buckets.len() + 1);
+            let mut below = 0;
+            for &(bound, cumulative) in &histogram.buckets {
+                per_bucket.push((bound, cumulative.saturating_sub(below)));
+                below = below.max(cumulative);
+            }
+            per_bucket.push((f64::INFINITY, histogram.count.saturating_sub(below)));
+            encoder.encode_family(set)?.encode_histogram::<NoLabelSet>(
+                histogram.sum_seconds,
+                histogram.count,
+                &per_bucket,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lastmile_monitor::{
-    MetricsSnapshot, ReleaseLatency, RouterTraffic, render_metrics, render_openmetrics,
-    snapshot_from_store,
+    DurationHistogram, MetricsSnapshot, ReleaseLatency, RouterTraffic, render_metrics,
+    render_openmetrics, snapshot_from_store,
 };
 
 /// Runs `promtool check metrics` on the text; returns (success, output).
@@ -58,6 +58,11 @@ fn full_snapshot() -> MetricsSnapshot {
             requests: 1000,
             server_errors: 7,
             connect_errors: 2,
+            durations: DurationHistogram {
+                buckets: vec![(0.001, 400), (0.01, 990), (0.1, 999)],
+                count: 1000,
+                sum_seconds: 3.5,
+            },
         },
         RouterTraffic {
             environment: "staging".into(),
@@ -65,9 +70,11 @@ fn full_snapshot() -> MetricsSnapshot {
             requests: 10,
             server_errors: 0,
             connect_errors: 0,
+            durations: DurationHistogram::default(),
         },
     ];
     snapshot.router_latency = vec![ReleaseLatency {
+        environment: "production".into(),
         release: "v4".into(),
         p50_seconds: 0.002,
         p95_seconds: 0.010,
@@ -115,7 +122,16 @@ fn the_rendered_text_has_the_figures_and_passes_promtool() {
         "lastmile_router_requests_total{environment=\"production\",release=\"v4\"} 1000",
         "lastmile_router_server_errors_total{environment=\"production\",release=\"v4\"} 7",
         "lastmile_router_connect_errors_total{environment=\"production\",release=\"v4\"} 2",
-        "lastmile_router_latency_p99_seconds{release=\"v4\"} 0.025",
+        "# TYPE lastmile_router_request_duration_seconds histogram",
+        "lastmile_router_request_duration_seconds_bucket{le=\"0.001\",environment=\"production\",release=\"v4\"} 400",
+        "lastmile_router_request_duration_seconds_bucket{le=\"0.01\",environment=\"production\",release=\"v4\"} 990",
+        "lastmile_router_request_duration_seconds_bucket{le=\"0.1\",environment=\"production\",release=\"v4\"} 999",
+        "lastmile_router_request_duration_seconds_bucket{le=\"+Inf\",environment=\"production\",release=\"v4\"} 1000",
+        "lastmile_router_request_duration_seconds_count{environment=\"production\",release=\"v4\"} 1000",
+        "lastmile_router_request_duration_seconds_sum{environment=\"production\",release=\"v4\"} 3.5",
+        "lastmile_router_request_duration_seconds_bucket{le=\"+Inf\",environment=\"staging\",release=\"v1\"} 0",
+        "# TYPE lastmile_router_latency_p99_last_60s_seconds gauge",
+        "lastmile_router_latency_p99_last_60s_seconds{environment=\"production\",release=\"v4\"} 0.025",
         "lastmile_dora_change_failure_ratio{environment=\"production\"} 0.6",
         "lastmile_dora_deployment_frequency_per_day{environment=\"production\"} 3.0",
         "lastmile_dora_tier{environment=\"production\",metric=\"change_failure_rate\",tier=\"low\"} 1.0",
@@ -179,4 +195,32 @@ fn the_openmetrics_text_names_counter_families_without_total_and_ends_with_eof()
 fn promtool_rejects_broken_text() {
     let (ok, _) = promtool_check("# TYPE x counter\nx_total{a=\"b} 1\n");
     assert!(!ok, "promtool accepted a broken exposition");
+}
+
+/// docs/server.md's metrics table names every family the exposition has,
+/// with its type, and nothing else.
+#[test]
+fn the_metrics_table_in_the_docs_matches_the_exposition() {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/server.md"),
+    )
+    .expect("docs/server.md");
+    let mut documented: Vec<(String, String)> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `lastmile_"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let name = format!("lastmile_{}", cells[0].trim_end_matches('`'));
+            (name, cells[1].to_owned())
+        })
+        .collect();
+    documented.sort();
+    let mut exposed: Vec<(String, String)> = render_metrics(&full_snapshot())
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect();
+    exposed.sort();
+    assert_eq!(documented, exposed);
 }

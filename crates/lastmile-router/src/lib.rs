@@ -86,7 +86,7 @@ pub use challenge::ChallengeStore;
 pub use cohort::cohort_bucket;
 pub use config::{Limits, ListenerConfig, RateLimit, RedirectHttps, RedirectPorts, RouterConfig};
 pub use router::{ListenerHandle, Router};
-pub use stats::{LatencyHistogram, ReleaseStats};
+pub use stats::{DURATION_BUCKET_BOUNDS_SECONDS, DurationTotals, LatencyHistogram, ReleaseStats};
 pub use table::{
     Backend, CohortRule, KeySource, MirrorRule, PinRule, Route, RouteTable, Upstream,
     UpstreamHealth,

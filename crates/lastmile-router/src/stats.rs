@@ -1,4 +1,7 @@
-//! Per-release traffic statistics: a ring of 1-second buckets updated with atomics.
+//! Per-release traffic statistics: a ring of 1-second buckets updated with
+//! atomics for the sliding window the canary analysis reads, and beside it
+//! running totals since the router started, which only ever grow (what a
+//! Prometheus counter or histogram must be).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -11,6 +14,19 @@ const SUB: usize = 1 << SUB_BITS;
 const OCTAVES: usize = 23;
 /// Number of latency buckets in every histogram.
 const BUCKETS: usize = SUB + OCTAVES * SUB;
+
+/// Upper bounds, in seconds, of the cumulative request-duration buckets
+/// ([`DurationTotals::buckets`]): Prometheus's default bounds with three more
+/// below 5 ms, where a local router's answers sit.
+pub const DURATION_BUCKET_BOUNDS_SECONDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// [`DURATION_BUCKET_BOUNDS_SECONDS`] in microseconds, what the hot path compares.
+const DURATION_BOUNDS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
 
 /// Index of the log-linear bucket that holds `us` microseconds.
 fn bucket_of(us: u64) -> usize {
@@ -82,7 +98,22 @@ impl fmt::Debug for LatencyHistogram {
     }
 }
 
-/// Sums over a time window of one release's traffic.
+/// Durations of every answered request since the router started, as a
+/// Prometheus histogram: cumulative counts that never fall.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DurationTotals {
+    /// (upper bound in seconds, requests that took at most that long), one
+    /// pair per [`DURATION_BUCKET_BOUNDS_SECONDS`], ascending; empty for a
+    /// release the router has never seen.
+    pub buckets: Vec<(f64, u64)>,
+    /// All requests counted, including those slower than the last bound.
+    pub count: u64,
+    /// Sum of their durations, in seconds.
+    pub sum_seconds: f64,
+}
+
+/// Sums over a time window of one release's traffic, and its totals since
+/// the router started.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseStats {
     /// Requests answered (by the upstream or by the router on its behalf).
@@ -93,6 +124,69 @@ pub struct ReleaseStats {
     pub connect_errors: u64,
     /// Latency of the answered requests.
     pub latency: LatencyHistogram,
+    /// Requests answered since the router started (never falls).
+    pub requests_total: u64,
+    /// 5xx answers since the router started (never falls).
+    pub status_5xx_total: u64,
+    /// Failed connection attempts since the router started (never falls).
+    pub connect_errors_total: u64,
+    /// Durations of the answered requests since the router started.
+    pub duration_total: DurationTotals,
+}
+
+/// Running totals of one release since the router started; only ever added to.
+struct Totals {
+    requests: AtomicU64,
+    status_5xx: AtomicU64,
+    connect_errors: AtomicU64,
+    duration_sum_us: AtomicU64,
+    /// Requests per duration bucket (not cumulative; the last slot is above
+    /// every bound), made cumulative when read.
+    durations: [AtomicU64; DURATION_BOUNDS_US.len() + 1],
+}
+
+impl Totals {
+    fn new() -> Totals {
+        Totals {
+            requests: AtomicU64::new(0),
+            status_5xx: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            duration_sum_us: AtomicU64::new(0),
+            durations: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn record(&self, status: u16, us: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        if status >= 500 {
+            self.status_5xx.fetch_add(1, Relaxed);
+        }
+        self.duration_sum_us.fetch_add(us, Relaxed);
+        // First bound at or above the duration: `le` means "at most".
+        let slot = DURATION_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.durations[slot].fetch_add(1, Relaxed);
+    }
+
+    /// Copies the totals into `out`. The counters are read one by one while
+    /// requests go on, so the bucket counts and `count` are computed from the
+    /// same reads (the +Inf bucket always equals `count`).
+    fn read_into(&self, out: &mut ReleaseStats) {
+        out.requests_total = self.requests.load(Relaxed);
+        out.status_5xx_total = self.status_5xx.load(Relaxed);
+        out.connect_errors_total = self.connect_errors.load(Relaxed);
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(DURATION_BOUNDS_US.len());
+        for (bound, slot) in DURATION_BUCKET_BOUNDS_SECONDS.iter().zip(&self.durations) {
+            cumulative += slot.load(Relaxed);
+            buckets.push((*bound, cumulative));
+        }
+        let above = self.durations[DURATION_BOUNDS_US.len()].load(Relaxed);
+        out.duration_total = DurationTotals {
+            buckets,
+            count: cumulative + above,
+            sum_seconds: self.duration_sum_us.load(Relaxed) as f64 / 1_000_000.0,
+        };
+    }
 }
 
 /// One second of traffic.
@@ -117,9 +211,10 @@ impl Bucket {
     }
 }
 
-/// Ring of per-second buckets of one release; lock free.
+/// Ring of per-second buckets of one release, and its totals; lock free.
 pub(crate) struct StatsRing {
     buckets: Box<[Bucket]>,
+    totals: Totals,
 }
 
 impl fmt::Debug for StatsRing {
@@ -135,6 +230,7 @@ impl StatsRing {
         let secs = window.as_secs().max(1) as usize + 1;
         StatsRing {
             buckets: (0..secs).map(|_| Bucket::new()).collect(),
+            totals: Totals::new(),
         }
     }
 
@@ -156,20 +252,24 @@ impl StatsRing {
 
     /// Records one answered request.
     pub(crate) fn record(&self, sec: u64, status: u16, latency: Duration) {
+        let us = latency.as_micros() as u64;
         let b = self.bucket(sec);
         b.requests.fetch_add(1, Relaxed);
         if status >= 500 {
             b.status_5xx.fetch_add(1, Relaxed);
         }
-        b.latency[bucket_of(latency.as_micros() as u64)].fetch_add(1, Relaxed);
+        b.latency[bucket_of(us)].fetch_add(1, Relaxed);
+        self.totals.record(status, us);
     }
 
     /// Records one failed connection attempt.
     pub(crate) fn connect_error(&self, sec: u64) {
         self.bucket(sec).connect_errors.fetch_add(1, Relaxed);
+        self.totals.connect_errors.fetch_add(1, Relaxed);
     }
 
-    /// Sums the buckets of the last `window` seconds ending at `now_sec`.
+    /// Sums the buckets of the last `window` seconds ending at `now_sec`,
+    /// with the totals since the ring was made.
     pub(crate) fn sum(&self, now_sec: u64, window: Duration) -> ReleaseStats {
         let secs = window.as_secs().max(1).min(self.buckets.len() as u64);
         let mut out = ReleaseStats::default();
@@ -192,6 +292,7 @@ impl StatsRing {
                 }
             }
         }
+        self.totals.read_into(&mut out);
         out
     }
 }
@@ -235,5 +336,55 @@ mod tests {
         // Second 20 reuses slot 9 of an 11-slot ring only after zeroing it.
         ring.record(20, 200, Duration::from_millis(1));
         assert_eq!(ring.sum(20, Duration::from_secs(1)).requests, 1);
+    }
+
+    #[test]
+    fn duration_bounds_agree_in_both_units() {
+        for (us, seconds) in DURATION_BOUNDS_US
+            .iter()
+            .zip(DURATION_BUCKET_BOUNDS_SECONDS)
+        {
+            assert_eq!(*us, (seconds * 1_000_000.0).round() as u64);
+        }
+    }
+
+    #[test]
+    fn totals_keep_growing_after_the_window_forgets() {
+        let ring = StatsRing::new(Duration::from_secs(10));
+        ring.record(1, 200, Duration::from_micros(400));
+        ring.record(1, 502, Duration::from_millis(1));
+        ring.record(2, 200, Duration::from_millis(30));
+        ring.record(3, 200, Duration::from_secs(20));
+        ring.connect_error(3);
+        // Long after the window: the window is empty, the totals are not.
+        let s = ring.sum(100, Duration::from_secs(10));
+        assert_eq!((s.requests, s.status_5xx, s.connect_errors), (0, 0, 0));
+        assert_eq!(
+            (s.requests_total, s.status_5xx_total, s.connect_errors_total),
+            (4, 1, 1)
+        );
+        let durations = &s.duration_total;
+        assert_eq!(durations.count, 4);
+        assert!(
+            (durations.sum_seconds - 20.0314).abs() < 1e-9,
+            "{durations:?}"
+        );
+        let at = |le: f64| {
+            durations
+                .buckets
+                .iter()
+                .find(|(bound, _)| *bound == le)
+                .map(|(_, n)| *n)
+        };
+        // `le` is "at most": exactly 1 ms falls in the 0.001 bucket.
+        assert_eq!(at(0.0005), Some(1));
+        assert_eq!(at(0.001), Some(2));
+        assert_eq!(at(0.025), Some(2));
+        assert_eq!(at(0.05), Some(3));
+        assert_eq!(at(10.0), Some(3));
+        assert_eq!(
+            durations.buckets.len(),
+            DURATION_BUCKET_BOUNDS_SECONDS.len()
+        );
     }
 }

@@ -668,6 +668,18 @@ async fn stats_count_requests_and_5xx() {
     assert_eq!((s.requests, s.status_5xx, s.connect_errors), (6, 1, 0));
     assert_eq!(s.latency.count(), 6);
     assert!(s.latency.quantile(0.99) >= s.latency.quantile(0.5));
+    assert_eq!(
+        (s.requests_total, s.status_5xx_total, s.connect_errors_total),
+        (6, 1, 0)
+    );
+    assert_eq!(s.duration_total.count, 6);
+    // The 504 waited for the 200 ms upstream timeout.
+    assert!(
+        s.duration_total.sum_seconds >= 0.2,
+        "{:?}",
+        s.duration_total
+    );
+    assert_eq!(s.duration_total.buckets.last().map(|b| b.1), Some(6));
     assert_eq!(p.router.stats("nope", Duration::from_secs(10)).requests, 0);
 }
 

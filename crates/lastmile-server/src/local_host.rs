@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lastmile_host::{
     CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
-    InstanceState, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
+    InstanceState, LatencyBucket, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
@@ -520,6 +520,20 @@ impl HostHandle for LocalHost {
             p50_ms: stats.latency.quantile(0.50),
             p95_ms: stats.latency.quantile(0.95),
             p99_ms: stats.latency.quantile(0.99),
+            requests_total: stats.requests_total,
+            errors_5xx_total: stats.status_5xx_total,
+            connect_errors_total: stats.connect_errors_total,
+            latency_buckets: stats
+                .duration_total
+                .buckets
+                .iter()
+                .map(|&(le_seconds, requests)| LatencyBucket {
+                    le_seconds,
+                    requests,
+                })
+                .collect(),
+            latency_count: stats.duration_total.count,
+            latency_sum_seconds: stats.duration_total.sum_seconds,
         })
     }
 

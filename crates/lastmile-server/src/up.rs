@@ -1097,7 +1097,10 @@ impl Controller {
     }
 
     /// `GET /metrics`: the store's runs, deployments, rollbacks and DORA
-    /// figures, plus the router's per-release counters (last 60 s).
+    /// figures, plus the router's per-release counters and latency histogram
+    /// since it started and its latency quantiles over the last 60 s. The
+    /// router counts per release, so a release live in two environments
+    /// shows the same figures under each.
     pub async fn metrics(&self) -> Result<String, ApiError> {
         let mut snapshot = lastmile_monitor::snapshot_from_store(
             self.store.as_ref(),
@@ -1105,7 +1108,6 @@ impl Controller {
             Duration::from_secs(30 * 86_400),
         )
         .map_err(|error| ApiError::internal(&error.into()))?;
-        let mut latency_seen = std::collections::BTreeSet::new();
         for env in self.environment_specs() {
             let Ok(Some(state)) = self.store.get_environment(&env.name) else {
                 continue;
@@ -1117,16 +1119,23 @@ impl Controller {
                 snapshot.router.push(lastmile_monitor::RouterTraffic {
                     environment: env.name.clone(),
                     release: release.clone(),
-                    requests: stats.requests,
-                    server_errors: stats.errors_5xx,
-                    connect_errors: stats.connect_errors,
+                    requests: stats.requests_total,
+                    server_errors: stats.errors_5xx_total,
+                    connect_errors: stats.connect_errors_total,
+                    durations: lastmile_monitor::DurationHistogram {
+                        buckets: stats
+                            .latency_buckets
+                            .iter()
+                            .map(|bucket| (bucket.le_seconds, bucket.requests))
+                            .collect(),
+                        count: stats.latency_count,
+                        sum_seconds: stats.latency_sum_seconds,
+                    },
                 });
-                if !latency_seen.insert(release.clone()) {
-                    continue;
-                }
                 snapshot
                     .router_latency
                     .push(lastmile_monitor::ReleaseLatency {
+                        environment: env.name.clone(),
                         release: release.clone(),
                         p50_seconds: stats.p50_ms / 1000.0,
                         p95_seconds: stats.p95_ms / 1000.0,

@@ -759,6 +759,9 @@ mod flags;
 #[path = "deploy/edge.rs"]
 mod edge;
 
+#[path = "deploy/prometheus.rs"]
+mod prometheus;
+
 /// `GET path` on the running `lastmile up`'s control address; the raw answer.
 fn control_get(app: &App, path: &str) -> String {
     let control = app.control_addr();
