@@ -16,6 +16,9 @@
 //!   when the request itself is malformed.
 //! - 401 / 403 `{ errorDetails }` when a token is configured and the request
 //!   has no `Authorization: Bearer` / the wrong one.
+//! - 405 `{ errorDetails }` (with `Allow: POST`) for any other method, and
+//!   415 `{ errorDetails }` for a body in a `Content-Encoding` other than
+//!   `identity`: every refusal is the protocol's JSON, never an empty body.
 
 mod auth;
 mod etag;
@@ -68,8 +71,14 @@ pub fn ofrep_router(source: Arc<dyn FlagSource>, config: OfrepConfig) -> Router 
         token: config.token.map(Token::new),
     });
     Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(evaluate_one).fallback(method_not_allowed),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            post(evaluate_all).fallback(method_not_allowed),
+        )
         .with_state(shared)
 }
 
@@ -124,12 +133,29 @@ async fn evaluate_all(
     response::bulk(&flags, &context, shared.source.canary(), &tag)
 }
 
+/// 405 in the protocol's general error shape: evaluation is POST only.
+async fn method_not_allowed(method: http::Method) -> Response {
+    let mut response = response::general(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "OFREP evaluates flags with POST, not {method}; send `POST` with `{{\"context\": {{...}}}}`"
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+    response
+}
+
 /// The response to a request refused before any flag was evaluated; `key`
 /// is the single flag's key (bulk failures carry none).
 fn rejected_response(rejected: Rejected, key: Option<&str>) -> Response {
     match rejected {
         Rejected::Unauthorized(details) => response::auth(StatusCode::UNAUTHORIZED, details),
         Rejected::Forbidden(details) => response::auth(StatusCode::FORBIDDEN, details),
+        Rejected::Encoding(details) => {
+            response::general(StatusCode::UNSUPPORTED_MEDIA_TYPE, &details)
+        }
         Rejected::Parse(details) => {
             response::failure(StatusCode::BAD_REQUEST, key, "PARSE_ERROR", &details)
         }

@@ -168,12 +168,23 @@ impl Reply {
 
 /// POSTs `body` to `path` with `headers` over a fresh connection.
 fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    send(addr, "POST", path, headers, body)
+}
+
+/// Sends `method` `path` with `headers` and `body` over a fresh connection.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -479,6 +490,52 @@ fn bulk_evaluates_every_flag_with_an_etag_and_304() {
     assert_eq!(changed.status, 200, "{changed:?}");
     assert_ne!(changed.header("etag"), Some(tag.as_str()));
     assert!(changed.body.contains("DISABLED"));
+}
+
+/// Every refusal is the protocol's JSON: another method gets a 405 with
+/// `Allow: POST`, a compressed (or otherwise encoded) body a 415, never an
+/// empty body nor a plain-text one.
+#[test]
+fn other_methods_and_encoded_bodies_are_refused_in_json() {
+    let server = serve(TestSource::new(flags()), None);
+    for path in ["/ofrep/v1/evaluate/flags/color", "/ofrep/v1/evaluate/flags"] {
+        for method in ["GET", "PUT", "DELETE", "PATCH"] {
+            let reply = send(server.addr, method, path, &[], b"");
+            assert_eq!(reply.status, 405, "{method} {path}: {reply:?}");
+            assert_eq!(reply.header("allow"), Some("POST"), "{reply:?}");
+            let json = reply.json();
+            assert!(
+                json["errorDetails"]
+                    .as_str()
+                    .is_some_and(|details| details.contains("POST")),
+                "{json}"
+            );
+        }
+        for encoding in ["gzip", "br", "identity, gzip"] {
+            let reply = post(
+                server.addr,
+                path,
+                &[JSON, ("Content-Encoding", encoding)],
+                b"{\"context\": {}}",
+            );
+            assert_eq!(reply.status, 415, "{encoding} {path}: {reply:?}");
+            let json = reply.json();
+            assert!(
+                json["errorDetails"]
+                    .as_str()
+                    .is_some_and(|details| details.contains("Content-Encoding")),
+                "{json}"
+            );
+        }
+        // `identity` is no encoding at all.
+        let reply = post(
+            server.addr,
+            path,
+            &[JSON, ("Content-Encoding", "identity")],
+            b"{\"context\": {}}",
+        );
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
 }
 
 #[test]

@@ -30,7 +30,8 @@ use serde_json::{Value, json};
 use crate::control::{ApiError, CanaryRequest, DeployRequest, RollbackRequest};
 use crate::server::Server;
 
-pub use openapi::{ROUTES, RouteDoc, openapi_document};
+pub use openapi::{Bounds, FieldType, ROUTES, RouteDoc, openapi_document};
+use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID};
 
 /// Who is calling, as the token says.
 #[derive(Debug, Clone)]
@@ -273,13 +274,20 @@ fn internal(error: impl Into<anyhow::Error>) -> ApiError {
 #[serde(deny_unknown_fields)]
 struct Limit {
     #[serde(default)]
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 impl Limit {
-    fn get(&self) -> usize {
-        self.limit.unwrap_or(50).clamp(1, 1000)
+    /// The limit, within the bounds the document states.
+    fn get(&self) -> Result<usize, ApiError> {
+        let limit = LIST_LIMIT.parse("limit", self.limit.as_deref())?;
+        Ok(usize::try_from(limit).unwrap_or(usize::MAX))
     }
+}
+
+/// A run or deployment id from the path, within the document's bounds.
+fn record_id(name: &str, text: &str) -> Result<i64, ApiError> {
+    RECORD_ID.parse(name, Some(text))
 }
 
 async fn apps(State(server): Shared) -> ApiResult {
@@ -300,7 +308,7 @@ async fn commits(
     Query(limit): Query<Limit>,
 ) -> ApiResult {
     Ok(Json(
-        json!({ "commits": server.commits(&app, limit.get())? }),
+        json!({ "commits": server.commits(&app, limit.get()?)? }),
     ))
 }
 
@@ -311,11 +319,12 @@ async fn runs(
 ) -> ApiResult {
     let store = server.app_store(&app)?;
     Ok(Json(
-        json!({ "runs": store.list_runs(limit.get()).map_err(internal)? }),
+        json!({ "runs": store.list_runs(limit.get()?).map_err(internal)? }),
     ))
 }
 
-async fn run(State(server): Shared, Path((app, run)): Path<(String, i64)>) -> ApiResult {
+async fn run(State(server): Shared, Path((app, run)): Path<(String, String)>) -> ApiResult {
+    let run = record_id("run", &run)?;
     let store = server.app_store(&app)?;
     let record = store
         .get_run(run)
@@ -336,10 +345,11 @@ struct LogQuery {
 /// that ends with an `end` event when the run has finished.
 async fn run_logs(
     State(server): Shared,
-    Path((app, run)): Path<(String, i64)>,
+    Path((app, run)): Path<(String, String)>,
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let run = record_id("run", &run)?;
     let store = server.app_store(&app)?;
     if store.get_run(run).map_err(internal)?.is_none() {
         return Err(ApiError::not_found(format!(
@@ -411,7 +421,7 @@ async fn artifacts(
 ) -> ApiResult {
     let store = server.app_store(&app)?;
     Ok(Json(
-        json!({ "artifacts": store.list_artifacts(limit.get()).map_err(internal)? }),
+        json!({ "artifacts": store.list_artifacts(limit.get()?).map_err(internal)? }),
     ))
 }
 
@@ -422,7 +432,7 @@ async fn releases(
 ) -> ApiResult {
     let store = server.app_store(&app)?;
     Ok(Json(
-        json!({ "releases": store.list_releases(limit.get()).map_err(internal)? }),
+        json!({ "releases": store.list_releases(limit.get()?).map_err(internal)? }),
     ))
 }
 
@@ -441,11 +451,12 @@ async fn deployments(
 ) -> ApiResult {
     let store = server.app_store(&app)?;
     Ok(Json(
-        json!({ "deployments": store.list_deployments(limit.get()).map_err(internal)? }),
+        json!({ "deployments": store.list_deployments(limit.get()?).map_err(internal)? }),
     ))
 }
 
-async fn deployment(State(server): Shared, Path((app, id)): Path<(String, i64)>) -> ApiResult {
+async fn deployment(State(server): Shared, Path((app, id)): Path<(String, String)>) -> ApiResult {
+    let id = record_id("id", &id)?;
     let store = server.app_store(&app)?;
     let record = store
         .get_deployment(id)
@@ -469,9 +480,18 @@ async fn drift(State(server): Shared, Path(app): Path<String>) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct EventQuery {
     #[serde(default)]
-    after: Option<i64>,
+    after: Option<String>,
     #[serde(default)]
-    limit: Option<usize>,
+    limit: Option<String>,
+}
+
+impl EventQuery {
+    /// `after` and `limit`, within the bounds the document states.
+    fn get(&self) -> Result<(i64, usize), ApiError> {
+        let after = EVENT_AFTER.parse("after", self.after.as_deref())?;
+        let limit = EVENT_LIMIT.parse("limit", self.limit.as_deref())?;
+        Ok((after, usize::try_from(limit).unwrap_or(usize::MAX)))
+    }
 }
 
 async fn app_events(
@@ -479,24 +499,15 @@ async fn app_events(
     Path(app): Path<String>,
     Query(query): Query<EventQuery>,
 ) -> ApiResult {
+    let (after, limit) = query.get()?;
     let store = server.app_store(&app)?;
-    let events = store
-        .list_events(
-            query.after.unwrap_or(0),
-            query.limit.unwrap_or(500).clamp(1, 5000),
-        )
-        .map_err(internal)?;
+    let events = store.list_events(after, limit).map_err(internal)?;
     Ok(Json(json!({ "events": events })))
 }
 
 async fn server_events(State(server): Shared, Query(query): Query<EventQuery>) -> ApiResult {
-    let events = server
-        .store()
-        .list_events(
-            query.after.unwrap_or(0),
-            query.limit.unwrap_or(500).clamp(1, 5000),
-        )
-        .map_err(internal)?;
+    let (after, limit) = query.get()?;
+    let events = server.store().list_events(after, limit).map_err(internal)?;
     Ok(Json(json!({ "events": events })))
 }
 
@@ -504,7 +515,15 @@ async fn server_events(State(server): Shared, Query(query): Query<EventQuery>) -
 #[serde(deny_unknown_fields)]
 struct DoraQuery {
     #[serde(default)]
-    days: Option<u32>,
+    days: Option<String>,
+}
+
+impl DoraQuery {
+    /// The window in days, within the bounds the document states.
+    fn get(&self) -> Result<u32, ApiError> {
+        let days = DORA_DAYS.parse("days", self.days.as_deref())?;
+        Ok(u32::try_from(days).unwrap_or(u32::MAX))
+    }
 }
 
 async fn app_dora(
@@ -512,14 +531,13 @@ async fn app_dora(
     Path(app): Path<String>,
     Query(query): Query<DoraQuery>,
 ) -> ApiResult {
+    let days = query.get()?;
     let controller = server.controller(&app)?;
-    controller
-        .dora(query.days.unwrap_or(30).clamp(1, 365))
-        .map(Json)
+    controller.dora(days).map(Json)
 }
 
 async fn dora(State(server): Shared, Query(query): Query<DoraQuery>) -> ApiResult {
-    let days = query.days.unwrap_or(30).clamp(1, 365);
+    let days = query.get()?;
     let mut apps = serde_json::Map::new();
     for name in server.apps().keys() {
         if let Ok(controller) = server.controller(name) {
@@ -596,7 +614,7 @@ async fn approve(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RollbackTo {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::control::present_text")]
     to: Option<String>,
 }
 

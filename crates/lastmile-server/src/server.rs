@@ -823,14 +823,33 @@ impl Server {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Value, ApiError> {
-        let app = self.app(app_name)?;
+        use lastmile_git::webhook::WebhookError;
+        let Ok(app) = self.app(app_name) else {
+            // The route is open: an unknown app is answered exactly like a
+            // known one whose signature does not verify, so the answer tells
+            // no one which apps this server has. The request is checked
+            // against a fresh random secret, which nothing can have signed.
+            let unguessable = lastmile_store::generate_token();
+            let message = match lastmile_git::webhook::verify(headers, body, &unguessable) {
+                Err(WebhookError::Unauthorized(message)) => message,
+                _ => "the signature does not match the body".to_owned(),
+            };
+            let _ = self.store.record_event(
+                "webhook.refused",
+                &format!("app/{app_name}"),
+                "webhook",
+                &json!({ "reason": format!("no app `{app_name}` on this server") }),
+            );
+            return Err(ApiError::unauthorized(format!(
+                "webhook refused: {message}"
+            )));
+        };
         let secret = app
             .config
             .webhook_secret_env
             .as_ref()
             .and_then(|var| std::env::var(var).ok())
             .unwrap_or_default();
-        use lastmile_git::webhook::WebhookError;
         match lastmile_git::webhook::verify(headers, body, &secret) {
             Ok(push) => {
                 let _ = app.store.record_event(

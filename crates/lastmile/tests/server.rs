@@ -1198,3 +1198,132 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
     );
     drop(server);
 }
+
+/// What the OpenAPI document promises, the API keeps: integers out of
+/// their documented range are refused in words, string fields refuse null
+/// and "", `/healthz` is plain text, and a webhook for an app the server
+/// does not have is answered like a bad signature, naming no app.
+#[test]
+fn the_api_refuses_what_its_openapi_document_forbids() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = tiny_repo(root.path(), free_port());
+    let config = server_yaml(root.path(), &repo, "1h");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let server = ServerProcess::start(root.path(), &config);
+
+    let (_, openapi, _) = call(server.api, "GET", "/api/openapi.json", None, &[], b"");
+    let runs = &openapi["paths"]["/api/v1/apps/{app}/runs"]["get"];
+    assert_eq!(
+        runs["parameters"][1]["schema"],
+        json!({ "type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 50 })
+    );
+    let tokens = &openapi["paths"]["/api/v1/tokens"]["post"];
+    assert_eq!(
+        tokens["requestBody"]["content"]["application/json"]["schema"]["properties"]["role"]["enum"],
+        json!(["viewer", "deployer", "admin"])
+    );
+    for path in ["/healthz", "/metrics"] {
+        let content = &openapi["paths"][path]["get"]["responses"]["200"]["content"];
+        assert!(content["text/plain"].is_object(), "{path}: {content}");
+        assert!(
+            content.get("application/json").is_none(),
+            "{path}: {content}"
+        );
+    }
+    assert!(
+        !openapi.to_string().contains("\"hello\""),
+        "the public document names an app"
+    );
+    let (status, _, text) = call(server.api, "GET", "/healthz", None, &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        text.to_lowercase().contains("content-type: text/plain"),
+        "{text}"
+    );
+
+    let mut refusals = String::new();
+    for path in [
+        "/api/v1/apps/hello/runs?limit=-8557",
+        "/api/v1/apps/hello/runs?limit=0",
+        "/api/v1/apps/hello/releases?limit=1001",
+        "/api/v1/apps/hello/events?after=-61232279",
+        "/api/v1/events?limit=5001",
+        "/api/v1/dora?days=-57",
+        "/api/v1/dora?days=79804729401",
+        "/api/v1/apps/hello/dora?days=366",
+        "/api/v1/apps/hello/runs/99999999999999999999",
+        "/api/v1/apps/hello/runs/0/logs",
+        "/api/v1/apps/hello/deployments/-1",
+    ] {
+        let (status, answer, text) = call(server.api, "GET", path, Some(&admin), &[], b"");
+        assert_eq!(status, 400, "GET {path}: {text}");
+        assert_eq!(answer["code"], "bad_request", "GET {path}: {text}");
+        refusals.push_str(&format!("GET {path}\n  {}\n", answer["error"]));
+    }
+    for body in [
+        r#"{"to": null}"#,
+        r#"{"to": ""}"#,
+        r#"{"to": "x", "extra": 1}"#,
+    ] {
+        let (status, answer, text) = call(
+            server.api,
+            "POST",
+            "/api/v1/apps/hello/environments/staging/rollback",
+            Some(&admin),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 422, "{body}: {text}");
+        assert_eq!(answer["code"], "bad_request", "{body}: {text}");
+        refusals.push_str(&format!("rollback {body}\n  {}\n", answer["error"]));
+    }
+    for body in [
+        r#"{"environment": "staging", "release": null}"#,
+        r#"{"environment": "staging", "approved_by": ""}"#,
+    ] {
+        let (status, answer, text) = call(
+            server.api,
+            "POST",
+            "/api/v1/apps/hello/deploy",
+            Some(&admin),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 422, "{body}: {text}");
+        refusals.push_str(&format!("deploy {body}\n  {}\n", answer["error"]));
+    }
+    insta::assert_snapshot!("api_refusals", refusals);
+
+    // An unknown app's webhook: the very answer a known app gives a request
+    // without a signature, or with a wrong one.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"wrong").unwrap();
+    mac.update(b"{}");
+    let wrong = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for headers in [
+        &[][..],
+        &[("x-github-event", "push")][..],
+        &[("x-github-event", "push"), ("x-hub-signature-256", &wrong)][..],
+        &[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "wrong")][..],
+    ] {
+        let known = call(
+            server.api,
+            "POST",
+            "/api/v1/webhooks/hello",
+            None,
+            headers,
+            b"{}",
+        );
+        let unknown = call(
+            server.api,
+            "POST",
+            "/api/v1/webhooks/nosuch",
+            None,
+            headers,
+            b"{}",
+        );
+        assert_eq!(known.0, 401, "{headers:?}: {}", known.2);
+        assert_eq!((unknown.0, &unknown.1), (known.0, &known.1), "{headers:?}");
+        assert!(!unknown.2.contains("hello"), "{}", unknown.2);
+    }
+    drop(server);
+}

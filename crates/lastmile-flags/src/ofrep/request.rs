@@ -27,6 +27,8 @@ pub(super) enum Rejected {
     Unauthorized(&'static str),
     /// The wrong bearer token (403).
     Forbidden(&'static str),
+    /// The body is in a `Content-Encoding` this server does not decode (415).
+    Encoding(String),
     /// The body is not a JSON request object (400 `PARSE_ERROR`).
     Parse(String),
     /// The context is not a valid context (400 `INVALID_CONTEXT`).
@@ -61,6 +63,11 @@ impl FromRequest<Arc<Shared>> for OfrepRequest {
                     )));
                 }
             }
+        }
+        if let Some(encoding) = unsupported_encoding(request.headers()) {
+            return Ok(refused(Rejected::Encoding(format!(
+                "the body's Content-Encoding `{encoding}` is not supported; send the JSON body uncompressed, without Content-Encoding"
+            ))));
         }
         let json_declared = declares_json(request.headers());
         let body = match Bytes::from_request(request, shared).await {
@@ -111,6 +118,21 @@ fn parse(body: &[u8], json_declared: Option<bool>) -> Result<Context, Rejected> 
         ))
     })?;
     Context::from_json(&envelope.context).map_err(Rejected::Evaluation)
+}
+
+/// The first `Content-Encoding` other than `identity`, if any: a body in
+/// one would be read as if it were plain.
+fn unsupported_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .split(',')
+                .map(|coding| coding.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
 }
 
 /// `Some(true)` for `application/json` or a `+json` type (parameters such

@@ -24,7 +24,7 @@ struct Failure<'a> {
     error_details: &'a str,
 }
 
-/// OFREP's `generalErrorResponse`, used for 401 and 403.
+/// OFREP's `generalErrorResponse`, used for 401, 403, 405 and 415.
 #[derive(Serialize)]
 struct General<'a> {
     #[serde(rename = "errorDetails")]
@@ -72,6 +72,16 @@ pub(super) fn failure(
         &Failure {
             key,
             error_code: code,
+            error_details: details,
+        },
+    )
+}
+
+/// A refusal of the request as a whole: `{ errorDetails }`.
+pub(super) fn general(status: StatusCode, details: &str) -> Response {
+    json(
+        status,
+        &General {
             error_details: details,
         },
     )

@@ -1,7 +1,15 @@
 //! The OpenAPI 3.1 document, made from one table of routes so the document
-//! and the API cannot drift apart: a test calls every route in the table.
+//! and the API cannot drift apart: a test calls every route in the table,
+//! and the handlers parse integers with the same [`Bounds`] the document
+//! states.
+//!
+//! The document is public (no token), so it names no app or environment
+//! of this server: their path parameters carry the naming rules of
+//! `lastmile.yaml` as a `pattern` instead of an `enum`.
 
 use serde_json::{Map, Value, json};
+
+use crate::control::ApiError;
 
 /// One documented route.
 #[derive(Debug, Clone, Copy)]
@@ -14,25 +22,179 @@ pub struct RouteDoc {
     pub summary: &'static str,
     /// Role it needs (`none` for open routes).
     pub role: &'static str,
-    /// Request body fields as (name, JSON type, required, description).
-    pub body: &'static [(&'static str, &'static str, bool, &'static str)],
-    /// Query parameters as (name, JSON type, description).
-    pub query: &'static [(&'static str, &'static str, &'static str)],
+    /// Request body fields as (name, type, required, description).
+    pub body: &'static [(&'static str, FieldType, bool, &'static str)],
+    /// Query parameters as (name, type, description).
+    pub query: &'static [(&'static str, FieldType, &'static str)],
+    /// Media types of a successful answer.
+    pub answers: &'static [&'static str],
 }
 
-const LIMIT: &[(&str, &str, &str)] = &[(
+/// What a parameter or body field holds.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldType {
+    /// Any string of at least one character.
+    Text,
+    /// Any string, the empty one included.
+    AnyText,
+    /// A string matching this regular expression.
+    Pattern(&'static str),
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    /// A whole number within bounds.
+    Integer(Bounds),
+}
+
+/// The range of an integer parameter; handlers parse with it, so the
+/// document's `minimum`/`maximum` are what the API enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Smallest value accepted.
+    pub minimum: i64,
+    /// Largest value accepted.
+    pub maximum: i64,
+    /// Value when the parameter is absent.
+    pub default: Option<i64>,
+}
+
+impl Bounds {
+    /// `text` as a number within bounds (the default when absent), or a
+    /// 400 that says the range in words.
+    pub fn parse(&self, name: &str, text: Option<&str>) -> Result<i64, ApiError> {
+        let Some(text) = text else {
+            return self.default.ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` is required: {}", self.describe()))
+            });
+        };
+        // Digits only: `+5` or ` 5` is not what the schema's integer means.
+        let valid = text.strip_prefix('-').unwrap_or(text);
+        let number = (!valid.is_empty() && valid.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
+            .filter(|number| (self.minimum..=self.maximum).contains(number));
+        number.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`{name}` must be {}; got `{}`",
+                self.describe(),
+                text.chars().take(40).collect::<String>()
+            ))
+        })
+    }
+
+    /// `a whole number from 1 to 1000 (default 50)`.
+    fn describe(&self) -> String {
+        let range = if self.maximum == i64::MAX {
+            format!("a whole number of at least {}", self.minimum)
+        } else {
+            format!("a whole number from {} to {}", self.minimum, self.maximum)
+        };
+        match self.default {
+            Some(default) => format!("{range} (default {default})"),
+            None => range,
+        }
+    }
+}
+
+impl FieldType {
+    fn schema(&self) -> Value {
+        match self {
+            FieldType::Text => json!({ "type": "string", "minLength": 1 }),
+            FieldType::AnyText => json!({ "type": "string" }),
+            FieldType::Pattern(pattern) => json!({ "type": "string", "pattern": pattern }),
+            FieldType::OneOf(values) => json!({ "type": "string", "enum": values }),
+            FieldType::Integer(bounds) => {
+                let mut schema = json!({ "type": "integer", "format": "int64", "minimum": bounds.minimum, "maximum": bounds.maximum });
+                if let Some(default) = bounds.default {
+                    schema["default"] = json!(default);
+                }
+                schema
+            }
+        }
+    }
+}
+
+/// `limit` of the lists of commits, runs, artifacts, releases, deployments.
+pub(crate) const LIST_LIMIT: Bounds = Bounds {
+    minimum: 1,
+    maximum: 1000,
+    default: Some(50),
+};
+/// `limit` of the event logs.
+pub(crate) const EVENT_LIMIT: Bounds = Bounds {
+    minimum: 1,
+    maximum: 5000,
+    default: Some(500),
+};
+/// `after` of the event logs: an event id (ids start at 1).
+pub(crate) const EVENT_AFTER: Bounds = Bounds {
+    minimum: 0,
+    maximum: i64::MAX,
+    default: Some(0),
+};
+/// `days` of the DORA window.
+pub(crate) const DORA_DAYS: Bounds = Bounds {
+    minimum: 1,
+    maximum: 365,
+    default: Some(30),
+};
+/// A run or deployment id in a path.
+pub(crate) const RECORD_ID: Bounds = Bounds {
+    minimum: 1,
+    maximum: i64::MAX,
+    default: None,
+};
+
+/// App names, as `lastmile.yaml`'s `app:` allows them.
+const APP_NAME: FieldType = FieldType::Pattern("^[a-z][a-z0-9-]{0,62}$");
+/// Environment and step names, as `lastmile.yaml` allows them.
+const ENVIRONMENT_NAME: FieldType = FieldType::Pattern("^[A-Za-z0-9_.-]+$");
+/// Secret names: environment variable names.
+const SECRET_NAME: FieldType = FieldType::Pattern("^[A-Za-z_][A-Za-z0-9_]*$");
+/// Token names, as `lastmile token create` allows them.
+const TOKEN_NAME: FieldType = FieldType::Pattern("^[A-Za-z0-9_.@-]{1,64}$");
+/// Token roles.
+pub(crate) const ROLES: &[&str] = &["viewer", "deployer", "admin"];
+/// Run statuses, as runs report them.
+const RUN_STATUSES: &[&str] = &["running", "succeeded", "failed", "cancelled", "interrupted"];
+/// Deployment statuses, as deployments report them.
+const DEPLOYMENT_STATUSES: &[&str] = &["running", "succeeded", "failed", "rolled-back"];
+/// Deployment strategies of `lastmile.yaml`.
+const STRATEGIES: &[&str] = &["rolling", "blue-green", "recreate", "canary"];
+
+const JSON: &[&str] = &["application/json"];
+const LIMIT: &[(&str, FieldType, &str)] = &[(
     "limit",
-    "integer",
+    FieldType::Integer(LIST_LIMIT),
     "At most this many, 1-1000 (default 50).",
 )];
-const ENV_BODY: &[(&str, &str, bool, &str)] =
-    &[("environment", "string", true, "Environment name.")];
+const EVENTS: &[(&str, FieldType, &str)] = &[
+    (
+        "after",
+        FieldType::Integer(EVENT_AFTER),
+        "Only events with a greater id.",
+    ),
+    (
+        "limit",
+        FieldType::Integer(EVENT_LIMIT),
+        "At most this many, 1-5000 (default 500).",
+    ),
+];
+const DAYS: &[(&str, FieldType, &str)] = &[(
+    "days",
+    FieldType::Integer(DORA_DAYS),
+    "Window in days, 1-365 (default 30).",
+)];
+const ENV_BODY: &[(&str, FieldType, bool, &str)] =
+    &[("environment", ENVIRONMENT_NAME, true, "Environment name.")];
 
 macro_rules! route {
     ($method:literal, $path:literal, $role:literal, $summary:literal) => {
         route!($method, $path, $role, $summary, &[], &[])
     };
     ($method:literal, $path:literal, $role:literal, $summary:literal, $body:expr, $query:expr) => {
+        route!($method, $path, $role, $summary, $body, $query, JSON)
+    };
+    ($method:literal, $path:literal, $role:literal, $summary:literal, $body:expr, $query:expr, $answers:expr) => {
         RouteDoc {
             method: $method,
             path: $path,
@@ -40,6 +202,7 @@ macro_rules! route {
             role: $role,
             body: $body,
             query: $query,
+            answers: $answers,
         }
     };
 }
@@ -92,7 +255,8 @@ pub const ROUTES: &[RouteDoc] = &[
         "viewer",
         "Step logs; with `Accept: text/event-stream`, live as server-sent events (`line`, then `end`).",
         &[],
-        &[("step", "string", "Only this step's lines.")]
+        &[("step", ENVIRONMENT_NAME, "Only this step's lines.")],
+        &["application/json", "text/event-stream"]
     ),
     route!(
         "GET",
@@ -148,10 +312,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "viewer",
         "The app's event log (audit), oldest first.",
         &[],
-        &[
-            ("after", "integer", "Only events with a greater id."),
-            ("limit", "integer", "At most this many (default 500).")
-        ]
+        EVENTS
     ),
     route!(
         "GET",
@@ -159,7 +320,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "viewer",
         "DORA figures per environment with their tiers.",
         &[],
-        &[("days", "integer", "Window in days, 1-365 (default 30).")]
+        DAYS
     ),
     route!(
         "POST",
@@ -167,16 +328,16 @@ pub const ROUTES: &[RouteDoc] = &[
         "deployer",
         "Deploys a release the server built (the newest when none is named) and waits for the outcome.",
         &[
-            ("environment", "string", true, "Environment name."),
+            ("environment", ENVIRONMENT_NAME, true, "Environment name."),
             (
                 "release",
-                "string",
+                FieldType::Text,
                 false,
                 "Release id, unique prefix or version."
             ),
             (
                 "approved_by",
-                "string",
+                FieldType::Text,
                 false,
                 "Present to approve a gated environment; the token's name is recorded."
             )
@@ -189,10 +350,10 @@ pub const ROUTES: &[RouteDoc] = &[
         "deployer",
         "Rolls an environment back.",
         &[
-            ("environment", "string", true, "Environment name."),
+            ("environment", ENVIRONMENT_NAME, true, "Environment name."),
             (
                 "to",
-                "string",
+                FieldType::Text,
                 false,
                 "Release to go back to (default: the previous one)."
             )
@@ -228,7 +389,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "Rolls this environment back.",
         &[(
             "to",
-            "string",
+            FieldType::Text,
             false,
             "Release to go back to (default: the previous one)."
         )],
@@ -259,7 +420,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "Stores a secret, encrypted at rest.",
         &[(
             "value",
-            "string",
+            FieldType::AnyText,
             true,
             "The value; never returned or logged."
         )],
@@ -285,11 +446,16 @@ pub const ROUTES: &[RouteDoc] = &[
         &[
             (
                 "name",
-                "string",
+                TOKEN_NAME,
                 true,
                 "Who uses it; recorded as the actor of its calls."
             ),
-            ("role", "string", true, "viewer, deployer or admin.")
+            (
+                "role",
+                FieldType::OneOf(ROLES),
+                true,
+                "viewer, deployer or admin."
+            )
         ],
         &[]
     ),
@@ -305,10 +471,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "viewer",
         "The server's own event log (tokens, secrets, refused webhooks).",
         &[],
-        &[
-            ("after", "integer", "Only events with a greater id."),
-            ("limit", "integer", "At most this many (default 500).")
-        ]
+        EVENTS
     ),
     route!(
         "GET",
@@ -316,7 +479,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "viewer",
         "DORA figures of every app.",
         &[],
-        &[("days", "integer", "Window in days, 1-365 (default 30).")]
+        DAYS
     ),
     route!(
         "GET",
@@ -328,7 +491,10 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/metrics",
         "viewer",
-        "Prometheus text: runs, deployments, rollbacks, DORA, router traffic by app and release."
+        "Prometheus text: runs, deployments, rollbacks, DORA, router traffic by app and release.",
+        &[],
+        &[],
+        &["text/plain"]
     ),
     route!(
         "POST",
@@ -337,8 +503,59 @@ pub const ROUTES: &[RouteDoc] = &[
         "Push webhook from GitHub (X-Hub-Signature-256), Gitea (X-Gitea-Signature) or GitLab (X-Gitlab-Token); a verified push to a watched branch starts a build at once."
     ),
     route!("GET", "/api/openapi.json", "none", "This document."),
-    route!("GET", "/healthz", "none", "Liveness of the server."),
+    route!(
+        "GET",
+        "/healthz",
+        "none",
+        "Liveness of the server: `ok`.",
+        &[],
+        &[],
+        &["text/plain"]
+    ),
 ];
+
+/// The type of a path parameter, by its name.
+fn path_parameter(name: &str) -> FieldType {
+    match name {
+        "run" | "id" => FieldType::Integer(RECORD_ID),
+        "app" => APP_NAME,
+        "env" => ENVIRONMENT_NAME,
+        "name" => SECRET_NAME,
+        _ => FieldType::Text,
+    }
+}
+
+/// What a successful answer holds, where the document says more than
+/// "an object": the fields that carry enums.
+fn answer_schema(route: &RouteDoc) -> Value {
+    let items = |list: &str, field: &str, schema: &str| {
+        json!({ "type": "object", "properties": { list: { "type": "array", "items": {
+            "type": "object", "properties": { field: { "$ref": format!("#/components/schemas/{schema}") } },
+        } } } })
+    };
+    match (route.method, route.path) {
+        ("GET", "/api/v1/whoami") => json!({
+            "type": "object", "required": ["name", "role"],
+            "properties": { "name": { "type": "string" }, "role": { "$ref": "#/components/schemas/Role" } },
+        }),
+        ("GET", "/api/v1/tokens") => items("tokens", "role", "Role"),
+        ("GET", "/api/v1/apps/{app}/runs") => items("runs", "status", "RunStatus"),
+        ("GET", "/api/v1/apps/{app}/deployments") => {
+            items("deployments", "status", "DeploymentStatus")
+        }
+        (
+            "GET",
+            "/api/v1/apps/{app}" | "/api/v1/apps/{app}/status" | "/api/v1/apps/{app}/environments",
+        ) => {
+            json!({ "type": "object", "properties": { "environments": { "type": "array", "items": {
+                "type": "object", "properties": { "strategy": {
+                    "type": "object", "properties": { "type": { "$ref": "#/components/schemas/Strategy" } },
+                } },
+            } } } })
+        }
+        _ => json!({ "type": "object" }),
+    }
+}
 
 /// The OpenAPI 3.1 document of [`ROUTES`].
 pub fn openapi_document() -> Value {
@@ -349,16 +566,24 @@ pub fn openapi_document() -> Value {
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                let kind = if name == "run" || name == "id" {
-                    "integer"
+                let kind = if route.path.starts_with("/api/v1/tokens/") {
+                    TOKEN_NAME
                 } else {
-                    "string"
+                    path_parameter(name)
                 };
-                json!({ "name": name, "in": "path", "required": true, "schema": { "type": kind } })
+                json!({ "name": name, "in": "path", "required": true, "schema": kind.schema() })
             })
             .collect();
         for (name, kind, description) in route.query {
-            parameters.push(json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": kind } }));
+            parameters.push(json!({ "name": name, "in": "query", "required": false, "description": description, "schema": kind.schema() }));
+        }
+        let mut content = Map::new();
+        for media_type in route.answers {
+            let schema = match *media_type {
+                "application/json" => answer_schema(route),
+                _ => json!({ "type": "string" }),
+            };
+            content.insert((*media_type).to_owned(), json!({ "schema": schema }));
         }
         let mut operation = json!({
             "summary": route.summary,
@@ -366,7 +591,7 @@ pub fn openapi_document() -> Value {
             "parameters": parameters,
             "x-lastmile-role": route.role,
             "responses": {
-                "200": { "description": "Success.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "200": { "description": "Success.", "content": content },
                 "default": { "description": "An error.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
             },
         });
@@ -377,10 +602,9 @@ pub fn openapi_document() -> Value {
             let mut properties = Map::new();
             let mut required = Vec::new();
             for (name, kind, needed, description) in route.body {
-                properties.insert(
-                    (*name).to_owned(),
-                    json!({ "type": kind, "description": description }),
-                );
+                let mut schema = kind.schema();
+                schema["description"] = json!(description);
+                properties.insert((*name).to_owned(), schema);
                 if *needed {
                     required.push(json!(name));
                 }
@@ -402,18 +626,24 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "lastmile server API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every call needs `Authorization: Bearer <token>` (made with `lastmile token create --role R`) unless its security is empty. Roles: viewer reads; deployer also deploys, approves, promotes, aborts and rolls back; admin also manages tokens and secrets.",
+            "description": "Every call needs `Authorization: Bearer <token>` (made with `lastmile token create --role R`) unless its security is empty. Roles: viewer reads; deployer also deploys, approves, promotes, aborts and rolls back; admin also manages tokens and secrets. This document is public, so it names none of the server's apps or environments: `app` and `env` carry the naming rules of `lastmile.yaml` as a pattern; GET /api/v1/apps and GET /api/v1/apps/{app}/environments list the real ones.",
         },
         "components": {
             "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
-            "schemas": { "Error": {
-                "type": "object",
-                "required": ["code", "error"],
-                "properties": {
-                    "code": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "no_route", "conflict", "internal"] },
-                    "error": { "type": "string", "description": "What went wrong and what to do." },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["code", "error"],
+                    "properties": {
+                        "code": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "no_route", "conflict", "internal"] },
+                        "error": { "type": "string", "description": "What went wrong and what to do." },
+                    },
                 },
-            } },
+                "Role": { "type": "string", "enum": ROLES, "description": "What a token may do." },
+                "RunStatus": { "type": "string", "enum": RUN_STATUSES },
+                "DeploymentStatus": { "type": "string", "enum": DEPLOYMENT_STATUSES },
+                "Strategy": { "type": "string", "enum": STRATEGIES, "description": "`environments.<name>.strategy.type` of lastmile.yaml." },
+            },
         },
         "security": [{ "token": [] }],
         "paths": paths,
