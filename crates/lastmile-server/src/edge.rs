@@ -55,6 +55,19 @@ struct AcmeKey {
     host: String,
 }
 
+impl AcmeKey {
+    /// The key of a route's `acme` settings; `None` without a `host` (the
+    /// spec refuses that, so nothing is issued for it).
+    fn of(acme: &lastmile_spec::Acme, host: Option<&String>) -> Option<AcmeKey> {
+        Some(AcmeKey {
+            directory: acme.directory.clone(),
+            email: acme.email.clone(),
+            ca: acme.ca.clone(),
+            host: host?.clone(),
+        })
+    }
+}
+
 /// The certificates of one app.
 pub(crate) struct Edge {
     hosts: Vec<Arc<dyn HostHandle>>,
@@ -177,14 +190,8 @@ impl Edge {
                     );
                 }
                 TlsSource::Acme(acme) => {
-                    let Some(host) = route.host.clone() else {
+                    let Some(key) = AcmeKey::of(&acme, route.host.as_ref()) else {
                         continue;
-                    };
-                    let key = AcmeKey {
-                        directory: acme.directory.clone(),
-                        email: acme.email.clone(),
-                        ca: acme.ca.clone(),
-                        host,
                     };
                     let manager = self.manager(&key)?;
                     let stored = manager.stored_certificate().map_err(|error| {
@@ -242,14 +249,8 @@ impl Edge {
             let TlsSource::Acme(acme) = tls.source.relative_to(spec_dir) else {
                 continue;
             };
-            let Some(host) = route.host.clone() else {
+            let Some(key) = AcmeKey::of(&acme, route.host.as_ref()) else {
                 continue;
-            };
-            let key = AcmeKey {
-                directory: acme.directory.clone(),
-                email: acme.email.clone(),
-                ca: acme.ca.clone(),
-                host,
             };
             let mut renewals = lock(&self.renewals);
             if renewals.get(&key).is_some_and(|task| !task.is_finished()) {
