@@ -144,6 +144,25 @@ pub struct RouteSpec {
     /// separately (`HostHandle::set_certificate`) and can change at any time.
     #[serde(default)]
     pub edge: EdgeSpec,
+    /// Which answers of a new instance are its warm-up, kept out of the
+    /// latency the canary analysis reads (absent: no warm-up).
+    #[serde(default)]
+    pub warmup: WarmupRule,
+}
+
+/// An instance's answers are warm-up while it has given fewer than
+/// `requests` answers, or its first answer was less than `duration_ms` ago.
+/// They still count as requests and errors (a crash while warming up is
+/// real) and in the since-start totals, but not in the window's latency
+/// histogram. Zero and zero (the default): no warm-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmupRule {
+    /// Answers of each new instance that are warm-up.
+    #[serde(default)]
+    pub requests: u64,
+    /// Milliseconds from an instance's first answer that are warm-up.
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// How one listener faces the internet.
@@ -260,6 +279,7 @@ impl RouteSpec {
             pins: Vec::new(),
             mirror: None,
             edge: EdgeSpec::default(),
+            warmup: WarmupRule::default(),
         }
     }
 }
@@ -318,12 +338,26 @@ pub struct ReleaseStats {
     pub errors_5xx: u64,
     /// Failed connections to the release's instances.
     pub connect_errors: u64,
-    /// Latency percentiles in milliseconds.
+    /// Latency percentiles in milliseconds, over the window's latency
+    /// samples (warm-up answers left out).
     pub p50_ms: f64,
     /// 95th percentile.
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// The window's latency histogram: one entry per non-empty bucket,
+    /// ascending by `ms` (the bucket's middle; buckets are about 6% wide).
+    /// Warm-up answers are not in it. Hosts' histograms merge by adding
+    /// the counts of equal `ms`.
+    #[serde(default)]
+    pub latency_window: Vec<LatencyCount>,
+    /// Requests in `latency_window` (the sum of its counts).
+    #[serde(default)]
+    pub latency_samples: u64,
+    /// Requests in the window answered by instances still warming up:
+    /// counted in `requests` and the errors, not in the latency.
+    #[serde(default)]
+    pub warmup_requests: u64,
     /// Requests answered since the router started.
     #[serde(default)]
     pub requests_total: u64,
@@ -344,6 +378,15 @@ pub struct ReleaseStats {
     /// Sum of their latencies, in seconds.
     #[serde(default)]
     pub latency_sum_seconds: f64,
+}
+
+/// One bucket of [`ReleaseStats::latency_window`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyCount {
+    /// The bucket's representative latency, in milliseconds.
+    pub ms: f64,
+    /// Requests in the bucket.
+    pub requests: u64,
 }
 
 /// One cumulative bucket of [`ReleaseStats::latency_buckets`].

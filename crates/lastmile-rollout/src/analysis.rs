@@ -22,34 +22,179 @@
 //! The test is sequential, so it may be looked at on every tick without
 //! inflating α — unlike a fixed-sample test re-run each second.
 //!
-//! **Latency:** the canary's p95 and p99 over stable's, against
-//! `max_p95_ratio` and `max_latency_ratio` (p99), once both sides have at
-//! least [`MIN_LATENCY_SAMPLES`] requests; ratios are ignored while both
-//! sides are under `latency_floor_ms` (sub-millisecond noise). Absolute
-//! ceilings (`max_p95_ms`, `max_p99_ms`) apply on their own.
+//! **Latency: the same test on exceedances of each judged quantile.** A
+//! quantile of a few dozen requests is just their slowest one, so latency
+//! is judged by counting, not by comparing two noisy quantiles. For the
+//! quantile `q` (0.99 with `max_latency_ratio`, 0.95 with `max_p95_ratio`)
+//! and its ratio `r`:
+//!
+//! - `t` is stable's `q`-quantile over the window and the threshold is
+//!   `T = max(r·t, latency_floor_ms)`;
+//! - H1, "the canary's `q`-quantile is at least `T`", means a canary
+//!   request takes longer than `T` with probability `p1 = 1 − q`, whatever
+//!   the shape of the distribution;
+//! - H0, "the canary is like stable", means it does so as often as stable:
+//!   `p0` is stable's share above `T`, smoothed `(e + 0.5) / (n + 1)` and
+//!   floored at `p1 / 10` (see [`share_floor`]). When `p0 ≥ 0.9·p1` the two
+//!   cannot be told apart and the quantile stays undecided;
+//! - with `e` of the canary's `n` latency samples above `T`, the LLR and
+//!   its bounds are the error test's, with the same `α = β`.
+//!
+//! No latency verdict is given before the canary has `min_requests`
+//! latency samples (at least [`MIN_LATENCY_SAMPLES`]) and stable has
+//! `max(min_requests, ⌈10 / (1 − q)⌉)` (1000 for p99, 200 for p95), so
+//! stable's quantile rests on at least 10 requests above it. Latency
+//! samples exclude each new instance's warm-up (the router's `WarmupRule`).
+//! The absolute ceilings `max_p99_ms` and `max_p95_ms` fail a canary whose
+//! measured quantile is above them, once it has those samples too.
+//!
+//! `p0` is re-estimated at each look and the window slides (at most the
+//! router's 60 s), so α is an approximate bound here, not an exact one;
+//! `bench/canary` measures the real false-alarm rate.
 
 use serde::Serialize;
 
-/// Requests each side needs before latency is judged.
+/// Fewest canary latency samples any latency verdict rests on, whatever
+/// the step's `min_requests` says.
 pub const MIN_LATENCY_SAMPLES: u64 = 20;
 
 /// Lowest error rate assumed for stable (0.1%).
 const STABLE_RATE_FLOOR: f64 = 0.001;
 
+/// Requests above its quantile stable must have seen before the quantile
+/// is trusted: stable needs `⌈STABLE_EXCEEDANCES / (1 − q)⌉` samples.
+const STABLE_EXCEEDANCES: f64 = 10.0;
+
+/// H0 this close to H1 (`p0 ≥ NOISE_RATIO · p1`) cannot be told apart.
+const NOISE_RATIO: f64 = 0.9;
+
+/// The quantiles judged, most extreme first: (q, name).
+const QUANTILES: [(f64, &str); 2] = [(0.99, "p99"), (0.95, "p95")];
+
+/// A latency histogram: `(milliseconds, requests)` pairs, ascending by
+/// milliseconds, without empty buckets. Built from the router's window
+/// histogram (bucket middles, about 6% apart); histograms of several hosts
+/// merge by adding the counts of equal values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latencies {
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+}
+
+impl Latencies {
+    /// Sorts and merges `counts`; negative, non-finite and empty entries are
+    /// dropped (a remote host's numbers are outside input).
+    pub fn from_counts(counts: impl IntoIterator<Item = (f64, u64)>) -> Latencies {
+        let mut sorted: Vec<(f64, u64)> = counts
+            .into_iter()
+            .filter(|(ms, requests)| ms.is_finite() && *ms >= 0.0 && *requests > 0)
+            .collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(sorted.len());
+        for (ms, requests) in sorted {
+            match buckets.last_mut() {
+                Some(last) if last.0 == ms => last.1 = last.1.saturating_add(requests),
+                _ => buckets.push((ms, requests)),
+            }
+        }
+        let count = buckets
+            .iter()
+            .fold(0u64, |sum, (_, requests)| sum.saturating_add(*requests));
+        Latencies { buckets, count }
+    }
+
+    /// Adds `other`'s samples (another host's histogram of the same release).
+    pub fn merge(&mut self, other: &Latencies) {
+        *self = Latencies::from_counts(self.buckets.iter().chain(&other.buckets).copied());
+    }
+
+    /// Samples in the histogram.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The `(milliseconds, requests)` pairs, ascending.
+    pub fn buckets(&self) -> &[(f64, u64)] {
+        &self.buckets
+    }
+
+    /// The `q` quantile (0.0..=1.0) in milliseconds: the value of the first
+    /// bucket at which `⌈q·count⌉` samples are reached; 0 when empty.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
+        let target = ((q * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (ms, requests) in &self.buckets {
+            seen = seen.saturating_add(*requests);
+            if seen >= target {
+                return *ms;
+            }
+        }
+        self.buckets.last().map_or(0.0, |(ms, _)| *ms)
+    }
+
+    /// Samples that took longer than `ms`.
+    pub fn above(&self, ms: f64) -> u64 {
+        let first = self.buckets.partition_point(|(value, _)| *value <= ms);
+        self.buckets[first..]
+            .iter()
+            .fold(0u64, |sum, (_, requests)| sum.saturating_add(*requests))
+    }
+}
+
 /// One release's counters over the analysis window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Sample {
     /// Requests answered.
     pub requests: u64,
     /// Of which failed (5xx or connection errors).
     pub errors: u64,
+    /// Of the requests, those answered by instances still warming up: in
+    /// `requests` and `errors`, not in the latency.
+    pub warmup_requests: u64,
+    /// Requests whose latency is judged (the histogram's count).
+    pub latency_samples: u64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
     /// 95th percentile latency, ms.
     pub p95_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
+    /// The latency histogram; not serialized (events are written every tick).
+    #[serde(skip)]
+    pub latencies: Latencies,
 }
 
 impl Sample {
+    /// A sample with its quantiles read from `latencies`.
+    pub fn new(requests: u64, errors: u64, warmup_requests: u64, latencies: Latencies) -> Sample {
+        Sample {
+            requests,
+            errors,
+            warmup_requests,
+            latency_samples: latencies.count(),
+            p50_ms: latencies.quantile(0.50),
+            p95_ms: latencies.quantile(0.95),
+            p99_ms: latencies.quantile(0.99),
+            latencies,
+        }
+    }
+
+    /// Adds another host's counters of the same release.
+    pub fn merge(&mut self, other: &Sample) {
+        let mut latencies = std::mem::take(&mut self.latencies);
+        latencies.merge(&other.latencies);
+        *self = Sample::new(
+            self.requests.saturating_add(other.requests),
+            self.errors.saturating_add(other.errors),
+            self.warmup_requests.saturating_add(other.warmup_requests),
+            latencies,
+        );
+    }
+
     /// Errors over requests, 0 without requests.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
@@ -67,16 +212,19 @@ pub struct Thresholds {
     pub max_error_rate_increase: f64,
     /// 1 − α.
     pub confidence: f64,
-    /// Canary p95 / stable p95 above this fails.
+    /// The p95 slowdown (canary over stable) the latency test must catch.
     pub max_p95_ratio: f64,
-    /// Canary p99 / stable p99 above this fails.
+    /// The p99 slowdown (canary over stable) the latency test must catch.
     pub max_p99_ratio: f64,
     /// Absolute p95 ceiling, ms.
     pub max_p95_ms: Option<f64>,
     /// Absolute p99 ceiling, ms.
     pub max_p99_ms: Option<f64>,
-    /// Ratios are ignored while both p99s are below this, ms.
+    /// The latency threshold is never below this, ms.
     pub latency_floor_ms: f64,
+    /// Latency samples the canary needs before latency is judged (the
+    /// phase's `min_requests`; at least [`MIN_LATENCY_SAMPLES`] apply).
+    pub min_requests: u64,
 }
 
 impl Default for Thresholds {
@@ -89,20 +237,58 @@ impl Default for Thresholds {
             max_p95_ms: None,
             max_p99_ms: None,
             latency_floor_ms: 5.0,
+            min_requests: 100,
         }
     }
 }
 
-/// What the error test concluded so far.
+/// What a test concluded so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ErrorVerdict {
-    /// The canary is worse than stable by at least δ (H1 accepted).
+pub enum Verdict {
+    /// The canary is worse than stable by at least the effect size (H1 accepted).
     Worse,
     /// The canary is no worse than stable (H0 accepted).
     NoWorse,
     /// Not enough evidence either way yet.
     Undecided,
+}
+
+/// The latency test of one quantile: the numbers and what they mean.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyTest {
+    /// `p99` or `p95`.
+    pub name: &'static str,
+    /// The quantile, 0.99 or 0.95.
+    pub quantile: f64,
+    /// The canary's measured quantile, ms.
+    pub canary_ms: f64,
+    /// Stable's measured quantile, ms.
+    pub stable_ms: f64,
+    /// The slowdown to catch (`max_latency_ratio` or `max_p95_ratio`).
+    pub ratio: f64,
+    /// `max(ratio × stable_ms, latency_floor_ms)`: what counts as slow.
+    pub threshold_ms: f64,
+    /// The absolute ceiling on the canary's quantile, if any.
+    pub ceiling_ms: Option<f64>,
+    /// Canary latency samples above the threshold.
+    pub canary_above: u64,
+    /// Canary latency samples.
+    pub canary_samples: u64,
+    /// Stable latency samples above the threshold.
+    pub stable_above: u64,
+    /// Stable latency samples.
+    pub stable_samples: u64,
+    /// H0's share above the threshold (stable's, smoothed and floored).
+    pub p0: f64,
+    /// H1's share above the threshold, `1 − quantile`.
+    pub p1: f64,
+    /// The log-likelihood ratio (0 until both sides have enough samples).
+    pub llr: f64,
+    /// What the test concluded.
+    pub verdict: Verdict,
+    /// The verdict in plain words, with the numbers behind it.
+    pub why: String,
 }
 
 /// One analysis: the numbers and what they mean.
@@ -112,26 +298,26 @@ pub struct Analysis {
     pub canary: Sample,
     /// Stable's counters over the same window.
     pub stable: Sample,
-    /// H0's rate (stable, smoothed and floored).
+    /// The error test's H0 rate (stable, smoothed and floored).
     pub p0: f64,
-    /// H1's rate.
+    /// The error test's H1 rate.
     pub p1: f64,
-    /// The log-likelihood ratio.
+    /// The error test's log-likelihood ratio.
     pub llr: f64,
-    /// `ln((1−β)/α)`: at or above, the canary is worse.
+    /// `ln((1−β)/α)`: at or above, the canary is worse (both tests).
     pub upper: f64,
-    /// `ln(β/(1−α))`: at or below, it is no worse.
+    /// `ln(β/(1−α))`: at or below, it is no worse (both tests).
     pub lower: f64,
     /// The error test's verdict.
-    pub errors: ErrorVerdict,
-    /// Why latency fails the canary, if it does.
-    pub latency_failure: Option<String>,
+    pub errors: Verdict,
+    /// The latency test of each judged quantile, p99 first.
+    pub latency: Vec<LatencyTest>,
 }
 
 impl Analysis {
     /// Why the canary must be aborted, if it must.
     pub fn failure(&self) -> Option<String> {
-        if self.errors == ErrorVerdict::Worse {
+        if self.errors == Verdict::Worse {
             return Some(format!(
                 "error rate {:.2}% ({} of {}) against stable's {:.2}% ({} of {}): the sequential test says it is at least {:.2} points worse (LLR {:.2} ≥ {:.2})",
                 self.canary.error_rate() * 100.0,
@@ -145,84 +331,232 @@ impl Analysis {
                 self.upper
             ));
         }
-        self.latency_failure.clone()
+        self.latency
+            .iter()
+            .find(|test| test.verdict == Verdict::Worse)
+            .map(|test| test.why.clone())
+    }
+
+    /// One line on where the latency tests stand, for progress output.
+    pub fn latency_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .latency
+            .iter()
+            .map(|test| match test.verdict {
+                Verdict::Worse => format!("{} worse", test.name),
+                Verdict::NoWorse => format!("{} no worse", test.name),
+                Verdict::Undecided => format!("{} undecided", test.name),
+            })
+            .collect();
+        parts.join(", ")
     }
 }
 
-/// Compares `canary` with `stable` over the same window.
-pub fn analyse(canary: Sample, stable: Sample, thresholds: &Thresholds) -> Analysis {
-    let alpha = (1.0 - thresholds.confidence).clamp(1e-6, 0.5);
+/// `α`, and the SPRT's bounds `(upper, lower)`, from the confidence.
+fn bounds(confidence: f64) -> (f64, f64) {
+    let confidence = if confidence.is_nan() { 0.99 } else { confidence };
+    let alpha = (1.0 - confidence).clamp(1e-6, 0.5);
     let beta = alpha;
-    let upper = ((1.0 - beta) / alpha).ln();
-    let lower = (beta / (1.0 - alpha)).ln();
+    (((1.0 - beta) / alpha).ln(), (beta / (1.0 - alpha)).ln())
+}
+
+/// The lowest share above the threshold H0 may claim for stable: a tenth
+/// of H1's. Stable's tail beyond `r·t` is estimated from few requests
+/// (often none are there), and slow answers come in bursts (a pause of one
+/// process slows several requests at once); without this floor two slow
+/// canary requests in a hundred would already fail a good canary.
+pub fn share_floor(p1: f64) -> f64 {
+    (p1 / 10.0).max(1e-4)
+}
+
+/// Compares `canary` with `stable` over the same window.
+pub fn analyse(canary: &Sample, stable: &Sample, thresholds: &Thresholds) -> Analysis {
+    let (upper, lower) = bounds(thresholds.confidence);
     let p0 = ((stable.errors as f64 + 0.5) / (stable.requests as f64 + 1.0))
         .clamp(STABLE_RATE_FLOOR, 0.9);
-    let p1 = (p0 + thresholds.max_error_rate_increase / 100.0).min(0.999);
+    let increase = thresholds.max_error_rate_increase / 100.0;
+    let increase = if increase.is_finite() { increase.max(0.0) } else { 0.01 };
+    let p1 = (p0 + increase).min(0.999);
     let failures = canary.errors.min(canary.requests) as f64;
     let successes = canary.requests.saturating_sub(canary.errors) as f64;
-    let llr = failures * (p1 / p0).ln() + successes * ((1.0 - p1) / (1.0 - p0)).ln();
-    let errors = if llr >= upper {
-        ErrorVerdict::Worse
-    } else if llr <= lower {
-        ErrorVerdict::NoWorse
+    let llr = if p1 > p0 {
+        failures * (p1 / p0).ln() + successes * ((1.0 - p1) / (1.0 - p0)).ln()
     } else {
-        ErrorVerdict::Undecided
+        0.0
     };
+    let errors = if llr >= upper {
+        Verdict::Worse
+    } else if llr <= lower {
+        Verdict::NoWorse
+    } else {
+        Verdict::Undecided
+    };
+    let latency = QUANTILES
+        .iter()
+        .map(|&(quantile, name)| {
+            let (ratio, ceiling_ms) = if quantile >= 0.99 {
+                (thresholds.max_p99_ratio, thresholds.max_p99_ms)
+            } else {
+                (thresholds.max_p95_ratio, thresholds.max_p95_ms)
+            };
+            latency_test(
+                name,
+                quantile,
+                ratio,
+                ceiling_ms,
+                canary,
+                stable,
+                thresholds,
+                (upper, lower),
+            )
+        })
+        .collect();
     Analysis {
-        canary,
-        stable,
+        canary: canary.clone(),
+        stable: stable.clone(),
         p0,
         p1,
         llr,
         upper,
         lower,
         errors,
-        latency_failure: latency_failure(&canary, &stable, thresholds),
+        latency,
     }
 }
 
-fn latency_failure(canary: &Sample, stable: &Sample, thresholds: &Thresholds) -> Option<String> {
-    if canary.requests < MIN_LATENCY_SAMPLES {
-        return None;
+/// The sequential test on exceedances of one quantile (see the module doc).
+#[allow(clippy::too_many_arguments)]
+fn latency_test(
+    name: &'static str,
+    quantile: f64,
+    ratio: f64,
+    ceiling_ms: Option<f64>,
+    canary: &Sample,
+    stable: &Sample,
+    thresholds: &Thresholds,
+    (upper, lower): (f64, f64),
+) -> LatencyTest {
+    let ratio = if ratio.is_finite() { ratio.max(1.0) } else { 1.0 };
+    let floor = if thresholds.latency_floor_ms.is_finite() {
+        thresholds.latency_floor_ms.max(0.0)
+    } else {
+        0.0
+    };
+    let canary_ms = canary.latencies.quantile(quantile);
+    let stable_ms = stable.latencies.quantile(quantile);
+    let threshold_ms = (ratio * stable_ms).max(floor);
+    let p1 = 1.0 - quantile;
+    let canary_samples = canary.latencies.count();
+    let stable_samples = stable.latencies.count();
+    let stable_above = stable.latencies.above(threshold_ms);
+    let canary_above = canary.latencies.above(threshold_ms);
+    let p0 = ((stable_above as f64 + 0.5) / (stable_samples as f64 + 1.0))
+        .clamp(share_floor(p1), 0.999);
+    let mut test = LatencyTest {
+        name,
+        quantile,
+        canary_ms,
+        stable_ms,
+        ratio,
+        threshold_ms,
+        ceiling_ms: ceiling_ms.filter(|ceiling| ceiling.is_finite()),
+        canary_above,
+        canary_samples,
+        stable_above,
+        stable_samples,
+        p0,
+        p1,
+        llr: 0.0,
+        verdict: Verdict::Undecided,
+        why: String::new(),
+    };
+    let canary_needed = thresholds.min_requests.max(MIN_LATENCY_SAMPLES);
+    if canary_samples < canary_needed {
+        test.why = format!(
+            "{name} latency undecided: {canary_samples} of the {canary_needed} canary latency samples it needs (warm-up answers left out)"
+        );
+        return test;
     }
-    if let Some(ceiling) = thresholds.max_p99_ms
-        && canary.p99_ms > ceiling
+    if let Some(ceiling) = test.ceiling_ms
+        && canary_ms > ceiling
     {
-        return Some(format!(
-            "p99 latency {:.1} ms is above the ceiling of {ceiling} ms",
-            canary.p99_ms
-        ));
+        test.verdict = Verdict::Worse;
+        test.why = format!(
+            "{name} latency {canary_ms:.1} ms over {canary_samples} canary requests is above the ceiling of {ceiling} ms"
+        );
+        return test;
     }
-    if let Some(ceiling) = thresholds.max_p95_ms
-        && canary.p95_ms > ceiling
-    {
-        return Some(format!(
-            "p95 latency {:.1} ms is above the ceiling of {ceiling} ms",
-            canary.p95_ms
-        ));
+    let stable_needed = thresholds
+        .min_requests
+        .max((STABLE_EXCEEDANCES / p1).ceil() as u64);
+    if stable_samples < stable_needed {
+        test.why = format!(
+            "{name} latency undecided: {stable_samples} of the {stable_needed} stable latency samples its {name} must rest on"
+        );
+        return test;
     }
-    if stable.requests < MIN_LATENCY_SAMPLES
-        || (canary.p99_ms < thresholds.latency_floor_ms
-            && stable.p99_ms < thresholds.latency_floor_ms)
-    {
-        return None;
+    if p0 >= NOISE_RATIO * p1 {
+        test.why = format!(
+            "{name} latency undecided: {} of stable's own requests already take over {threshold_ms:.1} ms, too close to the {} a slower canary would have to tell them apart",
+            percent(stable_above, stable_samples),
+            percent_text(p1),
+        );
+        return test;
     }
-    let floor = thresholds.latency_floor_ms.max(0.001);
-    let p99_ratio = canary.p99_ms / stable.p99_ms.max(floor);
-    if p99_ratio > thresholds.max_p99_ratio {
-        return Some(format!(
-            "p99 latency {:.1} ms is {p99_ratio:.2}× stable's {:.1} ms (limit {}×)",
-            canary.p99_ms, stable.p99_ms, thresholds.max_p99_ratio
-        ));
+    let above = canary_above.min(canary_samples) as f64;
+    let below = canary_samples.saturating_sub(canary_above) as f64;
+    test.llr = above * (p1 / p0).ln() + below * ((1.0 - p1) / (1.0 - p0)).ln();
+    let slow = if ratio * stable_ms >= floor {
+        format!("{ratio}× stable's {name} of {stable_ms:.1} ms")
+    } else {
+        format!(
+            "the latency floor; {ratio}× stable's {name} of {stable_ms:.1} ms is below it"
+        )
+    };
+    let claim = if ratio * stable_ms >= floor {
+        format!("at least {ratio}× stable's")
+    } else {
+        format!("above {threshold_ms:.1} ms")
+    };
+    if test.llr >= upper {
+        test.verdict = Verdict::Worse;
+        test.why = format!(
+            "{name} latency: {canary_above} of {canary_samples} canary requests ({}) took over {threshold_ms:.1} ms ({slow}), against {} of stable's {stable_samples}; the sequential test says the canary's {name} is {claim} (LLR {:.2} ≥ {upper:.2})",
+            percent(canary_above, canary_samples),
+            percent(stable_above, stable_samples),
+            test.llr,
+        );
+    } else if test.llr <= lower {
+        test.verdict = Verdict::NoWorse;
+        test.why = format!(
+            "{name} latency no worse: {canary_above} of {canary_samples} canary requests took over {threshold_ms:.1} ms ({slow}) (LLR {:.2} ≤ {lower:.2})",
+            test.llr,
+        );
+    } else {
+        test.why = format!(
+            "{name} latency undecided: {canary_above} of {canary_samples} canary requests took over {threshold_ms:.1} ms ({slow}) (LLR {:.2}, between {lower:.2} and {upper:.2})",
+            test.llr,
+        );
     }
-    let p95_ratio = canary.p95_ms / stable.p95_ms.max(floor);
-    if p95_ratio > thresholds.max_p95_ratio {
-        return Some(format!(
-            "p95 latency {:.1} ms is {p95_ratio:.2}× stable's {:.1} ms (limit {}×)",
-            canary.p95_ms, stable.p95_ms, thresholds.max_p95_ratio
-        ));
+    test
+}
+
+/// `part` of `whole` as a percentage with two significant decimals.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0%".to_string();
     }
-    None
+    percent_text(part as f64 / whole as f64)
+}
+
+/// A share as a percentage: `6.1%`, `0.10%`.
+fn percent_text(share: f64) -> String {
+    let value = share * 100.0;
+    if value >= 1.0 {
+        format!("{value:.1}%")
+    } else {
+        format!("{value:.2}%")
+    }
 }
 
 #[cfg(test)]

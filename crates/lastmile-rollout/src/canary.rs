@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lastmile_host::{CohortRule, KeySource, MirrorRule, PinRule};
+use lastmile_host::{CohortRule, KeySource, MirrorRule, PinRule, ReleaseStats, WarmupRule};
 use lastmile_spec::{Canary, CanaryStep, CohortKey, PinTarget, Service};
 use lastmile_store::{EnvironmentState, ReleaseRecord};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::analysis::{Analysis, Sample, Thresholds, analyse};
+use crate::analysis::{Analysis, Latencies, Sample, Thresholds, analyse};
 use crate::engine::{Drive, Failure};
 
 /// The router keeps this much history per release.
@@ -108,7 +108,9 @@ impl Decision {
     }
 }
 
-pub(crate) fn thresholds(canary: &Canary) -> Thresholds {
+/// The spec's limits, with the phase's `min_requests` (which gates the
+/// latency verdicts too).
+pub(crate) fn thresholds(canary: &Canary, min_requests: u64) -> Thresholds {
     Thresholds {
         max_error_rate_increase: canary.max_error_rate_increase,
         confidence: canary.analysis.confidence,
@@ -117,6 +119,15 @@ pub(crate) fn thresholds(canary: &Canary) -> Thresholds {
         max_p95_ms: canary.analysis.max_p95_ms,
         max_p99_ms: canary.analysis.max_p99_ms,
         latency_floor_ms: canary.analysis.latency_floor_ms,
+        min_requests,
+    }
+}
+
+/// The warm-up rule the router applies to a canary environment's instances.
+pub(crate) fn warmup_rule(canary: &Canary) -> WarmupRule {
+    WarmupRule {
+        requests: canary.analysis.warmup_requests,
+        duration_ms: canary.analysis.warmup.as_millis().min(u128::from(u64::MAX)) as u64,
     }
 }
 
@@ -240,7 +251,8 @@ impl Drive<'_> {
         })
     }
 
-    /// Both releases' counters over the last `window`, summed over hosts.
+    /// Both releases' counters over the last `window`, summed over hosts
+    /// (their latency histograms merged).
     async fn samples(
         &self,
         stable: &ReleaseRecord,
@@ -251,10 +263,7 @@ impl Drive<'_> {
         for host in self.hosts() {
             for (sample, release) in samples.iter_mut().zip([canary, stable]) {
                 let stats = host.stats(&release.id, window).await?;
-                sample.requests += stats.requests;
-                sample.errors += stats.errors_5xx + stats.connect_errors;
-                sample.p95_ms = sample.p95_ms.max(stats.p95_ms);
-                sample.p99_ms = sample.p99_ms.max(stats.p99_ms);
+                sample.merge(&sample_of(&stats));
             }
         }
         let [canary, stable] = samples;
@@ -328,7 +337,7 @@ impl Drive<'_> {
         control: &CanaryControl,
     ) -> Decision {
         let started = Instant::now();
-        let thresholds = thresholds(canary);
+        let thresholds = thresholds(canary, min_requests);
         let mut last_report = Instant::now();
         loop {
             self.tick(control, canary.analysis.interval).await;
@@ -342,7 +351,7 @@ impl Drive<'_> {
                     Ok(samples) => samples,
                     Err(failure) => return Decision::Abort(failure.message),
                 };
-            let analysis = analyse(canary_sample, stable_sample, &thresholds);
+            let analysis = analyse(&canary_sample, &stable_sample, &thresholds);
             let prometheus = self.prometheus_failure(canary).await;
             let decision = if let Some(failure) = analysis.failure().or(prometheus) {
                 Decision::Abort(failure)
@@ -367,10 +376,11 @@ impl Drive<'_> {
                     if last_report.elapsed() >= Duration::from_secs(5) {
                         last_report = Instant::now();
                         self.progress.step(&format!(
-                            "{phase}: holding ({} canary requests, {:.2}% errors vs stable {:.2}%; needs {min_requests} requests and {} s)",
+                            "{phase}: holding ({} canary requests, {:.2}% errors vs stable {:.2}%, {}; needs {min_requests} requests and {} s)",
                             canary_sample.requests,
                             canary_sample.error_rate() * 100.0,
                             stable_sample.error_rate() * 100.0,
+                            analysis.latency_summary(),
                             min_duration.as_secs()
                         ));
                     }
@@ -550,7 +560,7 @@ impl Drive<'_> {
             baseline.requests,
             baseline.error_rate() * 100.0
         ));
-        let thresholds = thresholds(canary);
+        let thresholds = thresholds(canary, canary.min_requests);
         let started = Instant::now();
         while started.elapsed() < canary.guard {
             self.tick(control, canary.analysis.interval).await;
@@ -565,7 +575,7 @@ impl Drive<'_> {
             }
             let window = started.elapsed().clamp(Duration::from_secs(1), MAX_WINDOW);
             let (current, _) = self.samples(stable, promoted, window).await?;
-            let analysis = analyse(current, baseline, &thresholds);
+            let analysis = analyse(&current, &baseline, &thresholds);
             if let Some(failure) = analysis.failure() {
                 self.record_decision(
                     "guard",
@@ -624,6 +634,21 @@ impl Drive<'_> {
         let _ = canary;
         Err(Failure::aborted(reason))
     }
+}
+
+/// One host's counters of a release as the analysis reads them.
+fn sample_of(stats: &ReleaseStats) -> Sample {
+    Sample::new(
+        stats.requests,
+        stats.errors_5xx.saturating_add(stats.connect_errors),
+        stats.warmup_requests,
+        Latencies::from_counts(
+            stats
+                .latency_window
+                .iter()
+                .map(|bucket| (bucket.ms, bucket.requests)),
+        ),
+    )
 }
 
 /// Percent-encodes a query parameter value.

@@ -114,12 +114,16 @@ pub(crate) struct RouteTemplate {
     host: Option<String>,
     path_prefix: String,
     edge: lastmile_host::EdgeSpec,
+    /// Canary environments leave each new instance's warm-up out of the
+    /// latency they judge; other strategies judge no latency and keep it in.
+    warmup: lastmile_host::WarmupRule,
 }
 
 impl RouteTemplate {
     pub(crate) fn with(&self, weights: Vec<(String, u32)>) -> RouteSpec {
         RouteSpec {
             edge: self.edge.clone(),
+            warmup: self.warmup,
             ..RouteSpec::weighted(
                 &self.environment,
                 self.listen,
@@ -1460,6 +1464,10 @@ fn route_template(environment: &Environment) -> Result<RouteTemplate, EngineErro
         host: route.host.clone(),
         path_prefix: route.path_prefix.clone(),
         edge: edge_spec(route),
+        warmup: match &environment.strategy {
+            Strategy::Canary(canary) => crate::canary::warmup_rule(canary),
+            _ => lastmile_host::WarmupRule::default(),
+        },
     })
 }
 

@@ -24,7 +24,10 @@ mod engine;
 mod outcome;
 mod webhook;
 
-pub use analysis::{Analysis, ErrorVerdict, MIN_LATENCY_SAMPLES, Sample, Thresholds, analyse};
+pub use analysis::{
+    Analysis, Latencies, LatencyTest, MIN_LATENCY_SAMPLES, Sample, Thresholds, Verdict, analyse,
+    share_floor,
+};
 pub use canary::CanaryControl;
 pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf, edge_spec};
 pub use lastmile_store::DeploymentStatus;

@@ -1449,7 +1449,7 @@ impl<S: ClientStream> Io<S> {
                         .map(|b| (&b.stats, b.release.as_str())),
                 };
                 if let Some((stats, _)) = charged {
-                    stats.record(inner.sec(now), status, now - req.start);
+                    stats.record(inner.sec(now), status, now - req.start, false);
                 }
                 access_log(
                     &req.log,
@@ -1488,7 +1488,7 @@ impl<S: ClientStream> Io<S> {
             };
             let status = kind.status();
             let now = Instant::now();
-            up.stats.record(inner.sec(now), status, now - req.start);
+            up.record(inner.ms(now), status, now - req.start);
             access_log(&req.log, status, req.start, &up.release, &up.id);
             // The request body may be partly unread: only a bodiless exchange keeps the connection.
             let close = close_client || !matches!(req.body, Framing::None);
@@ -1695,8 +1695,7 @@ impl<S: ClientStream> Io<S> {
         if resp.status == 101 && !req.upgrade {
             let kind = ErrorKind::SwitchedUnasked;
             let now = Instant::now();
-            up.stats
-                .record(inner.sec(now), kind.status(), now - req.start);
+            up.record(inner.ms(now), kind.status(), now - req.start);
             access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
             drop(lease);
             return self.refuse(req, kind).await;
@@ -1706,15 +1705,13 @@ impl<S: ClientStream> Io<S> {
         if !take_buffered(&mut self.ubuf, &mut resp.body, resp.decode, &mut self.resp) {
             let kind = ErrorKind::BadResponse;
             let now = Instant::now();
-            up.stats
-                .record(inner.sec(now), kind.status(), now - req.start);
+            up.record(inner.ms(now), kind.status(), now - req.start);
             access_log(&req.log, kind.status(), req.start, &up.release, &up.id);
             drop(lease);
             return self.refuse(req, kind).await;
         }
         let now = Instant::now();
-        up.stats
-            .record(inner.sec(now), resp.status, now - req.start);
+        up.record(inner.ms(now), resp.status, now - req.start);
         access_log(&req.log, resp.status, req.start, &up.release, &up.id);
         if resp.status == 101 {
             // Upgraded connections are not HTTP requests in flight.

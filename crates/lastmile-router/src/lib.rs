@@ -9,7 +9,7 @@
 //! given release, sticky cohorts keep each user on one backend as weights change
 //! ([`cohort_bucket`]), and mirroring copies a share of requests (HTTP/1.1 clients only) to a
 //! dark release without the user waiting. It keeps per-release request/5xx/latency figures for
-//! rollout decisions. It does not cache, rewrite paths or talk HTTP/2 (or TLS) to upstreams.
+//! rollout decisions, leaving each new instance's warm-up answers out of the latency ([`WarmupRule`]). It does not cache, rewrite paths or talk HTTP/2 (or TLS) to upstreams.
 //!
 //! A listener may terminate TLS ([`TlsSettings`]: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`,
 //! optional HSTS) with certificates chosen by SNI from a [`CertStore`] that can be changed while
@@ -22,7 +22,7 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use lastmile_router::{
 //!     Backend, CertStore, ListenerConfig, Route, RouteTable, Router, RouterConfig, TlsSettings,
-//!     Upstream,
+//!     Upstream, WarmupRule,
 //! };
 //! let router = Router::new(RouterConfig::default());
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8080")?;
@@ -42,6 +42,8 @@
 //!         cohort: None,
 //!         pins: Vec::new(),
 //!         mirror: None,
+//!         // The first 20 answers of each instance stay out of the latency the canary judges.
+//!         warmup: WarmupRule { requests: 20, duration: std::time::Duration::ZERO },
 //!     }],
 //! });
 //! // HTTPS on another port, with a certificate given as PEM (e.g. from an ACME client).
@@ -89,7 +91,7 @@ pub use router::{ListenerHandle, Router};
 pub use stats::{DURATION_BUCKET_BOUNDS_SECONDS, DurationTotals, LatencyHistogram, ReleaseStats};
 pub use table::{
     Backend, CohortRule, KeySource, MirrorRule, PinRule, Route, RouteTable, Upstream,
-    UpstreamHealth,
+    UpstreamHealth, WarmupRule,
 };
 pub use tls::{CertStore, Hsts, TlsError, TlsSettings};
 
@@ -121,6 +123,7 @@ pub async fn run_static_proxy(
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            warmup: WarmupRule::default(),
         }],
     });
     let handle = router.serve_with(listener, config)?;

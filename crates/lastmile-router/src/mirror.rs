@@ -54,7 +54,7 @@ pub(crate) fn spawn(
         let now = Instant::now();
         backend
             .stats
-            .record(inner.sec(now), 503, std::time::Duration::ZERO);
+            .record(inner.sec(now), 503, std::time::Duration::ZERO, false);
         return;
     };
     let Some(head) = request.get(..head_end.saturating_sub(2)) else {
@@ -74,8 +74,7 @@ pub(crate) fn spawn(
         let mut answered = false;
         let run = exchange(inner, &up, &copy, head_method, start, &mut answered);
         if tokio::time::timeout_at(deadline, run).await.is_err() && !answered {
-            up.stats
-                .record(inner.sec(Instant::now()), 504, start.elapsed());
+            up.record(inner.ms(Instant::now()), 504, start.elapsed());
         }
     });
 }
@@ -91,7 +90,7 @@ async fn exchange(
 ) {
     let record = |status: u16| {
         let now = Instant::now();
-        up.stats.record(inner.sec(now), status, now - start);
+        up.record(inner.ms(now), status, now - start);
     };
     let mut pooled = up.take_stream();
     loop {

@@ -275,8 +275,7 @@ fn respond(
         return failure(inner, &up, ErrorKind::BadResponse, start, log);
     }
     let now = Instant::now();
-    up.stats
-        .record(inner.sec(now), status.as_u16(), now - start);
+    up.record(inner.ms(now), status.as_u16(), now - start);
     access_log(log, status, start, &up.release, &up.id);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -342,7 +341,7 @@ fn no_instance(
             .map(|b| (&b.stats, b.release.as_str())),
     };
     if let Some((stats, _)) = charged {
-        stats.record(inner.sec(now), status.as_u16(), now - start);
+        stats.record(inner.sec(now), status.as_u16(), now - start, false);
     }
     access_log(log, status, start, charged.map_or("-", |(_, r)| r), "-");
     simple(kind)
@@ -358,8 +357,7 @@ fn failure(
 ) -> Response<ProxyBody> {
     let status = status_of(kind);
     let now = Instant::now();
-    up.stats
-        .record(inner.sec(now), status.as_u16(), now - start);
+    up.record(inner.ms(now), status.as_u16(), now - start);
     access_log(log, status, start, &up.release, &up.id);
     simple(kind)
 }

@@ -101,6 +101,11 @@ impl Inner {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Milliseconds since the router was made at `at`.
+    pub(crate) fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     /// Second (since the router was made) that `at` falls in.
     pub(crate) fn sec(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.epoch).as_secs()

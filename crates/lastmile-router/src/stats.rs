@@ -2,6 +2,10 @@
 //! atomics for the sliding window the canary analysis reads, and beside it
 //! running totals since the router started, which only ever grow (what a
 //! Prometheus counter or histogram must be).
+//!
+//! An answer from an instance still warming up (its route's `WarmupRule`) counts
+//! everywhere except in the window's latency histogram: a new process's first slow
+//! answers say nothing about the release, while its errors do.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -79,6 +83,15 @@ impl LatencyHistogram {
         self.total
     }
 
+    /// The non-empty buckets, ascending: (representative value in milliseconds, samples).
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(idx, count)| (bucket_value(idx) / 1000.0, *count))
+    }
+
     fn add(&mut self, idx: usize, n: u64) {
         if self.counts.is_empty() {
             self.counts = vec![0; BUCKETS];
@@ -122,8 +135,11 @@ pub struct ReleaseStats {
     pub status_5xx: u64,
     /// Failed connection attempts to this release's instances.
     pub connect_errors: u64,
-    /// Latency of the answered requests.
+    /// Latency of the answered requests, warm-up answers left out.
     pub latency: LatencyHistogram,
+    /// Answers from instances still warming up: in `requests`, `status_5xx` and the
+    /// totals, not in `latency`.
+    pub warmup_requests: u64,
     /// Requests answered since the router started (never falls).
     pub requests_total: u64,
     /// 5xx answers since the router started (never falls).
@@ -196,6 +212,7 @@ struct Bucket {
     requests: AtomicU64,
     status_5xx: AtomicU64,
     connect_errors: AtomicU64,
+    warmup_requests: AtomicU64,
     latency: Box<[AtomicU32]>,
 }
 
@@ -206,6 +223,7 @@ impl Bucket {
             requests: AtomicU64::new(0),
             status_5xx: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
+            warmup_requests: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
         }
     }
@@ -243,6 +261,7 @@ impl StatsRing {
             b.requests.store(0, Relaxed);
             b.status_5xx.store(0, Relaxed);
             b.connect_errors.store(0, Relaxed);
+            b.warmup_requests.store(0, Relaxed);
             for c in b.latency.iter() {
                 c.store(0, Relaxed);
             }
@@ -250,15 +269,19 @@ impl StatsRing {
         b
     }
 
-    /// Records one answered request.
-    pub(crate) fn record(&self, sec: u64, status: u16, latency: Duration) {
+    /// Records one answered request; a `warm_up` answer stays out of the window's latency.
+    pub(crate) fn record(&self, sec: u64, status: u16, latency: Duration, warm_up: bool) {
         let us = latency.as_micros() as u64;
         let b = self.bucket(sec);
         b.requests.fetch_add(1, Relaxed);
         if status >= 500 {
             b.status_5xx.fetch_add(1, Relaxed);
         }
-        b.latency[bucket_of(us)].fetch_add(1, Relaxed);
+        if warm_up {
+            b.warmup_requests.fetch_add(1, Relaxed);
+        } else {
+            b.latency[bucket_of(us)].fetch_add(1, Relaxed);
+        }
         self.totals.record(status, us);
     }
 
@@ -285,6 +308,7 @@ impl StatsRing {
             out.requests += b.requests.load(Relaxed);
             out.status_5xx += b.status_5xx.load(Relaxed);
             out.connect_errors += b.connect_errors.load(Relaxed);
+            out.warmup_requests += b.warmup_requests.load(Relaxed);
             for (idx, c) in b.latency.iter().enumerate() {
                 let n = c.load(Relaxed);
                 if n > 0 {
@@ -321,8 +345,8 @@ mod tests {
     #[test]
     fn window_sums_recent_seconds_only() {
         let ring = StatsRing::new(Duration::from_secs(10));
-        ring.record(5, 200, Duration::from_millis(2));
-        ring.record(9, 503, Duration::from_millis(4));
+        ring.record(5, 200, Duration::from_millis(2), false);
+        ring.record(9, 503, Duration::from_millis(4), false);
         ring.connect_error(9);
         let s = ring.sum(9, Duration::from_secs(2));
         assert_eq!((s.requests, s.status_5xx, s.connect_errors), (1, 1, 1));
@@ -334,7 +358,7 @@ mod tests {
             s.latency
         );
         // Second 20 reuses slot 9 of an 11-slot ring only after zeroing it.
-        ring.record(20, 200, Duration::from_millis(1));
+        ring.record(20, 200, Duration::from_millis(1), false);
         assert_eq!(ring.sum(20, Duration::from_secs(1)).requests, 1);
     }
 
@@ -351,10 +375,10 @@ mod tests {
     #[test]
     fn totals_keep_growing_after_the_window_forgets() {
         let ring = StatsRing::new(Duration::from_secs(10));
-        ring.record(1, 200, Duration::from_micros(400));
-        ring.record(1, 502, Duration::from_millis(1));
-        ring.record(2, 200, Duration::from_millis(30));
-        ring.record(3, 200, Duration::from_secs(20));
+        ring.record(1, 200, Duration::from_micros(400), false);
+        ring.record(1, 502, Duration::from_millis(1), false);
+        ring.record(2, 200, Duration::from_millis(30), false);
+        ring.record(3, 200, Duration::from_secs(20), false);
         ring.connect_error(3);
         // Long after the window: the window is empty, the totals are not.
         let s = ring.sum(100, Duration::from_secs(10));
@@ -386,5 +410,30 @@ mod tests {
             durations.buckets.len(),
             DURATION_BUCKET_BOUNDS_SECONDS.len()
         );
+    }
+
+    #[test]
+    fn warm_up_answers_count_everywhere_but_the_window_latency() {
+        let ring = StatsRing::new(Duration::from_secs(10));
+        // A new instance's first answers: slow, one a crash.
+        ring.record(1, 200, Duration::from_millis(900), true);
+        ring.record(1, 502, Duration::from_millis(800), true);
+        for _ in 0..10 {
+            ring.record(2, 200, Duration::from_millis(10), false);
+        }
+        let s = ring.sum(2, Duration::from_secs(10));
+        assert_eq!((s.requests, s.status_5xx, s.warmup_requests), (12, 1, 2));
+        assert_eq!(s.latency.count(), 10, "{:?}", s.latency);
+        assert!(s.latency.quantile(1.0) < 11.0, "{:?}", s.latency);
+        let buckets: Vec<(f64, u64)> = s.latency.buckets().collect();
+        assert_eq!(buckets.len(), 1, "{buckets:?}");
+        assert!((buckets[0].0 - 10.0).abs() < 0.7 && buckets[0].1 == 10, "{buckets:?}");
+        // The since-start totals and the Prometheus histogram keep them.
+        assert_eq!((s.requests_total, s.status_5xx_total), (12, 1));
+        assert_eq!(s.duration_total.count, 12);
+        assert!(s.duration_total.sum_seconds > 1.7, "{:?}", s.duration_total);
+        // A recycled second forgets its warm-up count too.
+        let later = ring.sum(30, Duration::from_secs(10));
+        assert_eq!(later.warmup_requests, 0);
     }
 }

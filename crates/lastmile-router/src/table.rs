@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::stats::StatsRing;
 use crate::upstream::UpstreamState;
@@ -33,6 +34,23 @@ pub struct Route {
     pub pins: Vec<PinRule>,
     /// Dark launch: copies of some requests go to a release whose answers are discarded.
     pub mirror: Option<MirrorRule>,
+    /// Which answers of a new instance are its warm-up, left out of the window's latency.
+    pub warmup: WarmupRule,
+}
+
+/// An instance's answers are warm-up while it has given fewer than `requests` answers or its
+/// first answer was less than `duration` ago. Warm-up answers count as requests, errors and in
+/// the since-start totals, but not in the window's latency histogram
+/// ([`ReleaseStats::warmup_requests`](crate::ReleaseStats::warmup_requests) counts them): a new
+/// process's first slow answers (cold caches, lazy imports, JIT) say nothing about its release.
+/// The default, zero and zero, has no warm-up. The counts belong to the instance (its id and
+/// address) and survive table swaps; an instance that comes back on a new address warms up again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WarmupRule {
+    /// Answers that are warm-up.
+    pub requests: u64,
+    /// Time from the first answer that is warm-up.
+    pub duration: Duration,
 }
 
 /// Where a request's key is read from.
@@ -460,6 +478,7 @@ impl CompiledTable {
                             s
                         }
                     };
+                    state.set_warmup(&route.warmup);
                     if !out.upstreams.iter().any(|u| Arc::ptr_eq(u, &state)) {
                         out.upstreams.push(state.clone());
                     }

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::limits::LimitedBody;
 use crate::stats::StatsRing;
+use crate::table::WarmupRule;
 
 /// Idle connections kept per upstream; more are closed when they become idle.
 const MAX_IDLE: usize = 512;
@@ -25,6 +26,13 @@ pub(crate) struct UpstreamState {
     ejected: AtomicBool,
     /// Milliseconds since the router's epoch when the upstream was last ejected.
     ejected_at_ms: AtomicU64,
+    /// The route's warm-up rule (set at every compile; the counts below survive it).
+    warmup_requests: AtomicU64,
+    warmup_ms: AtomicU64,
+    /// Answers so far; stops counting once past `warmup_requests`, the only thing it is for.
+    answered: AtomicU64,
+    /// Milliseconds since the router's epoch of the first answer, plus one; 0 before it.
+    first_answer_ms: AtomicU64,
     /// Keep-alive connections; the lock is held for a push or a short scan only.
     idle: Mutex<Vec<SendRequest<LimitedBody>>>,
     /// Keep-alive plain connections of the HTTP/1.1 fast path (most recently used last).
@@ -57,9 +65,47 @@ impl UpstreamState {
             in_flight: AtomicUsize::new(0),
             ejected: AtomicBool::new(false),
             ejected_at_ms: AtomicU64::new(0),
+            warmup_requests: AtomicU64::new(0),
+            warmup_ms: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            first_answer_ms: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes the route's warm-up rule; what the upstream has answered so far still counts.
+    pub(crate) fn set_warmup(&self, rule: &WarmupRule) {
+        self.warmup_requests.store(rule.requests, Relaxed);
+        self.warmup_ms
+            .store(rule.duration.as_millis().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
+    /// Records one answer (the upstream's or the router's on its behalf) at `now_ms` since the
+    /// router's epoch, in the release's stats; a warm-up answer stays out of the window latency.
+    pub(crate) fn record(&self, now_ms: u64, status: u16, latency: Duration) {
+        let warm_up = self.warming_up(now_ms);
+        self.stats.record(now_ms / 1000, status, latency, warm_up);
+    }
+
+    /// Whether an answer at `now_ms` is still warm-up: fewer than `warmup_requests` answers
+    /// before it, or less than `warmup_ms` since the first one. Once warm, only loads.
+    fn warming_up(&self, now_ms: u64) -> bool {
+        let mut first = self.first_answer_ms.load(Relaxed);
+        if first == 0 {
+            first = match self
+                .first_answer_ms
+                .compare_exchange(0, now_ms + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => now_ms + 1,
+                Err(stored) => stored,
+            };
+        }
+        let by_time = now_ms.saturating_sub(first - 1) < self.warmup_ms.load(Relaxed);
+        let limit = self.warmup_requests.load(Relaxed);
+        let by_count = self.answered.load(Relaxed) < limit
+            && self.answered.fetch_add(1, Relaxed) < limit;
+        by_count || by_time
     }
 
     pub(crate) fn in_flight(&self) -> usize {

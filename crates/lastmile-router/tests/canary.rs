@@ -128,6 +128,7 @@ fn route(p: &Proxy, backends: Vec<Backend>) -> Route {
         cohort: None,
         pins: Vec::new(),
         mirror: None,
+        warmup: Default::default(),
     }
 }
 

@@ -99,6 +99,7 @@ async fn proxy(limits: Limits) -> Proxy {
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            warmup: Default::default(),
         }],
     });
     Proxy {

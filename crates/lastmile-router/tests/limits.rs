@@ -116,6 +116,7 @@ fn proxy(limits: Limits, backend: SocketAddr) -> Proxy {
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            warmup: Default::default(),
         }],
     });
     Proxy {

@@ -142,6 +142,7 @@ fn route(listen: SocketAddr, host: Option<&str>, prefix: &str, backends: Vec<Bac
         cohort: None,
         pins: Vec::new(),
         mirror: None,
+        warmup: Default::default(),
     }
 }
 

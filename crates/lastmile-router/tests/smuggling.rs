@@ -244,6 +244,7 @@ fn proxy_to(backend: SocketAddr) -> Proxy {
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            warmup: Default::default(),
         }],
     });
     Proxy {
@@ -787,6 +788,7 @@ async fn arbitrary_bytes_over_a_socket_are_answered_or_closed() {
             cohort: None,
             pins: Vec::new(),
             mirror: None,
+            warmup: Default::default(),
         }],
     });
     let inputs = fuzz_inputs(128);

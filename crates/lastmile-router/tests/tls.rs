@@ -321,6 +321,7 @@ fn route(listen: SocketAddr, prefix: &str, backends: Vec<Backend>) -> Route {
         cohort: None,
         pins: Vec::new(),
         mirror: None,
+        warmup: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lastmile_host::{
     CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
-    InstanceState, LatencyBucket, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
+    InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
@@ -201,6 +201,10 @@ impl LocalHost {
                         percent: mirror.percent,
                         methods: mirror.methods.clone(),
                     }),
+                warmup: lastmile_router::WarmupRule {
+                    requests: route.warmup.requests,
+                    duration: Duration::from_millis(route.warmup.duration_ms),
+                },
             });
         }
         drop(state);
@@ -520,6 +524,13 @@ impl HostHandle for LocalHost {
             p50_ms: stats.latency.quantile(0.50),
             p95_ms: stats.latency.quantile(0.95),
             p99_ms: stats.latency.quantile(0.99),
+            latency_window: stats
+                .latency
+                .buckets()
+                .map(|(ms, requests)| LatencyCount { ms, requests })
+                .collect(),
+            latency_samples: stats.latency.count(),
+            warmup_requests: stats.warmup_requests,
             requests_total: stats.requests_total,
             errors_5xx_total: stats.status_5xx_total,
             connect_errors_total: stats.connect_errors_total,

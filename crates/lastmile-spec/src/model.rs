@@ -266,9 +266,16 @@ pub struct CanaryAnalysis {
     pub max_p99_ms: Option<f64>,
     /// Abort when canary p95 latency exceeds this many milliseconds.
     pub max_p95_ms: Option<f64>,
-    /// Latency ratios are ignored while both p99s are below this many
-    /// milliseconds, where they are noise (default 5.0).
+    /// The latency test's threshold is never below this many milliseconds:
+    /// a canary is only slower than stable when its answers take longer than
+    /// this (default 5.0; sub-millisecond differences are noise).
     pub latency_floor_ms: f64,
+    /// Each new instance's first answers that are warm-up, left out of the
+    /// latency analysis (default 20, 0..=10000).
+    pub warmup_requests: u64,
+    /// Each new instance's answers within this time of its first one are
+    /// warm-up too (default 0s, at most 10m).
+    pub warmup: Duration,
     /// An extra check: a Prometheus query whose value must stay at or below a
     /// threshold.
     pub prometheus: Option<PrometheusCheck>,
@@ -592,6 +599,8 @@ impl Default for CanaryAnalysis {
             max_p99_ms: None,
             max_p95_ms: None,
             latency_floor_ms: 5.0,
+            warmup_requests: 20,
+            warmup: Duration::ZERO,
             prometheus: None,
         }
     }

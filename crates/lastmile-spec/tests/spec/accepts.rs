@@ -143,6 +143,8 @@ fn a_bare_canary_gets_the_documented_defaults() {
                 max_p99_ms: None,
                 max_p95_ms: None,
                 latency_floor_ms: 5.0,
+                warmup_requests: 20,
+                warmup: Duration::ZERO,
                 prometheus: None,
             },
             mirror: None,
@@ -356,6 +358,8 @@ environments:
         max_p99_ms: 800
         max_p95_ms: \"400\"
         latency_floor_ms: 2
+        warmup_requests: 50
+        warmup: 5s
         prometheus:
           url: http://127.0.0.1:9090
           query: sum(rate(checkout_failures_total[1m]))
@@ -409,6 +413,8 @@ fn a_full_progressive_delivery_environment_reads_every_value() {
                 max_p99_ms: Some(800.0),
                 max_p95_ms: Some(400.0),
                 latency_floor_ms: 2.0,
+                warmup_requests: 50,
+                warmup: Duration::from_secs(5),
                 prometheus: Some(PrometheusCheck {
                     url: "http://127.0.0.1:9090".to_owned(),
                     query: "sum(rate(checkout_failures_total[1m]))".to_owned(),

@@ -83,6 +83,8 @@ const KEYS: &[&str] = &[
     "max_p95_ratio",
     "max_p99_ms",
     "latency_floor_ms",
+    "warmup_requests",
+    "warmup",
     "prometheus",
     "query",
     "max",

@@ -675,6 +675,71 @@ rejects!(
     ]
 );
 rejects!(
+    a_warmup_of_too_many_requests,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { warmup_requests: 20000 }",
+    ]
+);
+rejects!(
+    a_fractional_warmup_request_count,
+    "spec::wrong-type",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { warmup_requests: 2.5 }",
+    ]
+);
+rejects!(
+    a_warmup_longer_than_ten_minutes,
+    "spec::out-of-range",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { warmup: 1h }",
+    ]
+);
+rejects!(
+    a_warmup_without_a_unit,
+    "spec::invalid-duration",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { warmup: 30 }",
+    ]
+);
+rejects!(
+    a_misspelled_warmup_key,
+    "spec::unknown-key",
+    [
+        "app: hello",
+        "pipeline: { steps: [{ name: build, run: make }] }",
+        "environments:",
+        "  production:",
+        "    strategy:",
+        "      type: canary",
+        "      analysis: { warmup_request: 50 }",
+    ]
+);
+rejects!(
     a_misspelled_analysis_key,
     "spec::unknown-key",
     [

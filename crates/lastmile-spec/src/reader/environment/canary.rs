@@ -30,6 +30,8 @@ const ANALYSIS_KEYS: &[&str] = &[
     "max_p99_ms",
     "max_p95_ms",
     "latency_floor_ms",
+    "warmup_requests",
+    "warmup",
     "prometheus",
 ];
 
@@ -280,6 +282,27 @@ fn read_analysis(reader: &mut Reader<'_>, node: &Node) -> Option<CanaryAnalysis>
         )
     }) {
         analysis.latency_floor_ms = value;
+    }
+    if let Some(value) = fields.get("warmup_requests").and_then(|value| {
+        take(
+            &mut complete,
+            reader.integer(value, "analysis.warmup_requests", 0, 10_000),
+        )
+    }) {
+        analysis.warmup_requests = u64::try_from(value).unwrap_or_default();
+    }
+    if let Some(value) = fields.get("warmup").and_then(|value| {
+        take(
+            &mut complete,
+            reader.duration_between(
+                value,
+                "analysis.warmup",
+                Duration::ZERO,
+                Duration::from_secs(600),
+            ),
+        )
+    }) {
+        analysis.warmup = value;
     }
     if let Some(value) = fields
         .get("prometheus")
