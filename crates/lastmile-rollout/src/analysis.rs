@@ -354,7 +354,11 @@ impl Analysis {
 
 /// `α`, and the SPRT's bounds `(upper, lower)`, from the confidence.
 fn bounds(confidence: f64) -> (f64, f64) {
-    let confidence = if confidence.is_nan() { 0.99 } else { confidence };
+    let confidence = if confidence.is_nan() {
+        0.99
+    } else {
+        confidence
+    };
     let alpha = (1.0 - confidence).clamp(1e-6, 0.5);
     let beta = alpha;
     (((1.0 - beta) / alpha).ln(), (beta / (1.0 - alpha)).ln())
@@ -375,7 +379,11 @@ pub fn analyse(canary: &Sample, stable: &Sample, thresholds: &Thresholds) -> Ana
     let p0 = ((stable.errors as f64 + 0.5) / (stable.requests as f64 + 1.0))
         .clamp(STABLE_RATE_FLOOR, 0.9);
     let increase = thresholds.max_error_rate_increase / 100.0;
-    let increase = if increase.is_finite() { increase.max(0.0) } else { 0.01 };
+    let increase = if increase.is_finite() {
+        increase.max(0.0)
+    } else {
+        0.01
+    };
     let p1 = (p0 + increase).min(0.999);
     let failures = canary.errors.min(canary.requests) as f64;
     let successes = canary.requests.saturating_sub(canary.errors) as f64;
@@ -436,7 +444,11 @@ fn latency_test(
     thresholds: &Thresholds,
     (upper, lower): (f64, f64),
 ) -> LatencyTest {
-    let ratio = if ratio.is_finite() { ratio.max(1.0) } else { 1.0 };
+    let ratio = if ratio.is_finite() {
+        ratio.max(1.0)
+    } else {
+        1.0
+    };
     let floor = if thresholds.latency_floor_ms.is_finite() {
         thresholds.latency_floor_ms.max(0.0)
     } else {
@@ -450,8 +462,8 @@ fn latency_test(
     let stable_samples = stable.latencies.count();
     let stable_above = stable.latencies.above(threshold_ms);
     let canary_above = canary.latencies.above(threshold_ms);
-    let p0 = ((stable_above as f64 + 0.5) / (stable_samples as f64 + 1.0))
-        .clamp(share_floor(p1), 0.999);
+    let p0 =
+        ((stable_above as f64 + 0.5) / (stable_samples as f64 + 1.0)).clamp(share_floor(p1), 0.999);
     let mut test = LatencyTest {
         name,
         quantile,
@@ -497,7 +509,7 @@ fn latency_test(
     }
     if p0 >= NOISE_RATIO * p1 {
         test.why = format!(
-            "{name} latency undecided: {} of stable's own requests already take over {threshold_ms:.1} ms, too close to the {} a slower canary would have to tell them apart",
+            "{name} latency undecided: {} of stable's own requests take over {threshold_ms:.1} ms, about the {} a canary {ratio}× slower would have, so the two cannot be told apart",
             percent(stable_above, stable_samples),
             percent_text(p1),
         );
@@ -509,9 +521,7 @@ fn latency_test(
     let slow = if ratio * stable_ms >= floor {
         format!("{ratio}× stable's {name} of {stable_ms:.1} ms")
     } else {
-        format!(
-            "the latency floor; {ratio}× stable's {name} of {stable_ms:.1} ms is below it"
-        )
+        format!("the latency floor; {ratio}× stable's {name} of {stable_ms:.1} ms is below it")
     };
     let claim = if ratio * stable_ms >= floor {
         format!("at least {ratio}× stable's")

@@ -427,7 +427,10 @@ mod tests {
         assert!(s.latency.quantile(1.0) < 11.0, "{:?}", s.latency);
         let buckets: Vec<(f64, u64)> = s.latency.buckets().collect();
         assert_eq!(buckets.len(), 1, "{buckets:?}");
-        assert!((buckets[0].0 - 10.0).abs() < 0.7 && buckets[0].1 == 10, "{buckets:?}");
+        assert!(
+            (buckets[0].0 - 10.0).abs() < 0.7 && buckets[0].1 == 10,
+            "{buckets:?}"
+        );
         // The since-start totals and the Prometheus histogram keep them.
         assert_eq!((s.requests_total, s.status_5xx_total), (12, 1));
         assert_eq!(s.duration_total.count, 12);

@@ -77,8 +77,10 @@ impl UpstreamState {
     /// Takes the route's warm-up rule; what the upstream has answered so far still counts.
     pub(crate) fn set_warmup(&self, rule: &WarmupRule) {
         self.warmup_requests.store(rule.requests, Relaxed);
-        self.warmup_ms
-            .store(rule.duration.as_millis().min(u128::from(u64::MAX)) as u64, Relaxed);
+        self.warmup_ms.store(
+            rule.duration.as_millis().min(u128::from(u64::MAX)) as u64,
+            Relaxed,
+        );
     }
 
     /// Records one answer (the upstream's or the router's on its behalf) at `now_ms` since the
@@ -103,8 +105,8 @@ impl UpstreamState {
         }
         let by_time = now_ms.saturating_sub(first - 1) < self.warmup_ms.load(Relaxed);
         let limit = self.warmup_requests.load(Relaxed);
-        let by_count = self.answered.load(Relaxed) < limit
-            && self.answered.fetch_add(1, Relaxed) < limit;
+        let by_count =
+            self.answered.load(Relaxed) < limit && self.answered.fetch_add(1, Relaxed) < limit;
         by_count || by_time
     }
 

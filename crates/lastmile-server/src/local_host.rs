@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use lastmile_host::{
     CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
-    InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats, RouteSpec,
+    InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats,
+    RouteSpec,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
 use lastmile_store::BlobStore;
