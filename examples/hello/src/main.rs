@@ -18,6 +18,9 @@
 //! | `HELLO_ERROR_RATE` | fraction 0.0..=1.0 of `/` requests answered with 500 |
 //! | `HELLO_ERRORS_AFTER_MS` | `HELLO_ERROR_RATE` applies only this long after start (a release that degrades) |
 //! | `HELLO_LATENCY_MS` | delay added to every `/` request |
+//! | `HELLO_LATENCY_JITTER_MS` | random delay on top: `20` uniform in 0..20 ms, `exp:15` exponential with a 15 ms mean |
+//! | `HELLO_WARMUP_REQUESTS` | the first `N` (or `MIN-MAX`: a count drawn per process) `/` requests of each process are slow |
+//! | `HELLO_WARMUP_LATENCY_MS` | how slow: uniform in `MIN-MAX` ms instead of the latency above (default `50-150`) |
 //! | `HELLO_READY_AFTER_MS` | `/healthz` answers 503 until this long after start |
 //! | `HELLO_NEVER_READY` | `1`: `/healthz` always answers 503 |
 
@@ -131,6 +134,10 @@ struct State {
     config: Config,
     started: Instant,
     random: AtomicU64,
+    /// How many `/` requests this process's warm-up lasts, drawn at start.
+    warmup_requests: u64,
+    /// `/` requests begun so far, so each knows whether it falls in the warm-up.
+    root_requests: AtomicU64,
     /// Set when the server stops: responses say `connection: close` and idle connections end.
     stopping: AtomicBool,
     next_id: AtomicU64,
@@ -179,15 +186,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl State {
     fn new(config: Config) -> State {
-        State {
+        let mut state = State {
             config,
             started: Instant::now(),
             random: AtomicU64::new(seed()),
+            warmup_requests: 0,
+            root_requests: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             http: Mutex::new(HashMap::new()),
             websockets: Mutex::new(HashMap::new()),
-        }
+        };
+        state.warmup_requests = state.config.warmup_requests_for(state.uniform());
+        state
     }
 
     /// A uniform number in [0, 1): splitmix64 over a shared counter.
@@ -433,8 +444,10 @@ fn respond(state: &State, method: &str, path: &str) -> (u16, String) {
             }
         }
         "/" => {
-            if !state.config.latency.is_zero() {
-                std::thread::sleep(state.config.latency);
+            let index = state.root_requests.fetch_add(1, Ordering::Relaxed);
+            let latency = state.config.latency_of(index, state.warmup_requests, state.uniform());
+            if !latency.is_zero() {
+                std::thread::sleep(latency);
             }
             if state.uniform() < state.config.error_rate_at(state.started.elapsed()) {
                 (500, format!("hello {} failed on purpose (HELLO_ERROR_RATE)\n", state.config.version))
@@ -525,6 +538,28 @@ mod tests {
         assert_eq!(body, "hello from hello r42\n");
         // Keep-alive: the same connection answers again.
         assert_eq!(get(&mut stream, "/healthz").1, "ok\n");
+    }
+
+    #[test]
+    fn the_warmup_slows_the_first_root_requests_of_the_process() {
+        let (addr, state) =
+            start(&[("HELLO_WARMUP_REQUESTS", "3"), ("HELLO_WARMUP_LATENCY_MS", "100-120")]);
+        assert_eq!(state.warmup_requests, 3);
+        let mut stream = connect(addr);
+        // Health probes are not the app's traffic: they neither wait nor use up the warm-up.
+        assert_eq!(get(&mut stream, "/healthz").1, "ok\n");
+        assert_eq!(state.root_requests.load(Ordering::Relaxed), 0);
+        for _ in 0..3 {
+            let began = Instant::now();
+            let (head, _) = get(&mut stream, "/");
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+            assert!(began.elapsed() >= Duration::from_millis(100), "a warm-up request took {:?}", began.elapsed());
+        }
+        // On another connection too: the warm-up belongs to the process, not the connection.
+        let (head, _) = get(&mut connect(addr), "/");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert_eq!(state.root_requests.load(Ordering::Relaxed), 4);
+        assert_eq!(state.config.latency_of(3, state.warmup_requests, 0.5), Duration::ZERO);
     }
 
     #[test]

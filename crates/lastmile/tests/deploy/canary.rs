@@ -45,6 +45,36 @@ fn a_good_canary_is_promoted_step_by_step() {
     drop(up);
 }
 
+/// A new process of a real app answers its first requests slowly (a cold
+/// JIT, empty caches, a connection pool still filling). Here each instance
+/// of both releases takes 50–150 ms for its first 12 requests, then 20 ms:
+/// the default latency analysis must leave that warm-up out and promote a
+/// canary that is as good as stable.
+#[test]
+fn a_good_canary_with_a_slow_warm_up_is_promoted() {
+    let warm_up = r#", HELLO_LATENCY_MS: "20", HELLO_WARMUP_REQUESTS: "12", HELLO_WARMUP_LATENCY_MS: "50-150""#;
+    let app = App::new(LATENCY_CANARY, 2, "v1");
+    app.write_spec(LATENCY_CANARY, 2, "v1", warm_up);
+    let up = app.up();
+    let load = Load::start(&app);
+    // Stable's own warm-up is over before the canary starts.
+    wait_for("stable to answer 60 requests", || load.report().requests >= 60);
+
+    app.write_spec(LATENCY_CANARY, 2, "v2", warm_up);
+    let outcome = app.deploy_outcome();
+    assert_eq!(
+        outcome["status"], "succeeded",
+        "a canary whose only difference is its warm-up was not promoted: {outcome}\n{}",
+        up.log()
+    );
+    assert!(app.get("/").contains("hello from hello v2"));
+    let report = load.stop();
+    assert_clean(&report, "a canary with a slow warm-up");
+    assert!(report.by_body.keys().any(|body| body.contains("v2")));
+    assert_eq!(decisions(&app), ["succeeded"]);
+    drop(up);
+}
+
 #[test]
 fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     let app = App::new(QUICK_CANARY, 2, "v1");
