@@ -477,3 +477,48 @@ async fn mirror_errors_show_in_its_stats_not_to_users() {
     let stable_stats = p.router.stats("stable", window);
     assert_eq!((stable_stats.requests, stable_stats.status_5xx), (20, 0));
 }
+
+#[tokio::test]
+async fn warm_up_answers_stay_out_of_the_window_latency_only() {
+    let (app, _) = backend("app", 200, Duration::ZERO).await;
+    let p = proxy();
+    let warm_route = |backends| Route {
+        warmup: lastmile_router::WarmupRule {
+            requests: 5,
+            duration: Duration::ZERO,
+        },
+        ..route(&p, backends)
+    };
+    publish(&p, warm_route(vec![release("app", 1, Some(app))]));
+    for _ in 0..8 {
+        assert_eq!(get(p.addr, "").await, "app");
+    }
+    let window = Duration::from_secs(60);
+    let stats = p.router.stats("app", window);
+    assert_eq!((stats.requests, stats.warmup_requests), (8, 5), "{stats:?}");
+    assert_eq!(stats.latency.count(), 3, "{stats:?}");
+    assert_eq!(
+        (stats.requests_total, stats.duration_total.count),
+        (8, 8),
+        "the totals keep warm-up answers"
+    );
+    // A table swap keeps the instance's count: it is warm.
+    publish(&p, warm_route(vec![release("app", 1, Some(app))]));
+    assert_eq!(get(p.addr, "").await, "app");
+    let stats = p.router.stats("app", window);
+    assert_eq!((stats.warmup_requests, stats.latency.count()), (5, 4));
+    // A new instance (another id) warms up again.
+    let mut renamed = release("app", 1, Some(app));
+    renamed.instances[0].id = "app-1".into();
+    publish(&p, warm_route(vec![renamed]));
+    for _ in 0..3 {
+        assert_eq!(get(p.addr, "").await, "app");
+    }
+    let stats = p.router.stats("app", window);
+    assert_eq!(
+        (stats.requests, stats.warmup_requests),
+        (12, 8),
+        "{stats:?}"
+    );
+    assert_eq!(stats.latency.count(), 4);
+}
