@@ -399,7 +399,10 @@ pub(crate) struct EventsArgs {
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub(crate) interval: std::time::Duration,
     #[command(flatten)]
-    pub(crate) control: ControlArgs,
+    pub(crate) state: StateArgs,
+    /// Print each event as one JSON object per line (as the API gives it)
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
