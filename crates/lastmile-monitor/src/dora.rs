@@ -227,7 +227,8 @@ mod tests {
             phase: "done".into(),
             started_at: finished_at - 60_000,
             finished_at: Some(finished_at),
-            error: None,
+            reason: None,
+            analysis: None,
         }
     }
 

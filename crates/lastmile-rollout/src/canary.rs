@@ -282,6 +282,8 @@ impl Drive<'_> {
             Decision::Abort(reason) => Some(reason.clone()),
             _ => None,
         };
+        let analysis = serde_json::to_value(analysis).unwrap_or_default();
+        self.note_analysis(analysis.clone());
         let _ = self.store().record_event(
             "canary.decision",
             &format!("deployment/{}", self.record.id),

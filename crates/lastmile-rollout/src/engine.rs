@@ -82,6 +82,10 @@ pub(crate) struct Drive<'a> {
     /// The service the old release runs, to bring its set back to size
     /// when the deployment fails.
     from_service: Option<Service>,
+    /// The analysis of the last canary decision, as its event recorded it:
+    /// stored with the deployment's end, so the numbers behind an abort
+    /// stay with the deployment.
+    last_analysis: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 impl<'a> Drive<'a> {
@@ -102,6 +106,7 @@ impl<'a> Drive<'a> {
             started: Instant::now(),
             switched_after_ms: std::sync::Mutex::new(None),
             from_service,
+            last_analysis: std::sync::Mutex::new(None),
         }
     }
 }
@@ -282,6 +287,7 @@ impl Engine {
                 duration_ms: 0,
                 switched_after_ms: Some(0),
                 error: None,
+                analysis: None,
                 last_lines: Vec::new(),
             });
         }
@@ -447,6 +453,7 @@ impl Engine {
                         DeploymentStatus::Failed,
                         Some("interrupted: lastmile stopped before the first release served"),
                         None,
+                        None,
                     )?;
                 }
                 continue;
@@ -510,8 +517,13 @@ impl Engine {
                     warm_until: None,
                     ..state.clone()
                 };
-                self.store
-                    .finish_deployment(running.id, status, message, Some(&final_state))?;
+                self.store.finish_deployment(
+                    running.id,
+                    status,
+                    message,
+                    None,
+                    Some(&final_state),
+                )?;
                 progress.step(&format!(
                     "deployment #{} of {} was interrupted: {}",
                     running.id,
@@ -542,7 +554,8 @@ impl Engine {
                 phase: "restore".to_string(),
                 started_at: 0,
                 finished_at: None,
-                error: None,
+                reason: None,
+                analysis: None,
             };
             let drive = Drive::new(self, record, environment, route.clone(), progress, None);
             drive
@@ -1261,6 +1274,7 @@ impl Drive<'_> {
         from: Option<&ReleaseRecord>,
         to: &ReleaseRecord,
     ) -> DeploymentOutcome {
+        let analysis = self.last_analysis();
         let (status, error, last_lines) = match result {
             Ok(()) => {
                 let state = self.store().get_environment(self.env_name()).ok().flatten();
@@ -1271,9 +1285,13 @@ impl Drive<'_> {
                 } else {
                     DeploymentStatus::Succeeded
                 };
-                let _ =
-                    self.store()
-                        .finish_deployment(self.record.id, status, None, state.as_ref());
+                let _ = self.store().finish_deployment(
+                    self.record.id,
+                    status,
+                    None,
+                    analysis.as_ref(),
+                    state.as_ref(),
+                );
                 self.prune(from, to).await;
                 (DeploymentStatus::Succeeded, None, Vec::new())
             }
@@ -1281,7 +1299,9 @@ impl Drive<'_> {
                 if !failure.aborted {
                     self.progress.step(&format!("failed: {}", failure.message));
                 }
-                let recovery = self.recover(from, to).await;
+                let recovery = self
+                    .recover(from, to, &failure.message, analysis.as_ref())
+                    .await;
                 let message = match recovery {
                     Ok(()) => failure.message,
                     Err(recovery) => format!(
@@ -1304,14 +1324,35 @@ impl Drive<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             error,
+            analysis,
             last_lines,
         }
     }
 
+    /// Notes the analysis of a canary decision, for the deployment's end.
+    pub(crate) fn note_analysis(&self, analysis: serde_json::Value) {
+        *self
+            .last_analysis
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(analysis);
+    }
+
+    fn last_analysis(&self) -> Option<serde_json::Value> {
+        self.last_analysis
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts traffic back on `from` after a failure, recording the failure
+    /// (its reason and the last analysis) with the environment's restored
+    /// state first.
     async fn recover(
         &self,
         from: Option<&ReleaseRecord>,
         to: &ReleaseRecord,
+        reason: &str,
+        analysis: Option<&serde_json::Value>,
     ) -> Result<(), Failure> {
         let previous = self
             .store()
@@ -1326,11 +1367,13 @@ impl Drive<'_> {
             weights: weights.clone(),
             warm_until: None,
         };
-        // Written first: a crash from here on restores the old release.
+        // Written first, with why: a crash from here on restores the old
+        // release, and the reason and numbers are already with the record.
         self.store().finish_deployment(
             self.record.id,
             DeploymentStatus::Failed,
-            Some("failed; traffic restored to the previous release"),
+            Some(reason),
+            analysis,
             Some(&state),
         )?;
         // A rolling deployment may have shrunk the old set: bring it back to

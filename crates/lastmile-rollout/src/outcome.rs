@@ -22,8 +22,104 @@ pub struct DeploymentOutcome {
     /// Time from start until all traffic was on the new release (the rest
     /// is draining and stopping the old one).
     pub switched_after_ms: Option<u64>,
-    /// Why it failed.
+    /// Why it failed (the same text the deployment record keeps as its
+    /// `reason`).
     pub error: Option<String>,
+    /// The last canary analysis (the `analysis` of its last
+    /// `canary.decision`), when the strategy analysed anything.
+    pub analysis: Option<serde_json::Value>,
     /// The failing instance's last output lines, when one failed to start.
     pub last_lines: Vec<String>,
+}
+
+/// The key numbers of a canary analysis (as its `canary.decision` event or
+/// a deployment record keeps it) in one line for people:
+/// `canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable 160 requests,
+/// 0 errors (0.00%), p99 2.4 ms · error test: worse`.
+///
+/// It reads only `canary` and `stable` (`requests`, `errors`, `p99_ms`),
+/// `errors` (the error test's verdict) and `latency_failure`, and leaves
+/// out what is missing; `None` when neither side is there.
+pub fn analysis_numbers(analysis: &serde_json::Value) -> Option<String> {
+    let side = |name: &str| {
+        let sample = analysis.get(name)?.as_object()?;
+        let count = |field: &str| sample.get(field).and_then(serde_json::Value::as_u64);
+        let mut parts = Vec::new();
+        if let Some(requests) = count("requests") {
+            parts.push(format!(
+                "{requests} request{}",
+                if requests == 1 { "" } else { "s" }
+            ));
+            if let Some(errors) = count("errors") {
+                let percent = if requests == 0 {
+                    0.0
+                } else {
+                    errors as f64 * 100.0 / requests as f64
+                };
+                parts.push(format!(
+                    "{errors} error{} ({percent:.2}%)",
+                    if errors == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        if let Some(p99) = sample.get("p99_ms").and_then(serde_json::Value::as_f64) {
+            parts.push(format!("p99 {p99:.1} ms"));
+        }
+        (!parts.is_empty()).then(|| format!("{name} {}", parts.join(", ")))
+    };
+    let mut line: Vec<String> = ["canary", "stable"].into_iter().filter_map(side).collect();
+    if line.is_empty() {
+        return None;
+    }
+    if let Some(verdict) = analysis.get("errors").and_then(serde_json::Value::as_str) {
+        line.push(format!("error test: {verdict}"));
+    }
+    if let Some(latency) = analysis
+        .get("latency_failure")
+        .and_then(serde_json::Value::as_str)
+    {
+        line.push(format!("latency: {latency}"));
+    }
+    Some(line.join(" · "))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::analysis_numbers;
+
+    #[test]
+    fn analysis_numbers_read_as_one_line_and_skip_what_is_missing() {
+        let cases = [
+            (
+                json!({
+                    "canary": { "requests": 18, "errors": 9, "p95_ms": 3.9, "p99_ms": 4.2 },
+                    "stable": { "requests": 160, "errors": 0, "p99_ms": 2.4 },
+                    "errors": "worse",
+                    "latency_failure": null,
+                }),
+                Some("canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable 160 requests, 0 errors (0.00%), p99 2.4 ms · error test: worse"),
+            ),
+            (
+                json!({
+                    "canary": { "requests": 1, "errors": 1 },
+                    "stable": { "requests": 0, "errors": 0 },
+                    "latency_failure": "p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)",
+                }),
+                Some("canary 1 request, 1 error (100.00%) · stable 0 requests, 0 errors (0.00%) · latency: p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)"),
+            ),
+            (json!({ "canary": {}, "errors": "undecided" }), None),
+            (json!({ "errors": "worse" }), None),
+            (json!("not an object"), None),
+            (json!(null), None),
+        ];
+        for (analysis, expected) in cases {
+            assert_eq!(
+                analysis_numbers(&analysis).as_deref(),
+                expected,
+                "{analysis}"
+            );
+        }
+    }
 }

@@ -21,6 +21,7 @@
 mod assets;
 mod page;
 mod session;
+mod timeline;
 mod view;
 
 use std::sync::Arc;
@@ -45,6 +46,10 @@ use view::Versions;
 
 /// How far back the traffic figures look.
 const STATS_WINDOW: Duration = Duration::from_secs(60);
+
+/// Events of one deployment read for its timeline at most (a canary
+/// decides about once a second: hours of it).
+const MAX_TIMELINE_EVENTS: usize = 20_000;
 
 /// The dashboard's routes: pages, login, actions and its static files.
 pub fn routes(server: Arc<Server>) -> axum::Router {
@@ -265,6 +270,11 @@ async fn deployment_page(
         .map(|env| env.split)
         .unwrap_or_default();
     let live = record.status == DeploymentStatus::Running;
+    let ticks = timeline::ticks(
+        &store
+            .list_events_about(&format!("deployment/{id}"), 0, MAX_TIMELINE_EVENTS)
+            .unwrap_or_default(),
+    );
     let body = DeploymentBody {
         app: app.clone(),
         deployment: view::deployment(&record, &versions),
@@ -272,6 +282,9 @@ async fn deployment_page(
         phases: view::phases(&store.deployment_steps(id).unwrap_or_default(), &versions),
         split,
         stats: status.as_ref().map(view::stats).unwrap_or_default(),
+        timeline: timeline::svg(&ticks, record.reason.as_deref()),
+        ticks: ticks.len(),
+        max_points: timeline::MAX_POINTS,
     };
     if query.fragment.is_some() {
         return html(StatusCode::OK, &body);

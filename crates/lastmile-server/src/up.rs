@@ -879,6 +879,10 @@ impl Controller {
                 .store
                 .running_deployment(&env.name)
                 .map_err(|error| ApiError::internal(&error.into()))?;
+            let last_deployment = self
+                .store
+                .last_deployment(&env.name)
+                .map_err(|error| ApiError::internal(&error.into()))?;
             let weights: Vec<Value> = state
                 .as_ref()
                 .map(|state| {
@@ -906,6 +910,7 @@ impl Controller {
                 "previous_release": state.as_ref().and_then(|state| state.previous_release.clone()),
                 "weights": weights,
                 "deployment": deployment,
+                "last_deployment": last_deployment.as_ref().map(last_deployment_json),
             }));
         }
         let instances = self
@@ -1358,6 +1363,22 @@ impl Controller {
     fn report_outcome(&self, outcome: &lastmile_rollout::DeploymentOutcome) {
         let _ = outcome;
     }
+}
+
+/// An environment's newest deployment as `status` shows it: how it ended
+/// (`outcome`), why (`reason`) and the last canary analysis behind that.
+fn last_deployment_json(record: &lastmile_store::DeploymentRecord) -> Value {
+    json!({
+        "id": record.id,
+        "outcome": record.status,
+        "strategy": record.strategy,
+        "from_release": record.from_release,
+        "to_release": record.to_release,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "reason": record.reason,
+        "analysis": record.analysis,
+    })
 }
 
 /// Forwards the engine's progress to the terminal.

@@ -306,8 +306,14 @@ pub struct DeploymentRecord {
     pub started_at: UnixMillis,
     /// When it ended.
     pub finished_at: Option<UnixMillis>,
-    /// Why it failed.
-    pub error: Option<String>,
+    /// Why it failed, in the engine's words (`canary aborted: error rate …`,
+    /// `instance … did not become ready: …`, `aborted by \`lastmile abort\``).
+    pub reason: Option<String>,
+    /// The last canary analysis before the end (the `analysis` of its last
+    /// `canary.decision`: both sides' requests, errors, p95/p99 and the
+    /// verdicts), kept as the engine wrote it. `None` for strategies without
+    /// analysis.
+    pub analysis: Option<serde_json::Value>,
 }
 
 /// One recorded transition of a deployment.

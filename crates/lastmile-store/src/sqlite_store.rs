@@ -456,10 +456,11 @@ impl Store for SqliteStore {
         &self,
         deployment: i64,
         status: DeploymentStatus,
-        error: Option<&str>,
+        reason: Option<&str>,
+        analysis: Option<&serde_json::Value>,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), StoreError> {
-        deployments::finish_deployment(self, deployment, status, error, environment)
+        deployments::finish_deployment(self, deployment, status, reason, analysis, environment)
     }
 
     fn put_environment(&self, environment: &EnvironmentState) -> Result<(), StoreError> {
@@ -471,6 +472,13 @@ impl Store for SqliteStore {
         environment: &str,
     ) -> Result<Option<DeploymentRecord>, StoreError> {
         deployments::running_deployment(self, environment)
+    }
+
+    fn last_deployment(
+        &self,
+        environment: &str,
+    ) -> Result<Option<DeploymentRecord>, StoreError> {
+        deployments::last_deployment(self, environment)
     }
 
     fn get_deployment(&self, id: i64) -> Result<Option<DeploymentRecord>, StoreError> {
@@ -871,19 +879,38 @@ impl Store for SqliteStore {
                     "SELECT id, at, kind, subject, actor, data FROM events
                      WHERE id > ?1 ORDER BY id LIMIT ?2",
                 )?
-                .query_map(params![after, clamp(limit)], |row| {
-                    Ok(Event {
-                        id: row.get(0)?,
-                        at: row.get(1)?,
-                        kind: row.get(2)?,
-                        subject: row.get(3)?,
-                        actor: row.get(4)?,
-                        data: parse_column(row, 5, |text| serde_json::from_str(text).ok())?,
-                    })
-                })?
+                .query_map(params![after, clamp(limit)], event_from_row)?
                 .collect()
         })
     }
+
+    fn list_events_about(
+        &self,
+        subject: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT id, at, kind, subject, actor, data FROM events
+                     WHERE subject = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                )?
+                .query_map(params![subject, after, clamp(limit)], event_from_row)?
+                .collect()
+        })
+    }
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: row.get(0)?,
+        at: row.get(1)?,
+        kind: row.get(2)?,
+        subject: row.get(3)?,
+        actor: row.get(4)?,
+        data: parse_column(row, 5, |text| serde_json::from_str(text).ok())?,
+    })
 }
 
 const RUN_COLUMNS: &str = "SELECT id, app, spec_dir, git_commit, status, started_at, finished_at, artifact_id, reason FROM runs";

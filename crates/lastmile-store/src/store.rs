@@ -52,6 +52,14 @@ pub trait Store: Send + Sync {
     fn list_artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// Events, oldest first, with id greater than `after`.
     fn list_events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Events about one subject (`deployment/12`), oldest first, with id
+    /// greater than `after`.
+    fn list_events_about(
+        &self,
+        subject: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
     /// Appends an event on its own (a decision, an approval, a
     /// notification sent); returns its id.
     fn record_event(
@@ -96,19 +104,25 @@ pub trait Store: Send + Sync {
         detail: &serde_json::Value,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), StoreError>;
-    /// Ends a deployment (status must not be `Running`), with the
-    /// environment's final state if given. Event `deployment.finished`.
+    /// Ends a deployment (status must not be `Running`) with why it failed
+    /// and the last analysis behind that, and the environment's final state
+    /// if given, in one transaction. Event `deployment.finished` (with the
+    /// environment, the reason and the analysis).
     fn finish_deployment(
         &self,
         deployment: i64,
         status: DeploymentStatus,
-        error: Option<&str>,
+        reason: Option<&str>,
+        analysis: Option<&serde_json::Value>,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), StoreError>;
     /// Writes an environment's state outside a deployment (housekeeping).
     fn put_environment(&self, environment: &EnvironmentState) -> Result<(), StoreError>;
     /// The running deployment of an environment, if any.
     fn running_deployment(&self, environment: &str)
+    -> Result<Option<DeploymentRecord>, StoreError>;
+    /// The newest deployment of an environment, running or finished.
+    fn last_deployment(&self, environment: &str)
     -> Result<Option<DeploymentRecord>, StoreError>;
     /// One deployment by id.
     fn get_deployment(&self, id: i64) -> Result<Option<DeploymentRecord>, StoreError>;

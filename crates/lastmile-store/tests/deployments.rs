@@ -86,6 +86,7 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
             deployment.id,
             DeploymentStatus::Succeeded,
             None,
+            None,
             Some(&done),
         )
         .unwrap();
@@ -140,7 +141,7 @@ fn finishing_with_running_is_refused() {
         .unwrap();
     assert!(
         store
-            .finish_deployment(deployment.id, DeploymentStatus::Running, None, None)
+            .finish_deployment(deployment.id, DeploymentStatus::Running, None, None, None)
             .is_err()
     );
     assert!(
@@ -210,4 +211,73 @@ fn flag_overrides_are_stored_listed_reset_and_audited() {
             ("flag.reset".to_string(), "carol".to_string()),
         ]
     );
+}
+
+#[test]
+fn a_failed_deployment_keeps_its_reason_and_last_analysis_with_the_record() {
+    let (dir, store) = store();
+    let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
+    let v2 = store.create_release("hello", "a2", None, "s2").unwrap();
+    let first = store
+        .begin_deployment("production", None, &v1.id, "canary", "test")
+        .unwrap();
+    store
+        .finish_deployment(first.id, DeploymentStatus::Succeeded, None, None, None)
+        .unwrap();
+    let canary = store
+        .begin_deployment("production", Some(&v1.id), &v2.id, "canary", "test")
+        .unwrap();
+    let reason = "canary aborted: error rate 50.00% (9 of 18) against stable's 0.00% (0 of 160)";
+    let analysis = serde_json::json!({
+        "canary": { "requests": 18, "errors": 9, "p95_ms": 1.5, "p99_ms": 2.0 },
+        "stable": { "requests": 160, "errors": 0, "p95_ms": 1.0, "p99_ms": 1.2 },
+        "errors": "worse",
+    });
+    let restored = EnvironmentState {
+        name: "production".into(),
+        current_release: Some(v1.id.clone()),
+        previous_release: None,
+        weights: vec![(v1.id.clone(), 100)],
+        warm_until: None,
+    };
+    store
+        .finish_deployment(
+            canary.id,
+            DeploymentStatus::Failed,
+            Some(reason),
+            Some(&analysis),
+            Some(&restored),
+        )
+        .unwrap();
+    drop(store);
+
+    // As after a crash right after the failure was written.
+    let (store, _) = SqliteStore::open(dir.path()).unwrap();
+    let record = store.get_deployment(canary.id).unwrap().unwrap();
+    assert_eq!(record.status, DeploymentStatus::Failed);
+    assert_eq!(record.reason.as_deref(), Some(reason));
+    assert_eq!(record.analysis.as_ref(), Some(&analysis));
+    assert_eq!(store.get_environment("production").unwrap().unwrap(), restored);
+    assert_eq!(store.last_deployment("production").unwrap(), Some(record));
+    assert_eq!(store.last_deployment("staging").unwrap(), None);
+    let finished = store
+        .list_events(0, 100)
+        .unwrap()
+        .into_iter()
+        .rfind(|event| event.kind == "deployment.finished")
+        .unwrap();
+    assert_eq!(finished.subject, format!("deployment/{}", canary.id));
+    assert_eq!(finished.data["environment"], "production");
+    assert_eq!(finished.data["status"], "failed");
+    assert_eq!(finished.data["reason"], reason);
+    assert_eq!(finished.data["analysis"], analysis);
+    let last_step = store.deployment_steps(canary.id).unwrap().pop().unwrap();
+    assert_eq!(last_step.detail["reason"], reason);
+    let about: Vec<String> = store
+        .list_events_about(&format!("deployment/{}", canary.id), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(about, ["deployment.started", "deployment.finished"]);
 }

@@ -96,6 +96,16 @@ skipped) and deploys what it packed."
     Approve(EnvArgs),
     /// Follow an environment live: weights, and each release's requests, errors and latency
     Watch(WatchArgs),
+    /// Read the event log: deployments, canary decisions with their numbers, rollbacks, flags, who did what
+    #[command(
+        after_help = "One line per event: time (UTC), kind, subject and what happened; a canary.decision shows the phase, the canary's weight, the decision, canary against stable (requests, errors, p99) and the reason of an abort. Without --follow it prints the newest --limit events and exits; with --follow it then waits for new ones (polling every --interval) until Ctrl-C. With --server it reads the app's log on that server.
+
+Examples:
+  lastmile events production            # the last 50 events of production
+  lastmile events production --follow   # and then new ones as they happen
+  lastmile events --json --limit 500    # one JSON object per line, for scripts"
+    )]
+    Events(EventsArgs),
     /// DORA metrics per environment: deployment frequency, lead time, change failure rate, recovery time
     Dora(DoraArgs),
     /// Feature flags of the running `lastmile up`: list them, flip the kill switch, change rollouts
@@ -373,6 +383,26 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err("the interval must be at least 100ms".to_string());
     }
     Ok(duration)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only events about this environment [default: every event]
+    pub(crate) env: Option<String>,
+    /// After the newest events, keep printing new ones until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// How many of the newest events to print first
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub(crate) limit: u64,
+    /// Time between polls with --follow, e.g. 500ms or 2s
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub(crate) interval: std::time::Duration,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+    /// Print each event as one JSON object per line (as the API gives it)
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

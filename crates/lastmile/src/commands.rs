@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 mod artifacts;
 mod check;
 mod control;
+mod events;
 mod logs;
 mod proxy;
 mod run;
@@ -32,6 +33,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Abort(args) => control::canary_signal(&args, "abort", state_dir),
         Command::Approve(args) => control::approve(&args, state_dir),
         Command::Watch(args) => control::watch(&args, state_dir),
+        Command::Events(args) => events::events(&args, state_dir),
         Command::Flag(command) => control::flag(&command, state_dir),
         Command::Dora(args) => control::dora(&args, state_dir),
         Command::Restart(args) => control::restart(&args, state_dir),

@@ -368,3 +368,13 @@ fn help_names_every_command() {
         .expect("runs");
     insta::assert_snapshot!("help", stdout(&output));
 }
+
+#[test]
+fn events_help_says_what_a_line_holds_and_how_to_follow() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .args(["events", "--help"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    insta::assert_snapshot!("events_help", stdout(&output));
+}

@@ -58,7 +58,7 @@ pub(crate) fn deploy(
         .expect("advance deployment");
     let error = (status == DeploymentStatus::Failed).then_some("health check failed");
     store
-        .finish_deployment(started.id, status, error, None)
+        .finish_deployment(started.id, status, error, None, None)
         .expect("finish deployment");
     store
         .list_deployments(usize::MAX)

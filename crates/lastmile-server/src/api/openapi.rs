@@ -540,9 +540,17 @@ fn answer_schema(route: &RouteDoc) -> Value {
         }),
         ("GET", "/api/v1/tokens") => items("tokens", "role", "Role"),
         ("GET", "/api/v1/apps/{app}/runs") => items("runs", "status", "RunStatus"),
-        ("GET", "/api/v1/apps/{app}/deployments") => {
-            items("deployments", "status", "DeploymentStatus")
-        }
+        ("GET", "/api/v1/apps/{app}/deployments") => json!({
+            "type": "object", "required": ["deployments"],
+            "properties": { "deployments": { "type": "array", "items": { "$ref": "#/components/schemas/Deployment" } } },
+        }),
+        ("GET", "/api/v1/apps/{app}/deployments/{id}") => json!({
+            "type": "object", "required": ["deployment", "steps"],
+            "properties": {
+                "deployment": { "$ref": "#/components/schemas/Deployment" },
+                "steps": { "type": "array", "items": { "$ref": "#/components/schemas/DeploymentStep" } },
+            },
+        }),
         (
             "GET",
             "/api/v1/apps/{app}" | "/api/v1/apps/{app}/status" | "/api/v1/apps/{app}/environments",
@@ -642,11 +650,65 @@ pub fn openapi_document() -> Value {
                 "Role": { "type": "string", "enum": ROLES, "description": "What a token may do." },
                 "RunStatus": { "type": "string", "enum": RUN_STATUSES },
                 "DeploymentStatus": { "type": "string", "enum": DEPLOYMENT_STATUSES },
+                "Deployment": deployment_schema(),
+                "DeploymentStep": {
+                    "type": "object",
+                    "required": ["seq", "at", "phase", "detail"],
+                    "properties": {
+                        "seq": { "type": "integer", "description": "Order within the deployment, from 1." },
+                        "at": { "type": "integer", "description": "When it was written, Unix milliseconds." },
+                        "phase": { "type": "string", "description": "The phase entered (`started`, `step-1`, `aborting`, `failed`, …)." },
+                        "detail": { "description": "What the phase was about (weights, instances, a reason), as JSON." },
+                    },
+                },
+                "AnalysisSample": {
+                    "type": "object",
+                    "description": "One release's router counters over the analysis window.",
+                    "properties": {
+                        "requests": { "type": "integer", "minimum": 0 },
+                        "errors": { "type": "integer", "minimum": 0, "description": "5xx answers and connection errors." },
+                        "p95_ms": { "type": "number" },
+                        "p99_ms": { "type": "number" },
+                    },
+                },
                 "Strategy": { "type": "string", "enum": STRATEGIES, "description": "`environments.<name>.strategy.type` of lastmile.yaml." },
             },
         },
         "security": [{ "token": [] }],
         "paths": paths,
+    })
+}
+
+/// A deployment record as the deployments routes answer it.
+fn deployment_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "environment", "from_release", "to_release", "strategy", "status", "phase", "started_at", "finished_at", "reason", "analysis"],
+        "properties": {
+            "id": { "type": "integer", "minimum": 1 },
+            "environment": { "type": "string" },
+            "from_release": { "type": ["string", "null"], "description": "What the environment served before; null for its first deployment." },
+            "to_release": { "type": "string" },
+            "strategy": { "type": "string", "description": "`rolling`, `blue-green`, `recreate`, `canary`, `rollback`." },
+            "status": { "$ref": "#/components/schemas/DeploymentStatus" },
+            "phase": { "type": "string", "description": "The last phase written." },
+            "started_at": { "type": "integer", "description": "Unix milliseconds." },
+            "finished_at": { "type": ["integer", "null"], "description": "Unix milliseconds; null while it runs." },
+            "reason": {
+                "type": ["string", "null"],
+                "description": "Why it failed, in the engine's words: `canary aborted: error rate …`, `instance … did not become ready: …`, `canary aborted: aborted by `lastmile abort``; null when it did not fail.",
+            },
+            "analysis": {
+                "type": ["object", "null"],
+                "description": "The last canary analysis before the end (the `analysis` of the deployment's last `canary.decision` event); null for strategies without analysis. More fields may appear; these are stable.",
+                "properties": {
+                    "canary": { "$ref": "#/components/schemas/AnalysisSample" },
+                    "stable": { "$ref": "#/components/schemas/AnalysisSample" },
+                    "errors": { "type": "string", "enum": ["worse", "no-worse", "undecided"], "description": "The sequential error-rate test's verdict." },
+                    "latency_failure": { "type": ["string", "null"], "description": "Why latency fails the canary, if it does." },
+                },
+            },
+        },
     })
 }
 

@@ -85,6 +85,13 @@ pub(crate) struct DeploymentBody {
     pub(crate) phases: Vec<PhaseView>,
     pub(crate) split: Vec<SplitView>,
     pub(crate) stats: Vec<StatView>,
+    /// The analysis timeline, an SVG built by `timeline::svg` (which
+    /// escapes every text in it), when the deployment was analysed.
+    pub(crate) timeline: Option<String>,
+    /// How many analysis ticks it has.
+    pub(crate) ticks: usize,
+    /// At most this many points are drawn.
+    pub(crate) max_points: usize,
 }
 
 /// `GET /apps/{app}/deployments/{id}`.

@@ -153,7 +153,10 @@ pub(crate) struct DeploymentView {
     pub(crate) phase: String,
     pub(crate) ago: String,
     pub(crate) duration: String,
-    pub(crate) error: Option<String>,
+    /// Why it failed.
+    pub(crate) reason: Option<String>,
+    /// The last analysis's key numbers, in one line.
+    pub(crate) numbers: Option<String>,
 }
 
 /// A recorded transition of a deployment.
@@ -463,7 +466,11 @@ pub(crate) fn deployment(deployment: &DeploymentRecord, versions: &Versions) -> 
         phase: deployment.phase.clone(),
         ago: ago(deployment.started_at),
         duration: duration(Some(deployment.started_at), deployment.finished_at),
-        error: deployment.error.clone(),
+        reason: deployment.reason.clone(),
+        numbers: deployment
+            .analysis
+            .as_ref()
+            .and_then(lastmile_rollout::analysis_numbers),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::model::{
 
 const RELEASE_COLUMNS: &str =
     "SELECT id, app, seq, artifact_id, run_id, spec_source, created_at FROM releases";
-const DEPLOYMENT_COLUMNS: &str = "SELECT id, environment, from_release, to_release, strategy, status, phase, started_at, finished_at, error FROM deployments";
+const DEPLOYMENT_COLUMNS: &str = "SELECT id, environment, from_release, to_release, strategy, status, phase, started_at, finished_at, reason, analysis FROM deployments";
 
 /// The content address of a release.
 pub(super) fn release_id(artifact_id: &str, spec_source: &str) -> String {
@@ -259,7 +259,8 @@ pub(super) fn finish_deployment(
     store: &SqliteStore,
     deployment: i64,
     status: DeploymentStatus,
-    error: Option<&str>,
+    reason: Option<&str>,
+    analysis: Option<&serde_json::Value>,
     environment: Option<&EnvironmentState>,
 ) -> Result<(), StoreError> {
     if status == DeploymentStatus::Running {
@@ -269,22 +270,23 @@ pub(super) fn finish_deployment(
         });
     }
     let now = now_millis();
+    let analysis_text = analysis.map(serde_json::Value::to_string);
     store.write(|transaction| {
-        let actor: String = transaction
-            .prepare_cached("SELECT actor FROM deployments WHERE id = ?1")?
-            .query_row([deployment], |row| row.get(0))
+        let (actor, name): (String, String) = transaction
+            .prepare_cached("SELECT actor, environment FROM deployments WHERE id = ?1")?
+            .query_row([deployment], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?
             .ok_or(WriteError::Store(StoreError::DeploymentNotFound { deployment }))?;
         transaction
             .prepare_cached(
-                "UPDATE deployments SET status = ?2, phase = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+                "UPDATE deployments SET status = ?2, phase = ?2, finished_at = ?3, reason = ?4, analysis = ?5 WHERE id = ?1",
             )?
-            .execute(params![deployment, status.as_str(), now, error])?;
+            .execute(params![deployment, status.as_str(), now, reason, analysis_text])?;
         insert_step(
             transaction,
             deployment,
             status.as_str(),
-            &json!({ "error": error }),
+            &json!({ "reason": reason }),
             now,
         )?;
         if let Some(environment) = environment {
@@ -296,7 +298,12 @@ pub(super) fn finish_deployment(
             "deployment.finished",
             &format!("deployment/{deployment}"),
             &actor,
-            &json!({ "status": status.as_str(), "error": error }),
+            &json!({
+                "environment": name,
+                "status": status.as_str(),
+                "reason": reason,
+                "analysis": analysis,
+            }),
         )?;
         Ok(())
     })
@@ -329,6 +336,20 @@ pub(super) fn running_deployment(
         connection
             .prepare_cached(&format!(
                 "{DEPLOYMENT_COLUMNS} WHERE environment = ?1 AND status = 'running'"
+            ))?
+            .query_row([environment], deployment_from_row)
+            .optional()
+    })
+}
+
+pub(super) fn last_deployment(
+    store: &SqliteStore,
+    environment: &str,
+) -> Result<Option<DeploymentRecord>, StoreError> {
+    store.read(|connection| {
+        connection
+            .prepare_cached(&format!(
+                "{DEPLOYMENT_COLUMNS} WHERE environment = ?1 ORDER BY id DESC LIMIT 1"
             ))?
             .query_row([environment], deployment_from_row)
             .optional()
@@ -391,6 +412,10 @@ fn deployment_from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
         phase: row.get(6)?,
         started_at: row.get(7)?,
         finished_at: row.get(8)?,
-        error: row.get(9)?,
+        reason: row.get(9)?,
+        // The column's CHECK keeps it valid JSON.
+        analysis: row
+            .get::<_, Option<String>>(10)?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }

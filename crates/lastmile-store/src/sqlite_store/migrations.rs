@@ -179,6 +179,38 @@ const MIGRATIONS: &[&str] = &[
     -- An app's commits, newest seen first.
     CREATE INDEX commits_by_seen ON commits (app, seen_at);
     "#,
+    // 5: a finished deployment says why: `error` (which said only "failed;
+    // traffic restored to the previous release") becomes `reason`, with the
+    // last canary analysis beside it. Deployments recorded before are given
+    // what the store still knows: an aborted canary's reason from its
+    // `aborting` step, and the analysis of its last `canary.decision`.
+    // Events are indexed by subject for a deployment's own timeline.
+    r#"
+    CREATE INDEX events_by_subject ON events (subject, id);
+    ALTER TABLE deployments RENAME COLUMN error TO reason;
+    ALTER TABLE deployments ADD COLUMN analysis TEXT CHECK (analysis IS NULL OR json_valid(analysis));
+    UPDATE deployments
+    SET reason = 'canary aborted: ' || (
+        SELECT json_extract(step.detail, '$.reason') FROM deployment_steps AS step
+        WHERE step.deployment_id = deployments.id AND step.phase = 'aborting'
+          AND json_type(step.detail, '$.reason') = 'text'
+        ORDER BY step.seq DESC LIMIT 1
+    )
+    WHERE status = 'failed' AND reason = 'failed; traffic restored to the previous release'
+      AND EXISTS (
+        SELECT 1 FROM deployment_steps AS step
+        WHERE step.deployment_id = deployments.id AND step.phase = 'aborting'
+          AND json_type(step.detail, '$.reason') = 'text'
+      );
+    UPDATE deployments
+    SET analysis = (
+        SELECT json_extract(event.data, '$.analysis') FROM events AS event
+        WHERE event.kind = 'canary.decision' AND event.subject = 'deployment/' || deployments.id
+          AND json_type(event.data, '$.analysis') = 'object'
+        ORDER BY event.id DESC LIMIT 1
+    )
+    WHERE status != 'running';
+    "#,
 ];
 
 /// Newest schema version this build knows.
@@ -220,3 +252,6 @@ pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<Migrated>
 fn user_version(connection: &Connection) -> rusqlite::Result<i64> {
     connection.pragma_query_value(None, "user_version", |row| row.get(0))
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use crate::state;
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
+pub(crate) fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
     if let Some(remote) = crate::control::remote() {
         return Control::remote_app(remote, &args.state.dir);
     }
@@ -113,6 +113,16 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
                 answer["status"].as_str().unwrap_or("failed"),
                 answer["error"].as_str().unwrap_or("no reason given")
             );
+            if let Some(numbers) = lastmile_rollout::analysis_numbers(&answer["analysis"]) {
+                eprintln!("  last analysis: {numbers}");
+                eprintln!(
+                    "{}",
+                    output::dim(&format!(
+                        "  every decision: `lastmile events {}`",
+                        answer["environment"].as_str().unwrap_or("ENV")
+                    ))
+                );
+            }
             if let Some(lines) = answer["last_lines"].as_array() {
                 if !lines.is_empty() {
                     eprintln!("{}", output::dim("── last log lines of the instance ──"));
@@ -178,6 +188,9 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 weights.join(", ")
             }
         );
+        for line in last_deployment_lines(env, &status["releases"]) {
+            println!("{line}");
+        }
         if let Some(deployment) = env["deployment"].as_object() {
             println!(
                 "  deploying #{} {} → {} ({}, step {})",
@@ -325,6 +338,55 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// An environment's last deployment for `status`: how it ended, and for a
+/// failure why and the numbers behind it.
+///
+/// ```text
+///   last      #7 canary v1 → v2: failed
+///             canary aborted: error rate 50.00% (9 of 18) against stable's …
+///             canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable …
+/// ```
+pub(crate) fn last_deployment_lines(env: &Value, releases: &Value) -> Vec<String> {
+    let last = &env["last_deployment"];
+    if !last.is_object() {
+        return Vec::new();
+    }
+    let version = |id: &Value| {
+        releases
+            .as_array()
+            .and_then(|all| all.iter().find(|release| release["id"] == *id))
+            .and_then(|release| release["version"].as_str())
+            .map_or_else(|| short(id), str::to_owned)
+    };
+    let outcome = last["outcome"].as_str().unwrap_or("?");
+    let from = if last["from_release"].is_null() {
+        "nothing".to_owned()
+    } else {
+        version(&last["from_release"])
+    };
+    let painted = match outcome {
+        "succeeded" => output::good(outcome),
+        "running" => output::warn(outcome),
+        _ => output::bad(outcome),
+    };
+    let mut lines = vec![format!(
+        "  last      #{} {} {from} → {}: {painted}",
+        last["id"],
+        last["strategy"].as_str().unwrap_or("?"),
+        version(&last["to_release"]),
+    )];
+    if let Some(reason) = last["reason"].as_str() {
+        lines.push(format!("            {reason}"));
+    }
+    if outcome != "succeeded"
+        && outcome != "running"
+        && let Some(numbers) = lastmile_rollout::analysis_numbers(&last["analysis"])
+    {
+        lines.push(format!("            {numbers}"));
+    }
+    lines
+}
+
 /// `lastmile approve ENV`: the deployment waiting for ENV on a server goes.
 pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     if crate::control::remote().is_none() {
@@ -379,7 +441,7 @@ pub(crate) fn down(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Resu
 }
 
 /// A release id as people read it: its first 12 characters, or `none`.
-fn short(value: &Value) -> String {
+pub(crate) fn short(value: &Value) -> String {
     match value.as_str() {
         Some(id) => id.chars().take(12).collect(),
         None => "none".to_string(),
@@ -665,3 +727,6 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests;
