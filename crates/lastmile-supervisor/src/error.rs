@@ -3,19 +3,25 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::not_ready::NotReady;
+
 /// Errors of [`crate::Supervisor`]; each message names the thing and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
-    /// The instance exited or timed out before it became ready; it was removed.
+    /// The instance exited, timed out or was stopped before it became ready; it was
+    /// removed. The message says what was probed, what answered and what to change; the
+    /// instance's output is in [`NotReady::output`] (see [`NotReady::report`]).
+    #[error("{0}")]
+    NotReady(Box<NotReady>),
+    /// The task watching a starting instance ended without deciding (the runtime is
+    /// shutting down).
     #[error(
-        "instance {instance_id} did not become ready: {reason}; \
-         read its log (last_lines) and fix the command or the health check"
+        "instance {instance_id} was abandoned while it started: lastmile is shutting down; \
+         start it again once lastmile runs"
     )]
-    NotReady {
+    Abandoned {
         /// Instance name.
         instance_id: String,
-        /// What happened, e.g. `exited with status 3 before it became ready`.
-        reason: String,
     },
     /// `sh -c command` could not be spawned.
     #[error(

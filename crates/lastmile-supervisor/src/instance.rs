@@ -15,7 +15,7 @@ use crate::error::SupervisorError;
 use crate::event::InstanceEvent;
 use crate::health;
 use crate::log::LogSink;
-use crate::process::{Readiness, Running, crash_status};
+use crate::process::{self, Readiness, Running, crash_status};
 use crate::spec::InstanceSpec;
 use crate::status::{InstanceState, InstanceStatus};
 use crate::supervisor::Shared;
@@ -75,6 +75,13 @@ impl Instance {
             state: live.state,
             restarts: live.restarts,
             pid: live.pid,
+            main_pid: live.pid.and_then(|leader| {
+                process::main_pid(
+                    leader,
+                    &process::shell_command(&self.spec.command),
+                    live.addr.port(),
+                )
+            }),
         }
     }
 
@@ -152,11 +159,9 @@ pub(crate) async fn run(
 ) {
     let spec = &instance.spec;
     let mut stop = instance.stop_tx.subscribe();
-    let not_ready = |reason: String| SupervisorError::NotReady {
-        instance_id: spec.instance_id.clone(),
-        reason,
-    };
-    match running.wait_ready(&spec.health, &mut stop).await {
+    let readiness = running.wait_ready(&spec.health, &mut stop).await;
+    let addr = running.addr;
+    match readiness {
         Readiness::Ready => {
             instance.set_state(InstanceState::Ready);
             shared.emit(InstanceEvent::Ready {
@@ -164,21 +169,32 @@ pub(crate) async fn run(
             });
             let _ = reply.send(Ok(instance.status()));
         }
-        Readiness::Stopped => {
+        Readiness::Stopped { .. } => {
             running.terminate(spec.stop.signal, spec.stop.grace).await;
             finish_stopped(&shared, &instance);
-            let _ = reply.send(Err(not_ready("stopped before it became ready".to_owned())));
+            let _ = reply.send(Err(not_ready(readiness, &instance, addr)));
             return;
         }
-        Readiness::Exited(reason) | Readiness::TimedOut(reason) => {
+        Readiness::Exited { .. } | Readiness::TimedOut { .. } => {
+            // Reaped first, so the output is drained into the message.
             running.reap().await;
             instance.clear_process();
             shared.remove(&instance);
-            let _ = reply.send(Err(not_ready(reason)));
+            let _ = reply.send(Err(not_ready(readiness, &instance, addr)));
             return;
         }
     }
     monitor(&shared, &instance, running, stop).await;
+}
+
+/// The start failed: the error with what the probes saw and the process printed.
+fn not_ready(readiness: Readiness, instance: &Instance, addr: SocketAddr) -> SupervisorError {
+    match readiness.not_ready(&instance.spec, addr, &instance.log) {
+        Some(not_ready) => SupervisorError::NotReady(Box::new(not_ready)),
+        None => SupervisorError::Abandoned {
+            instance_id: instance.spec.instance_id.clone(),
+        },
+    }
 }
 
 /// How watching a ready process ended.
@@ -261,7 +277,9 @@ async fn monitor(
                 instance_id: spec.instance_id.clone(),
                 pid: next.pid,
             });
-            match next.wait_ready(&spec.health, &mut stop).await {
+            let readiness = next.wait_ready(&spec.health, &mut stop).await;
+            let addr = next.addr;
+            match readiness {
                 Readiness::Ready => {
                     instance.set_state(InstanceState::Ready);
                     shared.emit(InstanceEvent::Ready {
@@ -269,15 +287,15 @@ async fn monitor(
                     });
                     break next;
                 }
-                Readiness::Stopped => {
+                Readiness::Stopped { .. } => {
                     next.terminate(spec.stop.signal, spec.stop.grace).await;
                     finish_stopped(shared, instance);
                     return;
                 }
-                Readiness::Exited(reason) | Readiness::TimedOut(reason) => {
+                Readiness::Exited { .. } | Readiness::TimedOut { .. } => {
                     next.reap().await;
                     instance.clear_process();
-                    status = reason;
+                    status = not_ready(readiness, instance, addr).to_string();
                 }
             }
         };
@@ -312,13 +330,16 @@ async fn watch(
                         shared.emit(InstanceEvent::Ready { instance_id: instance_id.clone() });
                     }
                 }
-                Err(reason) => {
+                Err(failure) => {
                     failures += 1;
                     if failures >= threshold && instance.state() == InstanceState::Ready {
                         instance.set_state(InstanceState::Unhealthy);
                         shared.emit(InstanceEvent::Unhealthy {
                             instance_id: instance_id.clone(),
-                            reason,
+                            reason: format!(
+                                "GET {}: {failure}",
+                                crate::health::request_path(&health.path)
+                            ),
                         });
                     }
                 }

@@ -1,5 +1,7 @@
 //! Runs N instances of releases on one host as child process groups: spawns each as
-//! `sh -c command` on a fresh `127.0.0.1` port, waits for its HTTP health check, watches it,
+//! `sh -c command` on a fresh `127.0.0.1` port (a simple command is `exec`'d, so the app
+//! leads its group), probes its HTTP health check every `interval` until it is ready (a
+//! start that fails says what answered, with the app's own last output), watches it,
 //! restarts it with backoff after crashes (up to a crash loop), stops it gracefully, writes
 //! its output to rotated log files and keeps unpacked releases on disk atomically.
 //!
@@ -34,6 +36,7 @@ mod event;
 mod health;
 mod instance;
 mod log;
+mod not_ready;
 mod orphans;
 mod process;
 mod release;
@@ -44,6 +47,8 @@ mod supervisor;
 pub use config::SupervisorConfig;
 pub use error::SupervisorError;
 pub use event::InstanceEvent;
+pub use health::ProbeFailure;
+pub use not_ready::{NotReady, NotReadyEnd};
 pub use spec::{HealthSpec, InstanceSpec, StopSpec};
 pub use status::{InstanceState, InstanceStatus};
 pub use supervisor::Supervisor;

@@ -1,5 +1,6 @@
 //! Per-instance log file with size-based rotation, and reading its tail.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Longest chunk written at once, so a process printing without newlines cannot grow memory.
 const MAX_CHUNK: u64 = 64 * 1024;
 
+/// Output lines of the current process kept in memory for a start-up failure message.
+pub(crate) const RECENT_LINES: usize = 20;
+
+/// Longest line kept in memory; the log file keeps it whole.
+const RECENT_LINE_CHARS: usize = 1000;
+
 /// Appends output lines to `<id>.log`, rotating to `<id>.log.1 ..= .keep`.
 #[derive(Debug)]
 pub(crate) struct LogSink {
@@ -17,11 +24,28 @@ pub(crate) struct LogSink {
     max_bytes: u64,
     keep: usize,
     file: Mutex<Option<(File, u64)>>,
+    /// `GET /healthz`: lines logging a health probe are not the app's own words.
+    probe_request: String,
+    recent: Mutex<RecentOutput>,
+}
+
+/// The last output lines of the current process, without the lines that log health probes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct RecentOutput {
+    /// Oldest first, at most [`RECENT_LINES`].
+    pub(crate) lines: VecDeque<String>,
+    /// Lines left out because they logged a health probe.
+    pub(crate) probe_lines: usize,
 }
 
 impl LogSink {
-    /// Opens (appending) the log at `path`.
-    pub(crate) fn open(path: PathBuf, max_bytes: u64, keep: usize) -> io::Result<Self> {
+    /// Opens (appending) the log at `path` of an instance probed with `GET health_path`.
+    pub(crate) fn open(
+        path: PathBuf,
+        max_bytes: u64,
+        keep: usize,
+        health_path: &str,
+    ) -> io::Result<Self> {
         let file = open_append(&path)?;
         let size = file.metadata()?.len();
         Ok(Self {
@@ -29,7 +53,39 @@ impl LogSink {
             max_bytes,
             keep,
             file: Mutex::new(Some((file, size))),
+            probe_request: format!("GET {}", crate::health::request_path(health_path)),
+            recent: Mutex::default(),
         })
+    }
+
+    /// A new process starts: forget the output of the previous one.
+    pub(crate) fn begin_process(&self) {
+        *self.recent.lock().unwrap_or_else(PoisonError::into_inner) = RecentOutput::default();
+    }
+
+    /// The current process's last output lines, probe lines left out.
+    pub(crate) fn recent(&self) -> RecentOutput {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps `chunk` (one line, usually) among the recent lines unless it logs a probe.
+    fn remember(&self, chunk: &[u8]) {
+        let text = String::from_utf8_lossy(chunk);
+        let line = text.trim_end_matches(['\n', '\r']);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if logs_probe(line, &self.probe_request) {
+            recent.probe_lines += 1;
+            return;
+        }
+        if recent.lines.len() == RECENT_LINES {
+            recent.lines.pop_front();
+        }
+        recent
+            .lines
+            .push_back(line.chars().take(RECENT_LINE_CHARS).collect());
     }
 
     /// Writes one chunk (usually one line), rotating first if it would overflow.
@@ -75,6 +131,22 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// True if `line` is an access-log line of a health probe: it names the probe's user agent,
+/// or has `GET /healthz` followed by a space, a quote, a query or the end of the line (so
+/// `GET /healthz HTTP/1.0" 404` and `GET /healthz 404 1ms` are probes, while
+/// `GET /healthz/deep` or `GET /healthz: database down` are not).
+pub(crate) fn logs_probe(line: &str, probe_request: &str) -> bool {
+    if line.contains(crate::health::USER_AGENT) {
+        return true;
+    }
+    line.match_indices(probe_request).any(|(at, _)| {
+        matches!(
+            line[at + probe_request.len()..].chars().next(),
+            None | Some(' ' | '"' | '?' | '\t')
+        )
+    })
+}
+
 /// `<path>.<n>`.
 pub(crate) fn rotated(path: &Path, n: usize) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -94,7 +166,10 @@ pub(crate) async fn pump(stream: impl AsyncRead + Unpin, sink: Arc<LogSink>) {
             .await
         {
             Ok(0) | Err(_) => break,
-            Ok(_) => sink.write(&line),
+            Ok(_) => {
+                sink.write(&line);
+                sink.remember(&line);
+            }
         }
     }
 }
@@ -144,3 +219,6 @@ fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
         .map(|l| l.trim_end_matches('\r').to_owned())
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use crate::error::SupervisorError;
-use crate::event::fmt_duration;
-use crate::health;
+use crate::health::{self, ProbeFailure};
 use crate::log::{LogSink, pump};
+use crate::not_ready::{NotReady, NotReadyEnd};
 use crate::spec::{HealthSpec, InstanceSpec};
 
 /// How long output readers may take to drain once the group is gone.
@@ -37,9 +37,75 @@ pub(crate) struct Running {
 #[derive(Debug)]
 pub(crate) enum Readiness {
     Ready,
-    Exited(String),
-    TimedOut(String),
-    Stopped,
+    /// The process ended by itself before it was ready.
+    Exited {
+        how: String,
+        after: Duration,
+        probing: Probing,
+    },
+    /// `start_timeout` passed.
+    TimedOut { probing: Probing },
+    /// A stop was requested first.
+    Stopped { after: Duration, probing: Probing },
+}
+
+/// What the readiness probes of one process saw.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Probing {
+    pub(crate) probes: u32,
+    pub(crate) last_failure: Option<ProbeFailure>,
+    pub(crate) failure_streak: u32,
+    pub(crate) passes: u32,
+}
+
+impl Probing {
+    fn record(&mut self, result: Result<(), ProbeFailure>) {
+        self.probes += 1;
+        match result {
+            Ok(()) => self.passes += 1,
+            Err(failure) => {
+                self.passes = 0;
+                if self.last_failure.as_ref() == Some(&failure) {
+                    self.failure_streak += 1;
+                } else {
+                    self.failure_streak = 1;
+                    self.last_failure = Some(failure);
+                }
+            }
+        }
+    }
+}
+
+impl Readiness {
+    /// The failure as a user reads it; `None` when the process became ready.
+    pub(crate) fn not_ready(self, spec: &InstanceSpec, addr: SocketAddr, log: &LogSink) -> Option<NotReady> {
+        let (end, probing) = match self {
+            Readiness::Ready => return None,
+            Readiness::Exited { how, after, probing } => (NotReadyEnd::Exited { how, after }, probing),
+            Readiness::TimedOut { probing } => (
+                NotReadyEnd::TimedOut {
+                    limit: spec.health.start_timeout,
+                },
+                probing,
+            ),
+            Readiness::Stopped { after, probing } => (NotReadyEnd::Stopped { after }, probing),
+        };
+        let recent = log.recent();
+        Some(NotReady {
+            instance_id: spec.instance_id.clone(),
+            addr,
+            path: spec.health.path.clone(),
+            interval: spec.health.interval,
+            healthy_threshold: spec.health.healthy_threshold.max(1),
+            probes: probing.probes,
+            last_failure: probing.last_failure,
+            failure_streak: probing.failure_streak,
+            passes: probing.passes,
+            end,
+            output: recent.lines.into_iter().collect(),
+            probe_lines: recent.probe_lines,
+        })
+    }
 }
 
 /// Spawns `sh -c command` in its own process group on a fresh port.
@@ -49,7 +115,7 @@ pub(crate) fn spawn(spec: &InstanceSpec, log: &Arc<LogSink>) -> Result<Running, 
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(&spec.command)
+        .arg(shell_command(&spec.command))
         .current_dir(&spec.workdir)
         .envs(&spec.env)
         // Set after spec.env so the spec cannot override them.
@@ -77,6 +143,7 @@ pub(crate) fn spawn(spec: &InstanceSpec, log: &Arc<LogSink>) -> Result<Running, 
         )));
     };
     let group = Pid::from_raw(pid as i32);
+    log.begin_process();
     let mut readers = Vec::with_capacity(2);
     if let Some(stdout) = child.stdout.take() {
         readers.push(tokio::spawn(pump(stdout, log.clone())));
@@ -100,52 +167,42 @@ fn free_port() -> io::Result<u16> {
 }
 
 impl Running {
-    /// Polls the health check until `healthy_threshold` consecutive successes.
+    /// Probes the health check every `interval` (the first one `interval` after the spawn, so
+    /// a start-up sees no burst of probes) until `healthy_threshold` consecutive passes.
     pub(crate) async fn wait_ready(
         &mut self,
         health: &HealthSpec,
         stop: &mut watch::Receiver<bool>,
     ) -> Readiness {
-        let deadline = Instant::now() + health.start_timeout;
+        let started = Instant::now();
+        let deadline = started + health.start_timeout;
         let needed = health.healthy_threshold.max(1);
-        let fast = health.interval.min(Duration::from_millis(100));
-        // The first check comes quickly so fast starters are seen fast.
-        let mut delay = Duration::from_millis(50).min(fast);
-        let mut successes = 0;
-        let mut last_error = "no health check answered yet".to_owned();
+        let mut next = started + health.interval;
+        let mut probing = Probing::default();
         loop {
             let addr = self.addr;
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|stopping| *stopping) => return Readiness::Stopped,
+                _ = stop.wait_for(|stopping| *stopping) => {
+                    return Readiness::Stopped { after: started.elapsed(), probing };
+                }
                 status = self.child.wait() => {
-                    return Readiness::Exited(match status {
-                        Ok(status) => format!("{} before it became ready", exited(status)),
-                        Err(error) => format!("could not be waited for: {error}"),
-                    });
+                    let how = match status {
+                        Ok(status) => exited(status),
+                        Err(error) => format!("could not be waited for ({error})"),
+                    };
+                    return Readiness::Exited { how, after: started.elapsed(), probing };
                 }
-                () = sleep_until(deadline) => {
-                    return Readiness::TimedOut(format!(
-                        "not ready after {}: {last_error}",
-                        fmt_duration(health.start_timeout)
-                    ));
-                }
+                () = sleep_until(deadline) => return Readiness::TimedOut { probing },
                 result = async {
-                    sleep(delay).await;
+                    sleep_until(next).await;
                     health::check(addr, &health.path, health.timeout).await
                 } => {
-                    delay = fast;
-                    match result {
-                        Ok(()) => {
-                            successes += 1;
-                            if successes >= needed {
-                                return Readiness::Ready;
-                            }
-                        }
-                        Err(error) => {
-                            successes = 0;
-                            last_error = error;
-                        }
+                    // Probe starts stay `interval` apart even when a probe takes longer.
+                    next = (next + health.interval).max(Instant::now());
+                    probing.record(result);
+                    if probing.passes >= needed {
+                        return Readiness::Ready;
                     }
                 }
             }
@@ -182,39 +239,179 @@ impl Running {
 /// True while a process of the group runs. Zombies do not count: a member
 /// whose parent (the shell) already exited is reparented to init, which may
 /// take a while to reap it, and it is gone for every purpose but `kill(0)`.
-fn group_alive(group: Pid) -> bool {
+pub(crate) fn group_alive(group: Pid) -> bool {
     if killpg(group, None).is_err() {
         return false;
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(processes) = processes() else {
         return true;
     };
     let wanted = group.as_raw();
-    entries.flatten().any(|entry| {
-        let is_pid = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|name| name.bytes().all(|byte| byte.is_ascii_digit()));
-        if !is_pid {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        stat_state(&stat)
-            .is_some_and(|(state, pgrp)| pgrp == Some(wanted) && state != "Z" && state != "X")
-    })
+    processes
+        .iter()
+        .any(|process| process.group == wanted && process.running())
 }
 
-/// The state (`R`, `S`, `Z`, …) and process group in the text of `/proc/<pid>/stat`; `None`
-/// when no state follows the command name (which may hold spaces and parentheses).
-pub(crate) fn stat_state(stat: &str) -> Option<(&str, Option<i32>)> {
+/// One process as `/proc/<pid>/stat` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessEntry {
+    pub(crate) pid: i32,
+    pub(crate) parent: i32,
+    pub(crate) group: i32,
+    /// `R`, `S`, `Z`, …
+    pub(crate) state: char,
+}
+
+impl ProcessEntry {
+    /// Neither a zombie nor dead.
+    pub(crate) fn running(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Every process visible in `/proc`; `None` when `/proc` cannot be read.
+pub(crate) fn processes() -> Option<Vec<ProcessEntry>> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    Some(
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                parse_stat(pid, &stat)
+            })
+            .collect(),
+    )
+}
+
+/// The state, parent and group in the text of `/proc/<pid>/stat`; `None` when they do not
+/// follow the command name (which may hold spaces and parentheses).
+pub(crate) fn parse_stat(pid: i32, stat: &str) -> Option<ProcessEntry> {
     // After the command name: state, ppid, pgrp, …
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    let pgrp = fields.nth(1).and_then(|field| field.parse::<i32>().ok());
-    Some((state, pgrp))
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some(ProcessEntry {
+        pid,
+        parent,
+        group,
+        state,
+    })
+}
+
+/// The shell text run for `command`: a simple command gets `exec ` in front, so the app
+/// itself leads the process group (gets the signals first-hand, and its pid is the one
+/// lastmile reports) instead of a shell waiting for it. Anything the prefix could change —
+/// lists, pipes, redirections, expansions of globs, compound commands, builtins, variable
+/// assignments — runs as written.
+pub(crate) fn shell_command(command: &str) -> String {
+    const SPECIAL: &[char] = &[
+        ';', '&', '|', '<', '>', '(', ')', '`', '\n', '\r', '{', '}', '*', '?', '[', ']', '!',
+        '#', '~', '\\',
+    ];
+    // Not worth an `exec`: builtins and keywords that are not programs, or that change the
+    // shell itself.
+    const NOT_A_PROGRAM: &[&str] = &[
+        "exec", "cd", "export", "set", "unset", ".", "source", "eval", "alias", "read", "shift",
+        "trap", "wait", "exit", "return", "umask", "ulimit", "readonly", "local", "command",
+        "type", "times", "if", "then", "else", "elif", "fi", "case", "esac", "for", "while",
+        "until", "do", "done", "in", "function", "select", "time",
+    ];
+    let trimmed = command.trim();
+    let Some(first) = trimmed.split_whitespace().next() else {
+        return command.to_owned();
+    };
+    let simple = !trimmed.contains(SPECIAL)
+        && !first.contains('=')
+        && !first.starts_with(['\'', '"', '$'])
+        && !NOT_A_PROGRAM.contains(&first);
+    if simple {
+        format!("exec {trimmed}")
+    } else {
+        command.to_owned()
+    }
+}
+
+/// The app's main process in the group led by `leader`: the leader itself once the shell
+/// exec'd the app; else the shell's only child, or among several children the one that
+/// listens on `port`. `None` when that cannot be told (or the group is gone).
+pub(crate) fn main_pid(leader: u32, shell_command: &str, port: u16) -> Option<u32> {
+    let cmdline = std::fs::read(format!("/proc/{leader}/cmdline")).ok()?;
+    if cmdline.is_empty() {
+        // A zombie: the leader has exited.
+        return None;
+    }
+    let shell = [b"sh".as_slice(), b"-c", shell_command.as_bytes(), b""].join(&0u8);
+    if cmdline != shell {
+        return Some(leader);
+    }
+    let leader = i32::try_from(leader).ok()?;
+    let children: Vec<i32> = processes()?
+        .into_iter()
+        .filter(|process| process.parent == leader && process.running())
+        .map(|process| process.pid)
+        .collect();
+    match children.as_slice() {
+        [] => None,
+        [only] => u32::try_from(*only).ok(),
+        several => {
+            let sockets = listening_sockets(port);
+            let mut owners = several
+                .iter()
+                .filter(|pid| owns_any_socket(**pid, &sockets));
+            match (owners.next(), owners.next()) {
+                (Some(owner), None) => u32::try_from(*owner).ok(),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Inodes of the sockets listening on `port` (IPv4 and IPv6).
+fn listening_sockets(port: u16) -> Vec<u64> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect()
+}
+
+/// In the text of `/proc/net/tcp`, the inodes of sockets in state `LISTEN` (0A) on `port`.
+pub(crate) fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            let listening = *fields.get(3)? == "0A";
+            if !listening || u16::from_str_radix(local_port, 16).ok()? != port {
+                return None;
+            }
+            fields.get(9)?.parse().ok()
+        })
+        .collect()
+}
+
+fn owns_any_socket(pid: i32, inodes: &[u64]) -> bool {
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            target
+                .to_str()
+                .and_then(|target| target.strip_prefix("socket:["))
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inode| inode.parse::<u64>().ok())
+                .is_some_and(|inode| inodes.contains(&inode))
+        })
+    })
 }
 
 /// `status 3` or `signal 9 (SIGKILL)`, after "exited with" / "was killed by".
@@ -241,3 +438,6 @@ pub(crate) fn crash_status(status: io::Result<ExitStatus>) -> String {
         Err(error) => format!("could not be waited for: {error}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

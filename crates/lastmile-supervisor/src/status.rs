@@ -39,6 +39,11 @@ pub struct InstanceStatus {
     pub state: InstanceState,
     /// Number of restarts after crashes.
     pub restarts: u32,
-    /// Process id of the current process (`sh`, the group leader), if one runs.
+    /// Process id of the current process group's leader (also the group id, which lastmile
+    /// signals), if one runs: the app itself when `sh -c` exec'd it, else the shell.
     pub pid: Option<u32>,
+    /// Process id of the app's main process: the leader when the shell exec'd the command,
+    /// else the shell's child (the one listening on the port when there are several).
+    /// `None` when it cannot be told.
+    pub main_pid: Option<u32>,
 }

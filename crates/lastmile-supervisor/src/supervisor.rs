@@ -171,6 +171,7 @@ impl Supervisor {
                 path.clone(),
                 shared.config.log_max_bytes,
                 shared.config.log_keep,
+                &spec.health.path,
             )
             .map_err(SupervisorError::io(path))?;
             let instance = Arc::new(Instance::new(spec, Arc::new(sink)));
@@ -200,9 +201,8 @@ impl Supervisor {
             reply,
         ));
         answer.await.unwrap_or_else(|_| {
-            Err(SupervisorError::NotReady {
+            Err(SupervisorError::Abandoned {
                 instance_id: instance.spec.instance_id.clone(),
-                reason: "its supervising task ended unexpectedly".to_owned(),
             })
         })
     }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lastmile_supervisor::{
-    HealthSpec, InstanceEvent, InstanceSpec, InstanceState, StopSpec, Supervisor, SupervisorConfig,
-    SupervisorError,
+    HealthSpec, InstanceEvent, InstanceSpec, InstanceState, NotReadyEnd, ProbeFailure, StopSpec,
+    Supervisor, SupervisorConfig, SupervisorError,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -250,16 +250,21 @@ async fn never_ready_fails_within_start_timeout_and_keeps_the_log() {
     let began = Instant::now();
     let error = fx.supervisor.start(spec).await.expect_err("never ready");
     assert!(began.elapsed() < Duration::from_secs(5));
-    let SupervisorError::NotReady {
-        instance_id,
-        reason,
-    } = &error
-    else {
+    let SupervisorError::NotReady(not_ready) = &error else {
         panic!("unexpected error {error}");
     };
-    assert_eq!(instance_id, "mute");
-    assert!(reason.contains("not ready after 800ms"), "{reason}");
-    assert!(reason.contains("connection refused"), "{reason}");
+    assert_eq!(not_ready.instance_id, "mute");
+    assert_eq!(
+        not_ready.end,
+        NotReadyEnd::TimedOut {
+            limit: Duration::from_millis(800)
+        }
+    );
+    assert_eq!(not_ready.last_failure, Some(ProbeFailure::Refused));
+    let message = error.to_string();
+    assert!(message.contains("within 800ms"), "{message}");
+    assert!(message.contains("connection refused"), "{message}");
+    assert_eq!(not_ready.output, ["booting-up", "on-stderr"], "{message}");
     assert!(fx.supervisor.list().is_empty());
     let lines = fx.supervisor.last_lines("mute", 10);
     assert!(lines.iter().any(|l| l == "booting-up"), "{lines:?}");
@@ -276,9 +281,13 @@ async fn immediate_exit_reports_the_status() {
         .expect_err("exits");
     let message = error.to_string();
     assert!(
-        message.contains("exited with status 3 before it became ready"),
+        message.contains("exited with status 3 after"),
         "{message}"
     );
+    let SupervisorError::NotReady(not_ready) = &error else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(not_ready.output, ["giving up"]);
     assert!(fx.supervisor.list().is_empty());
     assert_eq!(
         fx.supervisor.last_lines("quitter", 1),
@@ -616,4 +625,119 @@ fn handles_and_futures_are_send() {
     send(&async move { supervisor.stop("x").await });
     let supervisor = fx.supervisor.clone();
     send(&async move { supervisor.shutdown().await });
+}
+
+/// Answers 503 on /healthz forever, logs every request the way `http.server` does (to
+/// stderr) and appends one line per probe to `probes.txt`.
+const NEVER_READY: &str = r#"
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open("probes.txt", "a") as probes:
+            probes.write(self.path + "\n")
+        self.send_response(503)
+        self.end_headers()
+print("never-ready server up on", os.environ["PORT"], flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
+/// Start-up probes come at `health.interval`, not in a burst: a never-ready instance with a
+/// 3 s start timeout and a 1 s interval sees at most 3 probes (at 1 s, 2 s and maybe 3 s;
+/// the old 100 ms polling sent about 30). The failure counts what the app counted, and its
+/// output is the app's own line, not the access-log lines of the probes.
+#[tokio::test]
+async fn start_up_probes_come_at_the_interval_and_the_failure_shows_the_apps_output() {
+    let fx = fixture(SupervisorConfig::default());
+    let script = fx.dir.path().join("never_ready.py");
+    std::fs::write(&script, NEVER_READY).expect("write script");
+    let mut spec = fx.spec("slow", &format!("python3 {}", script.display()));
+    spec.health.interval = Duration::from_secs(1);
+    spec.health.timeout = Duration::from_millis(500);
+    spec.health.start_timeout = Duration::from_secs(3);
+    let error = fx.supervisor.start(spec).await.expect_err("never ready");
+    let SupervisorError::NotReady(not_ready) = &error else {
+        panic!("unexpected error {error}");
+    };
+    let counted = std::fs::read_to_string(fx.dir.path().join("probes.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| *line == "/healthz")
+        .count();
+    assert!(
+        (1..=3).contains(&counted),
+        "{counted} probes in a 3 s start-up at a 1 s interval"
+    );
+    assert_eq!(not_ready.probes as usize, counted, "{error}");
+    assert_eq!(not_ready.last_failure, Some(ProbeFailure::Status(503)));
+    assert_eq!(not_ready.failure_streak, not_ready.probes);
+    assert!(
+        not_ready.output[0].starts_with("never-ready server up on"),
+        "{:?}",
+        not_ready.output
+    );
+    assert_eq!(
+        not_ready.output.len(),
+        1,
+        "probe lines are left out: {:?}",
+        not_ready.output
+    );
+    assert_eq!(not_ready.probe_lines, counted, "{error}");
+    let message = not_ready.report();
+    assert_eq!(message.matches("did not become ready").count(), 1, "{message}");
+    assert!(message.contains("answered 503 on"), "{message}");
+    assert!(message.contains("within 3s"), "{message}");
+    assert!(message.contains("never-ready server up on"), "{message}");
+    assert!(!message.contains("GET /healthz HTTP"), "{message}");
+    // The log file keeps everything, probe lines included.
+    assert!(
+        fx.supervisor
+            .last_lines("slow", 10)
+            .iter()
+            .any(|line| line.contains("\"GET /healthz HTTP/1.0\" 503")),
+        "{:?}",
+        fx.supervisor.last_lines("slow", 10)
+    );
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// A simple command is exec'd: the app leads the group and is the main process. A
+/// pipeline keeps the shell as the leader, and the main process is the child that
+/// listens on the port.
+#[tokio::test]
+async fn pids_name_the_group_leader_and_the_apps_main_process() {
+    let fx = fixture(SupervisorConfig::default());
+    let simple = fx
+        .supervisor
+        .start(fx.spec("simple", "python3 {server}"))
+        .await
+        .expect("starts");
+    let leader = simple.pid.expect("leader");
+    assert_eq!(simple.main_pid, Some(leader));
+    assert!(cmdline(leader).contains("server.py"), "{}", cmdline(leader));
+
+    let piped = fx
+        .supervisor
+        .start(fx.spec("piped", "python3 {server} | cat"))
+        .await
+        .expect("starts");
+    let leader = piped.pid.expect("leader");
+    assert!(cmdline(leader).starts_with("sh -c"), "{}", cmdline(leader));
+    let main = piped.main_pid.expect("the listening child is found");
+    assert_ne!(main, leader);
+    assert!(cmdline(main).contains("server.py"), "{}", cmdline(main));
+    let listed = fx
+        .supervisor
+        .list()
+        .into_iter()
+        .find(|status| status.instance_id == "piped")
+        .expect("listed");
+    assert_eq!(listed.main_pid, Some(main));
+
+    fx.supervisor.shutdown().await;
+    assert!(!alive(main), "the main process survived shutdown");
 }
