@@ -16,19 +16,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRequestParts, MatchedPath, Path, Query, RawPathParams, Request, State,
+};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
-use lastmile_store::{Role, Store, hash_token};
+use lastmile_store::{Role, Store, StoreError, hash_token};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::control::{ApiError, CanaryRequest, DeployRequest, RollbackRequest};
 use crate::server::Server;
+use crate::tokens::TokenError;
 
 pub use openapi::{Bounds, FieldType, ROUTES, RouteDoc, openapi_document};
 use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID};
@@ -36,7 +39,8 @@ use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID};
 /// Who is calling, as the token says.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The token's name (`local` for loopback calls to `lastmile up`).
+    /// The token's name (for loopback calls to `lastmile up`, the person at
+    /// the machine: `local:alice`).
     pub name: String,
     /// What it may do.
     pub role: Role,
@@ -108,10 +112,12 @@ pub fn routes_with(server: Arc<Server>, globals: bool) -> Router {
             .route("/api/v1/dora", get(dora))
             .route("/metrics", get(metrics));
     }
-    let protected = protected.layer(axum::middleware::from_fn_with_state(
-        server.clone(),
-        authenticate,
-    ));
+    let protected = protected
+        .route_layer(axum::middleware::from_fn(documented_parameters))
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            authenticate,
+        ));
     Router::new()
         .merge(protected)
         .route("/api/v1/webhooks/{app}", post(webhook))
@@ -119,6 +125,42 @@ pub fn routes_with(server: Arc<Server>, globals: bool) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(server)
+}
+
+/// Refuses, before the handler runs, a path or query parameter the OpenAPI
+/// document forbids (after authentication: a caller without a token learns
+/// nothing from a 400).
+async fn documented_parameters(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let template = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    if let Some(template) = template {
+        let path = match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(path) => path,
+            Err(rejection) => {
+                return ApiError::bad_request(format!(
+                    "{}; path parameters are UTF-8 text, percent-encoded",
+                    rejection.body_text()
+                ))
+                .into_response();
+            }
+        };
+        let query = match Query::<Vec<(String, String)>>::try_from_uri(&parts.uri) {
+            Ok(Query(query)) => query,
+            Err(rejection) => {
+                return ApiError::bad_request(rejection.body_text()).into_response();
+            }
+        };
+        let path: Vec<(&str, &str)> = path.iter().collect();
+        if let Err(refused) =
+            openapi::check_parameters(parts.method.as_str(), &template, &path, &query)
+        {
+            return refused.into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Errors axum makes itself (a body that is not JSON, a missing field) in
@@ -199,9 +241,11 @@ pub fn principal_of(
             role: record.role,
         });
     }
-    if server.loopback_is_trusted && peer.is_some_and(|peer| peer.ip().is_loopback()) {
+    if let Some(actor) = &server.loopback_actor
+        && peer.is_some_and(|peer| peer.ip().is_loopback())
+    {
         return Some(Principal {
-            name: "local".to_owned(),
+            name: actor.clone(),
             role: Role::Admin,
         });
     }
@@ -702,8 +746,15 @@ async fn create_token(
         .parse()
         .map_err(|error: lastmile_store::UnknownRole| ApiError::bad_request(error.to_string()))?;
     let (record, token) =
-        crate::tokens::create(server.store().as_ref(), &body.name, role, &principal.name)
-            .map_err(ApiError::bad_request)?;
+        crate::tokens::create(server.store().as_ref(), &body.name, role, &principal.name).map_err(
+            |error| match error {
+                TokenError::InvalidName(_) => ApiError::bad_request(error.to_string()),
+                TokenError::Store(StoreError::TokenNameTaken { .. }) => {
+                    ApiError::conflict(error.to_string())
+                }
+                TokenError::Store(error) => internal(error),
+            },
+        )?;
     Ok(Json(
         json!({ "token": token, "record": record, "note": "shown once; store it now" }),
     ))

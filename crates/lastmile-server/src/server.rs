@@ -58,8 +58,9 @@ pub struct Server {
     /// Pipelines at once (`max_builds`): fifty apps pushed at once build a
     /// few at a time instead of fighting over the CPUs.
     build_slots: Arc<tokio::sync::Semaphore>,
-    /// Calls from loopback need no token (`lastmile up` only).
-    pub(crate) loopback_is_trusted: bool,
+    /// Calls from loopback need no token (`lastmile up` only); they are
+    /// recorded as made by this actor (`local:alice`).
+    pub(crate) loopback_actor: Option<String>,
     /// The directory holding lastmile.yaml (`lastmile up` only): its git work tree, when it is
     /// in one, says which commit the app is built from, since nothing is polled.
     work_tree_dir: Option<PathBuf>,
@@ -150,17 +151,19 @@ impl Server {
             stop,
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             build_slots: Arc::new(tokio::sync::Semaphore::new(max_builds)),
-            loopback_is_trusted: false,
+            loopback_actor: None,
             work_tree_dir: None,
         }))
     }
 
     /// The server of `lastmile up`: its one app, built from the directory
     /// holding lastmile.yaml (not fetched from git), with the API and
-    /// dashboard open to loopback callers.
+    /// dashboard open to loopback callers, whose actions are recorded as
+    /// `local_actor` (the person at this machine, `local:alice`).
     pub fn for_local(
         controller: Arc<Controller>,
         progress: Arc<dyn Progress>,
+        local_actor: String,
     ) -> anyhow::Result<Arc<Server>> {
         let state_dir = controller.state_dir().to_path_buf();
         let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))
@@ -204,7 +207,7 @@ impl Server {
             stop,
             git_slots: Arc::new(tokio::sync::Semaphore::new(GIT_SLOTS)),
             build_slots: Arc::new(tokio::sync::Semaphore::new(1)),
-            loopback_is_trusted: true,
+            loopback_actor: Some(local_actor),
             work_tree_dir: Some(project_dir),
         });
         controller.set_secrets(server.secret_lookup(&app.name));
@@ -824,32 +827,44 @@ impl Server {
         body: &[u8],
     ) -> Result<Value, ApiError> {
         use lastmile_git::webhook::WebhookError;
-        let Ok(app) = self.app(app_name) else {
-            // The route is open: an unknown app is answered exactly like a
-            // known one whose signature does not verify, so the answer tells
-            // no one which apps this server has. The request is checked
-            // against a fresh random secret, which nothing can have signed.
+        let app = self.app(app_name).ok();
+        let secret = app
+            .and_then(|app| app.config.webhook_secret_env.as_ref())
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|secret| !secret.is_empty());
+        let (Some(app), Some(secret)) = (app, secret) else {
+            // The route is open: an unknown app, and a known one with no
+            // secret to verify against, are answered exactly like a known
+            // one whose signature does not verify, so the answer tells no
+            // one which apps this server has or how they are set up. The
+            // request is checked against a fresh random secret, which
+            // nothing can have signed; only the event log says why.
             let unguessable = lastmile_store::generate_token();
             let message = match lastmile_git::webhook::verify(headers, body, &unguessable) {
                 Err(WebhookError::Unauthorized(message)) => message,
                 _ => "the signature does not match the body".to_owned(),
             };
+            let reason = match app {
+                None => format!("no app `{app_name}` on this server"),
+                Some(app) => match &app.config.webhook_secret_env {
+                    Some(var) => format!(
+                        "app `{app_name}` has no webhook secret: `{var}` is unset or empty in the server's environment"
+                    ),
+                    None => format!(
+                        "app `{app_name}` has no webhook secret: set `webhook_secret_env` in server.yaml"
+                    ),
+                },
+            };
             let _ = self.store.record_event(
                 "webhook.refused",
                 &format!("app/{app_name}"),
                 "webhook",
-                &json!({ "reason": format!("no app `{app_name}` on this server") }),
+                &json!({ "reason": reason }),
             );
             return Err(ApiError::unauthorized(format!(
                 "webhook refused: {message}"
             )));
         };
-        let secret = app
-            .config
-            .webhook_secret_env
-            .as_ref()
-            .and_then(|var| std::env::var(var).ok())
-            .unwrap_or_default();
         match lastmile_git::webhook::verify(headers, body, &secret) {
             Ok(push) => {
                 let _ = app.store.record_event(

@@ -85,6 +85,9 @@ pub struct UpOptions {
     /// Who approves the first deployment (`--approve`), for environments
     /// with `gates.approval: required`.
     pub approved_by: Option<String>,
+    /// Who the dashboard's and the loopback API's actions are recorded as:
+    /// the person at this machine (`local:alice`), as the CLI records them.
+    pub local_actor: String,
 }
 
 /// True in a process started by `lastmile restart` to take over.
@@ -328,6 +331,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         options.artifact,
         options.control,
         options.approved_by.clone(),
+        options.local_actor.clone(),
     )
     .await;
     let exit = controller.exit();
@@ -344,6 +348,7 @@ async fn serve(
     artifact: Option<BuiltArtifact>,
     control_addr: SocketAddr,
     approved_by: Option<String>,
+    local_actor: String,
 ) -> anyhow::Result<()> {
     // What a previous process served comes back first; then the new build
     // is deployed (nothing moves when it is the release already serving).
@@ -386,7 +391,11 @@ async fn serve(
     let api_stop = controller.clone();
     // The server's API and dashboard for this one app, beside the control
     // API; loopback callers need no token.
-    let server = crate::server::Server::for_local(controller.clone(), controller.progress.clone())?;
+    let server = crate::server::Server::for_local(
+        controller.clone(),
+        controller.progress.clone(),
+        local_actor,
+    )?;
     let routes = control::routes(api_controller).merge(crate::server::local_router(server));
     let api = tokio::spawn(async move {
         axum::serve(

@@ -820,7 +820,12 @@ fn the_up_dashboard_shows_the_spec_directory_and_its_git_head() {
         );
         assert!(html.contains(", on trunk"), "{page}: {html}");
         assert!(!html.contains("No commit seen yet"), "{page}: {html}");
-        assert!(!html.contains("local:"), "{page}: {html}");
+        // The repository is the directory, not `local:` and a path; the
+        // only `local:` is the person at the machine, in the header.
+        assert!(
+            !html.contains(&format!("local:{}", dir.display())),
+            "{page}: {html}"
+        );
     }
 
     // A new commit shows on the next page view: HEAD is read, not polled.
@@ -889,5 +894,30 @@ fn metrics_and_dora_follow_deployments_and_rollbacks() {
     );
     let text = String::from_utf8_lossy(&app.lastmile(&["dora"]).stdout).into_owned();
     assert!(text.contains("deployment frequency"), "{text}");
+
+    // A dashboard action from loopback is recorded as the person at the
+    // machine (`local:<login>`, as the CLI records them), not a bare `local`.
+    let control = app.control_addr();
+    let answer = exchange(
+        &control,
+        &format!(
+            "POST /apps/hello/environments/production/rollback HTTP/1.1\r\nhost: {control}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let events = control_get(&app, "/api/v1/apps/hello/events?limit=5000");
+    let events: serde_json::Value =
+        serde_json::from_str(events.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let asked = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "rollback.requested")
+        .unwrap_or_else(|| panic!("no rollback.requested event: {events}"));
+    let actor = asked["actor"].as_str().unwrap();
+    assert!(
+        actor.starts_with("local:") && actor.len() > "local:".len() && actor != "local:unknown",
+        "{asked}"
+    );
     drop(up);
 }

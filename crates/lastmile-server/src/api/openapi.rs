@@ -6,6 +6,15 @@
 //! The document is public (no token), so it names no app or environment
 //! of this server: their path parameters carry the naming rules of
 //! `lastmile.yaml` as a `pattern` instead of an `enum`.
+//!
+//! Path and query parameters are checked against this table before a
+//! handler runs ([`check_parameters`]), so a value the document forbids is
+//! refused whatever the handler would have made of it.
+
+mod answers;
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
@@ -95,10 +104,47 @@ impl Bounds {
     }
 }
 
+/// What [`FieldType::Text`] must contain: something other than white space.
+const NOT_BLANK: &str = "\\S";
+
+/// Whether `text` matches `pattern`, compiled once per pattern.
+fn matches(pattern: &'static str, text: &str) -> bool {
+    static COMPILED: LazyLock<Mutex<HashMap<&'static str, regex::Regex>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut compiled = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+    compiled
+        .entry(pattern)
+        .or_insert_with(|| {
+            regex::Regex::new(pattern)
+                .expect("the document's patterns are valid (a test compiles each)")
+        })
+        .is_match(text)
+}
+
 impl FieldType {
+    /// Refuses `value` for the parameter `name` unless the document allows it.
+    fn check(&self, name: &str, value: &str) -> Result<(), ApiError> {
+        let shown: String = value.chars().take(40).collect();
+        let refused = |rule: String| {
+            Err(ApiError::bad_request(format!(
+                "`{name}` must be {rule}; got `{shown}`"
+            )))
+        };
+        match self {
+            FieldType::AnyText => Ok(()),
+            FieldType::Text if matches(NOT_BLANK, value) => Ok(()),
+            FieldType::Text => refused("a string that is not empty or blank".to_owned()),
+            FieldType::Pattern(pattern) if matches(pattern, value) => Ok(()),
+            FieldType::Pattern(pattern) => refused(format!("a string matching `{pattern}`")),
+            FieldType::OneOf(values) if values.contains(&value) => Ok(()),
+            FieldType::OneOf(values) => refused(format!("one of {}", values.join(", "))),
+            FieldType::Integer(bounds) => bounds.parse(name, Some(value)).map(|_| ()),
+        }
+    }
+
     fn schema(&self) -> Value {
         match self {
-            FieldType::Text => json!({ "type": "string", "minLength": 1 }),
+            FieldType::Text => json!({ "type": "string", "minLength": 1, "pattern": NOT_BLANK }),
             FieldType::AnyText => json!({ "type": "string" }),
             FieldType::Pattern(pattern) => json!({ "type": "string", "pattern": pattern }),
             FieldType::OneOf(values) => json!({ "type": "string", "enum": values }),
@@ -148,8 +194,9 @@ pub(crate) const RECORD_ID: Bounds = Bounds {
 const APP_NAME: FieldType = FieldType::Pattern("^[a-z][a-z0-9-]{0,62}$");
 /// Environment and step names, as `lastmile.yaml` allows them.
 const ENVIRONMENT_NAME: FieldType = FieldType::Pattern("^[A-Za-z0-9_.-]+$");
-/// Secret names: environment variable names.
-const SECRET_NAME: FieldType = FieldType::Pattern("^[A-Za-z_][A-Za-z0-9_]*$");
+/// Secret names: environment variable names in capitals, as `lastmile
+/// secret set` and the server take them.
+const SECRET_NAME: FieldType = FieldType::Pattern("^[A-Z_][A-Z0-9_]*$");
 /// Token names, as `lastmile token create` allows them.
 const TOKEN_NAME: FieldType = FieldType::Pattern("^[A-Za-z0-9_.@-]{1,64}$");
 /// Token roles.
@@ -160,6 +207,8 @@ const RUN_STATUSES: &[&str] = &["running", "succeeded", "failed", "cancelled", "
 const DEPLOYMENT_STATUSES: &[&str] = &["running", "succeeded", "failed", "rolled-back"];
 /// Deployment strategies of `lastmile.yaml`.
 const STRATEGIES: &[&str] = &["rolling", "blue-green", "recreate", "canary"];
+/// What a deployment record says it ran: a strategy, or a rollback.
+const DEPLOYMENT_KINDS: &[&str] = &["rolling", "blue-green", "recreate", "canary", "rollback"];
 
 const JSON: &[&str] = &["application/json"];
 const LIMIT: &[(&str, FieldType, &str)] = &[(
@@ -514,59 +563,61 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
 ];
 
-/// The type of a path parameter, by its name.
-fn path_parameter(name: &str) -> FieldType {
+/// The type of the path parameter `name` of the route `path`.
+fn path_parameter(path: &str, name: &str) -> FieldType {
     match name {
         "run" | "id" => FieldType::Integer(RECORD_ID),
         "app" => APP_NAME,
         "env" => ENVIRONMENT_NAME,
+        "name" if path.starts_with("/api/v1/tokens/") => TOKEN_NAME,
         "name" => SECRET_NAME,
         _ => FieldType::Text,
     }
 }
 
-/// What a successful answer holds, where the document says more than
-/// "an object": the fields that carry enums.
-fn answer_schema(route: &RouteDoc) -> Value {
-    let items = |list: &str, field: &str, schema: &str| {
-        json!({ "type": "object", "properties": { list: { "type": "array", "items": {
-            "type": "object", "properties": { field: { "$ref": format!("#/components/schemas/{schema}") } },
-        } } } })
+/// Refuses a request to the documented route `method template` whose path
+/// parameters (decoded) or query parameters the document forbids; a query
+/// parameter the route does not take is refused too. Routes the table does
+/// not know pass.
+pub(crate) fn check_parameters(
+    method: &str,
+    template: &str,
+    path: &[(&str, &str)],
+    query: &[(String, String)],
+) -> Result<(), ApiError> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    let Some(route) = ROUTES
+        .iter()
+        .find(|route| route.method == method && route.path == template)
+    else {
+        return Ok(());
     };
-    match (route.method, route.path) {
-        ("GET", "/api/v1/whoami") => json!({
-            "type": "object", "required": ["name", "role"],
-            "properties": { "name": { "type": "string" }, "role": { "$ref": "#/components/schemas/Role" } },
-        }),
-        ("GET", "/api/v1/tokens") => items("tokens", "role", "Role"),
-        ("GET", "/api/v1/apps/{app}/runs") => items("runs", "status", "RunStatus"),
-        ("GET", "/api/v1/apps/{app}/deployments") => json!({
-            "type": "object", "required": ["deployments"],
-            "properties": { "deployments": { "type": "array", "items": { "$ref": "#/components/schemas/Deployment" } } },
-        }),
-        ("GET", "/api/v1/apps/{app}/deployments/{id}") => json!({
-            "type": "object", "required": ["deployment", "steps"],
-            "properties": {
-                "deployment": { "$ref": "#/components/schemas/Deployment" },
-                "steps": { "type": "array", "items": { "$ref": "#/components/schemas/DeploymentStep" } },
-            },
-        }),
-        (
-            "GET",
-            "/api/v1/apps/{app}" | "/api/v1/apps/{app}/status" | "/api/v1/apps/{app}/environments",
-        ) => {
-            json!({ "type": "object", "properties": { "environments": { "type": "array", "items": {
-                "type": "object", "properties": { "strategy": {
-                    "type": "object", "properties": { "type": { "$ref": "#/components/schemas/Strategy" } },
-                } },
-            } } } })
-        }
-        _ => json!({ "type": "object" }),
+    for (name, value) in path {
+        path_parameter(route.path, name).check(name, value)?;
     }
+    for (name, value) in query {
+        let Some((_, kind, _)) = route.query.iter().find(|(known, _, _)| known == name) else {
+            let known: Vec<&str> = route.query.iter().map(|(known, _, _)| *known).collect();
+            return Err(ApiError::bad_request(if known.is_empty() {
+                format!("unknown query parameter `{name}`: {method} {template} takes none")
+            } else {
+                format!(
+                    "unknown query parameter `{name}`: {method} {template} takes {}",
+                    known.join(", ")
+                )
+            }));
+        };
+        kind.check(name, value)?;
+    }
+    Ok(())
 }
 
 /// The OpenAPI 3.1 document of [`ROUTES`].
 pub fn openapi_document() -> Value {
+    let operations: Vec<(&str, &str, String)> = ROUTES
+        .iter()
+        .map(|route| (route.method, route.path, operation_id(route)))
+        .collect();
     let mut paths = Map::new();
     for route in ROUTES {
         let mut parameters: Vec<Value> = route
@@ -574,12 +625,8 @@ pub fn openapi_document() -> Value {
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                let kind = if route.path.starts_with("/api/v1/tokens/") {
-                    TOKEN_NAME
-                } else {
-                    path_parameter(name)
-                };
-                json!({ "name": name, "in": "path", "required": true, "schema": kind.schema() })
+                let schema = path_parameter(route.path, name).schema();
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();
         for (name, kind, description) in route.query {
@@ -588,10 +635,16 @@ pub fn openapi_document() -> Value {
         let mut content = Map::new();
         for media_type in route.answers {
             let schema = match *media_type {
-                "application/json" => answer_schema(route),
+                "application/json" => answers::answer(route.method, route.path)
+                    .unwrap_or_else(|| json!({ "type": "object" })),
                 _ => json!({ "type": "string" }),
             };
             content.insert((*media_type).to_owned(), json!({ "schema": schema }));
+        }
+        let mut success = json!({ "description": "Success.", "content": content });
+        let links = answers::links(route.method, route.path, &operations);
+        if !links.is_empty() {
+            success["links"] = Value::Object(links);
         }
         let mut operation = json!({
             "summary": route.summary,
@@ -599,8 +652,8 @@ pub fn openapi_document() -> Value {
             "parameters": parameters,
             "x-lastmile-role": route.role,
             "responses": {
-                "200": { "description": "Success.", "content": content },
-                "default": { "description": "An error.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "200": success,
+                "default": { "description": "An error: the status says which, the body what to do.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
             },
         });
         if route.role == "none" {
@@ -638,77 +691,10 @@ pub fn openapi_document() -> Value {
         },
         "components": {
             "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["code", "error"],
-                    "properties": {
-                        "code": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "no_route", "conflict", "internal"] },
-                        "error": { "type": "string", "description": "What went wrong and what to do." },
-                    },
-                },
-                "Role": { "type": "string", "enum": ROLES, "description": "What a token may do." },
-                "RunStatus": { "type": "string", "enum": RUN_STATUSES },
-                "DeploymentStatus": { "type": "string", "enum": DEPLOYMENT_STATUSES },
-                "Deployment": deployment_schema(),
-                "DeploymentStep": {
-                    "type": "object",
-                    "required": ["seq", "at", "phase", "detail"],
-                    "properties": {
-                        "seq": { "type": "integer", "description": "Order within the deployment, from 1." },
-                        "at": { "type": "integer", "description": "When it was written, Unix milliseconds." },
-                        "phase": { "type": "string", "description": "The phase entered (`started`, `step-1`, `aborting`, `failed`, …)." },
-                        "detail": { "description": "What the phase was about (weights, instances, a reason), as JSON." },
-                    },
-                },
-                "AnalysisSample": {
-                    "type": "object",
-                    "description": "One release's router counters over the analysis window.",
-                    "properties": {
-                        "requests": { "type": "integer", "minimum": 0 },
-                        "errors": { "type": "integer", "minimum": 0, "description": "5xx answers and connection errors." },
-                        "p95_ms": { "type": "number" },
-                        "p99_ms": { "type": "number" },
-                    },
-                },
-                "Strategy": { "type": "string", "enum": STRATEGIES, "description": "`environments.<name>.strategy.type` of lastmile.yaml." },
-            },
+            "schemas": answers::components(),
         },
         "security": [{ "token": [] }],
         "paths": paths,
-    })
-}
-
-/// A deployment record as the deployments routes answer it.
-fn deployment_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["id", "environment", "from_release", "to_release", "strategy", "status", "phase", "started_at", "finished_at", "reason", "analysis"],
-        "properties": {
-            "id": { "type": "integer", "minimum": 1 },
-            "environment": { "type": "string" },
-            "from_release": { "type": ["string", "null"], "description": "What the environment served before; null for its first deployment." },
-            "to_release": { "type": "string" },
-            "strategy": { "type": "string", "description": "`rolling`, `blue-green`, `recreate`, `canary`, `rollback`." },
-            "status": { "$ref": "#/components/schemas/DeploymentStatus" },
-            "phase": { "type": "string", "description": "The last phase written." },
-            "started_at": { "type": "integer", "description": "Unix milliseconds." },
-            "finished_at": { "type": ["integer", "null"], "description": "Unix milliseconds; null while it runs." },
-            "reason": {
-                "type": ["string", "null"],
-                "description": "Why it failed, in the engine's words: `canary aborted: error rate …`, `instance … did not become ready: …`, `canary aborted: aborted by `lastmile abort``; null when it did not fail.",
-            },
-            "analysis": {
-                "type": ["object", "null"],
-                "description": "The last canary analysis before the end (the `analysis` of the deployment's last `canary.decision` event); null for strategies without analysis. More fields may appear; these are stable.",
-                "properties": {
-                    "canary": { "$ref": "#/components/schemas/AnalysisSample" },
-                    "stable": { "$ref": "#/components/schemas/AnalysisSample" },
-                    "errors": { "type": "string", "enum": ["worse", "no-worse", "undecided"], "description": "The sequential error-rate test's verdict." },
-                    "latency_failure": { "type": ["string", "null"], "description": "Why latency fails the canary, if it does." },
-                },
-            },
-        },
     })
 }
 
@@ -725,3 +711,6 @@ fn operation_id(route: &RouteDoc) -> String {
     }
     id
 }
+
+#[cfg(test)]
+mod tests;

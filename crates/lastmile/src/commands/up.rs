@@ -71,6 +71,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         artifact,
         access_log: args.access_log,
         approved_by: args.approve.then(crate::actor::actor),
+        local_actor: crate::actor::actor(),
     };
     runtime.block_on(lastmile_server::up::run(
         options,
