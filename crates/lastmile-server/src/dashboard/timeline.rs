@@ -110,9 +110,12 @@ pub(crate) fn downsample(ticks: &[Tick], max: usize) -> Vec<Tick> {
         .filter_map(|bucket| {
             let mut point = bucket.last()?.clone();
             let worst = |pick: fn(&Tick) -> Option<f64>| {
-                bucket.iter().filter_map(pick).fold(None, |worst: Option<f64>, value| {
-                    Some(worst.map_or(value, |worst| worst.max(value)))
-                })
+                bucket
+                    .iter()
+                    .filter_map(pick)
+                    .fold(None, |worst: Option<f64>, value| {
+                        Some(worst.map_or(value, |worst| worst.max(value)))
+                    })
             };
             point.canary.error_percent = worst(|tick| tick.canary.error_percent);
             point.stable.error_percent = worst(|tick| tick.stable.error_percent);
@@ -193,7 +196,8 @@ pub(crate) fn svg(all: &[Tick], failure: Option<&str>) -> Option<String> {
             [(Side::stable, STABLE_COLOR), (Side::canary, CANARY_COLOR)];
         for (side, color) in lines {
             let path = path(&points, |tick| {
-                line.value(side(tick)).map(|value| (x(tick.at_ms), y(value)))
+                line.value(side(tick))
+                    .map(|value| (x(tick.at_ms), y(value)))
             });
             if !path.is_empty() {
                 let _ = write!(
@@ -259,11 +263,7 @@ fn path(points: &[Tick], at: impl Fn(&Tick) -> Option<(f64, f64)>) -> String {
     for tick in points {
         match at(tick) {
             Some((x, y)) => {
-                let _ = write!(
-                    path,
-                    "{}{x:.1},{y:.1} ",
-                    if drawing { "L" } else { "M" }
-                );
+                let _ = write!(path, "{}{x:.1},{y:.1} ", if drawing { "L" } else { "M" });
                 drawing = true;
             }
             None => drawing = false,

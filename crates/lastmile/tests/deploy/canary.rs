@@ -58,12 +58,15 @@ fn a_good_canary_with_a_slow_warm_up_is_promoted() {
     let up = app.up();
     let load = Load::start(&app);
     // Stable's own warm-up is over before the canary starts.
-    wait_for("stable to answer 60 requests", || load.report().requests >= 60);
+    wait_for("stable to answer 60 requests", || {
+        load.report().requests >= 60
+    });
 
     app.write_spec(LATENCY_CANARY, 2, "v2", warm_up);
     let outcome = app.deploy_outcome();
     assert_eq!(
-        outcome["status"], "succeeded",
+        outcome["status"],
+        "succeeded",
         "a canary whose only difference is its warm-up was not promoted: {outcome}\n{}",
         up.log()
     );
