@@ -221,4 +221,5 @@ fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests;
