@@ -252,6 +252,23 @@ pub(crate) fn group_alive(group: Pid) -> bool {
         .any(|process| process.group == wanted && process.running())
 }
 
+/// True while process `pid` runs (a zombie counts as gone).
+pub fn process_running(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(raw, &stat))
+        .is_some_and(|process| process.running())
+}
+
+/// True while a process of group `group` runs (zombies do not count), e.g. an instance's
+/// group after the lastmile that led it exited.
+pub fn group_running(group: u32) -> bool {
+    i32::try_from(group).is_ok_and(|group| group > 1 && group_alive(Pid::from_raw(group)))
+}
+
 /// One process as `/proc/<pid>/stat` describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcessEntry {

@@ -20,7 +20,7 @@ use crate::state;
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
+pub(crate) fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
     if let Some(remote) = crate::control::remote() {
         return Control::remote_app(remote, &args.state.dir);
     }
@@ -365,15 +365,6 @@ pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::R
             answer["new_pid"],
             answer["old_pid"]
         );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn down(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(args, state_dir)?;
-    control.post("/api/v1/shutdown", &json!({}), Duration::from_secs(10))?;
-    if !args.json {
-        println!("lastmile up is stopping: draining connections and stopping instances");
     }
     Ok(ExitCode::SUCCESS)
 }
