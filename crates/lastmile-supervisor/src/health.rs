@@ -73,7 +73,10 @@ async fn probe(addr: SocketAddr, path: &str) -> Result<(), ProbeFailure> {
     let mut stream = TcpStream::connect(addr).await.map_err(failure)?;
     let request =
         format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: {USER_AGENT}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(failure)?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(failure)?;
     let mut head = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     loop {

@@ -139,15 +139,15 @@ impl NotReady {
                 "nothing listened on port {port}: make the app listen on 127.0.0.1:$PORT (lastmile \
                  sets PORT={port} for it), {longer}"
             ),
-            Some(ProbeFailure::NoAnswer(_)) => format!(
-                "make {path} answer sooner, or raise `service.health.timeout`"
+            Some(ProbeFailure::NoAnswer(_)) => {
+                format!("make {path} answer sooner, or raise `service.health.timeout`")
+            }
+            Some(ProbeFailure::Reset | ProbeFailure::Closed | ProbeFailure::NotHttp(_)) => format!(
+                "make the app answer plain HTTP/1.1 on port {port} (lastmile sets PORT={port})"
             ),
-            Some(
-                ProbeFailure::Reset | ProbeFailure::Closed | ProbeFailure::NotHttp(_),
-            ) => format!("make the app answer plain HTTP/1.1 on port {port} (lastmile sets PORT={port})"),
-            Some(ProbeFailure::Io(_)) => format!(
-                "check that this host can connect to 127.0.0.1:{port}, {longer}"
-            ),
+            Some(ProbeFailure::Io(_)) => {
+                format!("check that this host can connect to 127.0.0.1:{port}, {longer}")
+            }
         }
     }
 

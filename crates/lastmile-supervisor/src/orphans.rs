@@ -102,7 +102,7 @@ pub(crate) fn kill_orphans(root: &Path) -> usize {
 /// True while `pid` runs; a zombie counts as gone.
 fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !process::parse_stat(pid, &stat).is_some_and(|process| !process.running()),
+        Ok(stat) => process::parse_stat(pid, &stat).is_none_or(|process| process.running()),
         Err(_) => false,
     }
 }

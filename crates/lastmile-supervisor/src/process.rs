@@ -44,9 +44,14 @@ pub(crate) enum Readiness {
         probing: Probing,
     },
     /// `start_timeout` passed.
-    TimedOut { probing: Probing },
+    TimedOut {
+        probing: Probing,
+    },
     /// A stop was requested first.
-    Stopped { after: Duration, probing: Probing },
+    Stopped {
+        after: Duration,
+        probing: Probing,
+    },
 }
 
 /// What the readiness probes of one process saw.
@@ -78,10 +83,19 @@ impl Probing {
 
 impl Readiness {
     /// The failure as a user reads it; `None` when the process became ready.
-    pub(crate) fn not_ready(self, spec: &InstanceSpec, addr: SocketAddr, log: &LogSink) -> Option<NotReady> {
+    pub(crate) fn not_ready(
+        self,
+        spec: &InstanceSpec,
+        addr: SocketAddr,
+        log: &LogSink,
+    ) -> Option<NotReady> {
         let (end, probing) = match self {
             Readiness::Ready => return None,
-            Readiness::Exited { how, after, probing } => (NotReadyEnd::Exited { how, after }, probing),
+            Readiness::Exited {
+                how,
+                after,
+                probing,
+            } => (NotReadyEnd::Exited { how, after }, probing),
             Readiness::TimedOut { probing } => (
                 NotReadyEnd::TimedOut {
                     limit: spec.health.start_timeout,
@@ -325,8 +339,8 @@ pub(crate) fn parse_stat(pid: i32, stat: &str) -> Option<ProcessEntry> {
 /// assignments — runs as written.
 pub(crate) fn shell_command(command: &str) -> String {
     const SPECIAL: &[char] = &[
-        ';', '&', '|', '<', '>', '(', ')', '`', '\n', '\r', '{', '}', '*', '?', '[', ']', '!',
-        '#', '~', '\\',
+        ';', '&', '|', '<', '>', '(', ')', '`', '\n', '\r', '{', '}', '*', '?', '[', ']', '!', '#',
+        '~', '\\',
     ];
     // Not worth an `exec`: builtins and keywords that are not programs, or that change the
     // shell itself.

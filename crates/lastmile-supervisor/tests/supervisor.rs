@@ -280,10 +280,7 @@ async fn immediate_exit_reports_the_status() {
         .await
         .expect_err("exits");
     let message = error.to_string();
-    assert!(
-        message.contains("exited with status 3 after"),
-        "{message}"
-    );
+    assert!(message.contains("exited with status 3 after"), "{message}");
     let SupervisorError::NotReady(not_ready) = &error else {
         panic!("unexpected error {error}");
     };
@@ -683,7 +680,11 @@ async fn start_up_probes_come_at_the_interval_and_the_failure_shows_the_apps_out
     );
     assert_eq!(not_ready.probe_lines, counted, "{error}");
     let message = not_ready.report();
-    assert_eq!(message.matches("did not become ready").count(), 1, "{message}");
+    assert_eq!(
+        message.matches("did not become ready").count(),
+        1,
+        "{message}"
+    );
     assert!(message.contains("answered 503 on"), "{message}");
     assert!(message.contains("within 3s"), "{message}");
     assert!(message.contains("never-ready server up on"), "{message}");

@@ -511,10 +511,22 @@ fn a_release_that_never_becomes_ready_fails_and_leaves_traffic_alone() {
         1,
         "{stderr}"
     );
-    assert!(stderr.contains("within 2s: GET http://127.0.0.1:"), "{stderr}");
-    assert!(stderr.contains("/healthz (probed every 200ms): answered 503 on all"), "{stderr}");
-    assert!(stderr.contains("make /healthz answer 2xx or 3xx"), "{stderr}");
-    assert!(!stderr.contains("last_lines"), "no JSON field names: {stderr}");
+    assert!(
+        stderr.contains("within 2s: GET http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/healthz (probed every 200ms): answered 503 on all"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("make /healthz answer 2xx or 3xx"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("last_lines"),
+        "no JSON field names: {stderr}"
+    );
     // The app's own output, not lines about the probes.
     assert!(stderr.contains("last log lines"), "{stderr}");
     assert!(

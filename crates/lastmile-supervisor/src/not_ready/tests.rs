@@ -46,11 +46,7 @@ fn not_ready_messages() {
         ),
         (
             "probes time out",
-            timed_out(
-                Some(ProbeFailure::NoAnswer(Duration::from_secs(2))),
-                20,
-                20,
-            ),
+            timed_out(Some(ProbeFailure::NoAnswer(Duration::from_secs(2))), 20, 20),
         ),
         (
             "not HTTP",

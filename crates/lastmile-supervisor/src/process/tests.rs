@@ -85,7 +85,11 @@ fn main_pid_of_an_execed_command_is_the_leader() {
     // This test process is no `sh -c` shell: it is its own main process.
     let me = std::process::id();
     assert_eq!(main_pid(me, "exec ./hello", 1), Some(me));
-    assert_eq!(main_pid(u32::MAX - 1, "exec ./hello", 1), None, "no such process");
+    assert_eq!(
+        main_pid(u32::MAX - 1, "exec ./hello", 1),
+        None,
+        "no such process"
+    );
 }
 
 proptest! {

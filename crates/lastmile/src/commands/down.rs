@@ -71,11 +71,7 @@ pub(crate) fn down(args: &DownArgs, state_dir: Option<&Path>) -> anyhow::Result<
                 });
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
-            eprintln!(
-                "{} {}",
-                output::bad("error:"),
-                not_stopped(waited, &still)
-            );
+            eprintln!("{} {}", output::bad("error:"), not_stopped(waited, &still));
             return Ok(ExitCode::from(1));
         }
         if !as_json && Instant::now() >= next_progress {
@@ -141,10 +137,7 @@ impl Stopping {
                 .into_iter()
                 .flatten()
                 .map(|instance| Instance {
-                    instance_id: instance["instance_id"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_string(),
+                    instance_id: instance["instance_id"].as_str().unwrap_or("?").to_string(),
                     leader_pid: pid(&instance["leader_pid"]),
                     main_pid: pid(&instance["main_pid"]),
                 })
@@ -164,7 +157,10 @@ impl Stopping {
     /// What still runs now, looked up in `/proc` and by binding the ports.
     fn still_running(&self) -> Vec<Still> {
         let mut still = Vec::new();
-        if let Some(pid) = self.up_pid.filter(|pid| lastmile_supervisor::process_running(*pid)) {
+        if let Some(pid) = self
+            .up_pid
+            .filter(|pid| lastmile_supervisor::process_running(*pid))
+        {
             still.push(Still::Up(pid));
         }
         for instance in &self.instances {
@@ -209,7 +205,9 @@ impl Stopping {
 
     fn stopped(&self, took: Duration) -> String {
         let (instances, router) = self.what();
-        let router = router.map(|router| format!(", {router}")).unwrap_or_default();
+        let router = router
+            .map(|router| format!(", {router}"))
+            .unwrap_or_default();
         format!(
             "{} stopped: {instances}{router}, in {}",
             output::good("✓"),

@@ -53,7 +53,7 @@ fn down_messages() {
             pid: 4300,
             group: false,
         },
-        Still::Port("127.0.0.1:8080".parse().unwrap()),
+        Still::Port("127.0.0.1:8080".parse().expect("an address")),
     ];
     let text = [
         stopping.stopped(Duration::from_millis(1_300)),
@@ -76,11 +76,11 @@ fn down_messages() {
 /// that does not exist does not, and a port nobody holds is free.
 #[test]
 fn what_still_runs_is_read_from_the_system() {
-    let free = TcpListener::bind("127.0.0.1:0").unwrap();
-    let free_addr = free.local_addr().unwrap();
+    let free = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let free_addr = free.local_addr().expect("its address");
     drop(free);
-    let held = TcpListener::bind("127.0.0.1:0").unwrap();
-    let held_addr = held.local_addr().unwrap();
+    let held = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let held_addr = held.local_addr().expect("its address");
     let me = std::process::id();
     let gone = Stopping {
         up_pid: Some(u32::MAX - 1),
