@@ -55,7 +55,8 @@ pub struct InstanceSpec {
 pub struct HealthSpec {
     /// Path requested on the instance (`/healthz`).
     pub path: String,
-    /// Time between checks.
+    /// Time between checks, from the start: the first comes one interval
+    /// after the instance is spawned, so start-up sees no burst.
     pub interval: Duration,
     /// Time one check may take.
     pub timeout: Duration,

@@ -67,10 +67,13 @@ impl Probing {
     fn record(&mut self, result: Result<(), ProbeFailure>) {
         self.probes += 1;
         match result {
-            Ok(()) => self.passes += 1,
+            Ok(()) => {
+                self.passes += 1;
+                self.failure_streak = 0;
+            }
             Err(failure) => {
                 self.passes = 0;
-                if self.last_failure.as_ref() == Some(&failure) {
+                if self.failure_streak > 0 && self.last_failure.as_ref() == Some(&failure) {
                     self.failure_streak += 1;
                 } else {
                     self.failure_streak = 1;
