@@ -55,7 +55,8 @@ pub struct InstanceSpec {
 pub struct HealthSpec {
     /// Path requested on the instance (`/healthz`).
     pub path: String,
-    /// Time between checks.
+    /// Time between checks, from the start: the first comes one interval
+    /// after the instance is spawned, so start-up sees no burst.
     pub interval: Duration,
     /// Time one check may take.
     pub timeout: Duration,
@@ -111,8 +112,18 @@ pub struct InstanceInfo {
     pub state: InstanceState,
     /// Times it was restarted after a crash.
     pub restarts: u32,
-    /// Process id of its process group leader, while it runs.
+    /// Same as `leader_pid`; kept for readers written before it.
     pub pid: Option<u32>,
+    /// Process id of its process-group leader (also the group id): what
+    /// lastmile signals. The app itself when `sh -c` exec'd a simple
+    /// command, else the shell.
+    #[serde(default)]
+    pub leader_pid: Option<u32>,
+    /// Process id of the app's main process: the leader when the command
+    /// was exec'd, else the shell's child (the one listening on the port
+    /// when there are several); `None` when it cannot be told.
+    #[serde(default)]
+    pub main_pid: Option<u32>,
 }
 
 /// What the router on a host should do with one environment's traffic.
@@ -408,13 +419,15 @@ pub enum HostError {
         id: String,
     },
     /// An instance did not become ready.
-    #[error("instance {instance_id} did not become ready: {reason}")]
+    #[error("{reason}")]
     NotReady {
         /// The instance.
         instance_id: String,
-        /// What the supervisor saw.
+        /// The whole message: it names the instance, what was probed and
+        /// what answered, how long the host waited, and what to change.
         reason: String,
-        /// Its last output lines, for the user.
+        /// The instance's own last output lines (stdout and stderr, not
+        /// the lines logging health probes), shown below the message.
         last_lines: Vec<String>,
     },
     /// The route's listen address is taken.

@@ -365,9 +365,12 @@ async fn restart(State(controller): State<Arc<Controller>>) -> ApiResult {
     controller.restart().await.map(Json)
 }
 
+/// Answers what is about to stop (instances, listeners, the longest it may
+/// take), then stops.
 async fn shutdown(State(controller): State<Arc<Controller>>) -> ApiResult {
+    let plan = controller.shutdown_plan().await;
     controller.request_shutdown();
-    Ok(Json(serde_json::json!({ "stopping": true })))
+    Ok(Json(plan))
 }
 
 async fn handover_ready(State(controller): State<Arc<Controller>>) -> ApiResult {

@@ -120,6 +120,15 @@ impl LocalHost {
             .collect()
     }
 
+    /// The addresses the router's listeners are bound to.
+    pub fn listening_addrs(&self) -> Vec<SocketAddr> {
+        self.state()
+            .listeners
+            .values()
+            .map(|listener| listener.actual)
+            .collect()
+    }
+
     /// Requests in flight through the router, over every upstream.
     pub fn in_flight(&self) -> usize {
         self.inner
@@ -382,6 +391,8 @@ fn info(status: &lastmile_supervisor::InstanceStatus) -> InstanceInfo {
         state: instance_state(status.state),
         restarts: status.restarts,
         pid: status.pid,
+        leader_pid: status.pid,
+        main_pid: status.main_pid,
     }
 }
 
@@ -445,13 +456,15 @@ impl HostHandle for LocalHost {
                 },
             })
             .await
-            .map_err(|error| {
-                let last_lines = self.inner.supervisor.last_lines(&spec.instance_id, 20);
-                HostError::NotReady {
+            .map_err(|error| match error {
+                lastmile_supervisor::SupervisorError::NotReady(not_ready) => HostError::NotReady {
                     instance_id: spec.instance_id.clone(),
-                    reason: error.to_string(),
-                    last_lines,
-                }
+                    reason: not_ready.to_string(),
+                    last_lines: not_ready.output,
+                },
+                other => HostError::Other {
+                    message: other.to_string(),
+                },
             })?;
         self.refresh();
         Ok(info(&started))

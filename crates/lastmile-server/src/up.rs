@@ -30,6 +30,10 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long draining waits for in-flight requests and WebSockets on exit.
 const EXIT_DRAIN: Duration = Duration::from_secs(10);
 
+/// How long the control API gets to answer its last requests once a stop
+/// was requested.
+const API_CLOSE: Duration = Duration::from_secs(5);
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: what stops `lastmile up`,
 /// `lastmile server` and a pipeline run.
 pub async fn stop_requested() {
@@ -423,7 +427,7 @@ async fn serve(
         () = controller.stopped() => {}
     }
     controller.stop.notify_waiters();
-    let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
+    let _ = tokio::time::timeout(API_CLOSE, api).await;
     Ok(())
 }
 
@@ -530,6 +534,34 @@ impl Controller {
             }
             notified.await;
         }
+    }
+
+    /// What a stop requested now will stop, and how long it may take at
+    /// most: the answer of `POST /api/v1/shutdown`, from which `lastmile
+    /// down` knows what to wait for.
+    pub async fn shutdown_plan(&self) -> Value {
+        let instances: Vec<Value> = self
+            .host
+            .instances()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|instance| {
+                json!({
+                    "instance_id": instance.instance_id,
+                    "leader_pid": instance.leader_pid,
+                    "main_pid": instance.main_pid,
+                })
+            })
+            .collect();
+        let longest = API_CLOSE + EXIT_DRAIN + self.host.supervisor().longest_stop_grace();
+        json!({
+            "stopping": true,
+            "pid": std::process::id(),
+            "instances": instances,
+            "listeners": self.host.listening_addrs(),
+            "stop_within_ms": u64::try_from(longest.as_millis()).unwrap_or(u64::MAX),
+        })
     }
 
     /// `lastmile down`.

@@ -49,6 +49,7 @@ pub use error::SupervisorError;
 pub use event::InstanceEvent;
 pub use health::ProbeFailure;
 pub use not_ready::{NotReady, NotReadyEnd};
+pub use process::{group_running, process_running};
 pub use spec::{HealthSpec, InstanceSpec, StopSpec};
 pub use status::{InstanceState, InstanceStatus};
 pub use supervisor::Supervisor;

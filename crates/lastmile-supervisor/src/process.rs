@@ -67,10 +67,13 @@ impl Probing {
     fn record(&mut self, result: Result<(), ProbeFailure>) {
         self.probes += 1;
         match result {
-            Ok(()) => self.passes += 1,
+            Ok(()) => {
+                self.passes += 1;
+                self.failure_streak = 0;
+            }
             Err(failure) => {
                 self.passes = 0;
-                if self.last_failure.as_ref() == Some(&failure) {
+                if self.failure_streak > 0 && self.last_failure.as_ref() == Some(&failure) {
                     self.failure_streak += 1;
                 } else {
                     self.failure_streak = 1;
@@ -264,6 +267,23 @@ pub(crate) fn group_alive(group: Pid) -> bool {
     processes
         .iter()
         .any(|process| process.group == wanted && process.running())
+}
+
+/// True while process `pid` runs (a zombie counts as gone).
+pub fn process_running(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(raw, &stat))
+        .is_some_and(|process| process.running())
+}
+
+/// True while a process of group `group` runs (zombies do not count), e.g. an instance's
+/// group after the lastmile that led it exited.
+pub fn group_running(group: u32) -> bool {
+    i32::try_from(group).is_ok_and(|group| group > 1 && group_alive(Pid::from_raw(group)))
 }
 
 /// One process as `/proc/<pid>/stat` describes it.

@@ -30,9 +30,10 @@ pub struct InstanceSpec {
 /// HTTP health check settings.
 #[derive(Debug, Clone)]
 pub struct HealthSpec {
-    /// Path requested with `GET` (2xx means healthy).
+    /// Path requested with `GET` (2xx or 3xx means healthy).
     pub path: String,
-    /// Time between checks once the instance is ready.
+    /// Time between checks, while starting and once ready; the first check comes one
+    /// interval after the spawn.
     pub interval: Duration,
     /// Time limit of one check.
     pub timeout: Duration,

@@ -227,6 +227,17 @@ impl Supervisor {
             .collect()
     }
 
+    /// The longest `stop.grace` among the supervised instances (zero when none runs): how
+    /// long a [`Supervisor::shutdown`] may wait before it kills what is left.
+    pub fn longest_stop_grace(&self) -> std::time::Duration {
+        self.shared()
+            .instances()
+            .values()
+            .map(|instance| instance.spec.stop.grace)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Last `n` lines of the instance's log (also after it failed or stopped); empty if none.
     pub fn last_lines(&self, instance_id: &str, n: usize) -> Vec<String> {
         if check_id("instance", instance_id).is_err() {

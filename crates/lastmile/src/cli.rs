@@ -87,6 +87,12 @@ skipped) and deploys what it packed."
     /// Go back to the previous release (or --to R); instant while it is still warm
     Rollback(RollbackArgs),
     /// Show environments, releases, instances, health and route weights
+    #[command(
+        after_help = "Router figures (requests, 5xx, latency) cover the last 60 s; `lastmile \
+watch` shows the same figures over the last 10 s. In --json, each instance has `leader_pid` \
+(the process-group leader lastmile signals) and `main_pid` (the app's own process, null when \
+it cannot be told); see docs/deploy.md."
+    )]
     Status(StatusArgs),
     /// Resume a paused canary, or skip its remaining steps to 100%
     Promote(EnvArgs),
@@ -95,6 +101,10 @@ skipped) and deploys what it packed."
     /// Approve the deployment waiting for an environment of a `lastmile server` (needs --server)
     Approve(EnvArgs),
     /// Follow an environment live: weights, and each release's requests, errors and latency
+    #[command(
+        after_help = "Each line's figures cover the last 10 s, so a change shows within seconds; \
+`lastmile status` shows the same figures over the last 60 s."
+    )]
     Watch(WatchArgs),
     /// Read the event log: deployments, canary decisions with their numbers, rollbacks, flags, who did what
     #[command(
@@ -118,8 +128,15 @@ is also how to upgrade lastmile. It starts the current releases, takes over the 
 sockets, then the old process drains and exits."
     )]
     Restart(ControlArgs),
-    /// Stop the running `lastmile up` and everything it started
-    Down(ControlArgs),
+    /// Stop the running `lastmile up` and everything it started, and wait until it has
+    #[command(
+        after_help = "Waits until the `lastmile up` process has exited, every instance's \
+process group is gone and the router's ports are free, printing progress while it takes long; \
+then says what stopped. If that takes longer than the instances' stop grace plus the drain \
+time, it names what still runs and exits 1. With --no-wait it returns once the stop is \
+requested."
+    )]
+    Down(DownArgs),
     /// Run the router alone in front of one backend (for benchmarks and trials)
     Proxy(ProxyArgs),
     /// Run the control plane: watch git repositories, build and deploy every new commit, serve the API and dashboard
@@ -403,6 +420,15 @@ pub(crate) struct EventsArgs {
     /// Print each event as one JSON object per line (as the API gives it)
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DownArgs {
+    /// Return as soon as the stop is requested instead of waiting for it to finish
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    #[command(flatten)]
+    pub(crate) control: ControlArgs,
 }
 
 #[derive(Debug, Args)]

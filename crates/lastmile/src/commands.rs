@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 mod artifacts;
 mod check;
 mod control;
+mod down;
 mod events;
 mod logs;
 mod proxy;
@@ -37,7 +38,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flag(command) => control::flag(&command, state_dir),
         Command::Dora(args) => control::dora(&args, state_dir),
         Command::Restart(args) => control::restart(&args, state_dir),
-        Command::Down(args) => control::down(&args, state_dir),
+        Command::Down(args) => down::down(&args, state_dir),
         Command::Proxy(args) => proxy::proxy(&args),
         Command::Server(args) => server::server(&args),
         Command::Token(command) => server::token(&command),

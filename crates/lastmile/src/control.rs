@@ -153,6 +153,11 @@ impl Control {
         self.request("PUT", path, Some(body), Duration::from_secs(10))
     }
 
+    /// The pid of the `lastmile up` this talks to; `None` for a server.
+    pub(crate) fn up_pid(&self) -> Option<u32> {
+        (self.server.is_none() && self.pid != 0).then_some(self.pid)
+    }
+
     fn describe(&self) -> String {
         match &self.server {
             Some(url) => format!("the server at {url}"),

@@ -505,13 +505,35 @@ fn a_release_that_never_becomes_ready_fails_and_leaves_traffic_alone() {
     let output = app.lastmile(&["deploy", "production", "--in-place"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("did not become ready"), "{stderr}");
-    assert!(stderr.contains("not ready after 2s"), "{stderr}");
+    // Said once: what was probed and what answered, how long, the fix.
+    assert_eq!(
+        stderr.matches("did not become ready").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("within 2s: GET http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/healthz (probed every 200ms): answered 503 on all"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("make /healthz answer 2xx or 3xx"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("last_lines"),
+        "no JSON field names: {stderr}"
+    );
+    // The app's own output, not lines about the probes.
     assert!(stderr.contains("last log lines"), "{stderr}");
     assert!(
-        stderr.contains("hello"),
+        stderr.contains("hello v2 listening on port"),
         "the instance's own output: {stderr}"
     );
+    assert!(!stderr.contains("GET /healthz HTTP"), "{stderr}");
     assert!(stderr.contains("traffic was left on"), "{stderr}");
     assert_eq!(current_release(&app), first);
     std::thread::sleep(Duration::from_secs(1));
@@ -527,6 +549,75 @@ fn a_release_that_never_becomes_ready_fails_and_leaves_traffic_alone() {
     assert_eq!(status["deployments"][0]["status"], "failed", "{status}");
     let instances = status["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 1, "the failed instance is gone: {status}");
+    drop(up);
+}
+
+/// True once nothing listens on `addr` any more: it can be bound again.
+fn port_free(addr: SocketAddr) -> bool {
+    TcpListener::bind(addr).is_ok()
+}
+
+/// `status --json` names each instance's group leader and main process
+/// (the same process for the exec'd `./hello`), and `lastmile down` returns
+/// only once `lastmile up`, every instance and the router's port are gone;
+/// `--no-wait` returns at once, saying the stop was requested.
+#[test]
+fn down_waits_until_everything_has_stopped_and_no_wait_does_not() {
+    let app = App::new("{ type: rolling, batch: 1, max_surge: 1 }", 2, "v1");
+    let mut up = app.up();
+    let up_pid = up.serving_pid();
+    let status = app.status().unwrap();
+    let instances = status["instances"].as_array().unwrap().clone();
+    assert_eq!(instances.len(), 2, "{status}");
+    let mut pids = Vec::new();
+    for instance in &instances {
+        let leader = instance["leader_pid"].as_u64().unwrap() as i32;
+        assert_eq!(instance["main_pid"], instance["leader_pid"], "{instance}");
+        assert_eq!(instance["pid"], instance["leader_pid"], "{instance}");
+        let cmdline = std::fs::read(format!("/proc/{leader}/cmdline")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&cmdline).starts_with("./hello"),
+            "the app itself leads its group: {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        pids.push(leader);
+    }
+
+    let output = app.lastmile(&["down"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "stopped: 2 instances, router on 127.0.0.1:{}, in ",
+            app.port
+        )),
+        "{stdout}"
+    );
+    // No waiting here: `down` already did.
+    let _ = up.child.try_wait();
+    assert!(!alive(up_pid as i32), "lastmile up still runs after down");
+    for pid in &pids {
+        assert!(!alive(*pid), "instance {pid} still runs after down");
+    }
+    assert!(port_free(app.addr()), "the router's port is still taken");
+    assert!(up.log().contains("stopping: draining"), "{}", up.log());
+    drop(up);
+
+    let mut up = app.up();
+    let output = app.lastmile(&["down", "--no-wait"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("stop requested: lastmile up (pid ")
+            && stdout.contains("is stopping 2 instances and the router on"),
+        "{stdout}"
+    );
+    let status = up.child.wait().unwrap();
+    assert!(status.success(), "lastmile up exits 0 after down: {status}");
     drop(up);
 }
 

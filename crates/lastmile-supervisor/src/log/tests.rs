@@ -31,8 +31,8 @@ fn access_log_lines_of_probes_are_told_from_the_apps_own_words() {
 
 #[test]
 fn recent_output_keeps_the_last_lines_of_the_current_process_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = LogSink::open(dir.path().join("a.log"), 1 << 20, 1, "healthz").unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = LogSink::open(dir.path().join("a.log"), 1 << 20, 1, "healthz").expect("log opens");
     sink.remember(b"old process\n");
     sink.begin_process();
     for n in 0..30 {

@@ -107,3 +107,23 @@ proptest! {
         prop_assert!(run == command || run == execed, "{run:?}");
     }
 }
+
+#[test]
+fn probing_counts_the_streak_of_the_last_failure() {
+    let mut probing = Probing::default();
+    for result in [
+        Err(ProbeFailure::Refused),
+        Err(ProbeFailure::Status(503)),
+        Err(ProbeFailure::Status(503)),
+        Ok(()),
+        Err(ProbeFailure::Status(503)),
+    ] {
+        probing.record(result);
+    }
+    assert_eq!(probing.probes, 5);
+    assert_eq!(probing.last_failure, Some(ProbeFailure::Status(503)));
+    assert_eq!(probing.failure_streak, 1, "a pass ends a streak");
+    assert_eq!(probing.passes, 0);
+    probing.record(Ok(()));
+    assert_eq!((probing.passes, probing.failure_streak), (1, 0));
+}

@@ -431,15 +431,6 @@ pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn down(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(args, state_dir)?;
-    control.post("/api/v1/shutdown", &json!({}), Duration::from_secs(10))?;
-    if !args.json {
-        println!("lastmile up is stopping: draining connections and stopping instances");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// A release id as people read it: its first 12 characters, or `none`.
 pub(crate) fn short(value: &Value) -> String {
     match value.as_str() {
