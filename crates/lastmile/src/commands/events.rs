@@ -213,7 +213,9 @@ fn summary(kind: &str, data: &Value) -> String {
     }
 }
 
-/// `key=value` for each field that is a string, number or boolean.
+/// `key=value` for each field that is a string, number or boolean, by key
+/// (so the line does not depend on whether serde_json keeps insertion order,
+/// which feature unification decides).
 fn plain_fields(data: &Value) -> String {
     let Some(fields) = data.as_object() else {
         return match data {
@@ -221,8 +223,10 @@ fn plain_fields(data: &Value) -> String {
             other => other.to_string(),
         };
     };
+    let mut fields: Vec<(&String, &Value)> = fields.iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
     fields
-        .iter()
+        .into_iter()
         .filter_map(|(key, value)| match value {
             Value::String(text) => Some(format!("{key}={text}")),
             Value::Number(number) => Some(format!("{key}={number}")),
