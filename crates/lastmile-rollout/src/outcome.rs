@@ -99,7 +99,9 @@ mod tests {
                     "errors": "worse",
                     "latency_failure": null,
                 }),
-                Some("canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable 160 requests, 0 errors (0.00%), p99 2.4 ms · error test: worse"),
+                Some(
+                    "canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable 160 requests, 0 errors (0.00%), p99 2.4 ms · error test: worse",
+                ),
             ),
             (
                 json!({
@@ -107,7 +109,9 @@ mod tests {
                     "stable": { "requests": 0, "errors": 0 },
                     "latency_failure": "p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)",
                 }),
-                Some("canary 1 request, 1 error (100.00%) · stable 0 requests, 0 errors (0.00%) · latency: p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)"),
+                Some(
+                    "canary 1 request, 1 error (100.00%) · stable 0 requests, 0 errors (0.00%) · latency: p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)",
+                ),
             ),
             (json!({ "canary": {}, "errors": "undecided" }), None),
             (json!({ "errors": "worse" }), None),

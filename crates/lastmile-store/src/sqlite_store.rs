@@ -474,10 +474,7 @@ impl Store for SqliteStore {
         deployments::running_deployment(self, environment)
     }
 
-    fn last_deployment(
-        &self,
-        environment: &str,
-    ) -> Result<Option<DeploymentRecord>, StoreError> {
+    fn last_deployment(&self, environment: &str) -> Result<Option<DeploymentRecord>, StoreError> {
         deployments::last_deployment(self, environment)
     }
 

@@ -122,8 +122,7 @@ pub trait Store: Send + Sync {
     fn running_deployment(&self, environment: &str)
     -> Result<Option<DeploymentRecord>, StoreError>;
     /// The newest deployment of an environment, running or finished.
-    fn last_deployment(&self, environment: &str)
-    -> Result<Option<DeploymentRecord>, StoreError>;
+    fn last_deployment(&self, environment: &str) -> Result<Option<DeploymentRecord>, StoreError>;
     /// One deployment by id.
     fn get_deployment(&self, id: i64) -> Result<Option<DeploymentRecord>, StoreError>;
     /// Deployments, newest first.

@@ -257,7 +257,10 @@ fn a_failed_deployment_keeps_its_reason_and_last_analysis_with_the_record() {
     assert_eq!(record.status, DeploymentStatus::Failed);
     assert_eq!(record.reason.as_deref(), Some(reason));
     assert_eq!(record.analysis.as_ref(), Some(&analysis));
-    assert_eq!(store.get_environment("production").unwrap().unwrap(), restored);
+    assert_eq!(
+        store.get_environment("production").unwrap().unwrap(),
+        restored
+    );
     assert_eq!(store.last_deployment("production").unwrap(), Some(record));
     assert_eq!(store.last_deployment("staging").unwrap(), None);
     let finished = store

@@ -110,9 +110,12 @@ pub(crate) fn downsample(ticks: &[Tick], max: usize) -> Vec<Tick> {
         .filter_map(|bucket| {
             let mut point = bucket.last()?.clone();
             let worst = |pick: fn(&Tick) -> Option<f64>| {
-                bucket.iter().filter_map(pick).fold(None, |worst: Option<f64>, value| {
-                    Some(worst.map_or(value, |worst| worst.max(value)))
-                })
+                bucket
+                    .iter()
+                    .filter_map(pick)
+                    .fold(None, |worst: Option<f64>, value| {
+                        Some(worst.map_or(value, |worst| worst.max(value)))
+                    })
             };
             point.canary.error_percent = worst(|tick| tick.canary.error_percent);
             point.stable.error_percent = worst(|tick| tick.stable.error_percent);
@@ -189,11 +192,12 @@ pub(crate) fn svg(all: &[Tick], failure: Option<&str>) -> Option<String> {
             out,
             r##"<line x1="{LEFT}" x2="{LEFT}" y1="{top}" y2="{bottom}" stroke="#6b7385"/>"##
         );
-        let lines: [(fn(&Tick) -> Side, &str); 2] =
+        let lines: [(SideOf, &str); 2] =
             [(Side::stable, STABLE_COLOR), (Side::canary, CANARY_COLOR)];
         for (side, color) in lines {
             let path = path(&points, |tick| {
-                line.value(side(tick)).map(|value| (x(tick.at_ms), y(value)))
+                line.value(side(tick))
+                    .map(|value| (x(tick.at_ms), y(value)))
             });
             if !path.is_empty() {
                 let _ = write!(
@@ -209,6 +213,9 @@ pub(crate) fn svg(all: &[Tick], failure: Option<&str>) -> Option<String> {
     out.push_str("</svg>");
     Some(out)
 }
+
+/// Picks one release's figures from a tick.
+type SideOf = fn(&Tick) -> Side;
 
 /// Which figure a line draws.
 #[derive(Debug, Clone, Copy)]
@@ -259,11 +266,7 @@ fn path(points: &[Tick], at: impl Fn(&Tick) -> Option<(f64, f64)>) -> String {
     for tick in points {
         match at(tick) {
             Some((x, y)) => {
-                let _ = write!(
-                    path,
-                    "{}{x:.1},{y:.1} ",
-                    if drawing { "L" } else { "M" }
-                );
+                let _ = write!(path, "{}{x:.1},{y:.1} ", if drawing { "L" } else { "M" });
                 drawing = true;
             }
             None => drawing = false,

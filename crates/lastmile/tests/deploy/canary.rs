@@ -118,11 +118,17 @@ fn a_failed_canary_says_the_same_reason_everywhere() {
     assert!(!reason.contains("traffic restored"), "{reason}");
     let canary_requests = last["analysis"]["canary"]["requests"].as_u64().unwrap();
     let canary_errors = last["analysis"]["canary"]["errors"].as_u64().unwrap();
-    assert!(canary_errors > 0 && canary_requests >= canary_errors, "{last}");
+    assert!(
+        canary_errors > 0 && canary_requests >= canary_errors,
+        "{last}"
+    );
     let numbers = format!("canary {canary_requests} requests, {canary_errors} errors");
 
     assert!(exit_message.contains(&reason), "{exit_message}");
-    assert!(exit_message.contains(&format!("last analysis: {numbers}")), "{exit_message}");
+    assert!(
+        exit_message.contains(&format!("last analysis: {numbers}")),
+        "{exit_message}"
+    );
 
     let human = app.lastmile(&["status"]);
     let human = String::from_utf8_lossy(&human.stdout);
@@ -134,15 +140,16 @@ fn a_failed_canary_says_the_same_reason_everywhere() {
     let events = String::from_utf8_lossy(&events.stdout);
     let abort_reason = reason.strip_prefix("canary aborted: ").unwrap();
     assert!(
-        events
-            .lines()
-            .any(|line| line.contains("canary.decision") && line.contains(&format!("abort · {numbers}")) && line.ends_with(&format!("reason: {abort_reason}"))),
+        events.lines().any(|line| line.contains("canary.decision")
+            && line.contains(&format!("abort · {numbers}"))
+            && line.ends_with(&format!("reason: {abort_reason}"))),
         "{events}"
     );
     assert!(
         events
             .lines()
-            .any(|line| line.contains("deployment.finished") && line.contains(&format!("failed: {reason}"))),
+            .any(|line| line.contains("deployment.finished")
+                && line.contains(&format!("failed: {reason}"))),
         "{events}"
     );
     let as_json = app.lastmile(&["events", "production", "--json", "--limit", "3"]);
@@ -162,13 +169,20 @@ fn a_failed_canary_says_the_same_reason_everywhere() {
     assert_eq!(api["deployment"]["analysis"], last["analysis"], "{api}");
     let listed = control_get(&app, "/api/v1/apps/hello/deployments");
     let listed: serde_json::Value = serde_json::from_str(body_of(&listed)).unwrap();
-    assert_eq!(listed["deployments"][0]["reason"], reason.as_str(), "{listed}");
+    assert_eq!(
+        listed["deployments"][0]["reason"],
+        reason.as_str(),
+        "{listed}"
+    );
 
     let page = control_get(&app, &format!("/apps/hello/deployments/{id}"));
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("id=\"deployment-reason\""), "{page}");
     assert!(page.contains("Analysis timeline"), "{page}");
-    assert!(page.contains("<svg") && page.contains("class=\"abort\""), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("class=\"abort\""),
+        "{page}"
+    );
     assert!(page.contains(&numbers), "{page}");
 
     // `--follow` into a reader that goes away ends quietly at the next event.
@@ -210,7 +224,12 @@ fn a_failed_canary_says_the_same_reason_everywhere() {
     let mut stderr = String::new();
     {
         use std::io::Read;
-        follow.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        follow
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
     }
     assert!(exit.success(), "{exit:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use lastmile_store::Event;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -45,10 +47,40 @@ fn tick_data(
 fn aborted_canary() -> Vec<Event> {
     let reason = r#"error rate 50.00% (9 of 18) <script>alert("x")</script> & more"#;
     vec![
-        decision(1, 10_000, tick_data("step-1", 10.0, "hold", None, (10, 0, 3.0), (90, 0, 2.5))),
-        decision(2, 11_000, tick_data("step-1", 10.0, "continue", None, (21, 0, 3.5), (190, 1, 2.6))),
-        decision(3, 12_000, tick_data("step-2", 50.0, "hold", None, (8, 3, 4.0), (8, 0, 2.4))),
-        decision(4, 13_000, tick_data("step-2", 50.0, "abort", Some(reason), (18, 9, 4.2), (160, 0, 2.4))),
+        decision(
+            1,
+            10_000,
+            tick_data("step-1", 10.0, "hold", None, (10, 0, 3.0), (90, 0, 2.5)),
+        ),
+        decision(
+            2,
+            11_000,
+            tick_data(
+                "step-1",
+                10.0,
+                "continue",
+                None,
+                (21, 0, 3.5),
+                (190, 1, 2.6),
+            ),
+        ),
+        decision(
+            3,
+            12_000,
+            tick_data("step-2", 50.0, "hold", None, (8, 3, 4.0), (8, 0, 2.4)),
+        ),
+        decision(
+            4,
+            13_000,
+            tick_data(
+                "step-2",
+                50.0,
+                "abort",
+                Some(reason),
+                (18, 9, 4.2),
+                (160, 0, 2.4),
+            ),
+        ),
     ]
 }
 
@@ -62,7 +94,10 @@ fn an_aborted_canary_draws_both_lines_its_steps_and_the_abort_with_its_reason() 
     assert_eq!(ticks[3].canary.error_percent, Some(50.0));
     let svg = svg(&ticks, Some("canary aborted: error rate 50.00%")).unwrap();
     assert!(!svg.contains("<script"), "{svg}");
-    assert!(svg.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more"), "{svg}");
+    assert!(
+        svg.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more"),
+        "{svg}"
+    );
     assert_eq!(svg.matches("class=\"step\"").count(), 2, "{svg}");
     assert_eq!(svg.matches("class=\"abort\"").count(), 1, "{svg}");
     // Two panels, two lines each.
@@ -72,12 +107,16 @@ fn an_aborted_canary_draws_both_lines_its_steps_and_the_abort_with_its_reason() 
 
 #[test]
 fn an_abort_between_ticks_marks_the_last_tick_with_the_deployment_reason() {
-    let events: Vec<Event> = aborted_canary()
-        .into_iter()
-        .take(2)
-        .collect();
-    let svg = svg(&ticks(&events), Some("canary aborted: aborted by `lastmile abort`")).unwrap();
-    assert!(svg.contains("abort: canary aborted: aborted by `lastmile abort`"), "{svg}");
+    let events: Vec<Event> = aborted_canary().into_iter().take(2).collect();
+    let svg = svg(
+        &ticks(&events),
+        Some("canary aborted: aborted by `lastmile abort`"),
+    )
+    .unwrap();
+    assert!(
+        svg.contains("abort: canary aborted: aborted by `lastmile abort`"),
+        "{svg}"
+    );
     let promoted = super::svg(&ticks(&events), None).unwrap();
     assert!(!promoted.contains("class=\"abort\""), "{promoted}");
 }
@@ -125,10 +164,22 @@ fn a_long_canary_is_downsampled_and_keeps_its_worst_values() {
 #[test]
 fn missing_fields_leave_gaps_instead_of_failing() {
     let events = vec![
-        decision(1, 0, json!({ "phase": "step-1", "analysis": { "canary": { "requests": 0, "errors": 0 } } })),
-        decision(2, 1000, json!({ "phase": "step-1", "analysis": "not an object" })),
+        decision(
+            1,
+            0,
+            json!({ "phase": "step-1", "analysis": { "canary": { "requests": 0, "errors": 0 } } }),
+        ),
+        decision(
+            2,
+            1000,
+            json!({ "phase": "step-1", "analysis": "not an object" }),
+        ),
         decision(3, 2000, json!(null)),
-        decision(4, 3000, json!({ "analysis": { "canary": { "requests": 10, "errors": 1, "p99_ms": "slow" }, "stable": { "p99_ms": 3.0 } } })),
+        decision(
+            4,
+            3000,
+            json!({ "analysis": { "canary": { "requests": 10, "errors": 1, "p99_ms": "slow" }, "stable": { "p99_ms": 3.0 } } }),
+        ),
     ];
     let ticks = ticks(&events);
     assert_eq!(ticks[0].canary.error_percent, None);

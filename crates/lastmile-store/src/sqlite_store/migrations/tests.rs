@@ -95,7 +95,13 @@ fn failed_deployments_of_older_stores_get_back_the_reason_and_numbers_they_had()
         "failed",
         Some("interrupted: lastmile stopped mid-deployment"),
     );
-    step(&connection, 3, 1, "aborting", r#"{"reason": "not this one"}"#);
+    step(
+        &connection,
+        3,
+        1,
+        "aborting",
+        r#"{"reason": "not this one"}"#,
+    );
     // 4: a promoted canary keeps no reason but does get its numbers.
     deployment(&connection, 4, "succeeded", None);
     decision(
@@ -117,7 +123,10 @@ fn failed_deployments_of_older_stores_get_back_the_reason_and_numbers_they_had()
         r#"{"decision": "hold", "analysis": {"canary": {"requests": 1}}}"#,
     );
 
-    assert!(matches!(migrate(&mut connection).unwrap(), Migrated::UpToDate));
+    assert!(matches!(
+        migrate(&mut connection).unwrap(),
+        Migrated::UpToDate
+    ));
     assert_eq!(user_version(&connection).unwrap(), SCHEMA_VERSION);
 
     assert_eq!(

@@ -15,24 +15,33 @@ fn status_says_how_each_environments_last_deployment_ended_and_why() {
         "latency_failure": null,
     });
     let cases = [
-        ("aborted canary", json!({
-            "id": 7, "outcome": "failed", "strategy": "canary",
-            "from_release": "1111111111111111111111111111111111111111111111111111111111111111",
-            "to_release": "2222222222222222222222222222222222222222222222222222222222222222",
-            "reason": "canary aborted: error rate 50.00% (9 of 18) against stable's 0.00% (0 of 160): the sequential test says it is at least 1.00 points worse (LLR 31.20 ≥ 4.60)",
-            "analysis": analysis,
-        })),
-        ("instance never ready", json!({
-            "id": 3, "outcome": "failed", "strategy": "blue-green", "from_release": null,
-            "to_release": "3333333333333333333333333333333333333333333333333333333333333333",
-            "reason": "instance production.33333333.0 did not become ready within 10s", "analysis": null,
-        })),
-        ("promoted canary", json!({
-            "id": 8, "outcome": "succeeded", "strategy": "canary",
-            "from_release": "1111111111111111111111111111111111111111111111111111111111111111",
-            "to_release": "2222222222222222222222222222222222222222222222222222222222222222",
-            "reason": null, "analysis": analysis,
-        })),
+        (
+            "aborted canary",
+            json!({
+                "id": 7, "outcome": "failed", "strategy": "canary",
+                "from_release": "1111111111111111111111111111111111111111111111111111111111111111",
+                "to_release": "2222222222222222222222222222222222222222222222222222222222222222",
+                "reason": "canary aborted: error rate 50.00% (9 of 18) against stable's 0.00% (0 of 160): the sequential test says it is at least 1.00 points worse (LLR 31.20 ≥ 4.60)",
+                "analysis": analysis,
+            }),
+        ),
+        (
+            "instance never ready",
+            json!({
+                "id": 3, "outcome": "failed", "strategy": "blue-green", "from_release": null,
+                "to_release": "3333333333333333333333333333333333333333333333333333333333333333",
+                "reason": "instance production.33333333.0 did not become ready within 10s", "analysis": null,
+            }),
+        ),
+        (
+            "promoted canary",
+            json!({
+                "id": 8, "outcome": "succeeded", "strategy": "canary",
+                "from_release": "1111111111111111111111111111111111111111111111111111111111111111",
+                "to_release": "2222222222222222222222222222222222222222222222222222222222222222",
+                "reason": null, "analysis": analysis,
+            }),
+        ),
         ("never deployed", json!(null)),
     ];
     let mut shown = String::new();
