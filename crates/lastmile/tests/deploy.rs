@@ -600,7 +600,7 @@ fn killing_lastmile_mid_deployment_rolls_back_on_the_next_start() {
         .unwrap();
     assert_eq!(interrupted["status"], "failed", "{status}");
     assert!(
-        interrupted["error"]
+        interrupted["reason"]
             .as_str()
             .unwrap()
             .contains("interrupted"),
