@@ -192,7 +192,7 @@ pub(crate) fn svg(all: &[Tick], failure: Option<&str>) -> Option<String> {
             out,
             r##"<line x1="{LEFT}" x2="{LEFT}" y1="{top}" y2="{bottom}" stroke="#6b7385"/>"##
         );
-        let lines: [(SidePicker, &str); 2] =
+        let lines: [(SideOf, &str); 2] =
             [(Side::stable, STABLE_COLOR), (Side::canary, CANARY_COLOR)];
         for (side, color) in lines {
             let path = path(&points, |tick| {
@@ -213,6 +213,9 @@ pub(crate) fn svg(all: &[Tick], failure: Option<&str>) -> Option<String> {
     out.push_str("</svg>");
     Some(out)
 }
+
+/// Picks one release's figures from a tick.
+type SideOf = fn(&Tick) -> Side;
 
 /// Which figure a line draws.
 #[derive(Debug, Clone, Copy)]
@@ -410,8 +413,4 @@ fn escape(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests;
-
-/// Picks one side's numbers out of a tick.
-type SidePicker = fn(&Tick) -> Side;

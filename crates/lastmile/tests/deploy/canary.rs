@@ -122,6 +122,153 @@ fn a_failing_canary_is_aborted_and_stable_keeps_serving() {
     drop(up);
 }
 
+/// The body of a raw HTTP answer (the API answers with a length, not chunks).
+fn body_of(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// One reason, everywhere a user looks: the deploy's exit message, `status`
+/// (human and JSON), `events`, the deployments API and the dashboard's
+/// deployment page with its analysis timeline.
+#[test]
+fn a_failed_canary_says_the_same_reason_everywhere() {
+    let app = App::new(QUICK_CANARY, 1, "v1");
+    let up = app.up();
+    let load = Load::start(&app);
+    std::thread::sleep(Duration::from_secs(1));
+
+    app.write_spec(QUICK_CANARY, 1, "v2", r#", HELLO_ERROR_RATE: "0.5""#);
+    let deploy = app.lastmile(&["deploy", "production", "--in-place"]);
+    let _ = load.stop();
+    assert_eq!(deploy.status.code(), Some(1), "{deploy:?}");
+    let exit_message = String::from_utf8_lossy(&deploy.stderr).into_owned();
+
+    let status = app.status().unwrap();
+    let last = &status["environments"][0]["last_deployment"];
+    assert_eq!(last["outcome"], "failed", "{status}");
+    let reason = last["reason"].as_str().unwrap().to_owned();
+    assert!(reason.starts_with("canary aborted: error rate"), "{reason}");
+    assert!(!reason.contains("traffic restored"), "{reason}");
+    let canary_requests = last["analysis"]["canary"]["requests"].as_u64().unwrap();
+    let canary_errors = last["analysis"]["canary"]["errors"].as_u64().unwrap();
+    assert!(
+        canary_errors > 0 && canary_requests >= canary_errors,
+        "{last}"
+    );
+    let numbers = format!("canary {canary_requests} requests, {canary_errors} errors");
+
+    assert!(exit_message.contains(&reason), "{exit_message}");
+    assert!(
+        exit_message.contains(&format!("last analysis: {numbers}")),
+        "{exit_message}"
+    );
+
+    let human = app.lastmile(&["status"]);
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains(&reason), "{human}");
+    assert!(human.contains(&numbers), "{human}");
+
+    let events = app.lastmile(&["events", "production"]);
+    assert!(events.status.success(), "{events:?}");
+    let events = String::from_utf8_lossy(&events.stdout);
+    let abort_reason = reason.strip_prefix("canary aborted: ").unwrap();
+    assert!(
+        events.lines().any(|line| line.contains("canary.decision")
+            && line.contains(&format!("abort · {numbers}"))
+            && line.ends_with(&format!("reason: {abort_reason}"))),
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|line| line.contains("deployment.finished")
+                && line.contains(&format!("failed: {reason}"))),
+        "{events}"
+    );
+    let as_json = app.lastmile(&["events", "production", "--json", "--limit", "3"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&as_json.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[2]["kind"], "deployment.finished", "{lines:?}");
+    assert_eq!(lines[2]["data"]["reason"], reason.as_str());
+
+    let id = last["id"].as_i64().unwrap();
+    let api = control_get(&app, &format!("/api/v1/apps/hello/deployments/{id}"));
+    assert!(api.starts_with("HTTP/1.1 200"), "{api}");
+    let api: serde_json::Value = serde_json::from_str(body_of(&api)).unwrap();
+    assert_eq!(api["deployment"]["reason"], reason.as_str(), "{api}");
+    assert_eq!(api["deployment"]["analysis"], last["analysis"], "{api}");
+    let listed = control_get(&app, "/api/v1/apps/hello/deployments");
+    let listed: serde_json::Value = serde_json::from_str(body_of(&listed)).unwrap();
+    assert_eq!(
+        listed["deployments"][0]["reason"],
+        reason.as_str(),
+        "{listed}"
+    );
+
+    let page = control_get(&app, &format!("/apps/hello/deployments/{id}"));
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("id=\"deployment-reason\""), "{page}");
+    assert!(page.contains("Analysis timeline"), "{page}");
+    assert!(
+        page.contains("<svg") && page.contains("class=\"abort\""),
+        "{page}"
+    );
+    assert!(page.contains(&numbers), "{page}");
+
+    // `--follow` into a reader that goes away ends quietly at the next event.
+    let mut follow = app
+        .command(&["events", "--follow", "--limit", "1", "--interval", "100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+        reader.read_line(&mut first).unwrap();
+    }
+    assert!(!first.is_empty());
+    // Any change is an event: a refused abort is recorded as an API call.
+    let control = app.control_addr();
+    let body = r#"{"environment":"production"}"#;
+    let _ = exchange(
+        &control,
+        &format!(
+            "POST /api/v1/apps/hello/abort HTTP/1.1\r\nhost: {control}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = follow.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = follow.kill();
+            let _ = follow.wait();
+            panic!("`lastmile events --follow` did not end after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    {
+        use std::io::Read;
+        follow
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+    }
+    assert!(exit.success(), "{exit:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(up);
+}
+
 #[test]
 fn a_slow_canary_is_aborted_on_latency() {
     let app = App::new(LATENCY_CANARY, 1, "v1");

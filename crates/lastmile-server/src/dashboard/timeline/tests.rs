@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use lastmile_store::Event;
 use proptest::prelude::*;
 use serde_json::{Value, json};
