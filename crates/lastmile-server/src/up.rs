@@ -503,7 +503,7 @@ fn find_environment<'a>(spec: &'a Spec, name: &str) -> Result<&'a Environment, A
         .iter()
         .find(|env| env.name == name)
         .ok_or_else(|| {
-            ApiError::bad_request(format!(
+            ApiError::not_found(format!(
                 "lastmile.yaml has no environment `{name}`; it has: {}",
                 names(spec)
             ))
@@ -1228,9 +1228,11 @@ impl Controller {
             .find(|env| env.name == request.environment)
             .cloned()
             .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "lastmile.yaml has no environment `{}`",
-                    request.environment
+                let known: Vec<&str> = specs.iter().map(|env| env.name.as_str()).collect();
+                ApiError::not_found(format!(
+                    "lastmile.yaml has no environment `{}`; it has: {}",
+                    request.environment,
+                    known.join(", ")
                 ))
             })?;
         let target = match &request.to {
@@ -1345,7 +1347,7 @@ impl Controller {
             .collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one match")),
-            0 => Err(ApiError::bad_request(format!(
+            0 => Err(ApiError::not_found(format!(
                 "no release matches `{wanted}`; `lastmile status` lists them"
             ))),
             n => Err(ApiError::bad_request(format!(

@@ -1327,3 +1327,144 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
     }
     drop(server);
 }
+
+/// The pinned schemathesis, as `pip` takes it (`schemathesis==4.32.5`).
+const SCHEMATHESIS: &str = include_str!("schemathesis/requirements.txt");
+
+/// A process group killed when dropped: a tool that outlives its time
+/// budget takes nothing with it.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// schemathesis fuzzes the live API from its public OpenAPI document, with
+/// an admin token, through every phase (examples, coverage, fuzzing,
+/// stateful along the document's links) and finds nothing: no 5xx, no
+/// answer outside its schema, status or content type, no request the
+/// document forbids accepted. The seed is fixed so CI is stable;
+/// `LASTMILE_SCHEMATHESIS_SEED` picks another to look for new bugs.
+#[test]
+fn schemathesis_finds_nothing_against_the_openapi_document() {
+    let pinned = SCHEMATHESIS.trim();
+    let version = Command::new("schemathesis").arg("--version").output();
+    let version = match version {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+        _ => panic!(
+            "schemathesis is not installed: scripts/test installs it, or run `python3 -m pip install {pinned}`"
+        ),
+    };
+    let wanted = pinned.trim_start_matches("schemathesis==");
+    assert!(
+        version.ends_with(&format!("version {wanted}")),
+        "this test is pinned to {pinned}, and `schemathesis --version` says `{version}`: run `python3 -m pip install {pinned}`"
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let production = format!(
+        "  production:\n    route: {{ listen: \"127.0.0.1:{}\" }}\n    gates: {{ approval: required }}\n",
+        free_port()
+    );
+    let repo = tiny_repo_with(root.path(), free_port(), &production);
+    let config = server_yaml(root.path(), &repo, "1h");
+    let token_name = "schemathesis";
+    let token = create_token(root.path(), &config, "admin", token_name);
+    set_secret(&config, "API_KEY", "value");
+    let server = ServerProcess::start(root.path(), &config);
+    // Something to read and act on: a run, a release, a deployment to
+    // staging and an approval waiting for production.
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    wait_for(
+        "the first commit to deploy",
+        &server,
+        Duration::from_secs(90),
+        || commit_status(&server, &token, &first).filter(|c| c["status"] == "deployed"),
+    );
+
+    let seed = std::env::var("LASTMILE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261202".into());
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    let output = root.path().join("schemathesis.txt");
+    let started = Instant::now();
+    let budget = Duration::from_secs(75);
+    let mut command = Command::new("schemathesis");
+    command
+        .arg("--config-file")
+        .arg(settings.join("schemathesis.toml"))
+        .arg("run")
+        .arg(format!("http://{}/api/openapi.json", server.api))
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            "25",
+            "--max-time",
+            &budget.as_secs().to_string(),
+            "--request-timeout",
+            "30",
+            "--workers",
+            "1",
+            "--seed",
+            &seed,
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .current_dir(root.path())
+        .env("PYTHONPATH", &settings)
+        .env("SCHEMATHESIS_HOOKS", "lastmile_hooks")
+        .env("LASTMILE_FUZZ_TOKEN_NAME", token_name)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&output).unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut run = Reaped(command.spawn().expect("schemathesis starts"));
+    let deadline = started + budget + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "schemathesis ran past its {budget:?} budget by 90 s:\n{}",
+            std::fs::read_to_string(&output).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = std::fs::read_to_string(&output).unwrap_or_default();
+    let summary = report
+        .lines()
+        .skip_while(|line| !line.contains("SUMMARY"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!(
+        "schemathesis (seed {seed}) in {:?}:\n{summary}",
+        started.elapsed()
+    );
+    assert!(
+        status.success(),
+        "schemathesis found something (seed {seed}; rerun with LASTMILE_SCHEMATHESIS_SEED={seed}):\n{report}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(
+        report.contains("passed") && !report.contains(" 0 generated"),
+        "schemathesis ran no test case:\n{report}"
+    );
+    // The run was authenticated to its end (the hooks keep its token from
+    // being revoked), and the server still stands.
+    let me = get(server.api, "/api/v1/whoami", &token);
+    assert_eq!(me["name"], token_name, "{me}");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    drop(server);
+}
