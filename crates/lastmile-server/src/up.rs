@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lastmile_host::HostHandle;
-use lastmile_rollout::Engine;
+use lastmile_rollout::{Engine, EngineError};
 use lastmile_spec::{Environment, Spec};
 use lastmile_store::{BlobStore, SqliteStore, Store, now_millis};
 use serde_json::{Value, json};
@@ -495,6 +495,17 @@ fn names(spec: &Spec) -> String {
         "none".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+/// The API's answer to an engine that refused: a request that cannot be
+/// carried out as configured is the caller's (400), one the environment's
+/// state does not allow now a conflict (409), a failing store the server's.
+fn engine_error(error: EngineError) -> ApiError {
+    match error {
+        EngineError::Conflict(message) => ApiError::conflict(message),
+        EngineError::Invalid(message) => ApiError::bad_request(message),
+        EngineError::Store(error) => ApiError::internal(&error.into()),
     }
 }
 
@@ -1052,7 +1063,7 @@ impl Controller {
                 &*self.progress_sink(),
             )
             .await
-            .map_err(|error| ApiError::internal(&error.into()))?;
+            .map_err(engine_error)?;
         self.report_outcome(&outcome);
         if let Err(error) =
             self.edge
@@ -1247,7 +1258,7 @@ impl Controller {
             .engine
             .rollback(&env, target.as_ref(), &service_of, &*self.progress_sink())
             .await
-            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+            .map_err(engine_error)?;
         self.report_outcome(&outcome);
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
     }
