@@ -1254,6 +1254,10 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         "/api/v1/apps/hello/runs/99999999999999999999",
         "/api/v1/apps/hello/runs/0/logs",
         "/api/v1/apps/hello/deployments/-1",
+        "/api/v1/apps/hello/status?window_s=61",
+        "/api/v1/apps/hello/runs/1/logs?step=a%20b",
+        "/api/v1/apps/hello/drift?page=2",
+        "/api/v1/apps/Hello/runs",
     ] {
         let (status, answer, text) = call(server.api, "GET", path, Some(&admin), &[], b"");
         assert_eq!(status, 400, "GET {path}: {text}");
@@ -1293,6 +1297,9 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         refusals.push_str(&format!("deploy {body}\n  {}\n", answer["error"]));
     }
     insta::assert_snapshot!("api_refusals", refusals);
+    // What `lastmile watch --server` asks for: the last 10 s of traffic.
+    let status = get(server.api, "/api/v1/apps/hello/status?window_s=10", &admin);
+    assert_eq!(status["app"], "hello", "{status}");
 
     // An unknown app's webhook: the very answer a known app gives a request
     // without a signature, or with a wrong one.
@@ -1347,9 +1354,10 @@ impl Drop for Reaped {
 
 /// schemathesis fuzzes the live API from its public OpenAPI document, with
 /// an admin token, through every phase (examples, coverage, fuzzing,
-/// stateful along the document's links) and finds nothing: no 5xx, no
-/// answer outside its schema, status or content type, no request the
-/// document forbids accepted. The seed is fixed so CI is stable;
+/// stateful along the document's links) with every check and finds
+/// nothing: no 5xx, no answer outside its schema, status or content type,
+/// no request the document forbids accepted nor one it allows refused.
+/// The seed is fixed so CI is stable;
 /// `LASTMILE_SCHEMATHESIS_SEED` picks another to look for new bugs.
 #[test]
 fn schemathesis_finds_nothing_against_the_openapi_document() {
@@ -1403,8 +1411,11 @@ fn schemathesis_finds_nothing_against_the_openapi_document() {
         .arg(format!("http://{}/api/openapi.json", server.api))
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args([
+            // Every check: no 5xx, answers as documented (schema, status,
+            // content type, headers), requests the document forbids refused
+            // and ones it allows accepted, deleted things gone, auth enforced.
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection",
+            "all",
             "--phases",
             "examples,coverage,fuzzing,stateful",
             "--max-examples",

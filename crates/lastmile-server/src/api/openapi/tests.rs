@@ -161,10 +161,10 @@ fn parameters_are_checked_as_documented() {
         ),
         (
             "GET",
-            "/api/v1/apps/{app}",
+            "/api/v1/apps/{app}/drift",
             &[("app", "hello")],
             &[("x", "")],
-            Some("unknown query parameter `x`: GET /api/v1/apps/{app} takes none"),
+            Some("unknown query parameter `x`: GET /api/v1/apps/{app}/drift takes none"),
         ),
         (
             "GET",
