@@ -1207,7 +1207,12 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
 fn the_api_refuses_what_its_openapi_document_forbids() {
     let root = tempfile::tempdir().unwrap();
     let repo = tiny_repo(root.path(), free_port());
-    let config = server_yaml(root.path(), &repo, "1h");
+    // A second app whose webhook secret variable is not set.
+    let quiet = format!(
+        "  - name: quiet\n    repo: {}\n    poll_interval: 1h\n    webhook_secret_env: QUIET_HOOK_SECRET_NOT_SET\n",
+        repo.display()
+    );
+    let config = server_yaml_with(root.path(), &repo, "1h", &quiet);
     let admin = create_token(root.path(), &config, "admin", "admin");
     let server = ServerProcess::start(root.path(), &config);
 
@@ -1328,10 +1333,28 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
             headers,
             b"{}",
         );
+        let unset = call(
+            server.api,
+            "POST",
+            "/api/v1/webhooks/quiet",
+            None,
+            headers,
+            b"{}",
+        );
         assert_eq!(known.0, 401, "{headers:?}: {}", known.2);
         assert_eq!((unknown.0, &unknown.1), (known.0, &known.1), "{headers:?}");
         assert!(!unknown.2.contains("hello"), "{}", unknown.2);
+        // An app without a secret says nothing of it either.
+        assert_eq!((unset.0, &unset.1), (known.0, &known.1), "{headers:?}");
     }
+    // The operator learns why from the server's event log.
+    let events = get(server.api, "/api/v1/events?limit=5000", &admin).to_string();
+    assert!(
+        events.contains(
+            "app `quiet` has no webhook secret: `QUIET_HOOK_SECRET_NOT_SET` is unset or empty"
+        ),
+        "{events}"
+    );
     drop(server);
 }
 
