@@ -498,6 +498,18 @@ fn names(spec: &Spec) -> String {
     }
 }
 
+/// The secrets a release's `service.secrets` names that have no value.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no value for secret(s) {names} that service.secrets names: set them with `lastmile secret set {app} NAME`"
+)]
+struct MissingSecrets {
+    /// Their names, comma-separated.
+    names: String,
+    /// The app.
+    app: String,
+}
+
 /// The API's answer to an engine that refused: a request that cannot be
 /// carried out as configured is the caller's (400), one the environment's
 /// state does not allow now a conflict (409), a failing store the server's.
@@ -750,11 +762,11 @@ impl Controller {
             }
         }
         if !missing.is_empty() {
-            bail!(
-                "no value for secret(s) {} that service.secrets names: set them with `lastmile secret set {} NAME`",
-                missing.join(", "),
-                self.app
-            );
+            return Err(MissingSecrets {
+                names: missing.join(", "),
+                app: self.app.clone(),
+            }
+            .into());
         }
         Ok(service)
     }
@@ -1006,9 +1018,14 @@ impl Controller {
                 env.name
             )));
         }
-        let service = self
-            .service_of(&release)
-            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        let service = self.service_of(&release).map_err(|error| {
+            // The request is fine; the app lacks a secret someone must set.
+            if error.downcast_ref::<MissingSecrets>().is_some() {
+                ApiError::conflict(format!("{error:#}"))
+            } else {
+                ApiError::bad_request(format!("{error:#}"))
+            }
+        })?;
         if env.gates.approval_required {
             let Some(approver) = &request.approved_by else {
                 return Err(ApiError::forbidden(format!(
