@@ -123,7 +123,15 @@ fn every_pattern_compiles() {
 
 #[test]
 fn parameters_are_checked_as_documented() {
-    let cases: &[(&str, &str, &[(&str, &str)], &[(&str, &str)], Option<&str>)] = &[
+    /// Method, route, path parameters, query parameters, the refusal.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+    );
+    let cases: &[Case<'_>] = &[
         (
             "GET",
             "/api/v1/apps/{app}/runs",
