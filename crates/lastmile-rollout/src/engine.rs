@@ -38,6 +38,10 @@ pub enum EngineError {
     /// The environment cannot be deployed as configured.
     #[error("{0}")]
     Invalid(String),
+    /// The environment's state does not allow it now: nothing to roll back
+    /// to, or the target is what it already serves.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What `restore` brought back.
@@ -372,7 +376,7 @@ impl Engine {
             .store
             .get_environment(&environment.name)?
             .ok_or_else(|| {
-                EngineError::Invalid(format!(
+                EngineError::Conflict(format!(
                     "environment `{}` has never been deployed, so there is nothing to roll back",
                     environment.name
                 ))
@@ -381,7 +385,7 @@ impl Engine {
             Some(release) => release.clone(),
             None => {
                 let previous = state.previous_release.clone().ok_or_else(|| {
-                    EngineError::Invalid(format!(
+                    EngineError::Conflict(format!(
                         "environment `{}` has no previous release to roll back to; name one with --to",
                         environment.name
                     ))
@@ -392,7 +396,7 @@ impl Engine {
             }
         };
         if state.current_release.as_deref() == Some(target.id.as_str()) {
-            return Err(EngineError::Invalid(format!(
+            return Err(EngineError::Conflict(format!(
                 "environment `{}` already serves release {} ({})",
                 environment.name,
                 short(&target.id),

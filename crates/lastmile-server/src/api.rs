@@ -34,7 +34,7 @@ use crate::server::Server;
 use crate::tokens::TokenError;
 
 pub use openapi::{Bounds, FieldType, ROUTES, RouteDoc, openapi_document};
-use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID};
+use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID, STATUS_WINDOW};
 
 /// Who is calling, as the token says.
 #[derive(Debug, Clone)]
@@ -338,9 +338,23 @@ async fn apps(State(server): Shared) -> ApiResult {
     Ok(Json(server.overview().await))
 }
 
-async fn app_status(State(server): Shared, Path(app): Path<String>) -> ApiResult {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusWindow {
+    #[serde(default)]
+    window_s: Option<String>,
+}
+
+async fn app_status(
+    State(server): Shared,
+    Path(app): Path<String>,
+    Query(window): Query<StatusWindow>,
+) -> ApiResult {
+    let seconds = STATUS_WINDOW.parse("window_s", window.window_s.as_deref())?;
     let controller = server.controller(&app)?;
-    let mut status = controller.status(Duration::from_secs(60)).await?;
+    let mut status = controller
+        .status(Duration::from_secs(u64::try_from(seconds).unwrap_or(60)))
+        .await?;
     status["approvals"] = server.pending(&app)?;
     status["drift"] = json!(server.drift(&app)?);
     Ok(Json(status))

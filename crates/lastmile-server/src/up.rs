@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lastmile_host::HostHandle;
-use lastmile_rollout::Engine;
+use lastmile_rollout::{Engine, EngineError};
 use lastmile_spec::{Environment, Spec};
 use lastmile_store::{BlobStore, SqliteStore, Store, now_millis};
 use serde_json::{Value, json};
@@ -502,12 +502,35 @@ fn names(spec: &Spec) -> String {
     }
 }
 
+/// The secrets a release's `service.secrets` names that have no value.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no value for secret(s) {names} that service.secrets names: set them with `lastmile secret set {app} NAME`"
+)]
+struct MissingSecrets {
+    /// Their names, comma-separated.
+    names: String,
+    /// The app.
+    app: String,
+}
+
+/// The API's answer to an engine that refused: a request that cannot be
+/// carried out as configured is the caller's (400), one the environment's
+/// state does not allow now a conflict (409), a failing store the server's.
+fn engine_error(error: EngineError) -> ApiError {
+    match error {
+        EngineError::Conflict(message) => ApiError::conflict(message),
+        EngineError::Invalid(message) => ApiError::bad_request(message),
+        EngineError::Store(error) => ApiError::internal(&error.into()),
+    }
+}
+
 fn find_environment<'a>(spec: &'a Spec, name: &str) -> Result<&'a Environment, ApiError> {
     spec.environments
         .iter()
         .find(|env| env.name == name)
         .ok_or_else(|| {
-            ApiError::bad_request(format!(
+            ApiError::not_found(format!(
                 "lastmile.yaml has no environment `{name}`; it has: {}",
                 names(spec)
             ))
@@ -771,11 +794,11 @@ impl Controller {
             }
         }
         if !missing.is_empty() {
-            bail!(
-                "no value for secret(s) {} that service.secrets names: set them with `lastmile secret set {} NAME`",
-                missing.join(", "),
-                self.app
-            );
+            return Err(MissingSecrets {
+                names: missing.join(", "),
+                app: self.app.clone(),
+            }
+            .into());
         }
         Ok(service)
     }
@@ -1032,9 +1055,14 @@ impl Controller {
                 env.name
             )));
         }
-        let service = self
-            .service_of(&release)
-            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+        let service = self.service_of(&release).map_err(|error| {
+            // The request is fine; the app lacks a secret someone must set.
+            if error.downcast_ref::<MissingSecrets>().is_some() {
+                ApiError::conflict(format!("{error:#}"))
+            } else {
+                ApiError::bad_request(format!("{error:#}"))
+            }
+        })?;
         if env.gates.approval_required {
             let Some(approver) = &request.approved_by else {
                 return Err(ApiError::forbidden(format!(
@@ -1089,7 +1117,7 @@ impl Controller {
                 &*self.progress_sink(),
             )
             .await
-            .map_err(|error| ApiError::internal(&error.into()))?;
+            .map_err(engine_error)?;
         self.report_outcome(&outcome);
         if let Err(error) =
             self.edge
@@ -1265,9 +1293,11 @@ impl Controller {
             .find(|env| env.name == request.environment)
             .cloned()
             .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "lastmile.yaml has no environment `{}`",
-                    request.environment
+                let known: Vec<&str> = specs.iter().map(|env| env.name.as_str()).collect();
+                ApiError::not_found(format!(
+                    "lastmile.yaml has no environment `{}`; it has: {}",
+                    request.environment,
+                    known.join(", ")
                 ))
             })?;
         let target = match &request.to {
@@ -1282,7 +1312,7 @@ impl Controller {
             .engine
             .rollback(&env, target.as_ref(), &service_of, &*self.progress_sink())
             .await
-            .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+            .map_err(engine_error)?;
         self.report_outcome(&outcome);
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
     }
@@ -1382,7 +1412,7 @@ impl Controller {
             .collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one match")),
-            0 => Err(ApiError::bad_request(format!(
+            0 => Err(ApiError::not_found(format!(
                 "no release matches `{wanted}`; `lastmile status` lists them"
             ))),
             n => Err(ApiError::bad_request(format!(

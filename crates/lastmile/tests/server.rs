@@ -1207,7 +1207,12 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
 fn the_api_refuses_what_its_openapi_document_forbids() {
     let root = tempfile::tempdir().unwrap();
     let repo = tiny_repo(root.path(), free_port());
-    let config = server_yaml(root.path(), &repo, "1h");
+    // A second app whose webhook secret variable is not set.
+    let quiet = format!(
+        "  - name: quiet\n    repo: {}\n    poll_interval: 1h\n    webhook_secret_env: QUIET_HOOK_SECRET_NOT_SET\n",
+        repo.display()
+    );
+    let config = server_yaml_with(root.path(), &repo, "1h", &quiet);
     let admin = create_token(root.path(), &config, "admin", "admin");
     let server = ServerProcess::start(root.path(), &config);
 
@@ -1254,6 +1259,10 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         "/api/v1/apps/hello/runs/99999999999999999999",
         "/api/v1/apps/hello/runs/0/logs",
         "/api/v1/apps/hello/deployments/-1",
+        "/api/v1/apps/hello/status?window_s=61",
+        "/api/v1/apps/hello/runs/1/logs?step=a%20b",
+        "/api/v1/apps/hello/drift?page=2",
+        "/api/v1/apps/Hello/runs",
     ] {
         let (status, answer, text) = call(server.api, "GET", path, Some(&admin), &[], b"");
         assert_eq!(status, 400, "GET {path}: {text}");
@@ -1293,6 +1302,9 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         refusals.push_str(&format!("deploy {body}\n  {}\n", answer["error"]));
     }
     insta::assert_snapshot!("api_refusals", refusals);
+    // What `lastmile watch --server` asks for: the last 10 s of traffic.
+    let status = get(server.api, "/api/v1/apps/hello/status?window_s=10", &admin);
+    assert_eq!(status["app"], "hello", "{status}");
 
     // An unknown app's webhook: the very answer a known app gives a request
     // without a signature, or with a wrong one.
@@ -1321,9 +1333,172 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
             headers,
             b"{}",
         );
+        let unset = call(
+            server.api,
+            "POST",
+            "/api/v1/webhooks/quiet",
+            None,
+            headers,
+            b"{}",
+        );
         assert_eq!(known.0, 401, "{headers:?}: {}", known.2);
         assert_eq!((unknown.0, &unknown.1), (known.0, &known.1), "{headers:?}");
         assert!(!unknown.2.contains("hello"), "{}", unknown.2);
+        // An app without a secret says nothing of it either.
+        assert_eq!((unset.0, &unset.1), (known.0, &known.1), "{headers:?}");
     }
+    // The operator learns why from the server's event log.
+    let events = get(server.api, "/api/v1/events?limit=5000", &admin).to_string();
+    assert!(
+        events.contains(
+            "app `quiet` has no webhook secret: `QUIET_HOOK_SECRET_NOT_SET` is unset or empty"
+        ),
+        "{events}"
+    );
+    drop(server);
+}
+
+/// The pinned schemathesis, as `pip` takes it (`schemathesis==4.32.5`).
+const SCHEMATHESIS: &str = include_str!("schemathesis/requirements.txt");
+
+/// A process group killed when dropped: a tool that outlives its time
+/// budget takes nothing with it.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// schemathesis fuzzes the live API from its public OpenAPI document, with
+/// an admin token, through every phase (examples, coverage, fuzzing,
+/// stateful along the document's links) with every check and finds
+/// nothing: no 5xx, no answer outside its schema, status or content type,
+/// no request the document forbids accepted nor one it allows refused.
+/// The seed is fixed so CI is stable;
+/// `LASTMILE_SCHEMATHESIS_SEED` picks another to look for new bugs.
+#[test]
+fn schemathesis_finds_nothing_against_the_openapi_document() {
+    let pinned = SCHEMATHESIS.trim();
+    let version = Command::new("schemathesis").arg("--version").output();
+    let version = match version {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+        _ => panic!(
+            "schemathesis is not installed: scripts/test installs it, or run `python3 -m pip install {pinned}`"
+        ),
+    };
+    let wanted = pinned.trim_start_matches("schemathesis==");
+    assert!(
+        version.ends_with(&format!("version {wanted}")),
+        "this test is pinned to {pinned}, and `schemathesis --version` says `{version}`: run `python3 -m pip install {pinned}`"
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let production = format!(
+        "  production:\n    route: {{ listen: \"127.0.0.1:{}\" }}\n    gates: {{ approval: required }}\n",
+        free_port()
+    );
+    let repo = tiny_repo_with(root.path(), free_port(), &production);
+    let config = server_yaml(root.path(), &repo, "1h");
+    let token_name = "schemathesis";
+    let token = create_token(root.path(), &config, "admin", token_name);
+    set_secret(&config, "API_KEY", "value");
+    let server = ServerProcess::start(root.path(), &config);
+    // Something to read and act on: a run, a release, a deployment to
+    // staging and an approval waiting for production.
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    wait_for(
+        "the first commit to deploy",
+        &server,
+        Duration::from_secs(90),
+        || commit_status(&server, &token, &first).filter(|c| c["status"] == "deployed"),
+    );
+
+    let seed = std::env::var("LASTMILE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261202".into());
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    let output = root.path().join("schemathesis.txt");
+    let started = Instant::now();
+    let budget = Duration::from_secs(75);
+    let mut command = Command::new("schemathesis");
+    command
+        .arg("--config-file")
+        .arg(settings.join("schemathesis.toml"))
+        .arg("run")
+        .arg(format!("http://{}/api/openapi.json", server.api))
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args([
+            // Every check: no 5xx, answers as documented (schema, status,
+            // content type, headers), requests the document forbids refused
+            // and ones it allows accepted, deleted things gone, auth enforced.
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            "25",
+            "--max-time",
+            &budget.as_secs().to_string(),
+            "--request-timeout",
+            "30",
+            "--workers",
+            "1",
+            "--seed",
+            &seed,
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .current_dir(root.path())
+        .env("PYTHONPATH", &settings)
+        .env("SCHEMATHESIS_HOOKS", "lastmile_hooks")
+        .env("LASTMILE_FUZZ_TOKEN_NAME", token_name)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&output).unwrap());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut run = Reaped(command.spawn().expect("schemathesis starts"));
+    let deadline = started + budget + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "schemathesis ran past its {budget:?} budget by 90 s:\n{}",
+            std::fs::read_to_string(&output).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = std::fs::read_to_string(&output).unwrap_or_default();
+    let summary = report
+        .lines()
+        .skip_while(|line| !line.contains("SUMMARY"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!(
+        "schemathesis (seed {seed}) in {:?}:\n{summary}",
+        started.elapsed()
+    );
+    assert!(
+        status.success(),
+        "schemathesis found something (seed {seed}; rerun with LASTMILE_SCHEMATHESIS_SEED={seed}):\n{report}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(
+        report.contains("passed") && !report.contains(" 0 generated"),
+        "schemathesis ran no test case:\n{report}"
+    );
+    // The run was authenticated to its end (the hooks keep its token from
+    // being revoked), and the server still stands.
+    let me = get(server.api, "/api/v1/whoami", &token);
+    assert_eq!(me["name"], token_name, "{me}");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
     drop(server);
 }

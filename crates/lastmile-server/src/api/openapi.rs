@@ -183,6 +183,13 @@ pub(crate) const DORA_DAYS: Bounds = Bounds {
     maximum: 365,
     default: Some(30),
 };
+/// `window_s` of an app's status: seconds of router traffic (the router
+/// keeps 60).
+pub(crate) const STATUS_WINDOW: Bounds = Bounds {
+    minimum: 1,
+    maximum: 60,
+    default: Some(60),
+};
 /// A run or deployment id in a path.
 pub(crate) const RECORD_ID: Bounds = Bounds {
     minimum: 1,
@@ -233,6 +240,11 @@ const DAYS: &[(&str, FieldType, &str)] = &[(
     FieldType::Integer(DORA_DAYS),
     "Window in days, 1-365 (default 30).",
 )];
+const WINDOW: &[(&str, FieldType, &str)] = &[(
+    "window_s",
+    FieldType::Integer(STATUS_WINDOW),
+    "Seconds of router traffic in `stats`, 1-60 (default 60).",
+)];
 const ENV_BODY: &[(&str, FieldType, bool, &str)] =
     &[("environment", ENVIRONMENT_NAME, true, "Environment name.")];
 
@@ -268,13 +280,17 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v1/apps/{app}",
         "viewer",
-        "One app's live status: environments, weights, instances, per-release traffic."
+        "One app's live status: environments, weights, instances, per-release traffic.",
+        &[],
+        WINDOW
     ),
     route!(
         "GET",
         "/api/v1/apps/{app}/status",
         "viewer",
-        "Same as GET /api/v1/apps/{app} (what `lastmile status --server` reads)."
+        "Same as GET /api/v1/apps/{app} (what `lastmile status --server` and `lastmile watch --server` read).",
+        &[],
+        WINDOW
     ),
     route!(
         "GET",

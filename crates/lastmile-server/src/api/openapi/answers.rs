@@ -275,6 +275,8 @@ pub(super) fn components() -> Value {
             ("state", one_of(&["starting", "ready", "unhealthy", "restarting", "crash-loop", "stopping", "stopped"])),
             ("restarts", count()),
             ("pid", nullable(count())),
+            ("leader_pid", nullable(count())),
+            ("main_pid", nullable(count())),
         ]),
         "ReleaseStats": record(&[
             ("release", text()),
@@ -290,6 +292,9 @@ pub(super) fn components() -> Value {
             ("latency_buckets", list(record(&[("le_seconds", number()), ("requests", count())]))),
             ("latency_count", count()),
             ("latency_sum_seconds", number()),
+            ("latency_window", list(record(&[("ms", number()), ("requests", count())]))),
+            ("latency_samples", count()),
+            ("warmup_requests", count()),
         ]),
         "Certificate": record(&[
             ("hosts", list(text())),

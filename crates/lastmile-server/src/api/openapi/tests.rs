@@ -123,6 +123,7 @@ fn every_pattern_compiles() {
 
 #[test]
 fn parameters_are_checked_as_documented() {
+    /// Method, route, path parameters, query parameters, the refusal.
     type Case<'a> = (
         &'a str,
         &'a str,
@@ -168,10 +169,10 @@ fn parameters_are_checked_as_documented() {
         ),
         (
             "GET",
-            "/api/v1/apps/{app}",
+            "/api/v1/apps/{app}/drift",
             &[("app", "hello")],
             &[("x", "")],
-            Some("unknown query parameter `x`: GET /api/v1/apps/{app} takes none"),
+            Some("unknown query parameter `x`: GET /api/v1/apps/{app}/drift takes none"),
         ),
         (
             "GET",
