@@ -259,14 +259,16 @@ impl Drive<'_> {
         canary: &ReleaseRecord,
         window: Duration,
     ) -> Result<(Sample, Sample), Failure> {
-        let mut samples = [Sample::default(), Sample::default()];
-        for host in self.hosts() {
-            for (sample, release) in samples.iter_mut().zip([canary, stable]) {
-                let stats = host.stats(&release.id, window).await?;
-                sample.merge(&sample_of(&stats));
+        let mut samples = Vec::with_capacity(2);
+        for release in [canary, stable] {
+            let mut stats = Vec::new();
+            for host in self.hosts() {
+                stats.push(host.stats(&release.id, window).await?);
             }
+            samples.push(sample_of(&stats));
         }
-        let [canary, stable] = samples;
+        let stable = samples.pop().unwrap_or_default();
+        let canary = samples.pop().unwrap_or_default();
         Ok((canary, stable))
     }
 
@@ -639,17 +641,24 @@ impl Drive<'_> {
 }
 
 /// One host's counters of a release as the analysis reads them.
-fn sample_of(stats: &ReleaseStats) -> Sample {
+/// One release's sample from its counters on every host: counts summed,
+/// latency histograms merged, quantiles computed once.
+fn sample_of(stats: &[ReleaseStats]) -> Sample {
+    let sum = |count: fn(&ReleaseStats) -> u64| {
+        stats
+            .iter()
+            .fold(0u64, |total, stats| total.saturating_add(count(stats)))
+    };
     Sample::new(
-        stats.requests,
-        stats.errors_5xx.saturating_add(stats.connect_errors),
-        stats.warmup_requests,
-        Latencies::from_counts(
+        sum(|stats| stats.requests),
+        sum(|stats| stats.errors_5xx.saturating_add(stats.connect_errors)),
+        sum(|stats| stats.warmup_requests),
+        Latencies::from_counts(stats.iter().flat_map(|stats| {
             stats
                 .latency_window
                 .iter()
-                .map(|bucket| (bucket.ms, bucket.requests)),
-        ),
+                .map(|bucket| (bucket.ms, bucket.requests))
+        })),
     )
 }
 

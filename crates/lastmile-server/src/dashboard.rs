@@ -272,7 +272,12 @@ async fn deployment_page(
     let live = record.status == DeploymentStatus::Running;
     let ticks = timeline::ticks(
         &store
-            .list_events_about(&format!("deployment/{id}"), 0, MAX_TIMELINE_EVENTS)
+            .list_events_about(
+                &format!("deployment/{id}"),
+                Some("canary.decision"),
+                0,
+                MAX_TIMELINE_EVENTS,
+            )
             .unwrap_or_default(),
     );
     let body = DeploymentBody {

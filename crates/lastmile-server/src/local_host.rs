@@ -153,7 +153,7 @@ impl LocalHost {
     /// are ready and not draining. Called after every change and on every
     /// supervisor event.
     pub fn refresh(&self) {
-        let instances = self.inner.supervisor.list();
+        let instances = self.inner.supervisor.list_without_main_pid();
         let state = self.state();
         let mut routes = Vec::new();
         for route in state.routes.values() {
@@ -582,7 +582,7 @@ impl HostHandle for LocalHost {
         let addr = self
             .inner
             .supervisor
-            .list()
+            .list_without_main_pid()
             .into_iter()
             .find(|instance| instance.instance_id == instance_id)
             .map(|instance| instance.addr)
@@ -607,7 +607,7 @@ impl HostHandle for LocalHost {
         let instance = self
             .inner
             .supervisor
-            .list()
+            .list_without_main_pid()
             .into_iter()
             .find(|instance| instance.instance_id == instance_id)
             .ok_or_else(|| HostError::Other {

@@ -939,14 +939,15 @@ impl Controller {
                 .store
                 .get_environment(&env.name)
                 .map_err(|error| ApiError::internal(&error.into()))?;
-            let deployment = self
-                .store
-                .running_deployment(&env.name)
-                .map_err(|error| ApiError::internal(&error.into()))?;
+            // A deployment can only begin when none runs, so a running one is
+            // always the newest: one query answers both.
             let last_deployment = self
                 .store
                 .last_deployment(&env.name)
                 .map_err(|error| ApiError::internal(&error.into()))?;
+            let deployment = last_deployment
+                .clone()
+                .filter(|last| last.status == lastmile_store::DeploymentStatus::Running);
             let weights: Vec<Value> = state
                 .as_ref()
                 .map(|state| {

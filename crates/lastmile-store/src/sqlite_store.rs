@@ -884,6 +884,7 @@ impl Store for SqliteStore {
     fn list_events_about(
         &self,
         subject: &str,
+        kind: Option<&str>,
         after: i64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
@@ -891,9 +892,10 @@ impl Store for SqliteStore {
             connection
                 .prepare_cached(
                     "SELECT id, at, kind, subject, actor, data FROM events
-                     WHERE subject = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                     WHERE subject = ?1 AND (?2 IS NULL OR kind = ?2) AND id > ?3
+                     ORDER BY id LIMIT ?4",
                 )?
-                .query_map(params![subject, after, clamp(limit)], event_from_row)?
+                .query_map(params![subject, kind, after, clamp(limit)], event_from_row)?
                 .collect()
         })
     }

@@ -52,11 +52,12 @@ pub trait Store: Send + Sync {
     fn list_artifacts(&self, limit: usize) -> Result<Vec<ArtifactRecord>, StoreError>;
     /// Events, oldest first, with id greater than `after`.
     fn list_events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
-    /// Events about one subject (`deployment/12`), oldest first, with id
-    /// greater than `after`.
+    /// Events about one subject (`deployment/12`), of one `kind` when given,
+    /// oldest first, with id greater than `after`.
     fn list_events_about(
         &self,
         subject: &str,
+        kind: Option<&str>,
         after: i64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;

@@ -277,7 +277,7 @@ fn a_failed_deployment_keeps_its_reason_and_last_analysis_with_the_record() {
     let last_step = store.deployment_steps(canary.id).unwrap().pop().unwrap();
     assert_eq!(last_step.detail["reason"], reason);
     let about: Vec<String> = store
-        .list_events_about(&format!("deployment/{}", canary.id), 0, 100)
+        .list_events_about(&format!("deployment/{}", canary.id), None, 0, 100)
         .unwrap()
         .into_iter()
         .map(|event| event.kind)

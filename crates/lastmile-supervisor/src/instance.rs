@@ -64,7 +64,22 @@ impl Instance {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The instance as it stands, with its main process looked up in `/proc`
+    /// (outside the lock).
     pub(crate) fn status(&self) -> InstanceStatus {
+        let mut status = self.status_without_main_pid();
+        status.main_pid = status.pid.and_then(|leader| {
+            process::main_pid(
+                leader,
+                &process::shell_command(&self.spec.command),
+                status.addr.port(),
+            )
+        });
+        status
+    }
+
+    /// The instance as it stands, `main_pid` left `None`: no `/proc` scan.
+    pub(crate) fn status_without_main_pid(&self) -> InstanceStatus {
         let live = self.live();
         InstanceStatus {
             instance_id: self.spec.instance_id.clone(),
@@ -75,13 +90,7 @@ impl Instance {
             state: live.state,
             restarts: live.restarts,
             pid: live.pid,
-            main_pid: live.pid.and_then(|leader| {
-                process::main_pid(
-                    leader,
-                    &process::shell_command(&self.spec.command),
-                    live.addr.port(),
-                )
-            }),
+            main_pid: None,
         }
     }
 

@@ -227,6 +227,17 @@ impl Supervisor {
             .collect()
     }
 
+    /// Every supervised instance, sorted by `instance_id`, without `main_pid`
+    /// (always `None`): what bookkeeping reads on every change, without the
+    /// `/proc` scan that finding the main process of a pipeline takes.
+    pub fn list_without_main_pid(&self) -> Vec<InstanceStatus> {
+        self.shared()
+            .instances()
+            .values()
+            .map(|instance| instance.status_without_main_pid())
+            .collect()
+    }
+
     /// The longest `stop.grace` among the supervised instances (zero when none runs): how
     /// long a [`Supervisor::shutdown`] may wait before it kills what is left.
     pub fn longest_stop_grace(&self) -> std::time::Duration {

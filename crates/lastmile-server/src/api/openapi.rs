@@ -214,8 +214,6 @@ const RUN_STATUSES: &[&str] = &["running", "succeeded", "failed", "cancelled", "
 const DEPLOYMENT_STATUSES: &[&str] = &["running", "succeeded", "failed", "rolled-back"];
 /// Deployment strategies of `lastmile.yaml`.
 const STRATEGIES: &[&str] = &["rolling", "blue-green", "recreate", "canary"];
-/// What a deployment record says it ran: a strategy, or a rollback.
-const DEPLOYMENT_KINDS: &[&str] = &["rolling", "blue-green", "recreate", "canary", "rollback"];
 
 const JSON: &[&str] = &["application/json"];
 const LIMIT: &[(&str, FieldType, &str)] = &[(

@@ -9,7 +9,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    ControlArgs, DeployArgs, DoraArgs, EnvArgs, FlagCommand, RollbackArgs, StatusArgs, WatchArgs,
+    ControlArgs, DeployArgs, DoraArgs, EnvArgs, FlagCommand, RollbackArgs, StateArgs, StatusArgs,
+    WatchArgs,
 };
 use crate::commands::check::{print_load_error, print_warnings};
 use crate::commands::run::{Build, print_summary, runtime};
@@ -20,16 +21,16 @@ use crate::state;
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-pub(crate) fn find(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
+pub(crate) fn find(args: &StateArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
     if let Some(remote) = crate::control::remote() {
-        return Control::remote_app(remote, &args.state.dir);
+        return Control::remote_app(remote, &args.dir);
     }
-    let dir = std::path::absolute(&args.state.dir).unwrap_or_else(|_| args.state.dir.clone());
+    let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
     Control::find(&state::state_dir(state_dir, &dir))
 }
 
 pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let mut request = json!({ "environment": args.env });
     if let Some(release) = &args.release {
         request["release"] = json!(release);
@@ -73,7 +74,7 @@ pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Res
 }
 
 pub(crate) fn rollback(args: &RollbackArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let mut request = json!({ "environment": args.env });
     if let Some(to) = &args.to {
         request["to"] = json!(to);
@@ -145,7 +146,7 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let status = control.get("/api/v1/status")?;
     if args.control.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -395,7 +396,7 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
             args.env
         );
     }
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let answer = control.post(
         &format!("/api/v1/environments/{}/approve", args.env),
         &json!({}),
@@ -416,7 +417,7 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
 }
 
 pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(args, state_dir)?;
+    let control = find(&args.state, state_dir)?;
     let answer = control.post("/api/v1/restart", &json!({}), Duration::from_secs(600))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -445,7 +446,7 @@ pub(crate) fn canary_signal(
     action: &str,
     state_dir: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let answer = control.post(
         &format!("/api/v1/{action}"),
         &json!({ "environment": args.env }),
@@ -473,7 +474,7 @@ pub(crate) fn canary_signal(
 /// `lastmile watch ENV`: one line per interval with the weights and each
 /// release's counters over the last 10 s.
 pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let mut printed = 0u64;
     loop {
         let status = control.get("/api/v1/status?window_s=10")?;
@@ -571,7 +572,7 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
         FlagCommand::Set(flag) => (&flag.control, &flag.key, json!({ "default": flag.variant })),
         FlagCommand::Rollout(flag) => (&flag.control, &flag.key, json!({ "rollout": flag.shares })),
         FlagCommand::Reset(flag) => {
-            let control = find(&flag.control, state_dir)?;
+            let control = find(&flag.control.state, state_dir)?;
             let answer = control.delete(&format!(
                 "/api/v1/flags/{}?actor={}",
                 flag.key,
@@ -591,7 +592,7 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let control = find(args, state_dir)?;
+    let control = find(&args.state, state_dir)?;
     let mut body = change;
     body["actor"] = json!(actor);
     let answer = control.post(
@@ -612,7 +613,7 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
 }
 
 fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(args, state_dir)?;
+    let control = find(&args.state, state_dir)?;
     let answer = control.get("/api/v1/flags")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -666,7 +667,7 @@ fn percent_encode(text: &str) -> String {
 
 /// `lastmile dora`.
 pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let answer = control.get(&format!("/api/v1/dora?days={}", args.days))?;
     if args.control.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);

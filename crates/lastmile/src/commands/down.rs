@@ -29,7 +29,7 @@ const POLL: Duration = Duration::from_millis(50);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn down(args: &DownArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let control = find(&args.control, state_dir)?;
+    let control = find(&args.control.state, state_dir)?;
     let began = Instant::now();
     let answer = control.post("/api/v1/shutdown", &json!({}), Duration::from_secs(10))?;
     let stopping = Stopping::from_answer(&answer, control.up_pid());

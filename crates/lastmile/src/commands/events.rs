@@ -14,20 +14,14 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::control::{find, short};
-use crate::cli::{ControlArgs, EventsArgs, StateArgs};
+use crate::cli::EventsArgs;
 use crate::output;
 
 /// Events asked for per request: the API's largest page.
 const PAGE: usize = 5000;
 
 pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let target = ControlArgs {
-        state: StateArgs {
-            dir: args.state.dir.clone(),
-        },
-        json: args.json,
-    };
-    let control = find(&target, state_dir)?;
+    let control = find(&args.state, state_dir)?;
     let fetch = |after: i64| -> anyhow::Result<Vec<Value>> {
         let page = control.get(&format!("/api/v1/events?after={after}&limit={PAGE}"))?;
         Ok(page["events"].as_array().cloned().unwrap_or_default())

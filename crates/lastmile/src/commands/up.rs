@@ -62,6 +62,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
             run_id: summary.run_id,
         })
     };
+    let actor = crate::actor::actor();
     let options = lastmile_server::up::UpOptions {
         loaded,
         state_dir,
@@ -70,8 +71,8 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         control: args.control,
         artifact,
         access_log: args.access_log,
-        approved_by: args.approve.then(crate::actor::actor),
-        local_actor: crate::actor::actor(),
+        approved_by: args.approve.then(|| actor.clone()),
+        local_actor: actor,
     };
     runtime.block_on(lastmile_server::up::run(
         options,

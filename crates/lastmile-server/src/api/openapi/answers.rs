@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{DEPLOYMENT_KINDS, DEPLOYMENT_STATUSES, ROLES, RUN_STATUSES, STRATEGIES};
+use super::{DEPLOYMENT_STATUSES, ROLES, RUN_STATUSES, STRATEGIES};
 
 fn text() -> Value {
     json!({ "type": "string" })
@@ -101,7 +101,7 @@ pub(super) fn components() -> Value {
         "RunStatus": { "type": "string", "enum": RUN_STATUSES },
         "DeploymentStatus": { "type": "string", "enum": DEPLOYMENT_STATUSES },
         "Strategy": { "type": "string", "enum": STRATEGIES, "description": "`environments.<name>.strategy.type` of lastmile.yaml." },
-        "DeploymentKind": { "type": "string", "enum": DEPLOYMENT_KINDS, "description": "The strategy a deployment ran with, or `rollback`." },
+        "DeploymentKind": { "type": "string", "enum": STRATEGIES.iter().chain(&["rollback"]).collect::<Vec<_>>(), "description": "The strategy a deployment ran with, or `rollback`." },
         "Commit": record(&[
             ("app", text()),
             ("sha", text()),
