@@ -38,7 +38,8 @@ pub struct DeploymentOutcome {
 /// 0 errors (0.00%), p99 2.4 ms · error test: worse`.
 ///
 /// It reads only `canary` and `stable` (`requests`, `errors`, `p99_ms`),
-/// `errors` (the error test's verdict) and `latency_failure`, and leaves
+/// `errors` (the error test's verdict), the `why` of each latency test whose
+/// `verdict` is `worse` (and `latency_failure` of older records), and leaves
 /// out what is missing; `None` when neither side is there.
 pub fn analysis_numbers(analysis: &serde_json::Value) -> Option<String> {
     let side = |name: &str| {
@@ -78,7 +79,19 @@ pub fn analysis_numbers(analysis: &serde_json::Value) -> Option<String> {
         .get("latency_failure")
         .and_then(serde_json::Value::as_str)
     {
+        // Records written before the per-quantile latency tests.
         line.push(format!("latency: {latency}"));
+    }
+    // The per-quantile latency tests: each one that failed the canary says why.
+    let tests = analysis
+        .get("latency")
+        .and_then(serde_json::Value::as_array);
+    for test in tests.into_iter().flatten() {
+        if test.get("verdict").and_then(serde_json::Value::as_str) == Some("worse")
+            && let Some(why) = test.get("why").and_then(serde_json::Value::as_str)
+        {
+            line.push(why.to_string());
+        }
     }
     Some(line.join(" · "))
 }
