@@ -126,6 +126,20 @@ mod tests {
                     "canary 1 request, 1 error (100.00%) · stable 0 requests, 0 errors (0.00%) · latency: p99 latency 80.0 ms is 20.00× stable's 4.0 ms (limit 1.5×)",
                 ),
             ),
+            (
+                json!({
+                    "canary": { "requests": 300, "errors": 0, "p99_ms": 150.0 },
+                    "stable": { "requests": 2000, "errors": 1, "p99_ms": 70.0 },
+                    "errors": "no-worse",
+                    "latency": [
+                        { "name": "p99", "verdict": "undecided", "why": "p99 latency undecided: 300 of the 1000 stable latency samples" },
+                        { "name": "p95", "verdict": "worse", "why": "p95 latency: 40 of 300 canary requests (13%) took over 90.0 ms" },
+                    ],
+                }),
+                Some(
+                    "canary 300 requests, 0 errors (0.00%), p99 150.0 ms · stable 2000 requests, 1 error (0.05%), p99 70.0 ms · error test: no-worse · p95 latency: 40 of 300 canary requests (13%) took over 90.0 ms",
+                ),
+            ),
             (json!({ "canary": {}, "errors": "undecided" }), None),
             (json!({ "errors": "worse" }), None),
             (json!("not an object"), None),
