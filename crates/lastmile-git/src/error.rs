@@ -12,7 +12,7 @@ pub enum GitError {
     Clone {
         /// The remote URL.
         url: String,
-        /// What gix reported.
+        /// What git reported.
         message: String,
     },
     /// Fetching from the remote failed.
@@ -22,7 +22,7 @@ pub enum GitError {
     Fetch {
         /// The remote URL.
         url: String,
-        /// What gix reported.
+        /// What git reported.
         message: String,
     },
     /// The commit is not in the mirror (or is not a full 40-hex sha of a commit).
@@ -42,6 +42,9 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// The `git` program is not on PATH.
+    #[error("lastmile needs git on PATH: install it, e.g. apt-get install git")]
+    NotInstalled,
     /// Anything else, with its explanation.
     #[error("{0}")]
     Other(String),
@@ -54,18 +57,4 @@ impl GitError {
             source,
         }
     }
-}
-
-/// One line of an error and its sources, without repeating a message that its source repeats.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }

@@ -1,6 +1,7 @@
 //! Git for lastmile: a bare mirror of one remote repository that can be fetched, asked about
 //! commits, and materialized into a plain directory tree, plus verification of push webhooks
-//! from GitHub, Gitea and GitLab. Everything here is blocking (gix's blocking client); async
+//! from GitHub, Gitea and GitLab. It drives the `git` program, which must be on PATH (never
+//! through a shell, never prompting for credentials). Everything here is blocking; async
 //! callers run it in `spawn_blocking`. Of a checked-out work tree it only reads the branch and
 //! HEAD commit ([`work_tree`]). It does not check out worktrees, does not push, does not
 //! resolve submodules and does not schedule polling: the caller decides when to fetch.
@@ -22,6 +23,7 @@
 mod branch;
 mod error;
 mod mirror;
+mod program;
 pub mod webhook;
 mod work_tree;
 
