@@ -24,6 +24,11 @@ struct GitHttpServer {
 
 impl GitHttpServer {
     fn start(root: PathBuf) -> Self {
+        Self::start_with_password(root, None)
+    }
+
+    /// With `authorization` ("Basic …"), a request without that header is answered 401.
+    fn start_with_password(root: PathBuf, authorization: Option<&'static str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -35,7 +40,7 @@ impl GitHttpServer {
                 }
                 if let Ok(stream) = stream {
                     // One request per connection; failures just drop the connection.
-                    let _ = serve(stream, &root);
+                    let _ = serve(stream, &root, authorization);
                 }
             }
         });
@@ -58,7 +63,7 @@ impl Drop for GitHttpServer {
     }
 }
 
-fn serve(stream: TcpStream, root: &Path) -> std::io::Result<()> {
+fn serve(stream: TcpStream, root: &Path, authorization: Option<&str>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -75,6 +80,15 @@ fn serve(stream: TcpStream, root: &Path) -> std::io::Result<()> {
         if let Some((k, v)) = h.split_once(':') {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
+    }
+    if let Some(expected) = authorization
+        && headers.get("authorization").map(String::as_str) != Some(expected)
+    {
+        let mut stream = stream;
+        stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return stream.flush();
     }
     let mut body = Vec::new();
     if headers
@@ -170,17 +184,17 @@ fn serve(stream: TcpStream, root: &Path) -> std::io::Result<()> {
     stream.flush()
 }
 
-#[test]
-fn clone_and_fetch_over_http() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let work = tmp.path().join("work");
+/// A work repository with one commit on `main` and a bare copy of it served as
+/// `served/app.git`; returns (work dir, served dir, the commit).
+fn served_repo(root: &Path) -> (PathBuf, PathBuf, String) {
+    let work = root.join("work");
     std::fs::create_dir(&work).expect("mkdir");
     git(&work, &["init", "-q", "-b", "main"]);
     std::fs::write(work.join("a.txt"), "one\n").expect("write");
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "one"]);
     let first = git(&work, &["rev-parse", "HEAD"]);
-    let served = tmp.path().join("served");
+    let served = root.join("served");
     std::fs::create_dir(&served).expect("mkdir");
     git(
         &served,
@@ -192,7 +206,13 @@ fn clone_and_fetch_over_http() {
             "app.git",
         ],
     );
+    (work, served, first)
+}
 
+#[test]
+fn clone_and_fetch_over_http() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (work, served, first) = served_repo(tmp.path());
     let server = GitHttpServer::start(served.clone());
     let url = format!("http://127.0.0.1:{}/app.git", server.port);
     let mirror = Mirror::open_or_clone(&url, &tmp.path().join("mirror")).expect("http clone");
@@ -214,4 +234,44 @@ fn clone_and_fetch_over_http() {
     assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
     assert!(err.to_string().contains(&missing), "{err}");
     drop(server);
+}
+
+#[test]
+fn a_password_in_the_url_is_used_and_never_shown() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_work, served, first) = served_repo(tmp.path());
+    // base64("bot:tok3n")
+    let server = GitHttpServer::start_with_password(served, Some("Basic Ym90OnRvazNu"));
+    let url = |password: &str| format!("http://bot:{password}@127.0.0.1:{}/app.git", server.port);
+
+    let mirror = Mirror::open_or_clone(&url("tok3n"), &tmp.path().join("mirror"))
+        .expect("the password in the URL is sent");
+    assert_eq!(mirror.fetch().expect("fetch")[0].sha, first);
+
+    // A wrong password fails at once: no prompt for another one.
+    let err = Mirror::open_or_clone(&url("wr0ngpass"), &tmp.path().join("other"))
+        .expect_err("wrong password");
+    assert!(matches!(err, GitError::Clone { .. }), "{err:?}");
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("wr0ngpass"), "{text}");
+        assert!(text.contains("bot:***@127.0.0.1"), "{text}");
+        assert!(
+            text.contains("Authentication failed"),
+            "git's own words: {text}"
+        );
+    }
+    assert!(
+        !tmp.path().join("other").exists(),
+        "a failed clone leaves nothing"
+    );
+
+    drop(server);
+    let err = mirror.fetch().expect_err("the server is gone");
+    assert!(matches!(err, GitError::Fetch { .. }), "{err:?}");
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("tok3n"), "{text}");
+        assert!(text.contains("bot:***@127.0.0.1"), "{text}");
+        assert!(text.contains("connect"), "git's own words: {text}");
+    }
+    assert!(!format!("{mirror:?}").contains("tok3n"));
 }

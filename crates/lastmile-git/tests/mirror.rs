@@ -98,6 +98,62 @@ fn clone_of_missing_repository_names_the_url() {
 }
 
 #[test]
+fn a_url_that_git_would_read_as_an_option_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let marker = tmp.path().join("ran");
+    let url = format!("--upload-pack=touch {}", marker.display());
+    let dir = tmp.path().join("mirror");
+    let err = Mirror::open_or_clone(&url, &dir).expect_err("must be refused");
+    assert!(err.to_string().contains("begins with '-'"), "{err}");
+    assert!(!marker.exists(), "no command ran");
+    assert!(!dir.exists(), "nothing was cloned");
+
+    // Nor is an existing mirror fetched from such a URL.
+    let (src, _, _) = source_repo(tmp.path());
+    drop(Mirror::open_or_clone(&file_url(&src), &dir).expect("clone"));
+    let err = Mirror::open_or_clone("-oProxyCommand=x", &dir).expect_err("must be refused");
+    assert!(err.to_string().contains("begins with '-'"), "{err}");
+}
+
+/// Runs the test named `name` of this binary again, alone, with PATH set to an empty
+/// directory and LASTMILE_GIT_TEST_NO_GIT set to a scratch directory.
+fn rerun_without_git(name: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("empty-path");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([name, "--exact", "--test-threads=1"])
+        .env("PATH", &empty)
+        .env("LASTMILE_GIT_TEST_NO_GIT", tmp.path())
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn without_git_on_path_the_error_says_to_install_it() {
+    let Some(scratch) = std::env::var_os("LASTMILE_GIT_TEST_NO_GIT") else {
+        return rerun_without_git("without_git_on_path_the_error_says_to_install_it");
+    };
+    let scratch = Path::new(&scratch);
+    let expected = "lastmile needs git on PATH: install it, e.g. apt-get install git";
+    let err = Mirror::open_or_clone("https://git.example.com/app.git", &scratch.join("mirror"))
+        .expect_err("no git");
+    assert!(matches!(err, GitError::NotInstalled), "{err:?}");
+    assert_eq!(err.to_string(), expected);
+    assert!(!scratch.join("mirror").exists(), "nothing is left behind");
+
+    std::fs::create_dir(scratch.join(".git")).expect("mkdir");
+    let err = lastmile_git::work_tree(scratch).expect_err("no git");
+    assert_eq!(err.to_string(), expected);
+}
+
+#[test]
 fn non_repository_directory_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = source_repo(tmp.path());
