@@ -29,5 +29,5 @@ mod work_tree;
 
 pub use branch::branch_matches;
 pub use error::GitError;
-pub use mirror::{CommitInfo, Head, Mirror};
+pub use mirror::{CommitInfo, Head, Mirror, redact};
 pub use work_tree::{WorkTree, work_tree};

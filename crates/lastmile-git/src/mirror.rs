@@ -585,8 +585,9 @@ fn first_line(message: &str) -> String {
         .to_string()
 }
 
-/// `url` with any password replaced by `***`, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+/// `url` with any password replaced by `***`, for messages and logs
+/// (`https://bot:***@git.example.com/app.git`).
+pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };

@@ -163,7 +163,7 @@ async fn app_page(State(server): Shared, session: Session, Path(app): Path<Strin
         &AppPage {
             who: session.who(),
             can_deploy: session.can_deploy(),
-            repo: entry.config().repo.clone(),
+            repo: entry.config().shown_repo(),
             note: note.or(commit_error),
             last_commit,
             stats: status.as_ref().map(view::stats).unwrap_or_default(),

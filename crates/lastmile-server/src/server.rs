@@ -78,8 +78,8 @@ pub struct App {
     /// recorded as announced by it).
     hooked: std::sync::atomic::AtomicBool,
     pending: Mutex<BTreeMap<String, Pending>>,
-    /// Serializes git work on the mirror (a `gix` repository is opened per
-    /// use, in a blocking thread).
+    /// Serializes git work on the mirror (each use runs `git` in a blocking
+    /// thread).
     mirror: Arc<Mutex<()>>,
     last_error: Mutex<Option<String>>,
     drift: Mutex<BTreeMap<String, String>>,
@@ -332,7 +332,8 @@ impl Server {
         lock(&app.controller).clone().ok_or_else(|| {
             ApiError::conflict(format!(
                 "app `{}` has not deployed anything yet; push a commit to {} or wait for the first build",
-                app.config.name, app.config.repo
+                app.config.name,
+                app.config.shown_repo()
             ))
         })
     }
@@ -801,7 +802,7 @@ impl Server {
             };
             apps.push(json!({
                 "name": name,
-                "repo": app.config.repo,
+                "repo": app.config.shown_repo(),
                 "branches": app.config.branches,
                 "last_commit": last_commit,
                 "last_error": lock(&app.last_error).clone().or(commit_error),

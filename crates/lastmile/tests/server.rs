@@ -1302,8 +1302,24 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         refusals.push_str(&format!("deploy {body}\n  {}\n", answer["error"]));
     }
     insta::assert_snapshot!("api_refusals", refusals);
-    // What `lastmile watch --server` asks for: the last 10 s of traffic.
-    let status = get(server.api, "/api/v1/apps/hello/status?window_s=10", &admin);
+    // What `lastmile watch --server` asks for: the last 10 s of traffic, once
+    // the watcher has taken up the first commit (nothing above waited for it).
+    let status = wait_for(
+        "the first commit of hello to be taken up",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let (status, value, _) = call(
+                server.api,
+                "GET",
+                "/api/v1/apps/hello/status?window_s=10",
+                Some(&admin),
+                &[],
+                b"",
+            );
+            (status == 200).then_some(value)
+        },
+    );
     assert_eq!(status["app"], "hello", "{status}");
 
     // An unknown app's webhook: the very answer a known app gives a request
@@ -1501,4 +1517,49 @@ fn schemathesis_finds_nothing_against_the_openapi_document() {
     assert_eq!(me["name"], token_name, "{me}");
     assert!(!server.log().contains("panicked"), "{}", server.log());
     drop(server);
+}
+
+#[test]
+fn a_password_in_the_repository_url_is_never_shown() {
+    let root = tempfile::tempdir().unwrap();
+    // Nothing listens there: every fetch fails, and its error quotes the URL.
+    let port = free_port();
+    let url = format!("http://bot:tok3n@127.0.0.1:{port}/hello.git");
+    let config = server_yaml(root.path(), Path::new(&url), "1h");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    let server = ServerProcess::start(root.path(), &config);
+    let apps = wait_for(
+        "the first fetch to fail",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let apps = get(server.api, "/api/v1/apps", &admin);
+            (!apps["apps"][0]["last_error"].is_null()).then_some(apps)
+        },
+    );
+    let shown = format!("http://bot:***@127.0.0.1:{port}/hello.git");
+    assert_eq!(apps["apps"][0]["repo"], shown.as_str(), "{apps}");
+    let error = apps["apps"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("could not clone {shown}")),
+        "{error}"
+    );
+    let (status, _, not_yet) = call(
+        server.api,
+        "GET",
+        "/api/v1/apps/hello/status",
+        Some(&admin),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 409, "{not_yet}");
+    assert!(not_yet.contains(&shown), "{not_yet}");
+    let log = server.log();
+    assert!(
+        log.contains(&shown),
+        "the banner names the repository: {log}"
+    );
+    for text in [apps.to_string(), not_yet, log] {
+        assert!(!text.contains("tok3n"), "{text}");
+    }
 }

@@ -73,6 +73,13 @@ pub struct AppConfig {
     pub self_heal: bool,
 }
 
+impl AppConfig {
+    /// `repo` as it may be shown (banner, API, dashboard, errors): any password as `***`.
+    pub fn shown_repo(&self) -> String {
+        lastmile_git::redact(&self.repo)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {

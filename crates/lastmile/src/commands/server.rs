@@ -50,7 +50,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "  {}: {} [{}], polled every {:?}, {hook}{}",
                 config.name,
-                config.repo,
+                config.shown_repo(),
                 config.branches.join(", "),
                 config.poll_interval,
                 if config.self_heal { ", self-heal on" } else { "" }
