@@ -44,6 +44,8 @@ pub(crate) enum Failure {
     NotInstalled,
     /// git could not be started or talked to.
     Io(std::io::Error),
+    /// git answered in a form lastmile does not understand.
+    Unexpected(String),
     /// git ran and exited unsuccessfully.
     Exited {
         /// `git fetch`, `git cat-file`: which command failed.
@@ -60,6 +62,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::NotInstalled => write!(f, "{}", GitError::NotInstalled),
             Failure::Io(error) => write!(f, "could not run git: {error}"),
+            Failure::Unexpected(answer) => write!(f, "{answer}"),
             Failure::Exited {
                 command,
                 status,
@@ -299,8 +302,7 @@ pub(crate) fn read_object(git_dir: &Path, name: &str) -> Result<Option<Object>, 
 
 /// A `git cat-file --batch` reply that does not follow its documented format.
 pub(crate) fn unexpected(header: &str) -> Failure {
-    Failure::Io(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("git cat-file answered {header:?}, which lastmile does not understand"),
+    Failure::Unexpected(format!(
+        "git cat-file answered {header:?}, which lastmile does not understand"
     ))
 }

@@ -260,6 +260,37 @@ fn materialize_writes_files_modes_symlinks_and_skips_submodules() {
 }
 
 #[test]
+fn materialize_writes_the_stored_bytes_whatever_gitattributes_say() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    git(&src, &["init", "-q", "-b", "main"]);
+    // What `git archive` or a checkout would act on: left out, substituted, CRLF.
+    std::fs::write(
+        src.join(".gitattributes"),
+        "ignored.txt export-ignore\nsubst.txt export-subst\n*.txt text eol=crlf\n",
+    )
+    .expect("write");
+    std::fs::write(src.join("ignored.txt"), "kept\n").expect("write");
+    std::fs::write(src.join("subst.txt"), "$Format:%H$\n").expect("write");
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "attributes"]);
+    let sha = git(&src, &["rev-parse", "HEAD"]);
+
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    let dest = tmp.path().join("out");
+    assert_eq!(mirror.materialize(&sha, &dest).expect("materialize"), 3);
+    assert_eq!(
+        std::fs::read(dest.join("ignored.txt")).expect("read"),
+        b"kept\n"
+    );
+    assert_eq!(
+        std::fs::read(dest.join("subst.txt")).expect("read"),
+        b"$Format:%H$\n"
+    );
+}
+
+#[test]
 fn materialize_unknown_sha_errors() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = source_repo(tmp.path());

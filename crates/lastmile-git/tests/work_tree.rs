@@ -56,3 +56,33 @@ fn a_subdirectory_reports_the_branch_and_head_commit_of_its_work_tree() {
     assert_eq!(detached.branch, None);
     assert_eq!(detached.head.map(|head| head.sha), Some(sha));
 }
+
+#[test]
+fn a_linked_worktree_reports_its_own_branch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("main");
+    std::fs::create_dir(&main).expect("mkdir");
+    git(&main, &["init", "-q", "-b", "main"]);
+    git(&main, &["commit", "-q", "--allow-empty", "-m", "first"]);
+    git(
+        &main,
+        &["worktree", "add", "-q", "-b", "topic", "../linked"],
+    );
+    git(
+        &dir.path().join("linked"),
+        &["commit", "-q", "--allow-empty", "-m", "On the topic"],
+    );
+
+    // Its `.git` is a file that points into the main repository.
+    let linked = work_tree(&dir.path().join("linked"))
+        .expect("reads")
+        .expect("a work tree");
+    assert_eq!(linked.branch.as_deref(), Some("topic"));
+    assert_eq!(
+        linked.head.map(|head| head.subject).as_deref(),
+        Some("On the topic")
+    );
+    let main = work_tree(&main).expect("reads").expect("a work tree");
+    assert_eq!(main.branch.as_deref(), Some("main"));
+    assert_eq!(main.head.map(|head| head.subject).as_deref(), Some("first"));
+}
