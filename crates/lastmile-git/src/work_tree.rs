@@ -81,7 +81,8 @@ pub fn work_tree(dir: &Path) -> Result<Option<WorkTree>, GitError> {
 /// True when the ref `name` (`refs/heads/main`) exists, whether or not its commit does.
 fn ref_exists(git_dir: &Path, name: &str) -> Result<bool, Failure> {
     let mut verify = git(Some(git_dir));
-    verify.args(["rev-parse", "--quiet", "--verify", "--end-of-options", name]);
+    // `name` came from symbolic-ref: it begins with refs/, never with a dash.
+    verify.args(["rev-parse", "--quiet", "--verify", name]);
     match program::run(verify, b"") {
         Ok(_) => Ok(true),
         Err(failure) if failure.exited_with(1) => Ok(false),

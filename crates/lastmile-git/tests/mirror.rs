@@ -335,6 +335,31 @@ fn fetch_follows_force_pushes_and_drops_deleted_branches() {
 }
 
 #[test]
+fn a_kept_branch_gives_way_to_a_new_branch_under_its_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, _, feature) = source_repo(tmp.path());
+    let mirror = Mirror::open_or_clone(&file_url(&src), &tmp.path().join("mirror")).expect("clone");
+    assert_eq!(mirror.fetch().expect("fetch").len(), 2);
+
+    // `feature` is deleted and `feature/x` made: both names cannot exist at once.
+    git(&src, &["branch", "-q", "-D", "feature"]);
+    git(&src, &["branch", "-q", "feature/x", &feature]);
+    let heads = mirror.fetch().expect("fetch after the rename");
+    assert_eq!(
+        heads
+            .iter()
+            .map(|head| head.branch.as_str())
+            .collect::<Vec<_>>(),
+        ["feature/x", "main"]
+    );
+    assert_eq!(mirror.heads().expect("local heads"), heads);
+    // A branch deleted without such a clash stays in the mirror.
+    git(&src, &["branch", "-q", "-D", "feature/x"]);
+    assert_eq!(mirror.fetch().expect("fetch").len(), 1);
+    assert_eq!(mirror.heads().expect("local heads"), heads);
+}
+
+#[test]
 fn materialize_refuses_escaping_names_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
