@@ -166,8 +166,61 @@ fn check_json_without_a_spec_has_the_same_code_and_hint_as_the_text() {
     let first = &report["diagnostics"][0];
     assert_eq!(first["code"], "spec::not_found");
     assert!(text.contains("spec::not_found"), "{text}");
+    // The file it looked for, and no made-up place in it.
+    let looked_for = std::path::absolute(dir.path().join("lastmile.yaml")).expect("absolute");
+    assert_eq!(first["file"], looked_for.display().to_string(), "{report}");
+    assert_eq!(report["file"], first["file"], "{report}");
+    assert!(first["line"].is_null() && first["column"].is_null(), "{report}");
     let hint = first["hint"].as_str().unwrap_or_default();
-    assert!(hint.contains("lastmile check DIR"), "{hint}");
+    assert!(hint.contains("lastmile check examples/hello"), "{hint}");
+    assert!(
+        text.contains("lastmile check examples/hello"),
+        "the text has the same hint: {text}"
+    );
+}
+
+/// Every command that needs the spec says the same when there is none: the
+/// code, the directory, and a hint that names the command as it would work.
+#[test]
+fn every_command_that_reads_the_spec_says_the_same_when_there_is_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let directory = std::path::absolute(dir.path()).expect("absolute");
+    let commands: &[(&[&str], &str)] = &[
+        (&["check"], "`lastmile check examples/hello`"),
+        (&["check", "--json"], "`lastmile check examples/hello`"),
+        (&["run"], "`lastmile run examples/hello`"),
+        (&["up"], "`lastmile up examples/hello`"),
+        (&["deploy", "staging"], "`--dir examples/hello`"),
+        (&["status"], "`--dir examples/hello`"),
+    ];
+    for (args, hint) in commands {
+        let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(*args)
+            .current_dir(dir.path())
+            .env_remove("LASTMILE_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        let said = stdout(&output) + &stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        for expected in [
+            "spec::not_found",
+            &format!("no lastmile.yaml in {}", directory.display()),
+            "create lastmile.yaml there (see docs/spec.md)",
+            hint,
+        ] {
+            assert!(
+                said.replace("\n        ", " ").contains(expected),
+                "{args:?} should say {expected:?}: {said}"
+            );
+        }
+        assert!(!said.contains("lastmile check DIR"), "{args:?}: {said}");
+        assert!(
+            !dir.path().join(".lastmile").exists(),
+            "{args:?} made a state directory for a spec that is not there"
+        );
+    }
 }
 
 #[test]

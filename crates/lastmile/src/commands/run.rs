@@ -13,7 +13,7 @@ use lastmile_store::RunStatus;
 use serde_json::json;
 
 use crate::cli::RunArgs;
-use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::check::load_or_report;
 use crate::output;
 use crate::state;
 
@@ -22,14 +22,9 @@ struct QuietReporter;
 impl Reporter for QuietReporter {}
 
 pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = match lastmile_spec::load(&args.dir) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            print_load_error(error);
-            return Ok(ExitCode::from(1));
-        }
+    let Some(loaded) = load_or_report(&args.dir, "lastmile run examples/hello") else {
+        return Ok(ExitCode::from(1));
     };
-    print_warnings(&loaded);
     let state_dir = state::state_dir(state_dir, &loaded.dir);
     let runtime = runtime()?;
     let build = Build {
