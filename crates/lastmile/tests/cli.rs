@@ -316,6 +316,48 @@ fn run_in_a_clean_workspace_uses_only_tracked_files() {
 }
 
 #[test]
+fn a_run_names_the_untracked_files_its_clean_workspace_leaves_out() {
+    let project = Project::new(
+        "app: demo\nsecrets: { file: secrets.env }\npipeline:\n  steps:\n    - name: check\n      run: cat app.py\n",
+    );
+    project.write("app.py", "print('hi')\n");
+    project.write("requirements.txt", "flask\n");
+    project.write(".gitignore", "*.log\n");
+    project.write("debug.log", "ignored\n");
+    project.write("secrets.env", "TOKEN=x\n");
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(project.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+
+    let output = project.lastmile(&["run"]);
+    assert_eq!(output.status.code(), Some(1), "the step cannot find app.py");
+    let (out, err) = (stdout(&output), stderr(&output));
+    let note = "4 untracked files are not in the run's workspace: .gitignore, app.py, lastmile.yaml, requirements.txt (git add them, or list them in .gitignore; --in-place runs in the directory itself)";
+    // Before the run (the ignored log, the secrets file and lastmile's own
+    // state are not named), and again with the failure.
+    let before = out.find(note).unwrap_or_else(|| panic!("{out}"));
+    assert!(before < out.find("▶ run #1").expect("run line"), "{out}");
+    let failure = err.find("step `check` exited").unwrap_or_else(|| panic!("{err}"));
+    assert!(err[failure..].contains(note), "{err}");
+    assert!(!(out.clone() + &err).contains("secrets.env"), "{out}{err}");
+
+    // Added, the file is in the workspace and nothing is named.
+    let status = Command::new("git")
+        .args(["add", "-A"])
+        .current_dir(project.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let output = project.lastmile(&["run", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["untracked"], serde_json::json!([]));
+    assert!(!stderr(&output).contains("untracked"), "{}", stderr(&output));
+}
+
+#[test]
 fn a_second_run_is_served_from_the_cache_with_the_same_artifact() {
     let project = Project::new(
         "app: demo\npipeline:\n  steps:\n    - name: build\n      run: mkdir -p out && cp src.txt out/app.txt && echo ran >> ../runs-$LASTMILE_STEP\n      inputs: [src.txt]\n      outputs: [out/**]\nartifact:\n  paths: [out]\n",
