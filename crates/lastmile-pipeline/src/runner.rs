@@ -226,8 +226,8 @@ pub async fn run_pipeline_with_environment(
 
     // Untracked on purpose, and never to be added: lastmile's own state
     // and the secrets file.
-    let state_dir = std::path::absolute(&options.state_dir)
-        .unwrap_or_else(|_| options.state_dir.clone());
+    let state_dir =
+        std::path::absolute(&options.state_dir).unwrap_or_else(|_| options.state_dir.clone());
     let secrets_file = spec.secrets.file.as_ref().map(|file| spec_dir.join(file));
     workspace.untracked.retain(|relative| {
         let path = spec_dir.join(relative);

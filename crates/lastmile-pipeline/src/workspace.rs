@@ -94,7 +94,14 @@ pub fn prepare(spec_dir: &Path, destination: &Path) -> Result<Workspace, Workspa
     let listing = git(spec_dir, &["ls-files", "-z", "--cached", "--", "."])?;
     let untracked = git(
         spec_dir,
-        &["ls-files", "-z", "--others", "--exclude-standard", "--", "."],
+        &[
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+            "--",
+            ".",
+        ],
     )?;
     let mut untracked: Vec<PathBuf> = untracked
         .stdout

@@ -79,9 +79,7 @@ impl LoadError {
 }
 
 fn not_found_hint(example: &str) -> String {
-    format!(
-        "create {SPEC_FILE} there (see docs/spec.md), or pass the app's directory: `{example}`"
-    )
+    format!("create {SPEC_FILE} there (see docs/spec.md), or pass the app's directory: `{example}`")
 }
 
 /// Loads `path`: a directory holding `lastmile.yaml`, or the file itself.

@@ -170,7 +170,10 @@ fn check_json_without_a_spec_has_the_same_code_and_hint_as_the_text() {
     let looked_for = std::path::absolute(dir.path().join("lastmile.yaml")).expect("absolute");
     assert_eq!(first["file"], looked_for.display().to_string(), "{report}");
     assert_eq!(report["file"], first["file"], "{report}");
-    assert!(first["line"].is_null() && first["column"].is_null(), "{report}");
+    assert!(
+        first["line"].is_null() && first["column"].is_null(),
+        "{report}"
+    );
     let hint = first["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("lastmile check examples/hello"), "{hint}");
     assert!(
@@ -340,7 +343,9 @@ fn a_run_names_the_untracked_files_its_clean_workspace_leaves_out() {
     // state are not named), and again with the failure.
     let before = out.find(note).unwrap_or_else(|| panic!("{out}"));
     assert!(before < out.find("▶ run #1").expect("run line"), "{out}");
-    let failure = err.find("step `check` exited").unwrap_or_else(|| panic!("{err}"));
+    let failure = err
+        .find("step `check` exited")
+        .unwrap_or_else(|| panic!("{err}"));
     assert!(err[failure..].contains(note), "{err}");
     assert!(!(out.clone() + &err).contains("secrets.env"), "{out}{err}");
 
@@ -354,7 +359,27 @@ fn a_run_names_the_untracked_files_its_clean_workspace_leaves_out() {
     let output = project.lastmile(&["run", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(json(&output)["untracked"], serde_json::json!([]));
-    assert!(!stderr(&output).contains("untracked"), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("untracked"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_state_directory_never_shows_in_git_status() {
+    let project = Project::new(GOOD);
+    project.git_init();
+    let output = project.lastmile(&["run"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(project.path().join(".lastmile/lastmile.db").exists());
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(project.path())
+        .output()
+        .expect("git runs");
+    assert!(status.status.success());
+    assert_eq!(stdout(&status), "", "git sees lastmile's state");
 }
 
 #[test]

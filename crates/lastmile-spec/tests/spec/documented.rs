@@ -77,7 +77,10 @@ fn every_key_the_parser_accepts_is_in_the_docs_table_of_its_map() {
         for key in valid.split(", ") {
             let written = format!("`{key}`");
             if !rows.iter().any(|row| row.contains(&written)) {
-                missing.push(format!("`{key}` (in {}) under #{section}", diagnostic.message));
+                missing.push(format!(
+                    "`{key}` (in {}) under #{section}",
+                    diagnostic.message
+                ));
             }
         }
     }

@@ -35,13 +35,11 @@ pub(crate) fn find(args: &StateArgs, state_dir: Option<&Path>) -> anyhow::Result
     }
     let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
     let state_dir = state::state_dir(state_dir, &dir);
-    Control::find(&state_dir).map_err(|no_up| {
-        match lastmile_spec::load(&args.dir) {
-            Err(missing @ lastmile_spec::LoadError::NotFound { .. }) => {
-                missing.suggesting(DIR_EXAMPLE).into()
-            }
-            _ => no_up,
+    Control::find(&state_dir).map_err(|no_up| match lastmile_spec::load(&args.dir) {
+        Err(missing @ lastmile_spec::LoadError::NotFound { .. }) => {
+            missing.suggesting(DIR_EXAMPLE).into()
         }
+        _ => no_up,
     })
 }
 

@@ -60,6 +60,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
     let actor = crate::actor::actor();
     let options = lastmile_server::up::UpOptions {
         loaded,
+        secret_key_file: state::secret_key_file(&state_dir, args.secret_key_file.as_deref()),
         state_dir,
         environment: args.env.clone(),
         listen: args.listen,
