@@ -169,12 +169,7 @@ impl FlagSet {
                 .spec_flags
                 .iter()
                 .find(|flag| &flag.key == key)
-                .ok_or_else(|| {
-                    format!(
-                        "no flag `{key}` to override; the spec defines {}",
-                        self.key_list()
-                    )
-                })?;
+                .ok_or_else(|| self.unknown_flag(key, "override"))?;
             applied.insert(key.clone(), change.apply(flag)?);
         }
         Ok(FlagSet::build(
@@ -182,6 +177,18 @@ impl FlagSet {
             self.inner.spec_segments.clone(),
             &applied,
         ))
+    }
+
+    /// Why `key` cannot be acted on (`override`, `reset`): the spec does
+    /// not declare it. Names the closest declared flag and lists them all.
+    pub fn unknown_flag(&self, key: &str, action: &str) -> String {
+        let suggestion = lastmile_spec::did_you_mean(key, self.keys())
+            .map(|close| format!("did you mean `{close}`? "))
+            .unwrap_or_default();
+        format!(
+            "no flag `{key}` to {action}; {suggestion}the spec defines {}",
+            self.key_list()
+        )
     }
 
     fn key_list(&self) -> String {

@@ -49,4 +49,5 @@ pub use secrets::{
 };
 pub use workspace::{
     Workspace, WorkspaceError, in_place as in_place_workspace, prepare as prepare_workspace,
+    untracked_note,
 };

@@ -25,6 +25,12 @@ pub trait Reporter: Send + Sync {
         let _ = (run, app, steps);
     }
 
+    /// Something the user should know before the steps start (untracked
+    /// files the clean workspace leaves out).
+    fn note(&self, text: &str) {
+        let _ = text;
+    }
+
     /// An attempt of a step started (`attempt` counts from 1).
     fn step_started(&self, step: &str, attempt: u32) {
         let _ = (step, attempt);

@@ -94,6 +94,9 @@ pub struct RunSummary {
     /// Where the steps ran; kept after a failure, deleted after a success
     /// (unless the run was in place).
     pub workspace: PathBuf,
+    /// Untracked files the clean workspace left out (relative to the spec
+    /// directory; see [`crate::untracked_note`]).
+    pub untracked: Vec<PathBuf>,
     /// Wall time of the whole run.
     pub duration: Duration,
 }
@@ -112,6 +115,9 @@ pub struct StepSummary {
     /// Exit code of the last attempt, when it exited.
     pub exit_code: Option<i32>,
 }
+
+/// Most untracked files a run's `run.untracked_files` event names.
+const UNTRACKED_RECORDED: usize = 100;
 
 /// Why a run failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +209,7 @@ pub async fn run_pipeline_with_environment(
     let masker = Masker::new(secret_values.values().map(String::as_str));
     let spec_dir = std::path::absolute(spec_dir).unwrap_or_else(|_| spec_dir.to_path_buf());
 
-    let (workspace, workspace_dir) = if options.in_place {
+    let (mut workspace, workspace_dir) = if options.in_place {
         (workspace::in_place(&spec_dir), None)
     } else {
         let parent = options.state_dir.join("workspaces");
@@ -217,6 +223,19 @@ pub async fn run_pipeline_with_environment(
             Some(destination),
         )
     };
+
+    // Untracked on purpose, and never to be added: lastmile's own state
+    // and the secrets file.
+    let state_dir =
+        std::path::absolute(&options.state_dir).unwrap_or_else(|_| options.state_dir.clone());
+    let secrets_file = spec.secrets.file.as_ref().map(|file| spec_dir.join(file));
+    workspace.untracked.retain(|relative| {
+        let path = spec_dir.join(relative);
+        !path.starts_with(&state_dir) && secrets_file.as_ref() != Some(&path)
+    });
+    if let Some(note) = workspace::untracked_note(&workspace.untracked) {
+        reporter.note(&note);
+    }
 
     let step_names: Vec<String> = spec.pipeline.steps.iter().map(|s| s.name.clone()).collect();
     let run_id = match store.create_run(&NewRun {
@@ -235,6 +254,22 @@ pub async fn run_pipeline_with_environment(
         }
     };
     reporter.run_started(run_id, &spec.app, &step_names);
+    if !workspace.untracked.is_empty() {
+        let named: Vec<String> = workspace
+            .untracked
+            .iter()
+            .take(UNTRACKED_RECORDED)
+            .map(|path| path.display().to_string())
+            .collect();
+        // The event log is a record, not a condition of the run: a failure
+        // to write it surfaces with the next write that matters.
+        let _ = store.record_event(
+            "run.untracked_files",
+            &format!("run/{run_id}"),
+            &options.actor,
+            &serde_json::json!({ "count": workspace.untracked.len(), "files": named }),
+        );
+    }
 
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     let (stop, _) = watch::channel(false);
@@ -286,6 +321,7 @@ pub async fn run_pipeline_with_environment(
         steps: run.summaries(),
         failure,
         workspace: workspace.root,
+        untracked: workspace.untracked,
         duration: started.elapsed(),
     };
     reporter.run_finished(&summary);

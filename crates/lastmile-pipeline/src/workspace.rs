@@ -75,6 +75,10 @@ pub struct Workspace {
     pub files: u64,
     /// True when the source differs from `commit` (uncommitted changes).
     pub dirty: bool,
+    /// Files under the spec directory that git does not track and does not
+    /// ignore, relative to it, sorted: left out of the copy, so a step that
+    /// needs one fails. Empty for an in-place workspace (the steps see them).
+    pub untracked: Vec<PathBuf>,
 }
 
 /// Copies the tracked files under `spec_dir`, as they are in the working tree,
@@ -82,11 +86,30 @@ pub struct Workspace {
 ///
 /// Relative paths under `spec_dir`, modes and symlinks are kept; tracked files
 /// deleted from the working tree are skipped; untracked and ignored files are
-/// left out. `dirty` reflects tracked changes only, since untracked files
-/// never reach the workspace.
+/// left out, and the untracked ones that `.gitignore` does not cover are
+/// named in `untracked`. `dirty` reflects tracked changes only, since
+/// untracked files never reach the workspace.
 pub fn prepare(spec_dir: &Path, destination: &Path) -> Result<Workspace, WorkspaceError> {
     ensure_repository(spec_dir)?;
     let listing = git(spec_dir, &["ls-files", "-z", "--cached", "--", "."])?;
+    let untracked = git(
+        spec_dir,
+        &[
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+            "--",
+            ".",
+        ],
+    )?;
+    let mut untracked: Vec<PathBuf> = untracked
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|relative| !relative.is_empty())
+        .map(|relative| PathBuf::from(OsStr::from_bytes(relative)))
+        .collect();
+    untracked.sort();
     let status = git(
         spec_dir,
         &["status", "--porcelain", "--untracked-files=no", "--", "."],
@@ -135,6 +158,7 @@ pub fn prepare(spec_dir: &Path, destination: &Path) -> Result<Workspace, Workspa
         commit,
         files,
         dirty: !status.stdout.is_empty(),
+        untracked,
     })
 }
 
@@ -151,7 +175,38 @@ pub fn in_place(spec_dir: &Path) -> Workspace {
         commit,
         files: 0,
         dirty,
+        untracked: Vec::new(),
     }
+}
+
+/// Most untracked files a note names; the rest are counted.
+const UNTRACKED_NAMED: usize = 5;
+
+/// The note that says which untracked files a clean workspace left out and
+/// what to do, or `None` when it left none out: `3 untracked files are not
+/// in the run's workspace: app.py, lib.py, … (git add them, …)`.
+pub fn untracked_note(untracked: &[PathBuf]) -> Option<String> {
+    if untracked.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = untracked
+        .iter()
+        .take(UNTRACKED_NAMED)
+        .map(|path| path.display().to_string())
+        .collect();
+    if untracked.len() > UNTRACKED_NAMED {
+        names.push("…".to_owned());
+    }
+    let (files, are) = if untracked.len() == 1 {
+        ("file is", "it")
+    } else {
+        ("files are", "them")
+    };
+    Some(format!(
+        "{} untracked {files} not in the run's workspace: {} (git add {are}, or list {are} in .gitignore; --in-place runs in the directory itself)",
+        untracked.len(),
+        names.join(", ")
+    ))
 }
 
 /// Copies one tracked path; false when it is missing from the working tree

@@ -72,6 +72,8 @@ impl AcmeKey {
 pub(crate) struct Edge {
     hosts: Vec<Arc<dyn HostHandle>>,
     state_dir: PathBuf,
+    /// The key ACME state is sealed with.
+    secret_key_file: PathBuf,
     progress: Arc<dyn Progress>,
     /// Keyed by the host names joined with `,` (or `*` for a default).
     status: Arc<Mutex<BTreeMap<String, CertificateStatus>>>,
@@ -99,11 +101,13 @@ impl Edge {
     pub(crate) fn new(
         hosts: Vec<Arc<dyn HostHandle>>,
         state_dir: &Path,
+        secret_key_file: &Path,
         progress: Arc<dyn Progress>,
     ) -> Edge {
         Edge {
             hosts,
             state_dir: state_dir.to_path_buf(),
+            secret_key_file: secret_key_file.to_path_buf(),
             progress,
             status: Arc::new(Mutex::new(BTreeMap::new())),
             renewals: Mutex::new(BTreeMap::new()),
@@ -325,7 +329,7 @@ impl Edge {
 
     /// A manager for `key`, its state sealed in the state directory.
     fn manager(&self, key: &AcmeKey) -> anyhow::Result<CertManager> {
-        let storage = SealedStorage::open(&self.state_dir)?;
+        let storage = SealedStorage::open(&self.state_dir, &self.secret_key_file)?;
         let mut config = AcmeConfig::new(key.directory.clone());
         config.email = key.email.clone();
         if let Some(ca) = &key.ca {
@@ -427,7 +431,7 @@ impl Http01Responder for HostsResponder {
 }
 
 /// ACME state (account keys, certificates and their keys) sealed with the
-/// state directory's secrets key, one file per name.
+/// app's secrets key, one file per name.
 #[derive(Debug)]
 struct SealedStorage {
     dir: PathBuf,
@@ -435,11 +439,11 @@ struct SealedStorage {
 }
 
 impl SealedStorage {
-    fn open(state_dir: &Path) -> anyhow::Result<SealedStorage> {
+    fn open(state_dir: &Path, secret_key_file: &Path) -> anyhow::Result<SealedStorage> {
         let dir = state_dir.join(ACME_DIR);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))?;
+        let secret_box = SecretBox::open_or_create(secret_key_file)?;
         Ok(SealedStorage { dir, secret_box })
     }
 
@@ -617,14 +621,15 @@ mod tests {
     #[test]
     fn sealed_state_under_a_lost_key_counts_as_absent() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let storage = SealedStorage::open(dir.path()).expect("storage");
+        let key = dir.path().join("secret.key");
+        let storage = SealedStorage::open(dir.path(), &key).expect("storage");
         storage.save("acme-account-1.json", b"key").expect("save");
         assert_eq!(
             storage.load("acme-account-1.json").expect("load"),
             Some(b"key".to_vec())
         );
         std::fs::remove_file(dir.path().join("secret.key")).expect("lose the key");
-        let storage = SealedStorage::open(dir.path()).expect("storage with a new key");
+        let storage = SealedStorage::open(dir.path(), &key).expect("storage with a new key");
         assert_eq!(storage.load("acme-account-1.json").expect("load"), None);
         assert_eq!(storage.load("acme-never-saved.json").expect("load"), None);
     }

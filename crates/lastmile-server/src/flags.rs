@@ -160,7 +160,23 @@ impl Flags {
     }
 
     /// Drops the flag's override: back to `lastmile.yaml`.
+    ///
+    /// A flag the spec does not declare is refused like an override of one
+    /// (naming the closest declared flag), unless an override of it is
+    /// still stored from when it was declared: resetting clears that.
     pub fn reset(&self, store: &dyn Store, key: &str, actor: &str) -> Result<bool, String> {
+        let declared = self
+            .baseline
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .is_some();
+        if !declared {
+            let records = store.flag_overrides().map_err(|error| error.to_string())?;
+            if !records.iter().any(|record| record.key == key) {
+                return Err(self.current().0.unknown_flag(key, "reset"));
+            }
+        }
         let removed = store
             .clear_flag_override(key, actor)
             .map_err(|error| error.to_string())?;

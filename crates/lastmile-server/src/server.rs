@@ -166,7 +166,7 @@ impl Server {
         local_actor: String,
     ) -> anyhow::Result<Arc<Server>> {
         let state_dir = controller.state_dir().to_path_buf();
-        let secret_box = SecretBox::open_or_create(&state_dir.join("secret.key"))
+        let secret_box = SecretBox::open_or_create(controller.secret_key_file())
             .context("cannot open the secrets key")?;
         // The state directory may be anywhere (`--state-dir`); the spec's directory is the app.
         let spec_dir = controller.spec_dir();
@@ -354,6 +354,7 @@ impl Server {
                 spec: spec.clone(),
                 spec_file,
                 state_dir: app.dir.clone(),
+                secret_key_file: app.dir.join(lastmile_store::STATE_DIR_KEY_FILE),
                 access_log: false,
                 listen_override: None,
                 secrets: Some(self.secret_lookup(&app.config.name)),

@@ -75,6 +75,9 @@ pub struct UpOptions {
     pub loaded: lastmile_spec::LoadedSpec,
     /// Absolute state directory.
     pub state_dir: PathBuf,
+    /// The key that seals secrets set through the API and ACME state
+    /// (`lastmile_store::key_file_for` says where it usually is).
+    pub secret_key_file: PathBuf,
     /// Environment to deploy; the first one when `None`.
     pub environment: Option<String>,
     /// Overrides the environment's `route.listen`.
@@ -115,6 +118,7 @@ pub struct Controller {
     spec_file: PathBuf,
     spec: Mutex<Spec>,
     state_dir: PathBuf,
+    secret_key_file: PathBuf,
     store: Arc<SqliteStore>,
     engine: Engine,
     host: LocalHost,
@@ -150,6 +154,8 @@ pub(crate) struct ControllerOptions {
     pub(crate) spec: Spec,
     pub(crate) spec_file: PathBuf,
     pub(crate) state_dir: PathBuf,
+    /// The key that seals the app's secrets and ACME state.
+    pub(crate) secret_key_file: PathBuf,
     pub(crate) access_log: bool,
     pub(crate) listen_override: Option<(String, SocketAddr)>,
     pub(crate) secrets: Option<SecretLookup>,
@@ -195,7 +201,12 @@ impl Controller {
         });
         let host = LocalHost::new("local", supervisor, router, blobs, options.inherited);
         let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
-        let edge = crate::edge::Edge::new(hosts.clone(), &options.state_dir, progress.clone());
+        let edge = crate::edge::Edge::new(
+            hosts.clone(),
+            &options.state_dir,
+            &options.secret_key_file,
+            progress.clone(),
+        );
         let engine = Engine::new(store.clone() as Arc<dyn Store>, hosts);
 
         let (flags, problems) = crate::flags::Flags::new(&spec, store.as_ref());
@@ -207,6 +218,7 @@ impl Controller {
             spec_file: options.spec_file,
             spec: Mutex::new(spec),
             state_dir: options.state_dir,
+            secret_key_file: options.secret_key_file,
             store,
             engine,
             host,
@@ -282,6 +294,11 @@ impl Controller {
         &self.state_dir
     }
 
+    /// The key file that seals the app's secrets and ACME state.
+    pub fn secret_key_file(&self) -> &std::path::Path {
+        &self.secret_key_file
+    }
+
     /// Starts the controller's loops (route refreshes on instance events,
     /// housekeeping); the caller aborts them when it stops.
     pub(crate) fn start_loops(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -319,6 +336,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             spec,
             spec_file: options.loaded.file.clone(),
             state_dir: options.state_dir.clone(),
+            secret_key_file: options.secret_key_file.clone(),
             access_log: options.access_log,
             listen_override: options.listen.map(|addr| (environment.clone(), addr)),
             secrets: None,

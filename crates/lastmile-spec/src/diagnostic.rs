@@ -34,9 +34,11 @@ pub struct SpecDiagnostic {
     /// The file as the user named it.
     pub file: String,
     /// 1-based line of the offending token; 0 when the problem is the whole
-    /// file (`spec::too-large`, `spec::not_found`).
+    /// file (`spec::too-large`), which JSON shows as `null`.
+    #[serde(serialize_with = "place_or_null")]
     pub line: usize,
     /// 1-based column (in characters) of the offending token; 0 with line 0.
+    #[serde(serialize_with = "place_or_null")]
     pub column: usize,
     /// What to do about it.
     pub hint: Option<String>,
@@ -44,6 +46,15 @@ pub struct SpecDiagnostic {
     /// because line and column already say where.
     #[serde(skip)]
     pub(crate) label: Option<Label>,
+}
+
+/// A line or column as JSON: `null` for 0 (no place in the file), so a
+/// script never reads a line 0 that is not there.
+fn place_or_null<S: serde::Serializer>(place: &usize, serializer: S) -> Result<S::Ok, S::Error> {
+    match place {
+        0 => serializer.serialize_none(),
+        place => serializer.serialize_some(place),
+    }
 }
 
 /// The underlined range of a diagnostic.

@@ -29,5 +29,5 @@ mod semver;
 pub use diagnostic::{Severity, SpecDiagnostic, SpecErrors, render_warnings};
 pub use load::{LoadError, LoadedSpec, SPEC_FILE, load, parse};
 pub use model::*;
-pub use scalar::parse_duration;
+pub use scalar::{did_you_mean, parse_duration};
 pub use semver::{Identifier, SemVer};

@@ -31,15 +31,17 @@ pub struct LoadedSpec {
 pub enum LoadError {
     /// No `lastmile.yaml` where we looked.
     #[error("no {SPEC_FILE} in {}", searched.display())]
-    #[diagnostic(
-        code(spec::not_found),
-        help(
-            "run `lastmile check DIR` with the directory that holds {SPEC_FILE}, or create {SPEC_FILE} there (see docs/spec.md)"
-        )
-    )]
+    #[diagnostic(code(spec::not_found))]
     NotFound {
         /// The directory (or file path) that was searched.
         searched: PathBuf,
+        /// The spec file that was looked for (`DIR/lastmile.yaml`, or the
+        /// file named).
+        file: PathBuf,
+        /// What to do: create the file, or name the app's directory
+        /// ([`LoadError::suggesting`] words it for the command at hand).
+        #[help]
+        hint: String,
     },
     /// The file exists but could not be read.
     #[error("cannot read {}: {source}", path.display())]
@@ -59,6 +61,27 @@ pub enum LoadError {
     Invalid(SpecErrors),
 }
 
+impl LoadError {
+    /// The same error with a not-found hint naming `example`, the command
+    /// the user ran pointed at an app's directory (`lastmile up
+    /// examples/hello`); other errors are returned unchanged.
+    #[must_use]
+    pub fn suggesting(self, example: &str) -> LoadError {
+        match self {
+            LoadError::NotFound { searched, file, .. } => LoadError::NotFound {
+                searched,
+                file,
+                hint: not_found_hint(example),
+            },
+            other => other,
+        }
+    }
+}
+
+fn not_found_hint(example: &str) -> String {
+    format!("create {SPEC_FILE} there (see docs/spec.md), or pass the app's directory: `{example}`")
+}
+
 /// Loads `path`: a directory holding `lastmile.yaml`, or the file itself.
 pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -73,7 +96,11 @@ pub fn load(path: &Path) -> Result<LoadedSpec, LoadError> {
         } else {
             file.clone()
         };
-        return Err(LoadError::NotFound { searched });
+        return Err(LoadError::NotFound {
+            searched,
+            file,
+            hint: not_found_hint("lastmile check examples/hello"),
+        });
     }
     let bytes = std::fs::read(&file).map_err(|source| LoadError::Read {
         path: file.clone(),

@@ -324,8 +324,9 @@ pub(crate) fn is_http_token(text: &str) -> bool {
         })
 }
 
-/// The candidate closest to `text`, if one is close enough to be a typo.
-pub(crate) fn did_you_mean<'a>(
+/// The candidate closest to `text`, if one is close enough to be a typo
+/// (the rule behind every "did you mean" of the spec and the CLI).
+pub fn did_you_mean<'a>(
     text: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

@@ -11,6 +11,8 @@ pub(crate) use snapshot;
 // A test crate root resolves modules beside itself, so point into `spec/`.
 #[path = "spec/accepts.rs"]
 mod accepts;
+#[path = "spec/documented.rs"]
+mod documented;
 #[path = "spec/never_panics.rs"]
 mod never_panics;
 #[path = "spec/rejects.rs"]

@@ -62,7 +62,7 @@ mod token;
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
 pub use model::*;
-pub use secret_box::{SecretBox, SecretBoxError};
+pub use secret_box::{STATE_DIR_KEY_FILE, SecretBox, SecretBoxError, key_file_for};
 pub use sqlite_store::{OpenReport, SqliteStore, now_millis};
 pub use store::Store;
 pub use token::{TOKEN_PREFIX, generate_token, hash_token};

@@ -1,10 +1,10 @@
-//! `SecretBox`: seals secret values with a key kept in a file beside the
-//! state, so the database alone never reveals them.
+//! `SecretBox`: seals secret values with a key kept in a file apart from
+//! the database, so the database alone never reveals them.
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -137,6 +137,42 @@ impl SecretBox {
     }
 }
 
+/// The key file's name in a state directory: where earlier versions of
+/// `lastmile up` kept it, and where `lastmile server` keeps it.
+pub const STATE_DIR_KEY_FILE: &str = "secret.key";
+
+/// Where the key that seals the secrets and ACME state of `state_dir`
+/// lives, so that it is not inside the project's repository:
+///
+/// 1. `explicit` (`--secret-key-file`, `LASTMILE_SECRET_KEY_FILE`) when given;
+/// 2. `state_dir/secret.key` when it exists (made by an earlier version, or
+///    asked for with 1.), so what it sealed still opens;
+/// 3. `data_home/lastmile/keys/<hash of the state directory's canonical
+///    path>.key` (`data_home` is `$XDG_DATA_HOME`, else `~/.local/share`);
+/// 4. `state_dir/secret.key` when there is no data home (no `$HOME`).
+pub fn key_file_for(
+    state_dir: &Path,
+    explicit: Option<&Path>,
+    data_home: Option<&Path>,
+) -> PathBuf {
+    if let Some(explicit) = explicit {
+        return explicit.to_path_buf();
+    }
+    let in_state_dir = state_dir.join(STATE_DIR_KEY_FILE);
+    if in_state_dir.exists() {
+        return in_state_dir;
+    }
+    let Some(data_home) = data_home else {
+        return in_state_dir;
+    };
+    let canonical = fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
+    data_home
+        .join("lastmile")
+        .join("keys")
+        .join(format!("{}.key", &hash.to_hex()[..32]))
+}
+
 /// The key, if the file exists; checked for mode and length.
 fn read_key(path: &Path) -> Result<Option<[u8; KEY_LEN]>, SecretBoxError> {
     let io = |action| {
@@ -190,7 +226,12 @@ fn create_key(path: &Path) -> Result<[u8; KEY_LEN], SecretBoxError> {
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
     {
-        fs::create_dir_all(parent).map_err(io("create the directory of"))?;
+        // Private: the directory of keys names every project that has one.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io("create the directory of"))?;
     }
     let mut key = [0_u8; KEY_LEN];
     getrandom::fill(&mut key)

@@ -58,11 +58,20 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `state_dir`, migrates it, and
-    /// marks runs whose owning process died as `interrupted`.
+    /// marks runs whose owning process died as `interrupted`. A state
+    /// directory it creates gets a `.gitignore` that ignores everything.
     pub fn open(state_dir: &Path) -> Result<(SqliteStore, OpenReport), StoreError> {
         let locks_dir = state_dir.join("locks");
+        let creating = !state_dir.exists();
         fs::create_dir_all(&locks_dir)
             .map_err(StoreError::io("create the directory", &locks_dir))?;
+        if creating {
+            // The state usually sits in the app's repository (`.lastmile/`):
+            // `git add .` must never commit its database, logs or artifacts.
+            let ignore = state_dir.join(".gitignore");
+            fs::write(&ignore, "# lastmile's state: never committed\n*\n")
+                .map_err(StoreError::io("create", &ignore))?;
+        }
         let database_path = state_dir.join(DATABASE_FILE);
         let sql = sql_error(&database_path);
 

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use lastmile_store::{SecretBox, SecretBoxError, SqliteStore, Store};
+use lastmile_store::{SecretBox, SecretBoxError, SqliteStore, Store, key_file_for};
 
 fn open(state_dir: &Path) -> SqliteStore {
     SqliteStore::open(state_dir).unwrap().0
@@ -264,4 +264,86 @@ fn secrets_round_trip_through_the_store_without_their_values() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("DATABASE_URL"), "the scan reads the database");
     assert!(!text.contains("hunter2") && !text.contains("sqlite://new"));
+}
+
+#[test]
+fn a_new_key_lives_in_the_data_home_and_an_existing_one_in_the_state_dir_is_kept() {
+    let project = tempfile::tempdir().unwrap();
+    let data_home = tempfile::tempdir().unwrap();
+    let state_dir = project.path().join(".lastmile");
+    open(&state_dir);
+
+    // Fresh: outside the project, named after the state directory, private.
+    let key = key_file_for(&state_dir, None, Some(data_home.path()));
+    assert!(
+        key.starts_with(data_home.path().join("lastmile/keys")),
+        "{key:?}"
+    );
+    assert!(!key.starts_with(project.path()), "{key:?}");
+    let secrets = SecretBox::open_or_create(&key).unwrap();
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    assert_eq!(mode(&data_home.path().join("lastmile")), 0o700);
+    let (nonce, sealed) = secrets.seal("demo/TOKEN", b"hunter2");
+    // The same state directory finds the same key, by any path to it.
+    let through_dot = project.path().join(".").join(".lastmile");
+    assert_eq!(
+        key_file_for(&through_dot, None, Some(data_home.path())),
+        key
+    );
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(
+        key_file_for(other.path(), None, Some(data_home.path())),
+        key
+    );
+    assert_eq!(
+        SecretBox::open_or_create(&key_file_for(&state_dir, None, Some(data_home.path())))
+            .unwrap()
+            .open("demo/TOKEN", &nonce, &sealed)
+            .unwrap(),
+        b"hunter2"
+    );
+
+    // A key an earlier version made in the state directory stays in use,
+    // so what it sealed still opens.
+    let old_state = tempfile::tempdir().unwrap();
+    let old_key = old_state.path().join("secret.key");
+    let old_box = SecretBox::open_or_create(&old_key).unwrap();
+    let (nonce, sealed) = old_box.seal("demo/TOKEN", b"older");
+    let found = key_file_for(old_state.path(), None, Some(data_home.path()));
+    assert_eq!(found, old_key);
+    assert_eq!(
+        SecretBox::open_or_create(&found)
+            .unwrap()
+            .open("demo/TOKEN", &nonce, &sealed)
+            .unwrap(),
+        b"older"
+    );
+
+    // Asked for, anywhere; without a data home, the state directory.
+    let asked = project.path().join("elsewhere.key");
+    assert_eq!(
+        key_file_for(&state_dir, Some(&asked), Some(data_home.path())),
+        asked
+    );
+    assert_eq!(
+        key_file_for(&state_dir, None, None),
+        state_dir.join("secret.key")
+    );
+}
+
+#[test]
+fn a_state_directory_the_store_creates_ignores_itself_in_git() {
+    let project = tempfile::tempdir().unwrap();
+    let state_dir = project.path().join(".lastmile");
+    open(&state_dir);
+    assert_eq!(
+        fs::read_to_string(state_dir.join(".gitignore")).unwrap(),
+        "# lastmile's state: never committed\n*\n"
+    );
+    // One the user made is left as it is.
+    let own = project.path().join("own");
+    fs::create_dir(&own).unwrap();
+    open(&own);
+    assert!(!own.join(".gitignore").exists());
 }

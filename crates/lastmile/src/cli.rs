@@ -255,6 +255,12 @@ pub(crate) struct UpArgs {
     /// Approve the first deployment (for `gates.approval: required`); recorded as you
     #[arg(long)]
     pub(crate) approve: bool,
+
+    /// The key that seals secrets and ACME state [default: in
+    /// $XDG_DATA_HOME/lastmile/keys/ (~/.local/share), outside the repository;
+    /// an existing STATE_DIR/secret.key is kept]
+    #[arg(long, env = "LASTMILE_SECRET_KEY_FILE", value_name = "FILE")]
+    pub(crate) secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

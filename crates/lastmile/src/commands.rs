@@ -16,6 +16,8 @@ mod runs;
 mod server;
 mod up;
 
+pub(crate) use check::print_load_error;
+
 /// Runs the chosen subcommand.
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let state_dir = cli.state_dir.as_deref();

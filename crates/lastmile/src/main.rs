@@ -20,9 +20,17 @@ fn main() -> ExitCode {
     output::init_colors(cli.color);
     match commands::dispatch(cli) {
         Ok(code) => code,
-        Err(error) => {
-            output::print_error(&error);
-            ExitCode::from(2)
-        }
+        // A missing or invalid spec looks and exits the same from every
+        // command (1, like `lastmile check`).
+        Err(error) => match error.downcast::<lastmile_spec::LoadError>() {
+            Ok(spec_error) => {
+                commands::print_load_error(spec_error);
+                ExitCode::from(1)
+            }
+            Err(error) => {
+                output::print_error(&error);
+                ExitCode::from(2)
+            }
+        },
     }
 }

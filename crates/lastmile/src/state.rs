@@ -54,3 +54,20 @@ pub(crate) fn open_existing(
     }
     open_for_writing(&state_dir)
 }
+
+/// Where `lastmile up` keeps the key that seals the secrets and ACME state
+/// of `state_dir`: `explicit` (`--secret-key-file`,
+/// `LASTMILE_SECRET_KEY_FILE`), an existing `state_dir/secret.key`, else the
+/// user's data directory, so the key is not inside the repository.
+pub(crate) fn secret_key_file(state_dir: &Path, explicit: Option<&Path>) -> PathBuf {
+    let explicit =
+        explicit.map(|file| std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf()));
+    let from_environment = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let data_home = from_environment("XDG_DATA_HOME")
+        .or_else(|| from_environment("HOME").map(|home| home.join(".local/share")));
+    lastmile_store::key_file_for(state_dir, explicit.as_deref(), data_home.as_deref())
+}

@@ -166,8 +166,64 @@ fn check_json_without_a_spec_has_the_same_code_and_hint_as_the_text() {
     let first = &report["diagnostics"][0];
     assert_eq!(first["code"], "spec::not_found");
     assert!(text.contains("spec::not_found"), "{text}");
+    // The file it looked for, and no made-up place in it.
+    let looked_for = std::path::absolute(dir.path().join("lastmile.yaml")).expect("absolute");
+    assert_eq!(first["file"], looked_for.display().to_string(), "{report}");
+    assert_eq!(report["file"], first["file"], "{report}");
+    assert!(
+        first["line"].is_null() && first["column"].is_null(),
+        "{report}"
+    );
     let hint = first["hint"].as_str().unwrap_or_default();
-    assert!(hint.contains("lastmile check DIR"), "{hint}");
+    assert!(hint.contains("lastmile check examples/hello"), "{hint}");
+    assert!(
+        text.contains("lastmile check examples/hello"),
+        "the text has the same hint: {text}"
+    );
+}
+
+/// Every command that needs the spec says the same when there is none: the
+/// code, the directory, and a hint that names the command as it would work.
+#[test]
+fn every_command_that_reads_the_spec_says_the_same_when_there_is_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let directory = std::path::absolute(dir.path()).expect("absolute");
+    let commands: &[(&[&str], &str)] = &[
+        (&["check"], "`lastmile check examples/hello`"),
+        (&["check", "--json"], "`lastmile check examples/hello`"),
+        (&["run"], "`lastmile run examples/hello`"),
+        (&["up"], "`lastmile up examples/hello`"),
+        (&["deploy", "staging"], "`--dir examples/hello`"),
+        (&["status"], "`--dir examples/hello`"),
+    ];
+    for (args, hint) in commands {
+        let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(*args)
+            .current_dir(dir.path())
+            .env_remove("LASTMILE_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        let said = stdout(&output) + &stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {said}");
+        for expected in [
+            "spec::not_found",
+            &format!("no lastmile.yaml in {}", directory.display()),
+            "create lastmile.yaml there (see docs/spec.md)",
+            hint,
+        ] {
+            assert!(
+                said.replace("\n        ", " ").contains(expected),
+                "{args:?} should say {expected:?}: {said}"
+            );
+        }
+        assert!(!said.contains("lastmile check DIR"), "{args:?}: {said}");
+        assert!(
+            !dir.path().join(".lastmile").exists(),
+            "{args:?} made a state directory for a spec that is not there"
+        );
+    }
 }
 
 #[test]
@@ -260,6 +316,70 @@ fn run_in_a_clean_workspace_uses_only_tracked_files() {
     );
     let runs = json(&project.lastmile(&["runs", "--json"]));
     assert_eq!(runs[0]["commit"].as_str().map(str::len), Some(40));
+}
+
+#[test]
+fn a_run_names_the_untracked_files_its_clean_workspace_leaves_out() {
+    let project = Project::new(
+        "app: demo\nsecrets: { file: secrets.env }\npipeline:\n  steps:\n    - name: check\n      run: cat app.py\n",
+    );
+    project.write("app.py", "print('hi')\n");
+    project.write("requirements.txt", "flask\n");
+    project.write(".gitignore", "*.log\n");
+    project.write("debug.log", "ignored\n");
+    project.write("secrets.env", "TOKEN=x\n");
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(project.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+
+    let output = project.lastmile(&["run"]);
+    assert_eq!(output.status.code(), Some(1), "the step cannot find app.py");
+    let (out, err) = (stdout(&output), stderr(&output));
+    let note = "4 untracked files are not in the run's workspace: .gitignore, app.py, lastmile.yaml, requirements.txt (git add them, or list them in .gitignore; --in-place runs in the directory itself)";
+    // Before the run (the ignored log, the secrets file and lastmile's own
+    // state are not named), and again with the failure.
+    let before = out.find(note).unwrap_or_else(|| panic!("{out}"));
+    assert!(before < out.find("▶ run #1").expect("run line"), "{out}");
+    let failure = err
+        .find("step `check` exited")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(err[failure..].contains(note), "{err}");
+    assert!(!(out.clone() + &err).contains("secrets.env"), "{out}{err}");
+
+    // Added, the file is in the workspace and nothing is named.
+    let status = Command::new("git")
+        .args(["add", "-A"])
+        .current_dir(project.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success());
+    let output = project.lastmile(&["run", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["untracked"], serde_json::json!([]));
+    assert!(
+        !stderr(&output).contains("untracked"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_state_directory_never_shows_in_git_status() {
+    let project = Project::new(GOOD);
+    project.git_init();
+    let output = project.lastmile(&["run"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(project.path().join(".lastmile/lastmile.db").exists());
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(project.path())
+        .output()
+        .expect("git runs");
+    assert!(status.status.success());
+    assert_eq!(stdout(&status), "", "git sees lastmile's state");
 }
 
 #[test]

@@ -46,6 +46,8 @@ fn free_port() -> u16 {
 struct App {
     dir: tempfile::TempDir,
     port: u16,
+    /// `$XDG_DATA_HOME` of the commands, where `up` keeps its secrets key.
+    data_home: tempfile::TempDir,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
         let app = App {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
+            data_home: tempfile::tempdir().unwrap(),
         };
         app.write_spec(strategy, instances, version, "");
         app
@@ -106,6 +109,8 @@ environments:
             .current_dir(self.dir.path())
             .env_remove("LASTMILE_STATE_DIR")
             .env_remove("LASTMILE_LISTEN_FDS")
+            .env_remove("LASTMILE_SECRET_KEY_FILE")
+            .env("XDG_DATA_HOME", self.data_home.path())
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         command
@@ -1011,4 +1016,38 @@ fn metrics_and_dora_follow_deployments_and_rollbacks() {
         "{asked}"
     );
     drop(up);
+}
+
+/// The key that seals secrets and ACME state is outside the repository,
+/// private; a key an earlier version left in `.lastmile/` stays in use.
+#[test]
+fn the_secrets_key_lives_outside_the_repository_unless_one_is_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let keys = |app: &App| -> Vec<PathBuf> {
+        match std::fs::read_dir(app.data_home.path().join("lastmile/keys")) {
+            Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+
+    let fresh = App::new("rolling", 1, "v1");
+    drop(fresh.up());
+    assert!(!fresh.dir.path().join(".lastmile/secret.key").exists());
+    let made = keys(&fresh);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(std::fs::metadata(&made[0]).unwrap().len(), 32);
+    assert_eq!(mode(&made[0]), 0o600);
+    assert_eq!(mode(made[0].parent().unwrap()), 0o700);
+
+    let earlier = App::new("rolling", 1, "v1");
+    let state = earlier.dir.path().join(".lastmile");
+    std::fs::create_dir_all(&state).unwrap();
+    let old_key = state.join("secret.key");
+    let key = [7_u8; 32];
+    std::fs::write(&old_key, key).unwrap();
+    std::fs::set_permissions(&old_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop(earlier.up());
+    assert_eq!(std::fs::read(&old_key).unwrap(), key);
+    assert_eq!(keys(&earlier), Vec::<PathBuf>::new());
 }

@@ -56,6 +56,10 @@ impl PlainReporter {
 }
 
 impl Reporter for PlainReporter {
+    fn note(&self, text: &str) {
+        self.line(format_args!("note: {text}"));
+    }
+
     fn run_started(&self, run: RunId, app: &str, steps: &[String]) {
         let count = steps.len();
         let noun = if count == 1 { "step" } else { "steps" };

@@ -113,6 +113,12 @@ impl TerminalReporter {
 }
 
 impl Reporter for TerminalReporter {
+    fn note(&self, text: &str) {
+        // Before the bars exist (notes come before the run starts), so a
+        // plain line on stderr does not disturb them.
+        eprintln!("note: {text}");
+    }
+
     fn run_started(&self, run: RunId, app: &str, steps: &[String]) {
         let width = steps
             .iter()

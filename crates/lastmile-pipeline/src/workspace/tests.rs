@@ -5,7 +5,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use super::{WorkspaceError, in_place, prepare};
+use super::{WorkspaceError, in_place, prepare, untracked_note};
 
 /// Runs git in `directory` with a fixed identity; panics on failure.
 fn git(directory: &Path, arguments: &[&str]) -> String {
@@ -90,6 +90,37 @@ fn tracked_files_are_copied_and_others_are_not() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o111, 0o111);
+}
+
+#[test]
+fn untracked_files_left_out_are_named_and_ignored_ones_are_not() {
+    let repo = repository();
+    write(repo.path(), "web/draft.html", "not added");
+    let destination = tempfile::tempdir().unwrap();
+    let workspace = prepare(repo.path(), destination.path()).unwrap();
+    assert_eq!(
+        workspace.untracked,
+        [Path::new("untracked.txt"), Path::new("web/draft.html")],
+        "sorted, relative to the spec directory, without target/ and *.log"
+    );
+    let in_web = tempfile::tempdir().unwrap();
+    let workspace = prepare(&repo.path().join("web"), in_web.path()).unwrap();
+    assert_eq!(workspace.untracked, [Path::new("draft.html")]);
+    assert!(in_place(repo.path()).untracked.is_empty());
+}
+
+#[test]
+fn the_untracked_note_counts_every_file_and_names_the_first_five() {
+    assert_eq!(untracked_note(&[]), None);
+    assert_eq!(
+        untracked_note(&["app.py".into()]).unwrap(),
+        "1 untracked file is not in the run's workspace: app.py (git add it, or list it in .gitignore; --in-place runs in the directory itself)"
+    );
+    let many: Vec<std::path::PathBuf> = (1..=7).map(|n| format!("f{n}").into()).collect();
+    assert_eq!(
+        untracked_note(&many).unwrap(),
+        "7 untracked files are not in the run's workspace: f1, f2, f3, f4, f5, … (git add them, or list them in .gitignore; --in-place runs in the directory itself)"
+    );
 }
 
 #[test]

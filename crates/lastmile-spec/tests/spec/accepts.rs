@@ -631,8 +631,19 @@ fn load_without_a_spec_names_the_directory_and_the_fix() {
     let help = miette::Diagnostic::help(&error)
         .map(|help| help.to_string())
         .unwrap_or_default();
-    assert!(help.contains("lastmile check DIR"), "{help}");
+    assert!(help.contains("`lastmile check examples/hello`"), "{help}");
     assert!(help.contains("create lastmile.yaml there"), "{help}");
+    // Worded for the command the user ran.
+    let for_up = error.suggesting("lastmile up examples/hello");
+    let help = miette::Diagnostic::help(&for_up)
+        .map(|help| help.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("`lastmile up examples/hello`"), "{help}");
+    assert!(!help.contains("lastmile check"), "{help}");
+    match for_up {
+        LoadError::NotFound { file, .. } => assert_eq!(file, dir.path().join(SPEC_FILE)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::cli::CheckArgs;
 use crate::output;
 
 pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = lastmile_spec::load(&args.dir);
+    let loaded = lastmile_spec::load(&args.dir)
+        .map_err(|error| error.suggesting("lastmile check examples/hello"));
     if args.json {
         return check_json(args, loaded);
     }
@@ -70,24 +71,32 @@ fn check_json(args: &CheckArgs, loaded: Result<LoadedSpec, LoadError>) -> anyhow
             json!({ "valid": false, "file": args.dir, "diagnostics": errors.diagnostics() }),
             ExitCode::from(1),
         ),
-        Err(other) => (
-            // The same code and hint the human output shows; line and column
-            // are 0 because the problem is the file itself, not a place in it.
-            json!({
-                "valid": false,
-                "file": args.dir,
-                "diagnostics": [{
-                    "severity": "error",
-                    "code": other.code().map(|code| code.to_string()),
-                    "message": other.to_string(),
-                    "file": args.dir,
-                    "line": 0,
-                    "column": 0,
-                    "hint": other.help().map(|hint| hint.to_string()),
-                }],
-            }),
-            ExitCode::from(1),
-        ),
+        Err(other) => {
+            // The same code and hint the human output shows. The problem is
+            // the file itself, not a place in it: no line or column.
+            let file = match &other {
+                LoadError::NotFound { file, .. } | LoadError::Read { path: file, .. } => {
+                    file.display().to_string()
+                }
+                LoadError::Invalid(_) => args.dir.display().to_string(),
+            };
+            (
+                json!({
+                    "valid": false,
+                    "file": file,
+                    "diagnostics": [{
+                        "severity": "error",
+                        "code": other.code().map(|code| code.to_string()),
+                        "message": other.to_string(),
+                        "file": file,
+                        "line": null,
+                        "column": null,
+                        "hint": other.help().map(|hint| hint.to_string()),
+                    }],
+                }),
+                ExitCode::from(1),
+            )
+        }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(code)
@@ -108,6 +117,22 @@ pub(crate) fn print_warnings(loaded: &LoadedSpec) {
             output::colors()
         )
     );
+}
+
+/// Loads the spec of `dir` for a command; a spec that is missing or
+/// invalid is printed (a missing one with a hint naming `example`, the
+/// command pointed at an app's directory) and gives `None`.
+pub(crate) fn load_or_report(dir: &std::path::Path, example: &str) -> Option<LoadedSpec> {
+    match lastmile_spec::load(dir) {
+        Ok(loaded) => {
+            print_warnings(&loaded);
+            Some(loaded)
+        }
+        Err(error) => {
+            print_load_error(error.suggesting(example));
+            None
+        }
+    }
 }
 
 /// Prints why a spec could not be loaded, with snippets and hints.

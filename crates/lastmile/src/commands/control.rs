@@ -12,7 +12,7 @@ use crate::cli::{
     ControlArgs, DeployArgs, DoraArgs, EnvArgs, FlagCommand, RollbackArgs, StateArgs, StatusArgs,
     WatchArgs,
 };
-use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::check::load_or_report;
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
 use crate::output;
@@ -21,12 +21,26 @@ use crate::state;
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// How a command that takes `--dir` is pointed at an app's directory, for
+/// the hint of a missing spec.
+const DIR_EXAMPLE: &str = "--dir examples/hello";
+
+/// The running `lastmile up` (or server) for `args.dir`. Where none runs
+/// and the directory holds no spec, the error is the spec's `not_found`
+/// (the same as `check`, `run` and `up` give), since starting `up` there
+/// would fail for that reason.
 pub(crate) fn find(args: &StateArgs, state_dir: Option<&Path>) -> anyhow::Result<Control> {
     if let Some(remote) = crate::control::remote() {
         return Control::remote_app(remote, &args.dir);
     }
     let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
-    Control::find(&state::state_dir(state_dir, &dir))
+    let state_dir = state::state_dir(state_dir, &dir);
+    Control::find(&state_dir).map_err(|no_up| match lastmile_spec::load(&args.dir) {
+        Err(missing @ lastmile_spec::LoadError::NotFound { .. }) => {
+            missing.suggesting(DIR_EXAMPLE).into()
+        }
+        _ => no_up,
+    })
 }
 
 pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -37,14 +51,9 @@ pub(crate) fn deploy(args: &DeployArgs, state_dir: Option<&Path>) -> anyhow::Res
     } else if crate::control::remote().is_some() {
         // A server builds from git: deploy the newest release it made.
     } else {
-        let loaded = match lastmile_spec::load(&args.control.state.dir) {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                print_load_error(error);
-                return Ok(ExitCode::from(1));
-            }
+        let Some(loaded) = load_or_report(&args.control.state.dir, DIR_EXAMPLE) else {
+            return Ok(ExitCode::from(1));
         };
-        print_warnings(&loaded);
         let dir = state::state_dir(state_dir, &loaded.dir);
         let build = Build {
             in_place: args.in_place,

@@ -13,23 +13,23 @@ use lastmile_store::RunStatus;
 use serde_json::json;
 
 use crate::cli::RunArgs;
-use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::check::load_or_report;
 use crate::output;
 use crate::state;
 
-/// Prints nothing: `--json` prints only the summary at the end.
+/// Prints only notes, on stderr: `--json` prints only the summary at the
+/// end, on stdout.
 struct QuietReporter;
-impl Reporter for QuietReporter {}
+impl Reporter for QuietReporter {
+    fn note(&self, text: &str) {
+        eprintln!("{} {text}", output::warn("note:"));
+    }
+}
 
 pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = match lastmile_spec::load(&args.dir) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            print_load_error(error);
-            return Ok(ExitCode::from(1));
-        }
+    let Some(loaded) = load_or_report(&args.dir, "lastmile run examples/hello") else {
+        return Ok(ExitCode::from(1));
     };
-    print_warnings(&loaded);
     let state_dir = state::state_dir(state_dir, &loaded.dir);
     let runtime = runtime()?;
     let build = Build {
@@ -155,6 +155,11 @@ pub(crate) fn print_summary(summary: &RunSummary) {
                 summary.workspace.display()
             ))
         );
+        // A step failing for a file that never reached the workspace is
+        // the usual first-run surprise; say it where the failure is read.
+        if let Some(note) = lastmile_pipeline::untracked_note(&summary.untracked) {
+            eprintln!("{} {note}", output::warn("note:"));
+        }
     }
     let word = summary.status.as_str();
     let headline = format!("run #{} {word}", summary.run_id);
@@ -201,5 +206,6 @@ fn summary_json(summary: &RunSummary) -> serde_json::Value {
             "step": failure.step, "reason": failure.reason, "last_lines": failure.last_lines,
         })),
         "workspace": summary.workspace,
+        "untracked": summary.untracked,
     })
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::UpArgs;
-use crate::commands::check::{print_load_error, print_warnings};
+use crate::commands::check::load_or_report;
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::output;
 use crate::state;
@@ -25,14 +25,9 @@ impl lastmile_server::up::Progress for Printer {
 }
 
 pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = match lastmile_spec::load(&args.dir) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            print_load_error(error);
-            return Ok(ExitCode::from(1));
-        }
+    let Some(loaded) = load_or_report(&args.dir, "lastmile up examples/hello") else {
+        return Ok(ExitCode::from(1));
     };
-    print_warnings(&loaded);
     let state_dir = state::state_dir(state_dir, &loaded.dir);
     let runtime = runtime()?;
     // A process taking over from a restarting `up` serves what was
@@ -65,6 +60,7 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
     let actor = crate::actor::actor();
     let options = lastmile_server::up::UpOptions {
         loaded,
+        secret_key_file: state::secret_key_file(&state_dir, args.secret_key_file.as_deref()),
         state_dir,
         environment: args.env.clone(),
         listen: args.listen,

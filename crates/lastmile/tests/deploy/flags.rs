@@ -129,8 +129,19 @@ fn flags_are_overridden_killed_and_reset_from_the_cli() {
     let output = app.lastmile(&["flag", "set", "banner", "gaudy"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no variant `gaudy`"));
-    let output = app.lastmile(&["flag", "disable", "no-such-flag"]);
-    assert!(!output.status.success());
+    // A flag the spec does not declare is refused by disable and reset
+    // alike, naming the closest declared flag.
+    for action in ["disable", "reset"] {
+        let output = app.lastmile(&["flag", action, "new-chekout"]);
+        assert_eq!(output.status.code(), Some(2), "flag {action}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("no flag `new-chekout`")
+                && stderr.contains("did you mean `new-checkout`?")
+                && stderr.contains("`banner`"),
+            "flag {action}: {stderr}"
+        );
+    }
 
     // Reset: back to lastmile.yaml.
     let output = app.lastmile(&["flag", "reset", "new-checkout"]);
