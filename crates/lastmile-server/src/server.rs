@@ -382,9 +382,9 @@ impl Server {
         let pending = load_pending(app);
         if !pending.is_empty() {
             self.progress.line(&format!(
-                "{}: {} deployment(s) still wait for approval: {}",
+                "{}: {} still wait for approval: {}",
                 app.config.name,
-                pending.len(),
+                lastmile_store::counted(pending.len() as u64, "deployment"),
                 pending.keys().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
