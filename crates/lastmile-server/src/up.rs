@@ -1097,12 +1097,22 @@ impl Controller {
         let edge_spec = spec.clone();
         self.warn_on_listener_changes(&spec, &env);
         *lock(&self.spec) = spec;
-        self.progress.line(&format!(
-            "deploying {} to {} with {}",
-            release.label(),
-            env.name,
-            env.strategy.name()
-        ));
+        // The release already serving is not deployed again; the engine
+        // says so.
+        let serving = self
+            .store
+            .get_environment(&env.name)
+            .ok()
+            .flatten()
+            .and_then(|state| state.current_release);
+        if serving.as_deref() != Some(release.id.as_str()) {
+            self.progress.line(&format!(
+                "deploying {} to {} with {}",
+                release.label(),
+                env.name,
+                env.strategy.name()
+            ));
+        }
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
                 .map_err(|error| format!("{error:#}"))
@@ -1304,6 +1314,21 @@ impl Controller {
             Some(wanted) => Some(self.find_release(wanted)?),
             None => None,
         };
+        let previous = || {
+            self.store
+                .get_environment(&env.name)
+                .ok()
+                .flatten()
+                .and_then(|state| state.previous_release)
+        };
+        if let Some(label) = target
+            .as_ref()
+            .map(lastmile_store::ReleaseRecord::label)
+            .or_else(|| previous().map(|id| self.release_label(&id)))
+        {
+            self.progress
+                .line(&format!("rolling back {} to {label}", env.name));
+        }
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
                 .map_err(|error| format!("{error:#}"))
