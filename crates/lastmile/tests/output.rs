@@ -56,11 +56,7 @@ impl Example {
         let example = Example {
             dir: tempfile::tempdir().unwrap(),
         };
-        std::fs::write(
-            example.spec(),
-            format!("{head}{pipeline}artifact:{tail}"),
-        )
-        .unwrap();
+        std::fs::write(example.spec(), format!("{head}{pipeline}artifact:{tail}")).unwrap();
         example
     }
 
@@ -197,7 +193,11 @@ impl Up {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "up did not stop:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "up did not stop:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         self.log()
@@ -250,6 +250,23 @@ fn the_deploy_commands_speak_with_one_voice() {
     let releases = example.releases();
     let log = up.stop();
     insta::assert_snapshot!("up", example.normalise(&log, &releases));
+}
+
+/// A run says how it ended once, with its steps counted in words.
+#[test]
+fn a_run_reports_its_outcome_once() {
+    let example = Example::new();
+    let output = example.lastmile(&["run", "--in-place"]);
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let artifact = text
+        .lines()
+        .find_map(|line| line.strip_prefix("[artifact] ✓ "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let shown = format!("$ lastmile run --in-place\n{text}").replace(&artifact, "<artifact>");
+    insta::assert_snapshot!("run", example.normalise(&shown, &[]));
 }
 
 /// The first line `lastmile proxy` prints, read as it is printed (so stdout
@@ -329,7 +346,13 @@ fn proxy_with_tls_says_https() {
     std::fs::write(&cert_file, cert.pem()).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     let mut proxy = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-        .args(["proxy", "--listen", "127.0.0.1:0", "--to", "http://127.0.0.1:9"])
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            "http://127.0.0.1:9",
+        ])
         .arg("--tls-cert")
         .arg(&cert_file)
         .arg("--tls-key")
