@@ -691,7 +691,9 @@ impl Server {
         );
         self.progress.line(&format!(
             "{}: release {} waits for approval to go to {environment} (dashboard, or POST /api/v1/apps/{}/environments/{environment}/approve)",
-            app.config.name, release.version, app.config.name
+            app.config.name,
+            release.label(),
+            app.config.name
         ));
         let mut pending = lock(&app.pending);
         pending.insert(
@@ -731,7 +733,7 @@ impl Server {
         );
         self.progress.line(&format!(
             "{app_name}: {actor} approved release {} for {environment}",
-            pending.version
+            lastmile_store::release_label(Some(&pending.version), &pending.release)
         ));
         let server = self.clone();
         let answer = json!({

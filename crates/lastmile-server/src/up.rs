@@ -1081,7 +1081,8 @@ impl Controller {
                 .map_err(|error| ApiError::internal(&error.into()))?;
             self.progress.line(&format!(
                 "{}: release {} approved by {approver}",
-                env.name, release.version
+                env.name,
+                release.label()
             ));
         }
         for problem in self.flags.reload(&spec, self.store.as_ref()) {

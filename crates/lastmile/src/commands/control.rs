@@ -274,7 +274,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         println!(
             "{} release {} waits for approval to go to {}: `lastmile approve {}`",
             output::warn("approval:"),
-            approval["version"].as_str().unwrap_or("?"),
+            lastmile_store::release_label(
+                approval["version"].as_str(),
+                approval["release"].as_str().unwrap_or("?")
+            ),
             approval["environment"].as_str().unwrap_or("?"),
             approval["environment"].as_str().unwrap_or("?"),
         );
@@ -411,7 +414,10 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
     } else {
         println!(
             "approved release {} for {} (as {}); it deploys now: `lastmile watch {}`",
-            answer["version"].as_str().unwrap_or("?"),
+            lastmile_store::release_label(
+                answer["version"].as_str(),
+                answer["release"].as_str().unwrap_or("?")
+            ),
             args.env,
             answer["approved_by"].as_str().unwrap_or("?"),
             args.env
