@@ -137,8 +137,8 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             eprintln!(
                 "{}",
                 output::dim(&format!(
-                    "── last {} lines of `{}` ──",
-                    failure.last_lines.len(),
+                    "── last {} of `{}` ──",
+                    counted(failure.last_lines.len() as u64, "line"),
                     failure.step
                 ))
             );
