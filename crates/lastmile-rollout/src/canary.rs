@@ -380,11 +380,12 @@ impl Drive<'_> {
                     if last_report.elapsed() >= Duration::from_secs(5) {
                         last_report = Instant::now();
                         self.progress.step(&format!(
-                            "{phase}: holding ({} canary requests, {:.2}% errors vs stable {:.2}%, {}; needs {min_requests} requests and {} s)",
-                            canary_sample.requests,
+                            "{phase}: holding ({}, {:.2}% errors vs stable {:.2}%, {}; needs {} and {} s)",
+                            lastmile_store::counted(canary_sample.requests, "canary request"),
                             canary_sample.error_rate() * 100.0,
                             stable_sample.error_rate() * 100.0,
                             analysis.latency_summary(),
+                            lastmile_store::counted(min_requests, "request"),
                             min_duration.as_secs()
                         ));
                     }
@@ -557,11 +558,11 @@ impl Drive<'_> {
     ) -> Result<(), Failure> {
         let (_, baseline) = self.samples(stable, promoted, MAX_WINDOW).await?;
         self.progress.step(&format!(
-            "guarding {} for {} s against {}'s baseline ({} requests, {:.2}% errors)",
+            "guarding {} for {} s against {}'s baseline ({}, {:.2}% errors)",
             promoted.version,
             canary.guard.as_secs(),
             stable.version,
-            baseline.requests,
+            lastmile_store::counted(baseline.requests, "request"),
             baseline.error_rate() * 100.0
         ));
         let thresholds = thresholds(canary, canary.min_requests);

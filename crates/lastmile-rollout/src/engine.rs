@@ -247,7 +247,7 @@ impl Engine {
             .cloned()
             .ok_or_else(|| {
                 EngineError::Invalid(format!(
-                    "no canary is running in environment `{environment}`; `lastmile status` shows what is"
+                    "no canary is running in environment `{environment}`, so there is none to promote or abort"
                 ))
             })
     }
@@ -276,20 +276,18 @@ impl Engine {
             .and_then(|state| state.current_release.clone());
         let strategy = environment.strategy.name();
         if from.as_deref() == Some(release.id.as_str()) {
-            progress.step(&format!(
-                "{} already serves {} ({}); nothing to do",
-                environment.name,
-                release.version,
-                short(&release.id)
-            ));
+            progress.step(&crate::unchanged_line(&environment.name, &release.label()));
             return Ok(DeploymentOutcome {
-                deployment: 0,
+                deployment: None,
+                noop: true,
                 environment: environment.name.clone(),
                 status: DeploymentStatus::Succeeded,
                 from_release: from.clone(),
+                from_version: Some(release.version.clone()),
                 to_release: release.id.clone(),
+                to_version: release.version.clone(),
                 duration_ms: 0,
-                switched_after_ms: Some(0),
+                switched_after_ms: None,
                 error: None,
                 analysis: None,
                 last_lines: Vec::new(),
@@ -397,10 +395,9 @@ impl Engine {
         };
         if state.current_release.as_deref() == Some(target.id.as_str()) {
             return Err(EngineError::Conflict(format!(
-                "environment `{}` already serves release {} ({})",
+                "environment `{}` already serves {}",
                 environment.name,
-                short(&target.id),
-                target.version
+                target.label()
             )));
         }
         let service = service_of(&target).map_err(EngineError::Invalid)?;
@@ -883,8 +880,8 @@ impl Drive<'_> {
                 .collect();
             if !missing.is_empty() {
                 self.progress.step(&format!(
-                    "starting {} instance(s) of {} on {}",
-                    missing.len(),
+                    "starting {} of {} on {}",
+                    lastmile_store::counted(missing.len() as u64, "instance"),
                     release.version,
                     host.name()
                 ));
@@ -1092,9 +1089,9 @@ impl Drive<'_> {
             }
         }
         self.progress.step(&format!(
-            "{} passed {} verification check(s)",
+            "{} passed {}",
             release.version,
-            checks.len()
+            lastmile_store::counted(checks.len() as u64, "verification check")
         ));
         Ok(())
     }
@@ -1261,11 +1258,8 @@ impl Drive<'_> {
             .switched_after_ms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(elapsed_ms(self.started));
-        self.progress.step(&format!(
-            "all traffic on {} ({})",
-            to.version,
-            short(&to.id)
-        ));
+        self.progress
+            .step(&format!("all traffic on {}", to.label()));
         Ok(())
     }
 
@@ -1317,11 +1311,14 @@ impl Drive<'_> {
             }
         };
         DeploymentOutcome {
-            deployment: self.record.id,
+            deployment: Some(self.record.id),
+            noop: false,
             environment: self.env_name().to_string(),
             status,
             from_release: from.map(|release| release.id.clone()),
+            from_version: from.map(|release| release.version.clone()),
             to_release: to.id.clone(),
+            to_version: to.version.clone(),
             duration_ms: elapsed_ms(self.started),
             switched_after_ms: *self
                 .switched_after_ms
@@ -1563,7 +1560,10 @@ fn instance_spec(
     index: u32,
 ) -> InstanceSpec {
     InstanceSpec {
-        instance_id: format!("{environment}.{}.{index}", short(&release.id)),
+        instance_id: format!(
+            "{environment}.{}.{index}",
+            lastmile_store::short_id(&release.id)
+        ),
         release: release_ref(release),
         index,
         command: service.run.clone(),
@@ -1581,10 +1581,6 @@ fn instance_spec(
             grace: service.stop.grace,
         },
     }
-}
-
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

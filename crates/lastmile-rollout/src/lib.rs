@@ -31,5 +31,5 @@ pub use analysis::{
 pub use canary::CanaryControl;
 pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf, edge_spec};
 pub use lastmile_store::DeploymentStatus;
-pub use outcome::{DeploymentOutcome, analysis_numbers};
+pub use outcome::{DeploymentOutcome, analysis_numbers, unchanged_line};
 pub use webhook::tls_config;

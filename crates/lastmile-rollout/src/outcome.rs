@@ -7,16 +7,23 @@ use lastmile_store::DeploymentStatus;
 /// The end of one deployment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploymentOutcome {
-    /// The deployment's id in the store.
-    pub deployment: i64,
+    /// The deployment's id in the store; `None` when nothing had to change
+    /// (`noop`), so no deployment was recorded.
+    pub deployment: Option<i64>,
+    /// True when the environment already served the release: nothing moved.
+    pub noop: bool,
     /// The environment.
     pub environment: String,
     /// How it ended.
     pub status: DeploymentStatus,
     /// What the environment served before.
     pub from_release: Option<String>,
+    /// The version label of `from_release` (`v1`).
+    pub from_version: Option<String>,
     /// What it was moved to.
     pub to_release: String,
+    /// The version label of `to_release` (`v2`).
+    pub to_version: String,
     /// Wall time from start to end.
     pub duration_ms: u64,
     /// Time from start until all traffic was on the new release (the rest
@@ -30,6 +37,13 @@ pub struct DeploymentOutcome {
     pub analysis: Option<serde_json::Value>,
     /// The failing instance's last output lines, when one failed to start.
     pub last_lines: Vec<String>,
+}
+
+/// What a deploy of the release an environment already serves says, in
+/// `lastmile up` and `lastmile deploy` alike:
+/// `staging already serves v1 (fd97e584); nothing to do`.
+pub fn unchanged_line(environment: &str, release_label: &str) -> String {
+    format!("{environment} already serves {release_label}; nothing to do")
 }
 
 /// The key numbers of a canary analysis (as its `canary.decision` event or

@@ -54,7 +54,7 @@ fn main() -> std::io::Result<()> {
         ..lastmile_router::ListenerConfig::default()
     };
     rt.block_on(lastmile_router::run_static_proxy(
-        listen,
+        std::net::TcpListener::bind(listen)?,
         to,
         config,
         async {

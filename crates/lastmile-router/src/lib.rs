@@ -95,15 +95,15 @@ pub use table::{
 };
 pub use tls::{CertStore, Hsts, TlsError, TlsSettings};
 
-/// `lastmile proxy`: serve `listen` (with `config`: limits, TLS) with one static backend until
-/// `shutdown` resolves, then drain (grace 10s).
+/// `lastmile proxy`: serve `listener` (with `config`: limits, TLS) with one static backend until
+/// `shutdown` resolves, then drain (grace 10s). The caller binds, so it knows
+/// the address (port 0 included) before anything is served.
 pub async fn run_static_proxy(
-    listen: SocketAddr,
+    listener: std::net::TcpListener,
     backend: SocketAddr,
     config: ListenerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let listener = std::net::TcpListener::bind(listen)?;
     let listen = listener.local_addr()?;
     let router = Router::new(RouterConfig::default());
     router.set_table(RouteTable {

@@ -384,9 +384,9 @@ impl Server {
         let pending = load_pending(app);
         if !pending.is_empty() {
             self.progress.line(&format!(
-                "{}: {} deployment(s) still wait for approval: {}",
+                "{}: {} still wait for approval: {}",
                 app.config.name,
-                pending.len(),
+                lastmile_store::counted(pending.len() as u64, "deployment"),
                 pending.keys().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
@@ -693,7 +693,9 @@ impl Server {
         );
         self.progress.line(&format!(
             "{}: release {} waits for approval to go to {environment} (dashboard, or POST /api/v1/apps/{}/environments/{environment}/approve)",
-            app.config.name, release.version, app.config.name
+            app.config.name,
+            release.label(),
+            app.config.name
         ));
         let mut pending = lock(&app.pending);
         pending.insert(
@@ -733,7 +735,7 @@ impl Server {
         );
         self.progress.line(&format!(
             "{app_name}: {actor} approved release {} for {environment}",
-            pending.version
+            lastmile_store::release_label(Some(&pending.version), &pending.release)
         ));
         let server = self.clone();
         let answer = json!({

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use lastmile_host::HostHandle;
 use lastmile_rollout::{Engine, EngineError};
 use lastmile_spec::{Environment, Spec};
-use lastmile_store::{BlobStore, SqliteStore, Store, now_millis};
+use lastmile_store::{BlobStore, SqliteStore, Store, counted, now_millis};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -191,8 +191,8 @@ impl Controller {
         .context("cannot prepare the supervisor's directory")?;
         if supervisor.orphans_killed() > 0 {
             progress.warn(&format!(
-                "stopped {} instance(s) left running by a lastmile process that was killed",
-                supervisor.orphans_killed()
+                "stopped {} left running by a lastmile process that was killed",
+                counted(supervisor.orphans_killed() as u64, "instance")
             ));
         }
         let router = lastmile_router::Router::new(lastmile_router::RouterConfig {
@@ -738,8 +738,8 @@ impl Controller {
         let mut restored_environments = Vec::new();
         for (environment, release) in restored.serving {
             self.progress.line(&format!(
-                "restored {environment}: release {}",
-                short(&release)
+                "restored {environment}: {}",
+                self.release_label(&release)
             ));
             restored_environments.push(environment);
         }
@@ -891,9 +891,9 @@ impl Controller {
                 drift.insert(
                     env.name.clone(),
                     format!(
-                        "{ready} of {} instance(s) of release {} are up",
-                        env.instances,
-                        short(&current)
+                        "{ready} of {} of {} are up",
+                        counted(u64::from(env.instances), "instance"),
+                        self.release_label(&current)
                     ),
                 );
             }
@@ -1069,7 +1069,7 @@ impl Controller {
         if self.store_has_missing_artifact(&release) {
             return Err(ApiError::bad_request(format!(
                 "release {} needs artifact {}, which is not in the artifact store any more; build it again with `lastmile deploy {}`",
-                short(&release.id),
+                release.label(),
                 release.artifact_id,
                 env.name
             )));
@@ -1099,7 +1099,8 @@ impl Controller {
                 .map_err(|error| ApiError::internal(&error.into()))?;
             self.progress.line(&format!(
                 "{}: release {} approved by {approver}",
-                env.name, release.version
+                env.name,
+                release.label()
             ));
         }
         for problem in self.flags.reload(&spec, self.store.as_ref()) {
@@ -1115,13 +1116,22 @@ impl Controller {
         let edge_spec = spec.clone();
         self.warn_on_listener_changes(&spec, &env);
         *lock(&self.spec) = spec;
-        self.progress.line(&format!(
-            "deploying release {} ({}) to {} with {}",
-            short(&release.id),
-            release.version,
-            env.name,
-            env.strategy.name()
-        ));
+        // The release already serving is not deployed again; the engine
+        // says so.
+        let serving = self
+            .store
+            .get_environment(&env.name)
+            .ok()
+            .flatten()
+            .and_then(|state| state.current_release);
+        if serving.as_deref() != Some(release.id.as_str()) {
+            self.progress.line(&format!(
+                "deploying {} to {} with {}",
+                release.label(),
+                env.name,
+                env.strategy.name()
+            ));
+        }
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
                 .map_err(|error| format!("{error:#}"))
@@ -1323,6 +1333,21 @@ impl Controller {
             Some(wanted) => Some(self.find_release(wanted)?),
             None => None,
         };
+        let previous = || {
+            self.store
+                .get_environment(&env.name)
+                .ok()
+                .flatten()
+                .and_then(|state| state.previous_release)
+        };
+        if let Some(label) = target
+            .as_ref()
+            .map(lastmile_store::ReleaseRecord::label)
+            .or_else(|| previous().map(|id| self.release_label(&id)))
+        {
+            self.progress
+                .line(&format!("rolling back {} to {label}", env.name));
+        }
         let service_of = |release: &lastmile_store::ReleaseRecord| {
             self.service_of(release)
                 .map_err(|error| format!("{error:#}"))
@@ -1347,7 +1372,8 @@ impl Controller {
         let suspended = self.engine.suspend_canaries();
         let _deploy_guard = if suspended > 0 {
             self.progress.line(&format!(
-                "restarting: {suspended} running canary(s) frozen; the new process resumes them"
+                "restarting: {} frozen; the new process resumes them",
+                counted(suspended as u64, "running canary")
             ));
             None
         } else {
@@ -1446,6 +1472,17 @@ impl Controller {
             .unwrap_or(true)
     }
 
+    /// A release id as people read it (`v2 (fd97e584)`), from the store.
+    fn release_label(&self, id: &str) -> String {
+        let version = self
+            .store
+            .get_release(id)
+            .ok()
+            .flatten()
+            .map(|release| release.version);
+        lastmile_store::release_label(version.as_deref(), id)
+    }
+
     fn progress_sink(&self) -> Arc<dyn lastmile_rollout::Progress> {
         Arc::new(ProgressSink(self.progress.clone()))
     }
@@ -1487,7 +1524,7 @@ fn instance_environment(instance_id: &str) -> &str {
     instance_id.split('.').next().unwrap_or_default()
 }
 
-/// The first 12 characters of an id.
+/// The first 12 characters of a commit sha.
 pub(crate) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }

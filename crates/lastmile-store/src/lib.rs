@@ -53,6 +53,7 @@
 
 mod blob_store;
 mod error;
+mod label;
 mod model;
 mod secret_box;
 mod sqlite_store;
@@ -61,6 +62,7 @@ mod token;
 
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
+pub use label::{SHORT_ID_LEN, counted, release_label, short_id};
 pub use model::*;
 pub use secret_box::{STATE_DIR_KEY_FILE, SecretBox, SecretBoxError, key_file_for};
 pub use sqlite_store::{OpenReport, SqliteStore, now_millis};

@@ -143,6 +143,27 @@ pub(crate) fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// Names releases as people do (`v2 (fd97e584)`), from the `releases` a
+/// status answer lists.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Releases<'a>(pub(crate) &'a serde_json::Value);
+
+impl Releases<'_> {
+    /// The label of the release `id` (a JSON string); its short id when
+    /// the list does not have it, `none` when there is no release.
+    pub(crate) fn label(&self, id: &serde_json::Value) -> String {
+        let Some(id) = id.as_str() else {
+            return "none".to_owned();
+        };
+        let version = self
+            .0
+            .as_array()
+            .and_then(|all| all.iter().find(|release| release["id"] == id))
+            .and_then(|release| release["version"].as_str());
+        lastmile_store::release_label(version, id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Mutex;
 
-use lastmile_store::{LogStream, RunId, RunStatus, StepStatus};
+use lastmile_store::{LogStream, RunId, RunStatus, StepStatus, counted};
 
 use crate::package::Packed;
 use crate::process::format_duration;
@@ -15,6 +15,8 @@ use crate::runner::{RunSummary, StepSummary};
 /// no cursor movement.
 pub struct PlainReporter {
     out: Mutex<Box<dyn Write + Send>>,
+    /// Whether the run's last line (`✓ run #3 succeeded in 1.2s`) is written.
+    run_outcome: bool,
 }
 
 impl fmt::Debug for PlainReporter {
@@ -41,7 +43,15 @@ impl PlainReporter {
     pub fn to_writer(out: impl Write + Send + 'static) -> Self {
         Self {
             out: Mutex::new(Box::new(out)),
+            run_outcome: true,
         }
+    }
+
+    /// Leaves out the run's last line, for a caller that prints its own
+    /// summary of the run (the CLI does), so success is not said twice.
+    pub fn without_run_outcome(mut self) -> Self {
+        self.run_outcome = false;
+        self
     }
 
     fn line(&self, text: fmt::Arguments<'_>) {
@@ -61,9 +71,8 @@ impl Reporter for PlainReporter {
     }
 
     fn run_started(&self, run: RunId, app: &str, steps: &[String]) {
-        let count = steps.len();
-        let noun = if count == 1 { "step" } else { "steps" };
-        self.line(format_args!("▶ run #{run} of {app}: {count} {noun}"));
+        let steps = counted(steps.len() as u64, "step");
+        self.line(format_args!("▶ run #{run} of {app}: {steps}"));
     }
 
     fn step_started(&self, step: &str, attempt: u32) {
@@ -99,12 +108,17 @@ impl Reporter for PlainReporter {
 
     fn packaging_finished(&self, artifact: &Packed) {
         self.line(format_args!(
-            "[artifact] ✓ {} ({} files, {} bytes)",
-            artifact.id, artifact.files, artifact.size
+            "[artifact] ✓ {} ({}, {})",
+            artifact.id,
+            counted(artifact.files, "file"),
+            counted(artifact.size, "byte")
         ));
     }
 
     fn run_finished(&self, summary: &RunSummary) {
+        if !self.run_outcome {
+            return;
+        }
         let run = summary.run_id;
         let took = format_duration(summary.duration);
         match (summary.status, &summary.failure) {

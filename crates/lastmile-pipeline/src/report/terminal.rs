@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use lastmile_store::{LogStream, RunId, StepStatus};
+use lastmile_store::{LogStream, RunId, StepStatus, counted};
 
 use crate::package::Packed;
 use crate::report::Reporter;
@@ -208,9 +208,9 @@ impl Reporter for TerminalReporter {
         if let Some(bar) = self.with_bars(|bars| bars.packaging.take()) {
             bar.set_style(finished_style(StepStatus::Succeeded));
             bar.finish_with_message(format!(
-                "✓ packed {} ({} files)",
+                "✓ packed {} ({})",
                 artifact.id.get(..12).unwrap_or(&artifact.id),
-                artifact.files
+                counted(artifact.files, "file")
             ));
         }
     }

@@ -98,22 +98,27 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(answer)?);
     } else {
         let id = answer["deployment"].as_i64().unwrap_or_default();
-        let release = short(&answer["to_release"]);
+        let release = outcome_label(answer, "to");
+        let environment = answer["environment"].as_str().unwrap_or("?");
         let took = answer["duration_ms"].as_u64().unwrap_or_default();
-        if succeeded {
+        if answer["noop"] == true {
+            println!(
+                "{}",
+                lastmile_rollout::unchanged_line(environment, &release)
+            );
+        } else if succeeded {
             let switched = answer["switched_after_ms"]
                 .as_u64()
                 .map(|ms| {
                     format!(
-                        ", traffic switched after {}",
+                        " (traffic switched after {})",
                         output::duration(Duration::from_millis(ms))
                     )
                 })
                 .unwrap_or_default();
             println!(
-                "{} deployment #{id}: {} now serves {release} ({}{switched})",
+                "{} deployment #{id}: {environment} now serves {release} in {}{switched}",
                 output::good("✓"),
-                answer["environment"].as_str().unwrap_or("?"),
                 output::duration(Duration::from_millis(took))
             );
         } else {
@@ -128,8 +133,7 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "{}",
                     output::dim(&format!(
-                        "  every decision: `lastmile events {}`",
-                        answer["environment"].as_str().unwrap_or("ENV")
+                        "  every decision: `lastmile events {environment}`"
                     ))
                 );
             }
@@ -174,6 +178,7 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             status["control"].as_str().unwrap_or("?")
         ),
     }
+    let releases = output::Releases(&status["releases"]);
     for env in status["environments"].as_array().into_iter().flatten() {
         println!();
         println!(
@@ -186,10 +191,16 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             .as_array()
             .into_iter()
             .flatten()
-            .map(|weight| format!("{} {}%", short(&weight["release"]), weight["percent"]))
+            .map(|weight| {
+                format!(
+                    "{} {}%",
+                    releases.label(&weight["release"]),
+                    weight["percent"]
+                )
+            })
             .collect();
-        println!("  current   {}", short(&env["current_release"]));
-        println!("  previous  {}", short(&env["previous_release"]));
+        println!("  current   {}", releases.label(&env["current_release"]));
+        println!("  previous  {}", releases.label(&env["previous_release"]));
         println!(
             "  weights   {}",
             if weights.is_empty() {
@@ -198,7 +209,7 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 weights.join(", ")
             }
         );
-        for line in last_deployment_lines(env, &status["releases"]) {
+        for line in last_deployment_lines(env, releases) {
             println!("{line}");
         }
         if let Some(deployment) = env["deployment"].as_object() {
@@ -208,8 +219,8 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                     .get("id")
                     .and_then(Value::as_i64)
                     .unwrap_or_default(),
-                short(deployment.get("from_release").unwrap_or(&Value::Null)),
-                short(deployment.get("to_release").unwrap_or(&Value::Null)),
+                releases.label(deployment.get("from_release").unwrap_or(&Value::Null)),
+                releases.label(deployment.get("to_release").unwrap_or(&Value::Null)),
                 deployment
                     .get("strategy")
                     .and_then(Value::as_str)
@@ -272,7 +283,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         println!(
             "{} release {} waits for approval to go to {}: `lastmile approve {}`",
             output::warn("approval:"),
-            approval["version"].as_str().unwrap_or("?"),
+            lastmile_store::release_label(
+                approval["version"].as_str(),
+                approval["release"].as_str().unwrap_or("?")
+            ),
             approval["environment"].as_str().unwrap_or("?"),
             approval["environment"].as_str().unwrap_or("?"),
         );
@@ -291,14 +305,14 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         println!("no instances running");
     } else {
         println!(
-            "{:<28} {:<14} {:<22} {:<11} {:>8}",
+            "{:<28} {:<16} {:<22} {:<11} {:>8}",
             "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
         );
         for instance in instances {
             println!(
-                "{:<28} {:<14} {:<22} {:<11} {:>8}",
+                "{:<28} {:<16} {:<22} {:<11} {:>8}",
                 instance["instance_id"].as_str().unwrap_or("?"),
-                short(&instance["release_id"]),
+                releases.label(&instance["release_id"]),
                 instance["addr"].as_str().unwrap_or("?"),
                 instance["state"].as_str().unwrap_or("?"),
                 instance["restarts"]
@@ -309,13 +323,13 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     if !stats.is_empty() {
         println!();
         println!(
-            "{:<14} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
+            "{:<16} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
             "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
         );
         for row in stats {
             println!(
-                "{:<14} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
-                short(&row["release"]),
+                "{:<16} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
+                releases.label(&row["release"]),
                 row["requests"].as_u64().unwrap_or(0),
                 row["errors_5xx"].as_u64().unwrap_or(0),
                 row["connect_errors"].as_u64().unwrap_or(0),
@@ -356,23 +370,16 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
 ///             canary aborted: error rate 50.00% (9 of 18) against stable's …
 ///             canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable …
 /// ```
-pub(crate) fn last_deployment_lines(env: &Value, releases: &Value) -> Vec<String> {
+pub(crate) fn last_deployment_lines(env: &Value, releases: output::Releases<'_>) -> Vec<String> {
     let last = &env["last_deployment"];
     if !last.is_object() {
         return Vec::new();
     }
-    let version = |id: &Value| {
-        releases
-            .as_array()
-            .and_then(|all| all.iter().find(|release| release["id"] == *id))
-            .and_then(|release| release["version"].as_str())
-            .map_or_else(|| short(id), str::to_owned)
-    };
     let outcome = last["outcome"].as_str().unwrap_or("?");
     let from = if last["from_release"].is_null() {
         "nothing".to_owned()
     } else {
-        version(&last["from_release"])
+        releases.label(&last["from_release"])
     };
     let painted = match outcome {
         "succeeded" => output::good(outcome),
@@ -383,7 +390,7 @@ pub(crate) fn last_deployment_lines(env: &Value, releases: &Value) -> Vec<String
         "  last      #{} {} {from} → {}: {painted}",
         last["id"],
         last["strategy"].as_str().unwrap_or("?"),
-        version(&last["to_release"]),
+        releases.label(&last["to_release"]),
     )];
     if let Some(reason) = last["reason"].as_str() {
         lines.push(format!("            {reason}"));
@@ -416,7 +423,10 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
     } else {
         println!(
             "approved release {} for {} (as {}); it deploys now: `lastmile watch {}`",
-            answer["version"].as_str().unwrap_or("?"),
+            lastmile_store::release_label(
+                answer["version"].as_str(),
+                answer["release"].as_str().unwrap_or("?")
+            ),
             args.env,
             answer["approved_by"].as_str().unwrap_or("?"),
             args.env
@@ -441,11 +451,37 @@ pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// A release id as people read it: its first 12 characters, or `none`.
-pub(crate) fn short(value: &Value) -> String {
-    match value.as_str() {
-        Some(id) => id.chars().take(12).collect(),
-        None => "none".to_string(),
+/// The `from` or `to` release of a deployment's outcome, labelled with the
+/// version the answer carries.
+fn outcome_label(answer: &Value, side: &str) -> String {
+    match answer[format!("{side}_release")].as_str() {
+        Some(id) => lastmile_store::release_label(answer[format!("{side}_version")].as_str(), id),
+        None => "none".to_owned(),
+    }
+}
+
+/// The `lastmile status` command line that shows the same app, for hints.
+fn status_command(state: &StateArgs) -> String {
+    match crate::control::remote() {
+        Some(remote) => format!("lastmile status --server {}", remote.url),
+        None => format!(
+            "lastmile status --dir {}",
+            shell_word(&state.dir.display().to_string())
+        ),
+    }
+}
+
+/// `text` as one word for a POSIX shell: as is when it is plain, in single
+/// quotes otherwise.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -456,11 +492,18 @@ pub(crate) fn canary_signal(
     state_dir: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let control = find(&args.control.state, state_dir)?;
-    let answer = control.post(
-        &format!("/api/v1/{action}"),
-        &json!({ "environment": args.env }),
-        Duration::from_secs(30),
-    )?;
+    let answer = control
+        .post(
+            &format!("/api/v1/{action}"),
+            &json!({ "environment": args.env }),
+            Duration::from_secs(30),
+        )
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{error:#}; see `{}` for the current state",
+                status_command(&args.control.state)
+            )
+        })?;
     if args.control.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else if action == "promote" {
@@ -496,13 +539,7 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
                 args.env
             );
         };
-        let version = |id: &Value| {
-            status["releases"]
-                .as_array()
-                .and_then(|all| all.iter().find(|release| release["id"] == *id))
-                .and_then(|release| release["version"].as_str())
-                .map_or_else(|| short(id), str::to_string)
-        };
+        let releases = output::Releases(&status["releases"]);
         let weights: Vec<String> = environment["weights"]
             .as_array()
             .into_iter()
@@ -510,7 +547,7 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
             .map(|weight| {
                 format!(
                     "{} {:.1}%",
-                    version(&weight["release"]),
+                    releases.label(&weight["release"]),
                     weight["percent"].as_f64().unwrap_or(0.0)
                 )
             })
@@ -525,7 +562,7 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
                     + row["connect_errors"].as_u64().unwrap_or(0);
                 format!(
                     "{}: {requests} req, {:.2}% err, p99 {:.1} ms",
-                    version(&row["release"]),
+                    releases.label(&row["release"]),
                     if requests == 0 {
                         0.0
                     } else {

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::control::{find, short};
+use super::control::find;
 use crate::cli::EventsArgs;
-use crate::output;
+use crate::output::{self, Releases};
 
 /// Events asked for per request: the API's largest page.
 const PAGE: usize = 5000;
@@ -46,6 +46,8 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
             break;
         }
     }
+    // Releases are named by version; the events carry only ids.
+    let mut status = control.get("/api/v1/status")?;
     let mut out = std::io::stdout().lock();
     let as_json = args.json;
     if newest.is_empty() && !as_json && !args.follow {
@@ -59,7 +61,7 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
         };
     }
     for event in &newest {
-        if let Err(error) = print(&mut out, event, as_json) {
+        if let Err(error) = print(&mut out, event, Releases(&status["releases"]), as_json) {
             return closed(error);
         }
     }
@@ -70,11 +72,14 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
     loop {
         std::thread::sleep(args.interval);
         let page = fetch(cursor)?;
+        if !page.is_empty() && !as_json {
+            status = control.get("/api/v1/status")?;
+        }
         let mut out = std::io::stdout().lock();
         for event in page {
             cursor = cursor.max(event["id"].as_i64().unwrap_or(cursor));
             if filter.admits(&event)
-                && let Err(error) = print(&mut out, &event, as_json)
+                && let Err(error) = print(&mut out, &event, Releases(&status["releases"]), as_json)
             {
                 return closed(error);
             }
@@ -84,11 +89,16 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
 
 /// One event, as a line of text or of JSON, flushed at once so a pipe sees
 /// it while `--follow` waits.
-fn print(out: &mut impl Write, event: &Value, as_json: bool) -> std::io::Result<()> {
+fn print(
+    out: &mut impl Write,
+    event: &Value,
+    releases: Releases<'_>,
+    as_json: bool,
+) -> std::io::Result<()> {
     if as_json {
         writeln!(out, "{event}")?;
     } else {
-        writeln!(out, "{}", event_line(event))?;
+        writeln!(out, "{}", event_line(event, releases))?;
     }
     out.flush()
 }
@@ -140,13 +150,13 @@ impl Concerning {
 }
 
 /// One event for people: `TIME  KIND  SUBJECT  what happened`.
-pub(crate) fn event_line(event: &Value) -> String {
+pub(crate) fn event_line(event: &Value, releases: Releases<'_>) -> String {
     let at = event["at"]
         .as_i64()
         .map_or_else(|| "?".to_owned(), output::timestamp);
     let kind = event["kind"].as_str().unwrap_or("?");
     let subject = event["subject"].as_str().unwrap_or("?");
-    let summary = summary(kind, &event["data"]);
+    let summary = summary(kind, &event["data"], releases);
     let actor = match event["actor"].as_str() {
         Some("lastmile") | None => String::new(),
         Some(actor) => format!(" (by {actor})"),
@@ -158,7 +168,7 @@ pub(crate) fn event_line(event: &Value) -> String {
 
 /// What an event says, in words; kinds without their own wording list
 /// their plain fields.
-fn summary(kind: &str, data: &Value) -> String {
+fn summary(kind: &str, data: &Value, releases: Releases<'_>) -> String {
     let text = |name: &str| data[name].as_str().unwrap_or_default();
     match kind {
         "canary.decision" => {
@@ -176,8 +186,8 @@ fn summary(kind: &str, data: &Value) -> String {
             "{} of {}: {} → {}",
             text("strategy"),
             text("environment"),
-            short(&data["from"]),
-            short(&data["to"])
+            releases.label(&data["from"]),
+            releases.label(&data["to"])
         ),
         "deployment.finished" => {
             let reason = data["reason"]
@@ -191,11 +201,11 @@ fn summary(kind: &str, data: &Value) -> String {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|pair| format!("{} {}", short(&pair[0]), pair[1]))
+                .map(|pair| format!("{} {}", releases.label(&pair[0]), pair[1]))
                 .collect();
             format!(
                 "serves {}; weights {}",
-                short(&data["current_release"]),
+                releases.label(&data["current_release"]),
                 if weights.is_empty() {
                     "none".to_owned()
                 } else {

@@ -21,7 +21,26 @@ pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
             .build()
     }
     .context("cannot start the async runtime")?;
-    let listen = args.listen;
+    let listener = std::net::TcpListener::bind(args.listen).with_context(|| {
+        format!(
+            "cannot listen on {}: is it in use by another process? pass a free --listen address",
+            args.listen
+        )
+    })?;
+    let listen = listener
+        .local_addr()
+        .context("cannot read the proxy's bound address")?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // Printed once bound (stdout is line-buffered), so whoever started the
+    // proxy can read the port it got for --listen …:0.
+    println!(
+        "proxy listening on {scheme}://{listen} → {}",
+        args.to.trim_end_matches('/')
+    );
     runtime.block_on(async move {
         let shutdown = async {
             let mut terminate =
@@ -32,7 +51,7 @@ pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
                 _ = terminate.recv() => {}
             }
         };
-        lastmile_router::run_static_proxy(listen, backend, config, shutdown)
+        lastmile_router::run_static_proxy(listener, backend, config, shutdown)
             .await
             .with_context(|| format!("the proxy on {listen} stopped"))
     })?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use lastmile_pipeline::{
     PlainReporter, Reporter, RunOptions, RunSummary, TerminalReporter, run_pipeline,
 };
-use lastmile_store::RunStatus;
+use lastmile_store::{RunStatus, counted};
 use serde_json::json;
 
 use crate::cli::RunArgs;
@@ -99,7 +99,7 @@ impl Build {
         } else if interactive {
             Box::new(TerminalReporter::new(self.verbose))
         } else {
-            Box::new(PlainReporter::new())
+            Box::new(PlainReporter::new().without_run_outcome())
         };
         let summary = run_pipeline(
             &loaded.spec,
@@ -137,8 +137,8 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             eprintln!(
                 "{}",
                 output::dim(&format!(
-                    "── last {} lines of `{}` ──",
-                    failure.last_lines.len(),
+                    "── last {} of `{}` ──",
+                    counted(failure.last_lines.len() as u64, "line"),
                     failure.step
                 ))
             );
@@ -161,8 +161,23 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             eprintln!("{} {note}", output::warn("note:"));
         }
     }
-    let word = summary.status.as_str();
-    let headline = format!("run #{} {word}", summary.run_id);
+    println!("{}", summary_line(summary));
+}
+
+/// The run's one last line, whichever reporter ran it:
+/// `✓ run #3 succeeded in 1.2s: 3 steps (2 cached), artifact … (4 files, 1.4 KiB)`.
+fn summary_line(summary: &RunSummary) -> String {
+    let (mark, word) = match summary.status {
+        RunStatus::Succeeded => ("✓", "succeeded in"),
+        RunStatus::Failed => ("✗", "failed after"),
+        RunStatus::Cancelled => ("■", "cancelled after"),
+        _ => ("■", "ended after"),
+    };
+    let headline = format!(
+        "{mark} run #{} {word} {}",
+        summary.run_id,
+        output::duration(summary.duration)
+    );
     let headline = match summary.status {
         RunStatus::Succeeded => output::good(&headline),
         RunStatus::Failed => output::bad(&headline),
@@ -173,19 +188,22 @@ pub(crate) fn print_summary(summary: &RunSummary) {
         .iter()
         .filter(|step| step.status == lastmile_store::StepStatus::Cached)
         .count();
-    let mut line = format!("{headline}: {} steps", summary.steps.len());
+    let mut line = format!(
+        "{headline}: {}",
+        counted(summary.steps.len() as u64, "step")
+    );
     if cached > 0 {
         line.push_str(&format!(" ({cached} cached)"));
     }
     if let Some(artifact) = &summary.artifact {
         line.push_str(&format!(
-            ", artifact {} ({} files, {})",
+            ", artifact {} ({}, {})",
             artifact.id,
-            artifact.files,
+            counted(artifact.files, "file"),
             output::size(artifact.size)
         ));
     }
-    println!("{line}");
+    line
 }
 
 fn summary_json(summary: &RunSummary) -> serde_json::Value {

@@ -47,7 +47,10 @@ fn status_says_how_each_environments_last_deployment_ended_and_why() {
     let mut shown = String::new();
     for (name, last) in cases {
         shown.push_str(&format!("{name}:\n"));
-        for line in last_deployment_lines(&json!({ "last_deployment": last }), &releases) {
+        for line in last_deployment_lines(
+            &json!({ "last_deployment": last }),
+            crate::output::Releases(&releases),
+        ) {
             shown.push_str(&line);
             shown.push('\n');
         }

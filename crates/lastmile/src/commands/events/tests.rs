@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::{Concerning, event_line};
+use crate::output::Releases;
 
 const STABLE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const CANARY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -117,7 +118,11 @@ fn log() -> Vec<Value> {
 
 #[test]
 fn events_read_as_one_line_each() {
-    let lines: Vec<String> = log().iter().map(event_line).collect();
+    let releases = json!([{ "id": STABLE, "version": "v1" }, { "id": CANARY, "version": "v2" }]);
+    let lines: Vec<String> = log()
+        .iter()
+        .map(|event| event_line(event, Releases(&releases)))
+        .collect();
     insta::assert_snapshot!(lines.join("\n"));
 }
 
