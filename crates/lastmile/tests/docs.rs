@@ -1,8 +1,9 @@
 //! The README and docs/*.md agree with the repository: every relative link
-//! (and every path written in backticks) points at a file inside it, and
-//! at a heading where it names one; the Layout table lists every crate and
-//! every document; the list of what `scripts/test` installs is complete;
-//! the flags the tour flips exist in the example it runs on.
+//! (and every path written in backticks) points at a file inside it, and at
+//! a heading where it names one; the Layout table lists every crate and
+//! every document, and docs/architecture.md describes every crate; the list
+//! of what `scripts/test` installs is complete; the flags the tour flips
+//! exist in the example it runs on.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -289,6 +290,20 @@ fn the_layout_table_lists_every_crate_and_document_and_nothing_else() {
     assert!(
         gone.is_empty(),
         "README.md's Layout table names what does not exist: {gone:?}"
+    );
+}
+
+#[test]
+fn the_architecture_document_describes_every_crate() {
+    let architecture = read(&root().join("docs/architecture.md"));
+    let missing: Vec<String> = names_in("crates", |path| path.join("Cargo.toml").is_file())
+        .into_iter()
+        .map(|path| path.trim_start_matches("crates/").to_string())
+        .filter(|name| !architecture.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md's crate table lacks {missing:?}"
     );
 }
 
