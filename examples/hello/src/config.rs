@@ -7,6 +7,8 @@ use std::time::Duration;
 pub struct Config {
     pub port: u16,
     pub version: String,
+    /// What `/` answers before the version.
+    pub message: String,
     pub error_rate: f64,
     pub errors_after: Duration,
     pub latency: Duration,
@@ -31,6 +33,9 @@ pub enum Jitter {
     /// Exponential with this mean: most requests a little slower, a long tail.
     Exponential(Duration),
 }
+
+/// What `/` answers before the version when `HELLO_MESSAGE` is unset.
+const DEFAULT_MESSAGE: &str = "hello from hello";
 
 /// The warm-up latency when only `HELLO_WARMUP_REQUESTS` is set: what a cold JIT, empty
 /// caches or a new connection pool cost a real service's first requests.
@@ -86,9 +91,13 @@ impl Config {
         let version = get("HELLO_VERSION")
             .or_else(|| get("LASTMILE_RELEASE_VERSION"))
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+        let message = get("HELLO_MESSAGE")
+            .filter(|text| !text.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
         Ok(Config {
             port,
             version,
+            message,
             error_rate,
             errors_after: Duration::from_millis(number("HELLO_ERRORS_AFTER_MS")?.unwrap_or(0.0) as u64),
             latency: Duration::from_millis(number("HELLO_LATENCY_MS")?.unwrap_or(0.0) as u64),

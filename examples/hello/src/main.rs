@@ -2,7 +2,7 @@
 //!
 //! Standard library only, so its pipeline builds in seconds.
 //!
-//! - `GET /` answers `hello from <app> <version>`.
+//! - `GET /` answers `hello from hello <version>` (or `HELLO_MESSAGE` and the version).
 //! - `GET /healthz` answers `ok` once ready (503 before).
 //! - `GET /ws` upgrades to a WebSocket that echoes text and binary messages.
 //!
@@ -15,6 +15,7 @@
 //! | --- | --- |
 //! | `PORT` | port to listen on (default 8080) |
 //! | `HELLO_VERSION` | version to report (default: `LASTMILE_RELEASE_VERSION`, else the crate version) |
+//! | `HELLO_MESSAGE` | what `/` answers before the version (default `hello from hello`) |
 //! | `HELLO_ERROR_RATE` | fraction 0.0..=1.0 of `/` requests answered with 500 |
 //! | `HELLO_ERRORS_AFTER_MS` | `HELLO_ERROR_RATE` applies only this long after start (a release that degrades) |
 //! | `HELLO_LATENCY_MS` | delay added to every `/` request |
@@ -452,7 +453,7 @@ fn respond(state: &State, method: &str, path: &str) -> (u16, String) {
             if state.uniform() < state.config.error_rate_at(state.started.elapsed()) {
                 (500, format!("hello {} failed on purpose (HELLO_ERROR_RATE)\n", state.config.version))
             } else {
-                (200, format!("hello from hello {}\n", state.config.version))
+                (200, format!("{} {}\n", state.config.message, state.config.version))
             }
         }
         _ => (404, "not found\n".to_string()),
@@ -538,6 +539,12 @@ mod tests {
         assert_eq!(body, "hello from hello r42\n");
         // Keep-alive: the same connection answers again.
         assert_eq!(get(&mut stream, "/healthz").1, "ok\n");
+    }
+
+    #[test]
+    fn root_answers_the_message_it_is_given() {
+        let (addr, _state) = start(&[("HELLO_MESSAGE", "howdy from hello"), ("LASTMILE_RELEASE_VERSION", "v2")]);
+        assert_eq!(get(&mut connect(addr), "/").1, "howdy from hello v2\n");
     }
 
     #[test]
