@@ -52,7 +52,14 @@ impl Session {
 
     /// Waits until every process of the session has exited, passing Ctrl-C
     /// and SIGTERM on; fails when the last server did.
-    pub(crate) async fn keep(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn keep(mut self, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
+        let serving = self
+            .serving()
+            .map(|pid| format!("pid {pid} serves now"))
+            .unwrap_or_else(|| "the new process serves".to_string());
+        progress.line(&format!(
+            "drained; {serving}, and this process stays in the foreground: Ctrl-C still stops everything"
+        ));
         let mut servers = std::collections::BTreeSet::new();
         let mut last_server: Option<Ended> = None;
         let mut last_any: Option<Ended> = None;

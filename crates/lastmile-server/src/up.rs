@@ -342,7 +342,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             inherited,
             store: None,
         },
-        progress,
+        progress.clone(),
     )?;
     let _ = controller.up_lock.set(options.lock);
 
@@ -376,7 +376,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
     match session {
         Some(session) => {
             result?;
-            session.keep().await
+            session.keep(progress.as_ref()).await
         }
         None => result,
     }
@@ -739,9 +739,7 @@ impl Controller {
             Exit::HandedOver if is_handover() => self
                 .progress
                 .line("handed over: draining connections, then exiting"),
-            Exit::HandedOver => self.progress.line(
-                "handed over: draining connections; this process stays in the foreground, so Ctrl-C still stops everything",
-            ),
+            Exit::HandedOver => self.progress.line("handed over: draining connections"),
         }
         let router = self.host.router().clone();
         let drain = tokio::spawn(async move { router.drain(EXIT_DRAIN).await });
