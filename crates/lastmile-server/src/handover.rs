@@ -44,7 +44,9 @@ pub enum HandoverError {
     },
     /// `LASTMILE_CONTROL_FD` or `LASTMILE_LOCK_FD` is not a descriptor
     /// number this process was given.
-    #[error("{name} is malformed ({value:?}): expected a descriptor number from 3 on; unset it to start afresh")]
+    #[error(
+        "{name} is malformed ({value:?}): expected a descriptor number from 3 on; unset it to start afresh"
+    )]
     MalformedFd {
         /// The variable.
         name: &'static str,

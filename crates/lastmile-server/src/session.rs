@@ -23,9 +23,22 @@ pub(crate) fn become_subreaper(on: bool) {
     let _ = nix::sys::prctl::set_child_subreaper(on);
 }
 
-/// The signals the session parent listens to, taken before it drains so
-/// that a Ctrl-C during the drain is not lost.
-pub(crate) struct Session {
+/// Stays the parent of the session until every process of it has exited,
+/// passing Ctrl-C and SIGTERM on; fails when the last server did. Runs on
+/// its own small runtime: the one that served is gone, with every socket and
+/// connection it held.
+pub fn keep(state_dir: &Path, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let session = Session::watch(state_dir)?;
+        session.keep(progress).await
+    })
+}
+
+/// The signals the session parent listens to.
+struct Session {
     state_dir: PathBuf,
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
@@ -41,7 +54,7 @@ struct Ended {
 
 impl Session {
     /// Starts listening for the signals to pass on and for children exiting.
-    pub(crate) fn watch(state_dir: &Path) -> anyhow::Result<Session> {
+    fn watch(state_dir: &Path) -> anyhow::Result<Session> {
         Ok(Session {
             state_dir: state_dir.to_path_buf(),
             interrupt: signal(SignalKind::interrupt())?,
@@ -52,7 +65,7 @@ impl Session {
 
     /// Waits until every process of the session has exited, passing Ctrl-C
     /// and SIGTERM on; fails when the last server did.
-    pub(crate) async fn keep(mut self, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
+    async fn keep(mut self, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
         let serving = self
             .serving()
             .map(|pid| format!("pid {pid} serves now"))

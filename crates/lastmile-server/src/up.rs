@@ -309,7 +309,7 @@ impl Controller {
 }
 
 /// Runs `lastmile up` until it is stopped.
-pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<()> {
+pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<Ended> {
     let inherited = handover::take_inherited()?;
     let inherited_control = handover::take_inherited_control()?;
     let spec = options.loaded.spec.clone();
@@ -342,7 +342,7 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
             inherited,
             store: None,
         },
-        progress.clone(),
+        progress,
     )?;
     let _ = controller.up_lock.set(options.lock);
 
@@ -363,23 +363,27 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
     for task in loops {
         task.abort();
     }
+    controller.wind_down(exit).await;
+    result?;
     // The process the user started outlives its handover: it stays the
     // parent of the session, in the foreground.
-    let session = match exit {
-        Exit::HandedOver if !is_handover() => {
-            Some(crate::session::Session::watch(controller.state_dir())?)
-        }
-        _ => None,
-    };
-    controller.wind_down(exit).await;
-    drop(controller);
-    match session {
-        Some(session) => {
-            result?;
-            session.keep(progress.as_ref()).await
-        }
-        None => result,
-    }
+    Ok(match exit {
+        Exit::HandedOver if !is_handover() => Ended::StaysInForeground,
+        _ => Ended::Stopped,
+    })
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Ended {
+    /// Everything this process started has stopped.
+    Stopped,
+    /// A restarted process serves in this one's place; this one, the one
+    /// the user started, is to stay as the session's parent: drop the
+    /// runtime (closing every socket it still holds), then call
+    /// [`crate::session::keep`].
+    StaysInForeground,
 }
 
 /// The control API's listener: handed over by the process this one takes

@@ -83,10 +83,17 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         local_actor: actor,
         lock,
     };
-    runtime.block_on(lastmile_server::up::run(
+    let state_dir = options.state_dir.clone();
+    let ended = runtime.block_on(lastmile_server::up::run(
         options,
         std::sync::Arc::new(Printer),
     ))?;
+    if ended == lastmile_server::up::Ended::StaysInForeground {
+        // Nothing of the process that served may outlive it here: no
+        // listener, no connection, no task.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        lastmile_server::session::keep(&state_dir, &Printer)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -126,7 +126,10 @@ fn a_restarted_foreground_up_keeps_its_terminal_its_ctrl_c_and_its_control_addre
         up.log()
     );
     for pid in &first_instances {
-        assert!(!alive(*pid), "the first process's instance {pid} still runs");
+        assert!(
+            !alive(*pid),
+            "the first process's instance {pid} still runs"
+        );
     }
     assert!(reachable(app.addr()));
     let log = up.log();
@@ -199,7 +202,10 @@ fn a_second_up_is_refused_at_once_naming_the_running_one_and_a_stale_one_is_igno
     let output = second.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!status.success(), "the second up was not refused:\n{stdout}{stderr}");
+    assert!(
+        !status.success(),
+        "the second up was not refused:\n{stdout}{stderr}"
+    );
     assert!(
         stderr.contains(&format!(
             "`lastmile up` already runs for . (pid {pid}; control API and dashboard on http://{control}): \
@@ -208,7 +214,10 @@ fn a_second_up_is_refused_at_once_naming_the_running_one_and_a_stale_one_is_igno
         "{stderr}"
     );
     assert!(stdout.is_empty(), "the refused up printed: {stdout}");
-    assert!(took < Duration::from_secs(10), "refused only after {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "refused only after {took:?}"
+    );
     assert_eq!(
         app.must(&["runs", "--json"]).as_array().unwrap().len(),
         runs,
