@@ -6,6 +6,12 @@
 //! `3=127.0.0.1:8080,4=…`. Both processes hold the same kernel socket, so
 //! connections queue on it whichever process accepts them; the old one stops
 //! accepting only after the new one says it is serving.
+//!
+//! The control API's listener follows the routes' (named in
+//! `LASTMILE_CONTROL_FD`), so the control and dashboard address stays the
+//! same, and so does the `up` lock of the state directory
+//! (`LASTMILE_LOCK_FD`), so no second `lastmile up` starts in the middle of a
+//! handover.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -14,6 +20,13 @@ use std::process::Command;
 
 /// The environment variable naming inherited listeners.
 pub const LISTEN_FDS_ENV: &str = "LASTMILE_LISTEN_FDS";
+
+/// The environment variable naming the inherited control API listener.
+pub const CONTROL_FD_ENV: &str = "LASTMILE_CONTROL_FD";
+
+/// The environment variable naming the inherited lock of the state
+/// directory.
+pub const LOCK_FD_ENV: &str = "LASTMILE_LOCK_FD";
 
 /// First descriptor number used for handed-over listeners.
 const FIRST_FD: RawFd = 3;
@@ -28,6 +41,27 @@ pub enum HandoverError {
     Malformed {
         /// The variable's value.
         value: String,
+    },
+    /// `LASTMILE_CONTROL_FD` or `LASTMILE_LOCK_FD` is not a descriptor
+    /// number this process was given.
+    #[error(
+        "{name} is malformed ({value:?}): expected a descriptor number from 3 on; unset it to start afresh"
+    )]
+    MalformedFd {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A named descriptor is not open.
+    #[error("inherited descriptor {fd} named by {name} is not open: {source}")]
+    NotOpen {
+        /// Descriptor number.
+        fd: RawFd,
+        /// The variable that named it.
+        name: &'static str,
+        /// Cause.
+        source: std::io::Error,
     },
     /// A named descriptor is not an open TCP listener.
     #[error("inherited descriptor {fd} for {addr} is not a listening socket: {source}")]
@@ -59,35 +93,11 @@ pub fn take_inherited() -> Result<BTreeMap<SocketAddr, TcpListener>, HandoverErr
         if fd < FIRST_FD {
             return Err(malformed());
         }
-        // Check the descriptor is open before taking ownership of it.
-        nix::fcntl::fcntl(
-            unsafe_borrow(fd).as_ref().map_err(|_| malformed())?,
-            nix::fcntl::FcntlArg::F_GETFD,
-        )
-        .map_err(|errno| HandoverError::NotAListener {
-            fd,
-            addr,
-            source: errno.into(),
-        })?;
-        // SAFETY: the descriptor was placed at this number for this process
-        // by the previous `lastmile up` (see `spawn_with_listeners`), it is
-        // open (checked above), and nothing else in this process refers to
-        // it: the variable is read once, here, and cleared below.
-        #[allow(unsafe_code)]
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owned = adopt(fd).map_err(|source| HandoverError::NotAListener { fd, addr, source })?;
         let listener = TcpListener::from(owned);
         listener
             .local_addr()
             .map_err(|source| HandoverError::NotAListener { fd, addr, source })?;
-        nix::fcntl::fcntl(
-            &listener,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )
-        .map_err(|errno| HandoverError::NotAListener {
-            fd,
-            addr,
-            source: errno.into(),
-        })?;
         // Keyed by the address as requested (port 0 included), which is how
         // the new process's routes ask for it.
         listeners.insert(addr, listener);
@@ -96,6 +106,80 @@ pub fn take_inherited() -> Result<BTreeMap<SocketAddr, TcpListener>, HandoverErr
     // the descriptors it names are close-on-exec now, so children that see
     // it find nothing there and `pass_listeners` overwrites it.
     Ok(listeners)
+}
+
+/// Takes the control API's listener handed over by a previous process.
+pub fn take_inherited_control() -> Result<Option<TcpListener>, HandoverError> {
+    let Some(owned) = take_named(CONTROL_FD_ENV)? else {
+        return Ok(None);
+    };
+    let listener = TcpListener::from(owned);
+    listener
+        .local_addr()
+        .map_err(|source| HandoverError::NotOpen {
+            fd: listener.as_raw_fd(),
+            name: CONTROL_FD_ENV,
+            source,
+        })?;
+    Ok(Some(listener))
+}
+
+/// Takes the lock file of the state directory handed over by a previous
+/// process (the lock goes with the open file, so it is held already).
+pub fn take_inherited_lock() -> Result<Option<std::fs::File>, HandoverError> {
+    Ok(take_named(LOCK_FD_ENV)?.map(std::fs::File::from))
+}
+
+/// Takes the descriptor a variable names, once.
+fn take_named(name: &'static str) -> Result<Option<OwnedFd>, HandoverError> {
+    static TAKEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let Some(value) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    {
+        // The variable stays set (see `take_inherited`): a second look must
+        // not take ownership of the same number twice.
+        let mut taken = TAKEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if taken.contains(&name) {
+            return Ok(None);
+        }
+        taken.push(name);
+    }
+    let value = value.to_string_lossy().into_owned();
+    let fd: RawFd = value
+        .parse()
+        .ok()
+        .filter(|fd| *fd >= FIRST_FD)
+        .ok_or_else(|| HandoverError::MalformedFd {
+            name,
+            value: value.clone(),
+        })?;
+    adopt(fd)
+        .map(Some)
+        .map_err(|source| HandoverError::NotOpen { fd, name, source })
+}
+
+/// Takes ownership of a descriptor a previous process placed at `fd` for
+/// this one, and marks it close-on-exec so instances do not inherit it.
+fn adopt(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // Check the descriptor is open before taking ownership of it.
+    nix::fcntl::fcntl(
+        unsafe_borrow(fd).map_err(|()| std::io::Error::from_raw_os_error(nix::libc::EBADF))?,
+        nix::fcntl::FcntlArg::F_GETFD,
+    )?;
+    // SAFETY: the descriptor was placed at this number for this process
+    // by the previous `lastmile up` (see `pass_listeners`), it is open
+    // (checked above), and nothing else in this process refers to it: each
+    // variable naming descriptors is read once.
+    #[allow(unsafe_code)]
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    Ok(owned)
 }
 
 /// Borrows a raw descriptor for one `fcntl` check without taking it.
@@ -109,19 +193,44 @@ fn unsafe_borrow(fd: RawFd) -> Result<std::os::fd::BorrowedFd<'static>, ()> {
     Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }
 
-/// Makes `command` start with `listeners` on descriptors 3, 4, … and
-/// `LASTMILE_LISTEN_FDS` naming them. The parent's own descriptors keep
-/// close-on-exec, so nothing else leaks into the child.
-pub fn pass_listeners(command: &mut Command, listeners: &[(SocketAddr, RawFd)]) {
-    let spec: Vec<String> = listeners
+/// What a new process is handed: the routes' listeners, the control API's
+/// listener and the lock of the state directory.
+#[derive(Debug, Clone, Default)]
+pub struct Handed {
+    /// Route listeners, by the address they were requested as.
+    pub listeners: Vec<(SocketAddr, RawFd)>,
+    /// The control API's listener.
+    pub control: Option<RawFd>,
+    /// The lock file of the state directory.
+    pub lock: Option<RawFd>,
+}
+
+/// Makes `command` start with the listeners on descriptors 3, 4, … and
+/// `LASTMILE_LISTEN_FDS` naming them, then the control listener and the
+/// lock, named in `LASTMILE_CONTROL_FD` and `LASTMILE_LOCK_FD`. The parent's
+/// own descriptors keep close-on-exec, so nothing else leaks into the child.
+pub fn pass_listeners(command: &mut Command, handed: &Handed) {
+    let spec: Vec<String> = handed
+        .listeners
         .iter()
         .enumerate()
         .map(|(index, (addr, _))| format!("{}={addr}", FIRST_FD + index as RawFd))
         .collect();
     command.env(LISTEN_FDS_ENV, spec.join(","));
-    let sources: Vec<RawFd> = listeners.iter().map(|(_, fd)| *fd).collect();
+    let mut sources: Vec<RawFd> = handed.listeners.iter().map(|(_, fd)| *fd).collect();
+    for (name, fd) in [(CONTROL_FD_ENV, handed.control), (LOCK_FD_ENV, handed.lock)] {
+        match fd {
+            Some(fd) => {
+                command.env(name, (FIRST_FD + sources.len() as RawFd).to_string());
+                sources.push(fd);
+            }
+            None => {
+                command.env_remove(name);
+            }
+        }
+    }
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls dup2 and fcntl, which are async-signal-safe. Sources are first
+    // calls dup2 and close, which are async-signal-safe. Sources are first
     // moved above the target range so a source equal to a later target is
     // not overwritten before it is duplicated.
     #[allow(unsafe_code)]

@@ -14,5 +14,7 @@ pub mod handover;
 pub mod local_host;
 mod metrics_merge;
 pub mod server;
+pub mod session;
 pub mod tokens;
 pub mod up;
+pub mod up_lock;

@@ -1,6 +1,12 @@
 //! `lastmile up`: the controller and the `local` host in one process, in
 //! the foreground, until Ctrl-C, `lastmile down`, or a handover to a
 //! restarted process.
+//!
+//! After `lastmile restart` the process the user started stays in the
+//! foreground as the parent of every process that takes over (it is their
+//! child subreaper): they write to its terminal, it passes Ctrl-C and
+//! SIGTERM on to the one serving, and it exits when the last of them has,
+//! with its status.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -95,6 +101,9 @@ pub struct UpOptions {
     /// Who the dashboard's and the loopback API's actions are recorded as:
     /// the person at this machine (`local:alice`), as the CLI records them.
     pub local_actor: String,
+    /// The state directory's lock, held until this process exits and
+    /// handed to a process taking over.
+    pub lock: crate::up_lock::UpLock,
 }
 
 /// True in a process started by `lastmile restart` to take over.
@@ -126,6 +135,11 @@ pub struct Controller {
     edge: crate::edge::Edge,
     listen_override: Option<(String, SocketAddr)>,
     control_addr: Mutex<Option<SocketAddr>>,
+    /// The control API listener's descriptor, to hand to a restarted
+    /// process.
+    control_fd: Mutex<Option<std::os::fd::RawFd>>,
+    /// `lastmile up`'s lock of the state directory (none in a server).
+    up_lock: std::sync::OnceLock<crate::up_lock::UpLock>,
     deploying: tokio::sync::Mutex<()>,
     restarting: tokio::sync::Mutex<()>,
     stop: Notify,
@@ -225,6 +239,8 @@ impl Controller {
             edge,
             listen_override: options.listen_override,
             control_addr: Mutex::new(None),
+            control_fd: Mutex::new(None),
+            up_lock: std::sync::OnceLock::new(),
             deploying: tokio::sync::Mutex::new(()),
             restarting: tokio::sync::Mutex::new(()),
             stop: Notify::new(),
@@ -310,8 +326,9 @@ impl Controller {
 }
 
 /// Runs `lastmile up` until it is stopped.
-pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<()> {
+pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Result<Ended> {
     let inherited = handover::take_inherited()?;
+    let inherited_control = handover::take_inherited_control()?;
     let spec = options.loaded.spec.clone();
     if spec.service.is_none() {
         bail!("lastmile.yaml has no `service`, so there is nothing to run: add `service.run`");
@@ -345,13 +362,17 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         },
         progress,
     )?;
+    let _ = controller.up_lock.set(options.lock);
 
     let loops = controller.start_loops();
     let result = serve(
         &controller,
         &environment,
         options.artifact,
-        options.control,
+        ControlListener {
+            requested: options.control,
+            inherited: inherited_control,
+        },
         options.approved_by.clone(),
         options.local_actor.clone(),
     )
@@ -361,14 +382,40 @@ pub async fn run(options: UpOptions, progress: Arc<dyn Progress>) -> anyhow::Res
         task.abort();
     }
     controller.wind_down(exit).await;
-    result
+    result?;
+    // The process the user started outlives its handover: it stays the
+    // parent of the session, in the foreground.
+    Ok(match exit {
+        Exit::HandedOver if !is_handover() => Ended::StaysInForeground,
+        _ => Ended::Stopped,
+    })
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Ended {
+    /// Everything this process started has stopped.
+    Stopped,
+    /// A restarted process serves in this one's place; this one, the one
+    /// the user started, is to stay as the session's parent: drop the
+    /// runtime (closing every socket it still holds), then call
+    /// [`crate::session::keep`].
+    StaysInForeground,
+}
+
+/// The control API's listener: handed over by the process this one takes
+/// over from, or bound on the requested address.
+struct ControlListener {
+    requested: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
 }
 
 async fn serve(
     controller: &Arc<Controller>,
     environment: &str,
     artifact: Option<BuiltArtifact>,
-    control_addr: SocketAddr,
+    control: ControlListener,
     approved_by: Option<String>,
     local_actor: String,
 ) -> anyhow::Result<()> {
@@ -406,9 +453,29 @@ async fn serve(
         }
     }
 
-    let listener = control::bind(control_addr).await?;
+    let listener = match control.inherited {
+        Some(listener) => {
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)?
+        }
+        None => control::bind(control.requested).await?,
+    };
     let control_addr = listener.local_addr()?;
     *lock(&controller.control_addr) = Some(control_addr);
+    *lock(&controller.control_fd) = Some(std::os::fd::AsRawFd::as_raw_fd(&listener));
+    // The previous process shares this listener and still answers on it:
+    // it must hear from this one (on the same address) before this one
+    // accepts, and `up.json` names this process only once it took over.
+    if let Some(previous) = std::env::var_os(HANDOVER_FROM_ENV) {
+        let previous = previous.to_string_lossy().into_owned();
+        tell_predecessor(&previous)
+            .await
+            .with_context(|| format!("cannot tell the previous process ({previous}) to drain"))?;
+        controller.progress.line(&format!(
+            "took over from the previous process (pid {}); it is draining",
+            std::os::unix::process::parent_id()
+        ));
+    }
     let api_controller = controller.clone();
     let api_stop = controller.clone();
     // The server's API and dashboard for this one app, beside the control
@@ -428,16 +495,6 @@ async fn serve(
         .await
     });
     controller.write_up_file(control_addr)?;
-
-    if let Some(previous) = std::env::var_os(HANDOVER_FROM_ENV) {
-        let previous = previous.to_string_lossy().into_owned();
-        tell_predecessor(&previous)
-            .await
-            .with_context(|| format!("cannot tell the previous process ({previous}) to drain"))?;
-        controller.progress.line(&format!(
-            "took over from the process on {previous}; it is draining"
-        ));
-    }
     controller.banner(control_addr);
 
     tokio::select! {
@@ -701,9 +758,10 @@ impl Controller {
             Exit::Stop => self
                 .progress
                 .line("stopping: draining connections and instances"),
-            Exit::HandedOver => self
+            Exit::HandedOver if is_handover() => self
                 .progress
                 .line("handed over: draining connections, then exiting"),
+            Exit::HandedOver => self.progress.line("handed over: draining connections"),
         }
         let router = self.host.router().clone();
         let drain = tokio::spawn(async move { router.drain(EXIT_DRAIN).await });
@@ -1389,12 +1447,32 @@ impl Controller {
             .args(std::env::args_os().skip(1))
             .env(HANDOVER_FROM_ENV, control.to_string())
             .stdin(std::process::Stdio::null());
-        handover::pass_listeners(&mut command, &self.host.listener_fds());
+        handover::pass_listeners(
+            &mut command,
+            &handover::Handed {
+                listeners: self.host.listener_fds(),
+                control: *lock(&self.control_fd),
+                lock: self.up_lock.get().map(crate::up_lock::UpLock::raw_fd),
+            },
+        );
+        // The process the user started stays the parent of every process
+        // that takes over, even once the one that started them has exited.
+        let session_parent = !is_handover();
+        if session_parent {
+            crate::session::become_subreaper(true);
+        }
+        // This process keeps serving when the new one fails to start.
+        let give_up = || {
+            self.engine.unsuspend_canaries();
+            if session_parent {
+                crate::session::become_subreaper(false);
+            }
+        };
         let ready = self.successor_ready.notified();
         tokio::pin!(ready);
         ready.as_mut().enable();
         let mut child = command.spawn().map_err(|error| {
-            self.engine.unsuspend_canaries();
+            give_up();
             ApiError::internal(&anyhow::anyhow!("cannot start the new process: {error}"))
         })?;
         let new_pid = child.id();
@@ -1407,7 +1485,7 @@ impl Controller {
             tokio::select! {
                 () = &mut ready => break,
                 () = &mut deadline => {
-                    self.engine.unsuspend_canaries();
+                    give_up();
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(ApiError::internal(&anyhow::anyhow!(
@@ -1416,7 +1494,7 @@ impl Controller {
                 }
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if let Ok(Some(status)) = child.try_wait() {
-                        self.engine.unsuspend_canaries();
+                        give_up();
                         return Err(ApiError::internal(&anyhow::anyhow!(
                             "the new process exited ({status}) before serving; this one keeps serving (its output is above)"
                         )));
@@ -1424,8 +1502,9 @@ impl Controller {
                 }
             }
         }
-        // The successor now owns the child's lifetime; this process exits
-        // after answering.
+        // The successor serves; this process drains after answering, then
+        // exits, or (the one the user started) stays as the session's
+        // parent and reaps it.
         drop(child);
         self.set_exit(Exit::HandedOver);
         let controller = self.clone();

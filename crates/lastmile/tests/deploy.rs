@@ -111,6 +111,9 @@ environments:
             .env_remove("LASTMILE_LISTEN_FDS")
             .env_remove("LASTMILE_SECRET_KEY_FILE")
             .env("XDG_DATA_HOME", self.data_home.path())
+            .env_remove("LASTMILE_CONTROL_FD")
+            .env_remove("LASTMILE_LOCK_FD")
+            .env_remove("LASTMILE_HANDOVER_FROM")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         command
@@ -123,12 +126,19 @@ environments:
     /// Starts `lastmile up --in-place` and waits until it serves.
     fn up(&self) -> Up {
         let up = self.spawn_up(&["up", "--in-place"]);
+        self.wait_serving(&up);
+        up
+    }
+
+    /// Waits until `up` serves: the environment has a release and its port
+    /// answers.
+    fn wait_serving(&self, up: &Up) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(status) = self.status() {
                 let serving = status["environments"][0]["current_release"].is_string();
                 if serving && reachable(self.addr()) {
-                    return up;
+                    return;
                 }
             }
             assert!(
@@ -857,6 +867,9 @@ mod edge;
 
 #[path = "deploy/prometheus.rs"]
 mod prometheus;
+
+#[path = "deploy/foreground.rs"]
+mod foreground;
 
 /// `GET path` on the running `lastmile up`'s control address; the raw answer.
 fn control_get(app: &App, path: &str) -> String {

@@ -29,6 +29,14 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         return Ok(ExitCode::from(1));
     };
     let state_dir = state::state_dir(state_dir, &loaded.dir);
+    // Before anything runs: one `up` per state directory.
+    let lock = match lastmile_server::up_lock::UpLock::claim(&state_dir) {
+        Ok(lock) => lock,
+        Err(lastmile_server::up_lock::UpLockError::Held(running)) => {
+            anyhow::bail!(already_up(&running, &args.dir))
+        }
+        Err(error) => return Err(error.into()),
+    };
     let runtime = runtime()?;
     // A process taking over from a restarting `up` serves what was
     // deployed; it does not build.
@@ -69,10 +77,57 @@ pub(crate) fn up(args: &UpArgs, state_dir: Option<&Path>) -> anyhow::Result<Exit
         access_log: args.access_log,
         approved_by: args.approve.then(|| actor.clone()),
         local_actor: actor,
+        lock,
     };
-    runtime.block_on(lastmile_server::up::run(
+    let state_dir = options.state_dir.clone();
+    let ended = runtime.block_on(lastmile_server::up::run(
         options,
         std::sync::Arc::new(Printer),
     ))?;
+    if ended == lastmile_server::up::Ended::StaysInForeground {
+        // Nothing of the process that served may outlive it here: no
+        // listener, no connection, no task.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        lastmile_server::session::keep(&state_dir, &Printer)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a second `lastmile up` on the same state directory does not start,
+/// and how to reach the one that runs.
+fn already_up(running: &lastmile_server::up_lock::RunningUp, dir: &Path) -> String {
+    let dir_arg = if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!(" --dir {}", shell_word(&dir.display().to_string()))
+    };
+    let pid = running
+        .pid
+        .map(|pid| format!("pid {pid}"))
+        .unwrap_or_else(|| "its pid is not recorded".to_string());
+    match running.control {
+        Some(control) => format!(
+            "`lastmile up` already runs for {} ({pid}; control API and dashboard on http://{control}): \
+             `lastmile status{dir_arg}` shows what it serves, `lastmile down{dir_arg}` stops it",
+            dir.display()
+        ),
+        None => format!(
+            "`lastmile up` is already starting for {} ({pid}): \
+             `lastmile status{dir_arg}` shows what it serves once it does, `lastmile down{dir_arg}` stops it",
+            dir.display()
+        ),
+    }
+}
+
+/// `text` as one word for a POSIX shell, quoted only when it needs it.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
