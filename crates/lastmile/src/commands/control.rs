@@ -15,7 +15,7 @@ use crate::cli::{
 use crate::commands::check::{print_load_error, print_warnings};
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 /// Deploys can wait for instances to become ready and for gates: allow long.
@@ -86,7 +86,7 @@ pub(crate) fn rollback(args: &RollbackArgs, state_dir: Option<&Path>) -> anyhow:
 fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
     let succeeded = answer["status"] == "succeeded" || answer["status"] == "rolled-back";
     if as_json {
-        println!("{}", serde_json::to_string_pretty(answer)?);
+        outln!("{}", serde_json::to_string_pretty(answer)?);
     } else {
         let id = answer["deployment"].as_i64().unwrap_or_default();
         let release = short(&answer["to_release"]);
@@ -101,7 +101,7 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{} deployment #{id}: {} now serves {release} ({}{switched})",
                 output::good("✓"),
                 answer["environment"].as_str().unwrap_or("?"),
@@ -149,25 +149,25 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     let control = find(&args.control.state, state_dir)?;
     let status = control.get("/api/v1/status")?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
     match crate::control::remote() {
-        Some(remote) => println!(
+        Some(remote) => outln!(
             "{} · lastmile server {}",
             status["app"].as_str().unwrap_or("?"),
             remote.url
         ),
-        None => println!(
+        None => outln!(
             "{} · lastmile up pid {} · control http://{}",
             status["app"].as_str().unwrap_or("?"),
             status["pid"],
             status["control"].as_str().unwrap_or("?")
         ),
-    }
+    };
     for env in status["environments"].as_array().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{}  {}://{}",
             output::good(env["name"].as_str().unwrap_or("?")),
             if env["tls"] == true { "https" } else { "http" },
@@ -179,9 +179,9 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             .flatten()
             .map(|weight| format!("{} {}%", short(&weight["release"]), weight["percent"]))
             .collect();
-        println!("  current   {}", short(&env["current_release"]));
-        println!("  previous  {}", short(&env["previous_release"]));
-        println!(
+        outln!("  current   {}", short(&env["current_release"]));
+        outln!("  previous  {}", short(&env["previous_release"]));
+        outln!(
             "  weights   {}",
             if weights.is_empty() {
                 "none".to_string()
@@ -190,10 +190,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             }
         );
         for line in last_deployment_lines(env, &status["releases"]) {
-            println!("{line}");
+            outln!("{line}");
         }
         if let Some(deployment) = env["deployment"].as_object() {
-            println!(
+            outln!(
                 "  deploying #{} {} → {} ({}, step {})",
                 deployment
                     .get("id")
@@ -216,8 +216,8 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         .as_array()
         .filter(|certificates| !certificates.is_empty())
     {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<32} {:<6} {:<8} {:<21} {:<21} ENVIRONMENTS",
             "CERTIFICATE", "SOURCE", "STATE", "EXPIRES", "RENEWS"
         );
@@ -236,7 +236,7 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 .collect();
             // Padded before coloring: escape codes would count as width.
             let state = format!("{:<8}", certificate["state"].as_str().unwrap_or("?"));
-            println!(
+            outln!(
                 "{:<32} {:<6} {} {:<21} {:<21} {}",
                 if hosts.is_empty() {
                     "(default)".to_string()
@@ -254,13 +254,13 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 environments.join(",")
             );
             if let Some(error) = certificate["error"].as_str() {
-                println!("  {} {error}", output::warn("last attempt failed:"));
+                outln!("  {} {error}", output::warn("last attempt failed:"));
             }
         }
     }
     for approval in status["approvals"].as_array().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} release {} waits for approval to go to {}: `lastmile approve {}`",
             output::warn("approval:"),
             approval["version"].as_str().unwrap_or("?"),
@@ -269,24 +269,24 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         );
     }
     for (environment, what) in status["drift"].as_object().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} {environment}: {}",
             output::warn("drift:"),
             what.as_str().unwrap_or("?")
         );
     }
     let instances = status["instances"].as_array().cloned().unwrap_or_default();
-    println!();
+    outln!();
     if instances.is_empty() {
-        println!("no instances running");
+        outln!("no instances running");
     } else {
-        println!(
+        outln!(
             "{:<28} {:<14} {:<22} {:<11} {:>8}",
             "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
         );
         for instance in instances {
-            println!(
+            outln!(
                 "{:<28} {:<14} {:<22} {:<11} {:>8}",
                 instance["instance_id"].as_str().unwrap_or("?"),
                 short(&instance["release_id"]),
@@ -298,13 +298,13 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     }
     let stats = status["stats"].as_array().cloned().unwrap_or_default();
     if !stats.is_empty() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<14} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
             "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
         );
         for row in stats {
-            println!(
+            outln!(
                 "{:<14} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
                 short(&row["release"]),
                 row["requests"].as_u64().unwrap_or(0),
@@ -316,10 +316,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         }
     }
     if let Some(flags) = status["flags"].as_array().filter(|flags| !flags.is_empty()) {
-        println!();
-        println!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
+        outln!();
+        outln!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
         for flag in flags {
-            println!(
+            outln!(
                 "{:<28} {:<8} {:<12} {}",
                 flag["key"].as_str().unwrap_or("?"),
                 if flag["enabled"] == true {
@@ -403,9 +403,9 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
         Duration::from_secs(30),
     )?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "approved release {} for {} (as {}); it deploys now: `lastmile watch {}`",
             answer["version"].as_str().unwrap_or("?"),
             args.env,
@@ -420,9 +420,9 @@ pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::R
     let control = find(&args.state, state_dir)?;
     let answer = control.post("/api/v1/restart", &json!({}), Duration::from_secs(600))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "{} restarted: pid {} took over the sockets; pid {} is draining",
             output::good("✓"),
             answer["new_pid"],
@@ -453,16 +453,16 @@ pub(crate) fn canary_signal(
         Duration::from_secs(30),
     )?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else if action == "promote" {
-        println!(
+        outln!(
             "{} {}: promote requested; `lastmile watch {}` follows it",
             output::good("✓"),
             args.env,
             args.env
         );
     } else {
-        println!(
+        outln!(
             "{} {}: abort requested; traffic goes back to the stable release",
             output::good("✓"),
             args.env
@@ -538,12 +538,12 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
             String::new()
         };
         if args.control.json {
-            println!(
+            outln!(
                 "{}",
                 json!({ "environment": environment, "stats": status["stats"] })
             );
         } else {
-            println!(
+            outln!(
                 "{}  {}{phase}  |  {}",
                 args.env,
                 if weights.is_empty() {
@@ -555,7 +555,8 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
             );
         }
         printed += 1;
-        if args.count.is_some_and(|count| printed >= count) {
+        // Nobody reads any more (`| head -3`): that ends the watch.
+        if output::stdout_closed() || args.count.is_some_and(|count| printed >= count) {
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(args.interval);
@@ -579,15 +580,15 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
                 percent_encode(&actor)
             ))?;
             if flag.control.json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                outln!("{}", serde_json::to_string_pretty(&answer)?);
             } else if answer["reset"] == true {
-                println!(
+                outln!(
                     "{} flag {}: back to lastmile.yaml",
                     output::good("✓"),
                     flag.key
                 );
             } else {
-                println!("flag {} had no override", flag.key);
+                outln!("flag {} had no override", flag.key);
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -601,9 +602,9 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
         Duration::from_secs(10),
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "{} flag {key}: override {} (recorded as {actor}); `lastmile flag reset {key}` goes back to lastmile.yaml",
             output::good("✓"),
             answer["override"]
@@ -616,15 +617,15 @@ fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Exi
     let control = find(&args.state, state_dir)?;
     let answer = control.get("/api/v1/flags")?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     let flags = answer["flags"].as_array().cloned().unwrap_or_default();
     if flags.is_empty() {
-        println!("no flags: declare them under `flags:` in lastmile.yaml (docs/flags.md)");
+        outln!("no flags: declare them under `flags:` in lastmile.yaml (docs/flags.md)");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<28} {:<8} {:<8} {:<12} OVERRIDE (drift from lastmile.yaml)",
         "FLAG", "TYPE", "STATE", "DEFAULT"
     );
@@ -638,7 +639,7 @@ fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Exi
         } else {
             "-".to_string()
         };
-        println!(
+        outln!(
             "{:<28} {:<8} {:<8} {:<12} {}",
             flag["key"].as_str().unwrap_or("?"),
             flag["type"].as_str().unwrap_or("?"),
@@ -670,10 +671,10 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
     let control = find(&args.control.state, state_dir)?;
     let answer = control.get(&format!("/api/v1/dora?days={}", args.days))?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "DORA metrics over the last {} days (tiers from the DORA 2024 report)",
         args.days
     );
@@ -689,9 +690,9 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
                 .as_f64()
                 .map_or_else(|| "n/a".to_string(), |hours| format!("{hours:.1} h"))
         };
-        println!();
-        println!("{}", report["environment"].as_str().unwrap_or("?"));
-        println!(
+        outln!();
+        outln!("{}", report["environment"].as_str().unwrap_or("?"));
+        outln!(
             "  deployment frequency   {:.2}/day ({} deployments)   {}",
             report["deployment_frequency_per_day"]
                 .as_f64()
@@ -699,19 +700,19 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
             report["deployments"],
             tier("deployment_frequency")
         );
-        println!(
+        outln!(
             "  lead time for changes  {}   {}",
             hours(&report["lead_time_median_hours"]),
             tier("lead_time")
         );
-        println!(
+        outln!(
             "  change failure rate    {}   {}",
             report["change_failure_rate"]
                 .as_f64()
                 .map_or_else(|| "n/a".to_string(), |rate| format!("{:.1}%", rate * 100.0)),
             tier("change_failure_rate")
         );
-        println!(
+        outln!(
             "  recovery time          {}   {}",
             hours(&report["recovery_time_median_hours"]),
             tier("recovery_time")

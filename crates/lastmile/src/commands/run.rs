@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::cli::RunArgs;
 use crate::commands::check::{print_load_error, print_warnings};
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 /// Prints nothing: `--json` prints only the summary at the end.
@@ -41,7 +41,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<Ex
     };
     let summary = runtime.block_on(build.run(&loaded, &state_dir))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+        outln!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
     } else {
         print_summary(&summary);
     }
@@ -180,7 +180,7 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             output::size(artifact.size)
         ));
     }
-    println!("{line}");
+    outln!("{line}");
 }
 
 fn summary_json(summary: &RunSummary) -> serde_json::Value {
