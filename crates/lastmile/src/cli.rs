@@ -152,6 +152,36 @@ the state directory; see docs/server.md. Create the first admin token with \
     /// Secrets of a `lastmile server`'s apps, encrypted at rest: set (value from stdin), list, delete
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(after_help = "Install it where the shell looks for completions, then open a new shell:
+  bash        mkdir -p ~/.local/share/bash-completion/completions
+              lastmile completions bash > ~/.local/share/bash-completion/completions/lastmile
+  zsh         mkdir -p ~/.zfunc && lastmile completions zsh > ~/.zfunc/_lastmile
+              and in ~/.zshrc, before `compinit`: fpath=(~/.zfunc $fpath)
+  fish        lastmile completions fish > ~/.config/fish/completions/lastmile.fish
+  elvish      lastmile completions elvish > ~/.config/elvish/lib/lastmile.elv
+              and in ~/.config/elvish/rc.elv: use lastmile
+  powershell  lastmile completions powershell >> $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Write the man pages: lastmile.1 and one page per subcommand (lastmile-up.1, …)
+    #[command(after_help = "Without --dir, prints lastmile.1 on stdout (`lastmile man | man -l -`). \
+To install every page where `man` finds it: `lastmile man --dir ~/.local/share/man/man1`, \
+then `man lastmile` or `man lastmile-up`.")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write every page into this directory (created if missing) instead of printing lastmile.1
+    #[arg(long, value_name = "OUT")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
