@@ -65,7 +65,17 @@ unless --in-place is given. Logs are stored: see `lastmile logs RUN`."
     Run(RunArgs),
     /// List recent pipeline runs
     Runs(RunsArgs),
-    /// Show the stored logs of a run, or of one of its steps
+    /// Show the stored logs of a run or of one of its steps, or an instance's output (--instance)
+    #[command(
+        after_help = "An instance's output is kept in .lastmile/host/logs/ (rotated) and stays \
+there after `lastmile down`, so --instance works whether or not `lastmile up` runs.
+
+Examples:
+  lastmile logs last                           # every step of the newest run
+  lastmile logs 12 test                        # one step of run #12
+  lastmile logs --instance staging             # the current instances of staging
+  lastmile logs --instance staging.fd97e584.0 --follow"
+    )]
     Logs(LogsArgs),
     /// List packaged artifacts in the content-addressed store
     Artifacts(ArtifactsArgs),
@@ -540,9 +550,16 @@ pub(crate) struct RunsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
     /// Run id (as shown by `lastmile runs`; `#12` or `12`), or `last`
-    pub(crate) run: String,
+    #[arg(required_unless_present = "instance")]
+    pub(crate) run: Option<String>,
     /// Only this step
     pub(crate) step: Option<String>,
+    /// Show an instance's output (stdout and stderr) instead: its id as `lastmile status` shows it, or an environment's name for its current instances
+    #[arg(long, short = 'i', value_name = "ID", conflicts_with_all = ["run", "step"])]
+    pub(crate) instance: Option<String>,
+    /// With --instance: after the output so far, print new output as it comes, until Ctrl-C
+    #[arg(long, short = 'f', requires = "instance")]
+    pub(crate) follow: bool,
     #[command(flatten)]
     pub(crate) state: StateArgs,
     /// Print as JSON lines

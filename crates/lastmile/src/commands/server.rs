@@ -153,15 +153,22 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
                     )?
                 }
             };
-            if args.json {
-                outln!("{}", serde_json::to_string_pretty(&answer)?);
+            let name = answer["record"]["name"].as_str().unwrap_or_default();
+            let shown = if args.json {
+                outln!("{}", serde_json::to_string_pretty(&answer)?)
             } else {
                 eprintln!(
-                    "token `{}` ({}) created; it is shown once, below: keep it in a secret store",
-                    answer["record"]["name"].as_str().unwrap_or_default(),
+                    "token `{name}` ({}) created; it is shown once, below: keep it in a secret store",
                     answer["record"]["role"].as_str().unwrap_or_default()
                 );
-                outln!("{}", answer["token"].as_str().unwrap_or_default());
+                outln!("{}", answer["token"].as_str().unwrap_or_default())
+            };
+            // The token exists only in what was printed: unseen, it is useless.
+            if !shown {
+                bail!(
+                    "token `{name}` was created but stdout is closed, so nobody saw it; \
+                     revoke it with `lastmile token revoke {name}` and create another"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
