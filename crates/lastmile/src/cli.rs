@@ -163,7 +163,8 @@ the state directory; see docs/server.md. Create the first admin token with \
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
-    #[command(after_help = "Install it where the shell looks for completions, then open a new shell:
+    #[command(
+        after_help = "Install it where the shell looks for completions, then open a new shell:
   bash        mkdir -p ~/.local/share/bash-completion/completions
               lastmile completions bash > ~/.local/share/bash-completion/completions/lastmile
   zsh         mkdir -p ~/.zfunc && lastmile completions zsh > ~/.zfunc/_lastmile
@@ -171,12 +172,15 @@ the state directory; see docs/server.md. Create the first admin token with \
   fish        lastmile completions fish > ~/.config/fish/completions/lastmile.fish
   elvish      lastmile completions elvish > ~/.config/elvish/lib/lastmile.elv
               and in ~/.config/elvish/rc.elv: use lastmile
-  powershell  lastmile completions powershell >> $PROFILE")]
+  powershell  lastmile completions powershell >> $PROFILE"
+    )]
     Completions(CompletionsArgs),
     /// Write the man pages: lastmile.1 and one page per subcommand (lastmile-up.1, …)
-    #[command(after_help = "Without --dir, prints lastmile.1 on stdout (`lastmile man | man -l -`). \
+    #[command(
+        after_help = "Without --dir, prints lastmile.1 on stdout (`lastmile man | man -l -`). \
 To install every page where `man` finds it: `lastmile man --dir ~/.local/share/man/man1`, \
-then `man lastmile` or `man lastmile-up`.")]
+then `man lastmile` or `man lastmile-up`."
+    )]
     Man(ManArgs),
 }
 

@@ -73,7 +73,9 @@ fn completion_scripts_name_every_subcommand() {
     }
     let help = text(&lastmile(&["completions", "--help"]).stdout);
     assert!(
-        help.contains("lastmile completions bash > ~/.local/share/bash-completion/completions/lastmile"),
+        help.contains(
+            "lastmile completions bash > ~/.local/share/bash-completion/completions/lastmile"
+        ),
         "{help}"
     );
 }
@@ -418,7 +420,11 @@ const ROWS: &[(&str, i32, Before)] = &[
     // server.yaml has no apps, so these refuse (`secret set` before it reads stdin).
     ("secret set hello API_KEY --config server.yaml", 2, Nothing),
     ("secret list hello --config server.yaml", 0, Nothing),
-    ("secret delete hello API_KEY --config server.yaml", 2, Nothing),
+    (
+        "secret delete hello API_KEY --config server.yaml",
+        2,
+        Nothing,
+    ),
 ];
 
 #[test]
@@ -451,7 +457,11 @@ fn a_closed_stdout_never_panics_nor_changes_the_exit_status() {
     }
     let mut up = up.take().unwrap();
     assert_eq!(up.child.wait().unwrap().code(), Some(0), "{}", up.stderr());
-    assert!(!up.stderr().contains("panicked"), "lastmile up:\n{}", up.stderr());
+    assert!(
+        !up.stderr().contains("panicked"),
+        "lastmile up:\n{}",
+        up.stderr()
+    );
 
     let proxy_port = free_port();
     let proxy = hello.command(&[
@@ -535,5 +545,9 @@ fn instance_logs_show_the_app_output_follow_it_and_outlive_up() {
 
     let after = hello.lastmile(&["logs", "--instance", &id]);
     assert!(after.status.success(), "{}", text(&after.stderr));
-    assert!(text(&after.stdout).contains("hello v1: stopped"), "{}", text(&after.stdout));
+    assert!(
+        text(&after.stdout).contains("hello v1: stopped"),
+        "{}",
+        text(&after.stdout)
+    );
 }

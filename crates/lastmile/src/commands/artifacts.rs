@@ -36,7 +36,11 @@ pub(crate) fn artifacts(
     }
     outln!(
         "{:<66} {:<12} {:>6} {:>10}  {:<6}  CREATED",
-        "ID", "APP", "FILES", "SIZE", "RUN"
+        "ID",
+        "APP",
+        "FILES",
+        "SIZE",
+        "RUN"
     );
     for artifact in artifacts {
         outln!(

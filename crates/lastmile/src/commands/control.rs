@@ -219,7 +219,11 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         outln!();
         outln!(
             "{:<32} {:<6} {:<8} {:<21} {:<21} ENVIRONMENTS",
-            "CERTIFICATE", "SOURCE", "STATE", "EXPIRES", "RENEWS"
+            "CERTIFICATE",
+            "SOURCE",
+            "STATE",
+            "EXPIRES",
+            "RENEWS"
         );
         for certificate in certificates {
             let hosts: Vec<&str> = certificate["hosts"]
@@ -283,7 +287,11 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     } else {
         outln!(
             "{:<28} {:<14} {:<22} {:<11} {:>8}",
-            "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
+            "INSTANCE",
+            "RELEASE",
+            "ADDRESS",
+            "STATE",
+            "RESTARTS"
         );
         for instance in instances {
             outln!(
@@ -301,7 +309,12 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         outln!();
         outln!(
             "{:<14} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
-            "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
+            "RELEASE",
+            "REQUESTS",
+            "5XX",
+            "CONNERR",
+            "P50 ms",
+            "P99 ms"
         );
         for row in stats {
             outln!(
@@ -627,7 +640,10 @@ fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Exi
     }
     outln!(
         "{:<28} {:<8} {:<8} {:<12} OVERRIDE (drift from lastmile.yaml)",
-        "FLAG", "TYPE", "STATE", "DEFAULT"
+        "FLAG",
+        "TYPE",
+        "STATE",
+        "DEFAULT"
     );
     for flag in flags {
         let drift = if flag["override"].is_object() {

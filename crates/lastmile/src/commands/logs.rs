@@ -27,9 +27,7 @@ pub(crate) fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> anyhow::Result<
         run.trim_start_matches('#')
             .parse::<i64>()
             .with_context(|| {
-                format!(
-                    "`{run}` is not a run id; use a number from `lastmile runs`, or `last`"
-                )
+                format!("`{run}` is not a run id; use a number from `lastmile runs`, or `last`")
             })?
     };
     if store.get_run(run_id)?.is_none() {

@@ -22,7 +22,12 @@ pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<
     }
     outln!(
         "{:<6} {:<12} {:<14} {:<21} {:>8}  {:<12}  ARTIFACT",
-        "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT"
+        "RUN",
+        "STATUS",
+        "APP",
+        "STARTED",
+        "TOOK",
+        "COMMIT"
     );
     for run in runs {
         let status = format!("{:<12}", run.status.as_str());

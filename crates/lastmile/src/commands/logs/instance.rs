@@ -176,8 +176,7 @@ impl Tail {
                 let _ = file.seek(SeekFrom::Start(0));
             }
             let _ = file.read_to_end(&mut bytes);
-            let rotated = std::fs::metadata(&self.path)
-                .is_ok_and(|meta| meta.ino() != *inode);
+            let rotated = std::fs::metadata(&self.path).is_ok_and(|meta| meta.ino() != *inode);
             if rotated {
                 // The writer closed the old file before renaming it: what
                 // it wrote last is there, then the new file takes over.
@@ -203,7 +202,10 @@ impl Tail {
         let complete: Vec<u8> = self.partial.drain(..=end).collect();
         for line in String::from_utf8_lossy(&complete).lines() {
             if json {
-                outln!("{}", serde_json::json!({ "instance": self.id, "text": line }));
+                outln!(
+                    "{}",
+                    serde_json::json!({ "instance": self.id, "text": line })
+                );
             } else if self.prefixed {
                 outln!("{} {line}", output::dim(&format!("[{}]", self.id)));
             } else {
