@@ -15,7 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 #[command(
     after_help = "Start with `lastmile check` in a directory holding lastmile.yaml, \
-then `lastmile run`. The spec format is documented in docs/spec.md."
+then `lastmile run`. The spec format is documented in docs/spec.md. When stdout is a pipe \
+whose reader has gone (`| head`), output stops quietly and the exit status is the command's own; \
+`watch` and the `--follow` commands then stop, with status 0."
 )]
 pub(crate) struct Cli {
     /// Where runs, logs and artifacts are kept [default: .lastmile/ beside lastmile.yaml]
