@@ -39,21 +39,37 @@ pub(crate) fn show(
     let chosen = choose(wanted, &known, explicit_state_dir, &args.state.dir)?;
     // Lines carry their instance's id when an environment was asked for.
     let prefixed = chosen.iter().any(|id| id != wanted);
-    let mut tails: Vec<Tail> = chosen
+    let mut tails: Vec<(String, Tail)> = chosen
         .into_iter()
-        .map(|id| Tail::new(&logs_dir, id, prefixed))
+        .map(|id| {
+            let tail = Tail::new(logs_dir.join(format!("{id}.log")));
+            (id, tail)
+        })
         .collect();
-    for tail in &mut tails {
-        tail.print_rotated(args.json);
-        tail.print_new(args.json);
+    for (id, tail) in &mut tails {
+        let mut lines = tail.rotated_lines();
+        lines.extend(tail.new_lines());
+        print(id, &lines, prefixed, args.json);
     }
     while args.follow && !output::stdout_closed() {
         std::thread::sleep(FOLLOW_INTERVAL);
-        for tail in &mut tails {
-            tail.print_new(args.json);
+        for (id, tail) in &mut tails {
+            print(id, &tail.new_lines(), prefixed, args.json);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print(id: &str, lines: &[String], prefixed: bool, json: bool) {
+    for line in lines {
+        if json {
+            outln!("{}", serde_json::json!({ "instance": id, "text": line }));
+        } else if prefixed {
+            outln!("{} {line}", output::dim(&format!("[{id}]")));
+        } else {
+            outln!("{line}");
+        }
+    }
 }
 
 /// Instance ids with a log in `logs_dir`, the most recently written first.
@@ -128,9 +144,7 @@ fn choose(
 
 /// Where the output of one instance has been read up to.
 struct Tail {
-    id: String,
     path: PathBuf,
-    prefixed: bool,
     /// The file being read, with its inode: a new inode at `path` means the
     /// supervisor rotated the log.
     file: Option<(File, u64)>,
@@ -139,34 +153,31 @@ struct Tail {
 }
 
 impl Tail {
-    fn new(logs_dir: &Path, id: String, prefixed: bool) -> Tail {
+    fn new(path: PathBuf) -> Tail {
         Tail {
-            path: logs_dir.join(format!("{id}.log")),
-            id,
-            prefixed,
+            path,
             file: None,
             partial: Vec::new(),
         }
     }
 
-    /// Prints the rotated files, oldest first.
-    fn print_rotated(&mut self, json: bool) {
+    /// The lines of the rotated files (`<id>.log.1` and older), oldest first.
+    fn rotated_lines(&mut self) -> Vec<String> {
         let rotated: Vec<PathBuf> = (1..)
             .map(|n| PathBuf::from(format!("{}.{n}", self.path.display())))
             .take_while(|path| path.exists())
             .collect();
+        let mut lines = Vec::new();
         for path in rotated.iter().rev() {
-            if let Ok(mut file) = File::open(path) {
-                let mut bytes = Vec::new();
-                if file.read_to_end(&mut bytes).is_ok() {
-                    self.print(&bytes, json);
-                }
+            if let Ok(bytes) = std::fs::read(path) {
+                lines.extend(self.complete_lines(&bytes));
             }
         }
+        lines
     }
 
-    /// Prints what was written since the last call, following a rotation.
-    fn print_new(&mut self, json: bool) {
+    /// The lines written since the last call, following a rotation.
+    fn new_lines(&mut self) -> Vec<String> {
         let mut bytes = Vec::new();
         if let Some((file, inode)) = &mut self.file {
             if let (Ok(position), Ok(meta)) = (file.stream_position(), file.metadata())
@@ -191,26 +202,22 @@ impl Tail {
             let _ = file.read_to_end(&mut bytes);
             self.file = Some((file, meta.ino()));
         }
-        self.print(&bytes, json);
+        self.complete_lines(&bytes)
     }
 
-    fn print(&mut self, bytes: &[u8], json: bool) {
+    /// The complete lines `bytes` ends, after what was left over before.
+    fn complete_lines(&mut self, bytes: &[u8]) -> Vec<String> {
         self.partial.extend_from_slice(bytes);
         let Some(end) = self.partial.iter().rposition(|byte| *byte == b'\n') else {
-            return;
+            return Vec::new();
         };
         let complete: Vec<u8> = self.partial.drain(..=end).collect();
-        for line in String::from_utf8_lossy(&complete).lines() {
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::json!({ "instance": self.id, "text": line })
-                );
-            } else if self.prefixed {
-                outln!("{} {line}", output::dim(&format!("[{}]", self.id)));
-            } else {
-                outln!("{line}");
-            }
-        }
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
