@@ -564,7 +564,7 @@ pub(crate) struct LogsArgs {
     #[arg(long, short = 'i', value_name = "ID", conflicts_with_all = ["run", "step"])]
     pub(crate) instance: Option<String>,
     /// With --instance: after the output so far, print new output as it comes, until Ctrl-C
-    #[arg(long, short = 'f', requires = "instance")]
+    #[arg(long, short = 'f')]
     pub(crate) follow: bool,
     #[command(flatten)]
     pub(crate) state: StateArgs,

@@ -327,9 +327,15 @@ fn serve_with_closed_stdout(mut command: Command, port: u16, what: &str) -> i32 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(&format!("`lastmile {what}` listens"), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok() || child.try_wait().unwrap().is_some()
-    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`lastmile {what}` did not listen on {port} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
     let output = child.wait_with_output().unwrap();
@@ -513,6 +519,10 @@ fn instance_logs_show_the_app_output_follow_it_and_outlive_up() {
         by_environment.contains(&format!("[{id}] hello v1 listening on port")),
         "{by_environment}"
     );
+
+    let run_follow = hello.lastmile(&["logs", "last", "--follow"]);
+    assert_eq!(run_follow.status.code(), Some(2));
+    assert!(text(&run_follow.stderr).contains("add --instance ID"));
 
     let unknown = hello.lastmile(&["logs", "--instance", "staging.nope.0"]);
     assert_eq!(unknown.status.code(), Some(2));

@@ -16,6 +16,11 @@ pub(crate) fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> anyhow::Result<
     if let Some(instance) = &args.instance {
         return instance::show(args, instance, state_dir);
     }
+    if args.follow {
+        bail!(
+            "--follow follows an instance's output: add --instance ID (or an environment's name)"
+        );
+    }
     let run = args.run.as_deref().unwrap_or("last");
     let (store, _) = state::open_existing(state_dir, &args.state.dir)?;
     let run_id = if run == "last" {
