@@ -15,7 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 #[command(
     after_help = "Start with `lastmile check` in a directory holding lastmile.yaml, \
-then `lastmile run`. The spec format is documented in docs/spec.md."
+then `lastmile run`. The spec format is documented in docs/spec.md. When stdout is a pipe \
+whose reader has gone (`| head`), output stops quietly and the exit status is the command's own; \
+`watch` and the `--follow` commands then stop, with status 0."
 )]
 pub(crate) struct Cli {
     /// Where runs, logs and artifacts are kept [default: .lastmile/ beside lastmile.yaml]
@@ -65,7 +67,17 @@ unless --in-place is given. Logs are stored: see `lastmile logs RUN`."
     Run(RunArgs),
     /// List recent pipeline runs
     Runs(RunsArgs),
-    /// Show the stored logs of a run, or of one of its steps
+    /// Show the stored logs of a run or of one of its steps, or an instance's output (--instance)
+    #[command(
+        after_help = "An instance's output is kept in .lastmile/host/logs/ (rotated) and stays \
+there after `lastmile down`, so --instance works whether or not `lastmile up` runs.
+
+Examples:
+  lastmile logs last                           # every step of the newest run
+  lastmile logs 12 test                        # one step of run #12
+  lastmile logs --instance staging             # the current instances of staging
+  lastmile logs --instance staging.fd97e584.0 --follow"
+    )]
     Logs(LogsArgs),
     /// List packaged artifacts in the content-addressed store
     Artifacts(ArtifactsArgs),
@@ -152,6 +164,40 @@ the state directory; see docs/server.md. Create the first admin token with \
     /// Secrets of a `lastmile server`'s apps, encrypted at rest: set (value from stdin), list, delete
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    #[command(
+        after_help = "Install it where the shell looks for completions, then open a new shell:
+  bash        mkdir -p ~/.local/share/bash-completion/completions
+              lastmile completions bash > ~/.local/share/bash-completion/completions/lastmile
+  zsh         mkdir -p ~/.zfunc && lastmile completions zsh > ~/.zfunc/_lastmile
+              and in ~/.zshrc, before `compinit`: fpath=(~/.zfunc $fpath)
+  fish        lastmile completions fish > ~/.config/fish/completions/lastmile.fish
+  elvish      lastmile completions elvish > ~/.config/elvish/lib/lastmile.elv
+              and in ~/.config/elvish/rc.elv: use lastmile
+  powershell  lastmile completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages: lastmile.1 and one page per subcommand (lastmile-up.1, …)
+    #[command(
+        after_help = "Without --dir, prints lastmile.1 on stdout (`lastmile man | man -l -`). \
+To install every page where `man` finds it: `lastmile man --dir ~/.local/share/man/man1`, \
+then `man lastmile` or `man lastmile-up`."
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write every page into this directory (created if missing) instead of printing lastmile.1
+    #[arg(long, value_name = "OUT")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -516,9 +562,16 @@ pub(crate) struct RunsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
     /// Run id (as shown by `lastmile runs`; `#12` or `12`), or `last`
-    pub(crate) run: String,
+    #[arg(required_unless_present = "instance")]
+    pub(crate) run: Option<String>,
     /// Only this step
     pub(crate) step: Option<String>,
+    /// Show an instance's output (stdout and stderr) instead: its id as `lastmile status` shows it, or an environment's name for its current instances
+    #[arg(long, short = 'i', value_name = "ID", conflicts_with_all = ["run", "step"])]
+    pub(crate) instance: Option<String>,
+    /// With --instance: after the output so far, print new output as it comes, until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
     #[command(flatten)]
     pub(crate) state: StateArgs,
     /// Print as JSON lines

@@ -6,10 +6,12 @@ use crate::cli::{Cli, Command};
 
 mod artifacts;
 mod check;
+mod completions;
 mod control;
 mod down;
 mod events;
 mod logs;
+mod man;
 mod proxy;
 mod run;
 mod runs;
@@ -45,5 +47,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Server(args) => server::server(&args),
         Command::Token(command) => server::token(&command),
         Command::Secret(command) => server::secret(&command),
+        Command::Completions(args) => Ok(completions::completions(&args)),
+        Command::Man(args) => man::man(&args),
     }
 }

@@ -4,6 +4,9 @@
 //! only wires them together and decides how results look on a terminal, in a
 //! pipe (`plain`), or as JSON (`--json`) for scripts.
 
+// Output goes through `output::outln!`: `println!` panics on a closed pipe.
+#![warn(clippy::print_stdout)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

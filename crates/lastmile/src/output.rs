@@ -1,6 +1,14 @@
-//! How results look: colors, times, durations, errors.
+//! How results look: colors, times, durations, errors; and where they go.
+//!
+//! Everything the commands print on stdout goes through [`outln!`], never
+//! `println!` (which panics when stdout is a closed pipe, as in
+//! `lastmile runs | head -1`). A closed stdout ends the output quietly and
+//! changes nothing else: the command finishes its work and exits with the
+//! status it would have had; commands that follow (`watch`,
+//! `events --follow`, `logs --instance --follow`) stop, with status 0.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -9,6 +17,52 @@ use owo_colors::OwoColorize;
 use crate::cli::ColorChoice;
 
 static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Set once a write to stdout failed; later output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// `println!` for reporting: a closed stdout drops the line instead of
+/// panicking (see the module documentation).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// Writes `text` to stdout and flushes it, so a pipe sees each line as it
+/// is printed. Returns false once stdout cannot be written to: a closed
+/// pipe ends the output silently; any other failure is said once on stderr.
+pub(crate) fn write_stdout(text: fmt::Arguments<'_>) -> bool {
+    if stdout_closed() {
+        return false;
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Ok(()) => true,
+        Err(error) => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            if error.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("{} cannot write to stdout: {error}", warn("warning:"));
+            }
+            false
+        }
+    }
+}
+
+/// Writes `bytes` (a completion script, a man page) to stdout, like
+/// [`write_stdout`].
+pub(crate) fn write_stdout_bytes(bytes: &[u8]) -> bool {
+    write_stdout(format_args!("{}", String::from_utf8_lossy(bytes)))
+}
+
+/// Whether an earlier write found stdout closed.
+pub(crate) fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
 
 /// Decides once whether human output is colored.
 pub(crate) fn init_colors(choice: ColorChoice) {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use lastmile_store::Store;
 
 use crate::cli::ArtifactsArgs;
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 pub(crate) fn artifacts(
@@ -27,19 +27,23 @@ pub(crate) fn artifacts(
                 value
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     if artifacts.is_empty() {
-        println!("no artifacts yet: a run packs one when lastmile.yaml has `artifact.paths`");
+        outln!("no artifacts yet: a run packs one when lastmile.yaml has `artifact.paths`");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<66} {:<12} {:>6} {:>10}  {:<6}  CREATED",
-        "ID", "APP", "FILES", "SIZE", "RUN"
+        "ID",
+        "APP",
+        "FILES",
+        "SIZE",
+        "RUN"
     );
     for artifact in artifacts {
-        println!(
+        outln!(
             "{:<66} {:<12} {:>6} {:>10}  {:<6}  {}",
             artifact.id,
             artifact.app,

@@ -7,7 +7,7 @@ use miette::Diagnostic;
 use serde_json::json;
 
 use crate::cli::CheckArgs;
-use crate::output;
+use crate::output::{self, outln};
 
 pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let loaded = lastmile_spec::load(&args.dir)
@@ -31,7 +31,7 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|env| env.name.as_str())
                 .collect();
-            println!(
+            outln!(
                 "{} {} is valid: app `{}`, {} step{} ({}), {} environment{}{}",
                 output::good("✓"),
                 loaded.file.display(),
@@ -98,7 +98,7 @@ fn check_json(args: &CheckArgs, loaded: Result<LoadedSpec, LoadError>) -> anyhow
             )
         }
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?);
     Ok(code)
 }
 

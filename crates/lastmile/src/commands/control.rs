@@ -15,7 +15,7 @@ use crate::cli::{
 use crate::commands::check::load_or_report;
 use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 /// Deploys can wait for instances to become ready and for gates: allow long.
@@ -95,14 +95,14 @@ pub(crate) fn rollback(args: &RollbackArgs, state_dir: Option<&Path>) -> anyhow:
 fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
     let succeeded = answer["status"] == "succeeded" || answer["status"] == "rolled-back";
     if as_json {
-        println!("{}", serde_json::to_string_pretty(answer)?);
+        outln!("{}", serde_json::to_string_pretty(answer)?);
     } else {
         let id = answer["deployment"].as_i64().unwrap_or_default();
         let release = outcome_label(answer, "to");
         let environment = answer["environment"].as_str().unwrap_or("?");
         let took = answer["duration_ms"].as_u64().unwrap_or_default();
         if answer["noop"] == true {
-            println!(
+            outln!(
                 "{}",
                 lastmile_rollout::unchanged_line(environment, &release)
             );
@@ -116,7 +116,7 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "{} deployment #{id}: {environment} now serves {release} in {}{switched}",
                 output::good("✓"),
                 output::duration(Duration::from_millis(took))
@@ -162,26 +162,26 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     let control = find(&args.control.state, state_dir)?;
     let status = control.get("/api/v1/status")?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
     match crate::control::remote() {
-        Some(remote) => println!(
+        Some(remote) => outln!(
             "{} · lastmile server {}",
             status["app"].as_str().unwrap_or("?"),
             remote.url
         ),
-        None => println!(
+        None => outln!(
             "{} · lastmile up pid {} · control http://{}",
             status["app"].as_str().unwrap_or("?"),
             status["pid"],
             status["control"].as_str().unwrap_or("?")
         ),
-    }
+    };
     let releases = output::Releases(&status["releases"]);
     for env in status["environments"].as_array().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{}  {}://{}",
             output::good(env["name"].as_str().unwrap_or("?")),
             if env["tls"] == true { "https" } else { "http" },
@@ -199,9 +199,9 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 )
             })
             .collect();
-        println!("  current   {}", releases.label(&env["current_release"]));
-        println!("  previous  {}", releases.label(&env["previous_release"]));
-        println!(
+        outln!("  current   {}", releases.label(&env["current_release"]));
+        outln!("  previous  {}", releases.label(&env["previous_release"]));
+        outln!(
             "  weights   {}",
             if weights.is_empty() {
                 "none".to_string()
@@ -210,10 +210,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             }
         );
         for line in last_deployment_lines(env, releases) {
-            println!("{line}");
+            outln!("{line}");
         }
         if let Some(deployment) = env["deployment"].as_object() {
-            println!(
+            outln!(
                 "  deploying #{} {} → {} ({}, step {})",
                 deployment
                     .get("id")
@@ -236,10 +236,14 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         .as_array()
         .filter(|certificates| !certificates.is_empty())
     {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<32} {:<6} {:<8} {:<21} {:<21} ENVIRONMENTS",
-            "CERTIFICATE", "SOURCE", "STATE", "EXPIRES", "RENEWS"
+            "CERTIFICATE",
+            "SOURCE",
+            "STATE",
+            "EXPIRES",
+            "RENEWS"
         );
         for certificate in certificates {
             let hosts: Vec<&str> = certificate["hosts"]
@@ -256,7 +260,7 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 .collect();
             // Padded before coloring: escape codes would count as width.
             let state = format!("{:<8}", certificate["state"].as_str().unwrap_or("?"));
-            println!(
+            outln!(
                 "{:<32} {:<6} {} {:<21} {:<21} {}",
                 if hosts.is_empty() {
                     "(default)".to_string()
@@ -274,13 +278,13 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 environments.join(",")
             );
             if let Some(error) = certificate["error"].as_str() {
-                println!("  {} {error}", output::warn("last attempt failed:"));
+                outln!("  {} {error}", output::warn("last attempt failed:"));
             }
         }
     }
     for approval in status["approvals"].as_array().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} release {} waits for approval to go to {}: `lastmile approve {}`",
             output::warn("approval:"),
             lastmile_store::release_label(
@@ -292,24 +296,24 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         );
     }
     for (environment, what) in status["drift"].as_object().into_iter().flatten() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{} {environment}: {}",
             output::warn("drift:"),
             what.as_str().unwrap_or("?")
         );
     }
     let instances = status["instances"].as_array().cloned().unwrap_or_default();
-    println!();
+    outln!();
     if instances.is_empty() {
-        println!("no instances running");
+        outln!("no instances running");
     } else {
-        println!(
+        outln!(
             "{:<28} {:<16} {:<22} {:<11} {:>8}",
             "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
         );
         for instance in instances {
-            println!(
+            outln!(
                 "{:<28} {:<16} {:<22} {:<11} {:>8}",
                 instance["instance_id"].as_str().unwrap_or("?"),
                 releases.label(&instance["release_id"]),
@@ -321,13 +325,13 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     }
     let stats = status["stats"].as_array().cloned().unwrap_or_default();
     if !stats.is_empty() {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{:<16} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
             "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
         );
         for row in stats {
-            println!(
+            outln!(
                 "{:<16} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
                 releases.label(&row["release"]),
                 row["requests"].as_u64().unwrap_or(0),
@@ -339,10 +343,10 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         }
     }
     if let Some(flags) = status["flags"].as_array().filter(|flags| !flags.is_empty()) {
-        println!();
-        println!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
+        outln!();
+        outln!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
         for flag in flags {
-            println!(
+            outln!(
                 "{:<28} {:<8} {:<12} {}",
                 flag["key"].as_str().unwrap_or("?"),
                 if flag["enabled"] == true {
@@ -419,9 +423,9 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
         Duration::from_secs(30),
     )?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "approved release {} for {} (as {}); it deploys now: `lastmile watch {}`",
             lastmile_store::release_label(
                 answer["version"].as_str(),
@@ -439,9 +443,9 @@ pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::R
     let control = find(&args.state, state_dir)?;
     let answer = control.post("/api/v1/restart", &json!({}), Duration::from_secs(600))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "{} restarted: pid {} took over the sockets; pid {} is draining",
             output::good("✓"),
             answer["new_pid"],
@@ -505,16 +509,16 @@ pub(crate) fn canary_signal(
             )
         })?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else if action == "promote" {
-        println!(
+        outln!(
             "{} {}: promote requested; `lastmile watch {}` follows it",
             output::good("✓"),
             args.env,
             args.env
         );
     } else {
-        println!(
+        outln!(
             "{} {}: abort requested; traffic goes back to the stable release",
             output::good("✓"),
             args.env
@@ -584,12 +588,12 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
             String::new()
         };
         if args.control.json {
-            println!(
+            outln!(
                 "{}",
                 json!({ "environment": environment, "stats": status["stats"] })
             );
         } else {
-            println!(
+            outln!(
                 "{}  {}{phase}  |  {}",
                 args.env,
                 if weights.is_empty() {
@@ -601,7 +605,8 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
             );
         }
         printed += 1;
-        if args.count.is_some_and(|count| printed >= count) {
+        // Nobody reads any more (`| head -3`): that ends the watch.
+        if output::stdout_closed() || args.count.is_some_and(|count| printed >= count) {
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(args.interval);
@@ -625,15 +630,15 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
                 percent_encode(&actor)
             ))?;
             if flag.control.json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                outln!("{}", serde_json::to_string_pretty(&answer)?);
             } else if answer["reset"] == true {
-                println!(
+                outln!(
                     "{} flag {}: back to lastmile.yaml",
                     output::good("✓"),
                     flag.key
                 );
             } else {
-                println!("flag {} had no override", flag.key);
+                outln!("flag {} had no override", flag.key);
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -647,9 +652,9 @@ pub(crate) fn flag(command: &FlagCommand, state_dir: Option<&Path>) -> anyhow::R
         Duration::from_secs(10),
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        println!(
+        outln!(
             "{} flag {key}: override {} (recorded as {actor}); `lastmile flag reset {key}` goes back to lastmile.yaml",
             output::good("✓"),
             answer["override"]
@@ -662,17 +667,20 @@ fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Exi
     let control = find(&args.state, state_dir)?;
     let answer = control.get("/api/v1/flags")?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     let flags = answer["flags"].as_array().cloned().unwrap_or_default();
     if flags.is_empty() {
-        println!("no flags: declare them under `flags:` in lastmile.yaml (docs/flags.md)");
+        outln!("no flags: declare them under `flags:` in lastmile.yaml (docs/flags.md)");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<28} {:<8} {:<8} {:<12} OVERRIDE (drift from lastmile.yaml)",
-        "FLAG", "TYPE", "STATE", "DEFAULT"
+        "FLAG",
+        "TYPE",
+        "STATE",
+        "DEFAULT"
     );
     for flag in flags {
         let drift = if flag["override"].is_object() {
@@ -684,7 +692,7 @@ fn flag_list(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<Exi
         } else {
             "-".to_string()
         };
-        println!(
+        outln!(
             "{:<28} {:<8} {:<8} {:<12} {}",
             flag["key"].as_str().unwrap_or("?"),
             flag["type"].as_str().unwrap_or("?"),
@@ -716,10 +724,10 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
     let control = find(&args.control.state, state_dir)?;
     let answer = control.get(&format!("/api/v1/dora?days={}", args.days))?;
     if args.control.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "DORA metrics over the last {} days (tiers from the DORA 2024 report)",
         args.days
     );
@@ -735,9 +743,9 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
                 .as_f64()
                 .map_or_else(|| "n/a".to_string(), |hours| format!("{hours:.1} h"))
         };
-        println!();
-        println!("{}", report["environment"].as_str().unwrap_or("?"));
-        println!(
+        outln!();
+        outln!("{}", report["environment"].as_str().unwrap_or("?"));
+        outln!(
             "  deployment frequency   {:.2}/day ({} deployments)   {}",
             report["deployment_frequency_per_day"]
                 .as_f64()
@@ -745,19 +753,19 @@ pub(crate) fn dora(args: &DoraArgs, state_dir: Option<&Path>) -> anyhow::Result<
             report["deployments"],
             tier("deployment_frequency")
         );
-        println!(
+        outln!(
             "  lead time for changes  {}   {}",
             hours(&report["lead_time_median_hours"]),
             tier("lead_time")
         );
-        println!(
+        outln!(
             "  change failure rate    {}   {}",
             report["change_failure_rate"]
                 .as_f64()
                 .map_or_else(|| "n/a".to_string(), |rate| format!("{:.1}%", rate * 100.0)),
             tier("change_failure_rate")
         );
-        println!(
+        outln!(
             "  recovery time          {}   {}",
             hours(&report["recovery_time_median_hours"]),
             tier("recovery_time")

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::DownArgs;
 use crate::commands::control::find;
-use crate::output;
+use crate::output::{self, outln};
 
 /// Beyond the bound the server gives: the process exiting and its ports
 /// closing after the last instance is gone.
@@ -37,9 +37,9 @@ pub(crate) fn down(args: &DownArgs, state_dir: Option<&Path>) -> anyhow::Result<
     // A server's processes are not this host's to watch.
     if args.no_wait || stopping.up_pid.is_none() {
         if as_json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            outln!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
-            println!("{}", stopping.requested());
+            outln!("{}", stopping.requested());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -56,9 +56,9 @@ pub(crate) fn down(args: &DownArgs, state_dir: Option<&Path>) -> anyhow::Result<
                     "listeners": stopping.listeners,
                     "took_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 });
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{}", stopping.stopped(waited));
+                outln!("{}", stopping.stopped(waited));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -69,7 +69,7 @@ pub(crate) fn down(args: &DownArgs, state_dir: Option<&Path>) -> anyhow::Result<
                     "still_running": still.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 });
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             }
             eprintln!("{} {}", output::bad("error:"), not_stopped(waited, &still));
             return Ok(ExitCode::from(1));

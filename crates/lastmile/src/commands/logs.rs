@@ -1,4 +1,6 @@
-//! `lastmile logs RUN [STEP]`.
+//! `lastmile logs RUN [STEP]` and `lastmile logs --instance ID`.
+
+mod instance;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,21 +13,26 @@ use crate::output;
 use crate::state;
 
 pub(crate) fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if let Some(instance) = &args.instance {
+        return instance::show(args, instance, state_dir);
+    }
+    if args.follow {
+        bail!(
+            "--follow follows an instance's output: add --instance ID (or an environment's name)"
+        );
+    }
+    let run = args.run.as_deref().unwrap_or("last");
     let (store, _) = state::open_existing(state_dir, &args.state.dir)?;
-    let run_id = if args.run == "last" {
+    let run_id = if run == "last" {
         match store.list_runs(1)?.first() {
             Some(run) => run.id,
             None => bail!("there are no runs yet: start one with `lastmile run`"),
         }
     } else {
-        args.run
-            .trim_start_matches('#')
+        run.trim_start_matches('#')
             .parse::<i64>()
             .with_context(|| {
-                format!(
-                    "`{}` is not a run id; use a number from `lastmile runs`, or `last`",
-                    args.run
-                )
+                format!("`{run}` is not a run id; use a number from `lastmile runs`, or `last`")
             })?
     };
     if store.get_run(run_id)?.is_none() {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::ProxyArgs;
+use crate::output::outln;
 
 pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
     let backend = parse_backend(&args.to)?;
@@ -37,7 +38,7 @@ pub(crate) fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
     };
     // Printed once bound (stdout is line-buffered), so whoever started the
     // proxy can read the port it got for --listen …:0.
-    println!(
+    outln!(
         "proxy listening on {scheme}://{listen} → {}",
         args.to.trim_end_matches('/')
     );

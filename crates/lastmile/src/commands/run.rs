@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::cli::RunArgs;
 use crate::commands::check::load_or_report;
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 /// Prints only notes, on stderr: `--json` prints only the summary at the
@@ -41,7 +41,7 @@ pub(crate) fn run(args: &RunArgs, state_dir: Option<&Path>) -> anyhow::Result<Ex
     };
     let summary = runtime.block_on(build.run(&loaded, &state_dir))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+        outln!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
     } else {
         print_summary(&summary);
     }
@@ -161,7 +161,7 @@ pub(crate) fn print_summary(summary: &RunSummary) {
             eprintln!("{} {note}", output::warn("note:"));
         }
     }
-    println!("{}", summary_line(summary));
+    outln!("{}", summary_line(summary));
 }
 
 /// The run's one last line, whichever reporter ran it:

@@ -6,27 +6,32 @@ use std::process::ExitCode;
 use lastmile_store::{RunStatus, Store};
 
 use crate::cli::RunsArgs;
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 pub(crate) fn runs(args: &RunsArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (store, _) = state::open_existing(state_dir, &args.state.dir)?;
     let runs = store.list_runs(args.limit)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        println!("no runs yet: start one with `lastmile run`");
+        outln!("no runs yet: start one with `lastmile run`");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<6} {:<12} {:<14} {:<21} {:>8}  {:<12}  ARTIFACT",
-        "RUN", "STATUS", "APP", "STARTED", "TOOK", "COMMIT"
+        "RUN",
+        "STATUS",
+        "APP",
+        "STARTED",
+        "TOOK",
+        "COMMIT"
     );
     for run in runs {
         let status = format!("{:<12}", run.status.as_str());
-        println!(
+        outln!(
             "{:<6} {} {:<14} {:<21} {:>8}  {:<12}  {}",
             format!("#{}", run.id),
             paint_status(run.status, &status),

@@ -14,6 +14,7 @@ use crate::cli::{AdminTarget, SecretCommand, ServerArgs, TokenCommand};
 use crate::commands::run::runtime;
 use crate::commands::up::Printer;
 use crate::control::Control;
+use crate::output::outln;
 
 pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::load(&args.config)?;
@@ -31,7 +32,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         write_server_file(server.config(), bound, scheme)?;
-        println!("lastmile server: API and dashboard on {scheme}://{bound} (every call needs a token)");
+        outln!("lastmile server: API and dashboard on {scheme}://{bound} (every call needs a token)");
         if tls.is_none() && !bound.ip().is_loopback() {
             eprintln!(
                 "{} {bound} is not loopback and `tls` is not set: tokens and secrets would cross the network in clear; set `tls: {{ cert: FILE, key: FILE }}` in {} or put a TLS proxy in front",
@@ -39,7 +40,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
                 args.config.display()
             );
         }
-        println!("  webhooks: POST {scheme}://{bound}/api/v1/webhooks/APP (GitHub, Gitea, GitLab; signed with the app's secret)");
+        outln!("  webhooks: POST {scheme}://{bound}/api/v1/webhooks/APP (GitHub, Gitea, GitLab; signed with the app's secret)");
         for app in server.apps().values() {
             let config = app.config();
             let hook = match &config.webhook_secret_env {
@@ -47,7 +48,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
                 Some(var) => format!("webhooks refused until {var} is set"),
                 None => "no webhook secret (set webhook_secret_env to take webhooks)".to_owned(),
             };
-            println!(
+            outln!(
                 "  {}: {} [{}], polled every {:?}, {hook}{}",
                 config.name,
                 config.shown_repo(),
@@ -57,14 +58,14 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             );
         }
         if server.store().list_tokens().map(|tokens| tokens.iter().all(|t| t.revoked_at.is_some())).unwrap_or(true) {
-            println!(
+            outln!(
                 "  no API token yet: create one with `lastmile token create --config {} --role admin --name you`",
                 args.config.display()
             );
         }
         let shutdown = async {
             lastmile_server::up::stop_requested().await;
-            println!("stopping: draining connections and instances");
+            outln!("stopping: draining connections and instances");
         };
         match tls {
             Some(tls) => {
@@ -152,15 +153,22 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
                     )?
                 }
             };
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+            let name = answer["record"]["name"].as_str().unwrap_or_default();
+            let shown = if args.json {
+                outln!("{}", serde_json::to_string_pretty(&answer)?)
             } else {
                 eprintln!(
-                    "token `{}` ({}) created; it is shown once, below: keep it in a secret store",
-                    answer["record"]["name"].as_str().unwrap_or_default(),
+                    "token `{name}` ({}) created; it is shown once, below: keep it in a secret store",
                     answer["record"]["role"].as_str().unwrap_or_default()
                 );
-                println!("{}", answer["token"].as_str().unwrap_or_default());
+                outln!("{}", answer["token"].as_str().unwrap_or_default())
+            };
+            // The token exists only in what was printed: unseen, it is useless.
+            if !shown {
+                bail!(
+                    "token `{name}` was created but stdout is closed, so nobody saw it; \
+                     revoke it with `lastmile token revoke {name}` and create another"
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -170,10 +178,10 @@ pub(crate) fn token(command: &TokenCommand) -> anyhow::Result<ExitCode> {
                 Target::Remote(control) => control.get("/api/v1/tokens")?["tokens"].clone(),
             };
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                outln!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
                 for token in tokens.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{:<24} {:<9} {}",
                         token["name"].as_str().unwrap_or_default(),
                         token["role"].as_str().unwrap_or_default(),
@@ -261,10 +269,10 @@ pub(crate) fn secret(command: &SecretCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&secrets)?);
+                outln!("{}", serde_json::to_string_pretty(&secrets)?);
             } else {
                 for secret in secrets.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{:<32} set by {}",
                         secret["name"].as_str().unwrap_or_default(),
                         secret["updated_by"].as_str().unwrap_or_default()

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::cli::UpArgs;
 use crate::commands::check::load_or_report;
 use crate::commands::run::{Build, print_summary, runtime};
-use crate::output;
+use crate::output::{self, outln};
 use crate::state;
 
 /// Prints the controller's progress lines.
@@ -16,7 +16,7 @@ pub(crate) struct Printer;
 
 impl lastmile_server::up::Progress for Printer {
     fn line(&self, text: &str) {
-        println!("{text}");
+        outln!("{text}");
     }
 
     fn warn(&self, text: &str) {
