@@ -310,7 +310,11 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
     } else {
         outln!(
             "{:<28} {:<16} {:<22} {:<11} {:>8}",
-            "INSTANCE", "RELEASE", "ADDRESS", "STATE", "RESTARTS"
+            "INSTANCE",
+            "RELEASE",
+            "ADDRESS",
+            "STATE",
+            "RESTARTS"
         );
         for instance in instances {
             outln!(
@@ -328,7 +332,12 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
         outln!();
         outln!(
             "{:<16} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
-            "RELEASE", "REQUESTS", "5XX", "CONNERR", "P50 ms", "P99 ms"
+            "RELEASE",
+            "REQUESTS",
+            "5XX",
+            "CONNERR",
+            "P50 ms",
+            "P99 ms"
         );
         for row in stats {
             outln!(
