@@ -1,19 +1,26 @@
 //! The `lastmile` binary end to end: real processes, real files, real SQLite.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+mod support;
 
 /// A project directory in a temp dir, with its own state.
 struct Project {
     dir: tempfile::TempDir,
+    /// `$XDG_DATA_HOME` of the commands, where `up` keeps its secrets key.
+    data_home: tempfile::TempDir,
 }
 
 impl Project {
     fn new(spec: &str) -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("lastmile.yaml"), spec).expect("write spec");
-        Project { dir }
+        Project {
+            dir,
+            data_home: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -32,14 +39,7 @@ impl Project {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("LASTMILE_STATE_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        command
+        support::lastmile(self.path(), self.data_home.path(), args)
     }
 
     fn git_init(&self) {
@@ -187,6 +187,7 @@ fn check_json_without_a_spec_has_the_same_code_and_hint_as_the_text() {
 #[test]
 fn every_command_that_reads_the_spec_says_the_same_when_there_is_none() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let data_home = tempfile::tempdir().expect("temp dir");
     let directory = std::path::absolute(dir.path()).expect("absolute");
     let commands: &[(&[&str], &str)] = &[
         (&["check"], "`lastmile check examples/hello`"),
@@ -197,12 +198,7 @@ fn every_command_that_reads_the_spec_says_the_same_when_there_is_none() {
         (&["status"], "`--dir examples/hello`"),
     ];
     for (args, hint) in commands {
-        let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-            .args(*args)
-            .current_dir(dir.path())
-            .env_remove("LASTMILE_STATE_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+        let output = support::lastmile(dir.path(), data_home.path(), args)
             .output()
             .expect("runs");
         let said = stdout(&output) + &stderr(&output);

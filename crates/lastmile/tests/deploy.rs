@@ -9,38 +9,12 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use lastmile_loadgen::{LoadConfig, LoadGen, Report};
 
-/// Builds examples/hello once per test binary and returns its path.
-fn hello_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--quiet"])
-            // Its own target directory, whatever the workspace uses.
-            .env("CARGO_TARGET_DIR", root.join("target"))
-            .current_dir(&root)
-            .status()
-            .expect("cargo builds hello");
-        assert!(status.success(), "examples/hello builds");
-        root.join("target/release/hello")
-            .canonicalize()
-            .expect("hello binary")
-    })
-}
-
-/// A free loopback port (bound and released; a tiny race a test accepts).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, hello_binary};
 
 /// An app directory whose pipeline copies the prebuilt hello binary.
 struct App {
@@ -103,20 +77,7 @@ environments:
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("LASTMILE_STATE_DIR")
-            .env_remove("LASTMILE_LISTEN_FDS")
-            .env_remove("LASTMILE_SECRET_KEY_FILE")
-            .env("XDG_DATA_HOME", self.data_home.path())
-            .env_remove("LASTMILE_CONTROL_FD")
-            .env_remove("LASTMILE_LOCK_FD")
-            .env_remove("LASTMILE_HANDOVER_FROM")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        command
+        support::lastmile(self.dir.path(), self.data_home.path(), args)
     }
 
     fn lastmile(&self, args: &[&str]) -> Output {

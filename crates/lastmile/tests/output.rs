@@ -10,38 +10,22 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-/// examples/hello, built once per test binary in its own target directory.
-fn hello_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = example_dir();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--quiet"])
-            .env("CARGO_TARGET_DIR", root.join("target"))
-            .current_dir(&root)
-            .status()
-            .expect("cargo builds hello");
-        assert!(status.success(), "examples/hello builds");
-        root.join("target/release/hello").canonicalize().unwrap()
-    })
-}
-
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
-}
+mod support;
+use support::{example_dir, hello_binary};
 
 /// A temp copy of examples/hello's lastmile.yaml: the same environments and
 /// service, and a pipeline that copies the prebuilt binary where the real
 /// one would build it. `up` serves staging on a free port (`--listen`).
 struct Example {
     dir: tempfile::TempDir,
+    /// `$XDG_DATA_HOME` of the commands, where `up` keeps its secrets key.
+    data_home: tempfile::TempDir,
 }
 
 impl Example {
@@ -55,6 +39,7 @@ impl Example {
         );
         let example = Example {
             dir: tempfile::tempdir().unwrap(),
+            data_home: tempfile::tempdir().unwrap(),
         };
         std::fs::write(example.spec(), format!("{head}{pipeline}artifact:{tail}")).unwrap();
         example
@@ -65,16 +50,7 @@ impl Example {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("LASTMILE_STATE_DIR")
-            .env_remove("LASTMILE_LISTEN_FDS")
-            .env_remove("LASTMILE_SERVER")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        command
+        support::lastmile(self.dir.path(), self.data_home.path(), args)
     }
 
     fn lastmile(&self, args: &[&str]) -> Output {

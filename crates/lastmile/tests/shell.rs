@@ -10,8 +10,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{free_port, hello_binary};
 
 fn lastmile(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lastmile"))
@@ -128,27 +130,13 @@ fn man_pages_cover_every_subcommand() {
     assert!(text(&output.stdout).contains(&format!("wrote {count} man pages")));
 }
 
-/// Builds examples/hello once per test binary and returns its path.
-fn hello_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--quiet"])
-            .env("CARGO_TARGET_DIR", root.join("target"))
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(status.success(), "examples/hello builds");
-        root.join("target/release/hello").canonicalize().unwrap()
-    })
-}
-
 /// The hello example in a temp dir: its pipeline copies the prebuilt binary
 /// (building it again in every test would take a minute); one staging
 /// instance, one flag.
 struct Hello {
     dir: tempfile::TempDir,
+    /// `$XDG_DATA_HOME` of the commands, where `up` keeps its secrets key.
+    data_home: tempfile::TempDir,
     addr: SocketAddr,
 }
 
@@ -160,6 +148,7 @@ impl Hello {
             .unwrap();
         let hello = Hello {
             dir: tempfile::tempdir().unwrap(),
+            data_home: tempfile::tempdir().unwrap(),
             addr,
         };
         hello.set_version("v1");
@@ -200,15 +189,7 @@ environments:
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lastmile"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("LASTMILE_STATE_DIR")
-            .env_remove("LASTMILE_LISTEN_FDS")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        command
+        support::lastmile(self.path(), self.data_home.path(), args)
     }
 
     fn lastmile(&self, args: &[&str]) -> Output {
@@ -342,14 +323,6 @@ fn serve_with_closed_stdout(mut command: Command, port: u16, what: &str) -> i32 
     let stderr = text(&output.stderr);
     assert!(!stderr.contains("panicked"), "`lastmile {what}`:\n{stderr}");
     output.status.code().unwrap_or(-1)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What a row needs done before it runs.

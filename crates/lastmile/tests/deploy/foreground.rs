@@ -81,14 +81,11 @@ fn a_restarted_foreground_up_keeps_its_terminal_its_ctrl_c_and_its_control_addre
     let checker = {
         let stop = stop.clone();
         let dir = app.dir.path().to_path_buf();
+        let data_home = app.data_home.path().to_path_buf();
         std::thread::spawn(move || {
             let (mut answered, mut failures) = (0, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let output = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-                    .args(["status", "--json"])
-                    .current_dir(&dir)
-                    .env_remove("LASTMILE_STATE_DIR")
-                    .env("NO_COLOR", "1")
+                let output = super::support::lastmile(&dir, &data_home, &["status", "--json"])
                     .output()
                     .unwrap();
                 if output.status.success() {
