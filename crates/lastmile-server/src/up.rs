@@ -662,6 +662,12 @@ impl Controller {
         })
     }
 
+    /// Whether this process has handed over to a restarted one (it only
+    /// drains now).
+    pub fn handed_over(&self) -> bool {
+        *lock(&self.exit) == Some(Exit::HandedOver)
+    }
+
     /// `lastmile down`.
     pub fn request_shutdown(&self) {
         self.set_exit(Exit::Stop);
@@ -1502,16 +1508,14 @@ impl Controller {
                 }
             }
         }
-        // The successor serves; this process drains after answering, then
-        // exits, or (the one the user started) stays as the session's
-        // parent and reaps it.
+        // The successor serves; this process stops accepting at once (so
+        // that no command sent after `restart` reaches it; the answer to this
+        // request still goes out, as a graceful shutdown lets requests in
+        // flight finish), drains, then exits, or (the one the user started)
+        // stays as the session's parent and reaps it.
         drop(child);
         self.set_exit(Exit::HandedOver);
-        let controller = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            controller.stop.notify_waiters();
-        });
+        self.stop.notify_waiters();
         Ok(json!({ "old_pid": std::process::id(), "new_pid": new_pid }))
     }
 

@@ -275,8 +275,9 @@ fn closed_stdout() -> Stdio {
 }
 
 /// Runs `command` with a closed stdout; fails the test when it does not
-/// end within 60 s (a follower that never notices) or panicked.
-fn run_with_closed_stdout(mut command: Command, what: &str) -> i32 {
+/// end within 60 s (a follower that never notices) or panicked. Returns its
+/// exit code and stderr.
+fn run_with_closed_stdout(mut command: Command, what: &str) -> (i32, String) {
     let mut child = command
         .stdout(closed_stdout())
         .stderr(Stdio::piped())
@@ -297,7 +298,7 @@ fn run_with_closed_stdout(mut command: Command, what: &str) -> i32 {
         !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
         "`lastmile {what}` with a closed stdout:\n{stderr}"
     );
-    output.status.code().unwrap_or(-1)
+    (output.status.code().unwrap_or(-1), stderr)
 }
 
 /// Runs a long-running command (`proxy`, `server`) with a closed stdout
@@ -426,8 +427,14 @@ fn a_closed_stdout_never_panics_nor_changes_the_exit_status() {
             NewVersion => hello.set_version("v2"),
             Nothing => {}
         }
-        let code = run_with_closed_stdout(hello.command(&words), args);
-        assert_eq!(code, *expected, "exit status of `lastmile {args}`");
+        let (code, stderr) = run_with_closed_stdout(hello.command(&words), args);
+        assert_eq!(
+            code,
+            *expected,
+            "exit status of `lastmile {args}`; its stderr:\n{stderr}\n`lastmile up` (pid {}):\n{}",
+            up.as_ref().map_or(0, |up| up.child.id()),
+            up.as_ref().map(Up::stderr).unwrap_or_default()
+        );
         if *args == "restart" {
             wait_for("the restarted `lastmile up` serves", || {
                 hello.lastmile(&["status", "--json"]).status.success()

@@ -21,6 +21,9 @@ use crate::state;
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// How long `restart` waits for the new process to record itself in up.json.
+const RESTART_RECORDED: Duration = Duration::from_secs(10);
+
 /// How a command that takes `--dir` is pointed at an app's directory, for
 /// the hint of a missing spec.
 const DIR_EXAMPLE: &str = "--dir examples/hello";
@@ -451,6 +454,25 @@ pub(crate) fn approve(args: &EnvArgs, state_dir: Option<&Path>) -> anyhow::Resul
 pub(crate) fn restart(args: &ControlArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let control = find(&args.state, state_dir)?;
     let answer = control.post("/api/v1/restart", &json!({}), Duration::from_secs(600))?;
+    // Done once the new process names itself in up.json, so that the next
+    // command reaches it.
+    if let Some(new_pid) = answer["new_pid"].as_u64() {
+        let deadline = std::time::Instant::now() + RESTART_RECORDED;
+        let recorded = || {
+            find(&args.state, state_dir)
+                .ok()
+                .and_then(|control| control.up_pid())
+        };
+        while recorded() != u32::try_from(new_pid).ok() {
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "pid {new_pid} took over the sockets but has not recorded itself in up.json \
+                     within {RESTART_RECORDED:?}; `lastmile status` shows which process serves"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {

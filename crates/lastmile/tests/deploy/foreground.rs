@@ -160,6 +160,46 @@ fn a_restarted_foreground_up_keeps_its_terminal_its_ctrl_c_and_its_control_addre
     drop(up);
 }
 
+/// `lastmile down` at once after `lastmile restart` reaches the process
+/// serving now, not the one draining: everything stops, the foreground
+/// `up` last. (The drained process used to answer it and stop nothing.)
+#[test]
+fn a_down_right_after_a_restart_stops_the_process_serving_now() {
+    let app = App::new("{ type: rolling, batch: 1, max_surge: 1 }", 1, "v1");
+    let mut up = spawn_piped_up(&app);
+    app.wait_serving(&up);
+    for round in 1..=3 {
+        let answer = app.must(&["restart", "--json"]);
+        let new_pid = answer["new_pid"].as_u64().unwrap() as u32;
+        assert_eq!(
+            up.serving_pid(),
+            new_pid,
+            "restart {round} returned before up.json named pid {new_pid}"
+        );
+    }
+    let instances = instance_pids(&app);
+    let serving = up.serving_pid();
+    let down = app.lastmile(&["down"]);
+    assert!(
+        down.status.success(),
+        "down after a restart: {}{}\nup:\n{}",
+        String::from_utf8_lossy(&down.stdout),
+        String::from_utf8_lossy(&down.stderr),
+        up.log()
+    );
+    let status = wait_exit(&mut up.child, "the foreground up");
+    assert!(status.success(), "{status}:\n{}", up.log());
+    assert!(
+        !alive(serving as i32),
+        "the serving process {serving} still runs"
+    );
+    for pid in &instances {
+        assert!(!alive(*pid), "instance {pid} still runs after down");
+    }
+    assert!(port_free(app.addr()), "the router's port is still taken");
+    drop(up);
+}
+
 /// A second `lastmile up` on a state directory another one serves from is
 /// refused before its pipeline runs, naming the running one and how to
 /// reach it; a stale `up.json` and `up.lock` from a dead `up` block
