@@ -652,6 +652,21 @@ fn serde_json_like(report: &Report) -> String {
     format!("{report:?}")
 }
 
+/// examples/hello, built here (in its own target directory, whatever the
+/// workspace uses) so that the test never depends on another having built
+/// it first.
+fn hello_binary() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "--quiet"])
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .current_dir(&root)
+        .status()
+        .expect("cargo builds hello");
+    assert!(status.success(), "examples/hello builds");
+    root.join("target/release/hello")
+}
+
 /// The hello example, killed on drop.
 struct Hello {
     child: Child,
@@ -666,12 +681,7 @@ impl Drop for Hello {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_hello_serves_load_and_says_going_away_on_sigterm() {
-    let binary =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/target/release/hello");
-    if !binary.exists() {
-        eprintln!("skipped: {} is not built", binary.display());
-        return;
-    }
+    let binary = hello_binary();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")

@@ -229,28 +229,47 @@ pub fn pass_listeners(command: &mut Command, handed: &Handed) {
             }
         }
     }
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls dup2 and close, which are async-signal-safe. Sources are first
-    // moved above the target range so a source equal to a later target is
-    // not overwritten before it is duplicated.
+    // Every descriptor number is worked out here, before the fork: in the
+    // child of a multi-threaded process only async-signal-safe calls are
+    // allowed, and an allocation could wait forever on a lock another
+    // thread held at the fork. Sources are first moved above the target
+    // range, so a source equal to a later target is not overwritten before
+    // it is duplicated.
+    let moves: Vec<Move> = sources
+        .iter()
+        .enumerate()
+        .map(|(index, &source)| Move {
+            source,
+            temp: FIRST_FD + 1000 + index as RawFd,
+            target: FIRST_FD + index as RawFd,
+        })
+        .collect();
+    // SAFETY: the closure runs in the child between fork and exec; it only
+    // reads `moves` and calls dup2 and close, which are async-signal-safe.
+    // It allocates nothing (tests/handover_fork.rs checks that).
     #[allow(unsafe_code)]
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(move || {
-            let high = FIRST_FD + 1000;
-            let mut moved = Vec::with_capacity(sources.len());
-            for (index, fd) in sources.iter().enumerate() {
-                let temp = high + index as RawFd;
-                dup2_raw(*fd, temp)?;
-                moved.push(temp);
+            for step in &moves {
+                dup2_raw(step.source, step.temp)?;
             }
-            for (index, temp) in moved.iter().enumerate() {
-                dup2_raw(*temp, FIRST_FD + index as RawFd)?;
-                close_raw(*temp);
+            for step in &moves {
+                dup2_raw(step.temp, step.target)?;
+                close_raw(step.temp);
             }
             Ok(())
         });
     }
+}
+
+/// One descriptor's way to its place in the child: `source` to `temp`,
+/// then `temp` to `target`.
+#[derive(Debug, Clone, Copy)]
+struct Move {
+    source: RawFd,
+    temp: RawFd,
+    target: RawFd,
 }
 
 fn dup2_raw(from: RawFd, to: RawFd) -> std::io::Result<()> {
