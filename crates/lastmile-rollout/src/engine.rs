@@ -1484,13 +1484,12 @@ async fn env_instances(
     host: &dyn HostHandle,
     environment: &str,
 ) -> Result<Vec<InstanceInfo>, HostError> {
-    let prefix = format!("{environment}.");
     Ok(host
         .instances()
         .await?
         .into_iter()
         .filter(|instance| {
-            instance.instance_id.starts_with(&prefix) && instance.state != InstanceState::Stopped
+            instance.belongs_to(environment) && instance.state != InstanceState::Stopped
         })
         .collect())
 }
@@ -1551,8 +1550,8 @@ fn release_ref(release: &ReleaseRecord) -> ReleaseRef {
     }
 }
 
-/// `<environment>.<release short id>.<index>`: unique per host, and the
-/// environment prefix tells whose instance it is.
+/// Ids from [`lastmile_host::instance_id`]: unique per host, and
+/// [`lastmile_host::instance_environment`] tells whose instance it is.
 fn instance_spec(
     environment: &str,
     release: &ReleaseRecord,
@@ -1560,9 +1559,10 @@ fn instance_spec(
     index: u32,
 ) -> InstanceSpec {
     InstanceSpec {
-        instance_id: format!(
-            "{environment}.{}.{index}",
-            lastmile_store::short_id(&release.id)
+        instance_id: lastmile_host::instance_id(
+            environment,
+            lastmile_store::short_id(&release.id),
+            index,
         ),
         release: release_ref(release),
         index,

@@ -936,7 +936,7 @@ impl Controller {
                 .iter()
                 .filter(|instance| {
                     instance.release_id == current
-                        && instance_environment(&instance.instance_id) == env.name
+                        && instance.belongs_to(&env.name)
                         && matches!(
                             instance.state,
                             lastmile_host::InstanceState::Ready
@@ -979,7 +979,7 @@ impl Controller {
             .await
             .map_err(|error| ApiError::internal(&anyhow::anyhow!("{error}")))?;
         for instance in instances {
-            if instance_environment(&instance.instance_id) == environment
+            if instance.belongs_to(environment)
                 && matches!(
                     instance.state,
                     lastmile_host::InstanceState::CrashLoop
@@ -1595,12 +1595,6 @@ impl lastmile_rollout::Progress for ProgressSink {
     fn step(&self, text: &str) {
         self.0.line(&format!("  {text}"));
     }
-}
-
-/// The environment an instance belongs to: its id is
-/// `ENV.RELEASE.INDEX`.
-fn instance_environment(instance_id: &str) -> &str {
-    instance_id.split('.').next().unwrap_or_default()
 }
 
 /// The first 12 characters of a commit sha.
