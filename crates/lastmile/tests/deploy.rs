@@ -836,9 +836,9 @@ fn bodies(addr: SocketAddr, count: usize) -> Vec<String> {
 
 /// Environment names may contain `.`, so one can begin with another's
 /// name and a dot: `prod` and `prod.eu` each serve only from their own
-/// instances (each answer names the instance that gave it), before and
-/// after a deployment to `prod`, and that deployment leaves `prod.eu`'s
-/// instance running.
+/// instances (each answer names the instance that gave it), and deploying
+/// to `prod` a release `prod.eu` already runs starts `prod`'s own
+/// instance and leaves `prod.eu`'s running.
 #[test]
 fn environments_whose_names_share_a_prefix_keep_to_their_own_instances() {
     let app = App::new("blue-green", 1, "v1");
@@ -876,15 +876,14 @@ fn environments_whose_names_share_a_prefix_keep_to_their_own_instances() {
             .map(str::to_string)
             .collect()
     };
-    let eu_before = eu_instances(&app.status().unwrap());
-    assert_eq!(eu_before.len(), 1, "{eu_before:?}");
+    assert_eq!(eu_instances(&app.status().unwrap()).len(), 1);
     let only_from = |addr: SocketAddr, mine: &dyn Fn(&str) -> bool, version: &str| {
         let answers = bodies(addr, 20);
         assert!(
             answers
                 .iter()
                 .all(|body| mine(body) && body.ends_with(version)),
-            "{addr} answered from another environment's instances: {answers:?}"
+            "{addr} answered other than from its own environment's {version} instances: {answers:?}"
         );
     };
     let is_prod = |body: &str| body.starts_with("prod.") && !body.starts_with("prod.eu.");
@@ -892,11 +891,18 @@ fn environments_whose_names_share_a_prefix_keep_to_their_own_instances() {
     only_from(app.addr(), &is_prod, "v1");
     only_from(eu, &is_eu, "v1");
 
+    // v2 to prod.eu first: prod's deployment of the same release then
+    // must start its own instance and leave prod.eu's alone.
     write("v2");
+    let outcome = app.must(&["deploy", "prod.eu", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    only_from(app.addr(), &is_prod, "v1");
+    only_from(eu, &is_eu, "v2");
+    let eu_before = eu_instances(&app.status().unwrap());
     let outcome = app.must(&["deploy", "prod", "--in-place", "--json"]);
     assert_eq!(outcome["status"], "succeeded", "{outcome}");
     only_from(app.addr(), &is_prod, "v2");
-    only_from(eu, &is_eu, "v1");
+    only_from(eu, &is_eu, "v2");
     let status = app.status().unwrap();
     assert_eq!(eu_instances(&status), eu_before, "{status}");
     drop(up);
