@@ -705,9 +705,16 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(environment.name.clone(), control.clone());
-        let result = drive
-            .canary_steps(&stable, &to, canary, &control, first_step)
-            .await;
+        // A dark launch had moved no user traffic yet: it starts again.
+        let result = if drive.record.phase == "dark" {
+            drive
+                .dark_launch_then_steps(&stable, &to, canary, &control)
+                .await
+        } else {
+            drive
+                .canary_steps(&stable, &to, canary, &control, first_step)
+                .await
+        };
         self.controls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
