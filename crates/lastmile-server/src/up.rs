@@ -597,6 +597,7 @@ fn engine_error(error: EngineError) -> ApiError {
         EngineError::Conflict(message) => ApiError::conflict(message),
         EngineError::Invalid(message) => ApiError::bad_request(message),
         EngineError::Store(error) => ApiError::internal(&error.into()),
+        error @ EngineError::Unrecorded { .. } => ApiError::internal(&error.into()),
     }
 }
 

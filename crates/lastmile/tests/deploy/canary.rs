@@ -619,6 +619,62 @@ fn a_restart_mid_dark_launch_resumes_the_dark_launch() {
     drop(up);
 }
 
+/// A deployment whose end the store cannot record is not reported as
+/// succeeded: another process holds SQLite's write lock from the promotion
+/// until past the store's 5 s busy timeout, so `lastmile deploy` fails and
+/// says that traffic is on v2 but the store missed it; the next start of
+/// lastmile records it as succeeded.
+#[test]
+fn a_deployment_the_store_cannot_record_is_not_reported_as_succeeded() {
+    let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 5, step_deadline: 60s, guard: 2s, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let load = Load::start(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the promotion", || up.log().contains("guarding v2"));
+    let database =
+        rusqlite::Connection::open(app.dir.path().join(".lastmile/lastmile.db")).unwrap();
+    database.busy_timeout(Duration::from_secs(5)).unwrap();
+    database.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let output = deploy.wait_with_output().unwrap();
+    database.execute_batch("ROLLBACK").unwrap();
+    drop(database);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("put all traffic on v2")
+            && said.contains("the store could not record that it finished"),
+        "{said}"
+    );
+    assert!(app.get("/").contains("hello from hello v2"));
+    let deployment = app.status().unwrap()["deployments"][0].clone();
+    assert_eq!(deployment["status"], "running", "{deployment}");
+
+    let old_pid = up.serving_pid();
+    app.must(&["restart", "--json"]);
+    wait_for("the new process to serve", || up.serving_pid() != old_pid);
+    wait_for("the deployment to be recorded", || {
+        app.status().is_ok_and(|status| {
+            status["deployments"][0]["id"] == deployment["id"]
+                && status["deployments"][0]["status"] == "succeeded"
+        })
+    });
+    assert!(app.get("/").contains("hello from hello v2"));
+    // Not judged: while the lock was held, writers in `up` waited on it.
+    let _ = load.stop();
+    drop(up);
+}
+
 fn wait_for_phase(app: &App, wanted: &str) {
     wait_for(&format!("phase {wanted}"), || {
         app.status().is_ok_and(|status| {
