@@ -57,7 +57,7 @@ pub enum EngineError {
         /// The release now serving, labelled.
         release: String,
         /// Why the store failed (in the message, so not a `source`).
-        cause: StoreError,
+        cause: Box<StoreError>,
     },
 }
 
@@ -1324,7 +1324,7 @@ impl Drive<'_> {
                         deployment: self.record.id,
                         environment: self.env_name().to_string(),
                         release: to.label(),
-                        cause,
+                        cause: Box::new(cause),
                     })?;
                 self.prune(from, to).await;
                 (DeploymentStatus::Succeeded, None, Vec::new())
