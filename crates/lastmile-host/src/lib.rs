@@ -34,7 +34,8 @@ pub struct ReleaseRef {
 /// One instance to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceSpec {
-    /// Unique on the host: `<environment>-<release short id>-<index>`.
+    /// Unique on the host: `<environment>.<release short id>.<index>`, as
+    /// [`instance_id`] makes it.
     pub instance_id: String,
     /// The release it runs; `ensure_release` must have succeeded for it.
     pub release: ReleaseRef,
@@ -268,6 +269,39 @@ impl std::fmt::Debug for CertificateSpec {
             .field("chain_pem", &format_args!("{} bytes", self.chain_pem.len()))
             .field("key_pem", &format_args!("<redacted>"))
             .finish()
+    }
+}
+
+/// The id of an environment's instance on a host:
+/// `<environment>.<release short id>.<index>`. Environment names may
+/// contain `.` (`prod.eu`); the release part and the index never do, so
+/// [`instance_environment`] reads the environment back from the right.
+pub fn instance_id(environment: &str, release_short_id: &str, index: u32) -> String {
+    format!("{environment}.{release_short_id}.{index}")
+}
+
+/// The environment an [`instance_id`] belongs to: everything before its last
+/// two `.`-separated parts. `None` for an id not made by [`instance_id`].
+/// Compare it whole (never an id's prefix: `prod.` also begins
+/// `prod.eu.…`).
+///
+/// ```
+/// assert_eq!(lastmile_host::instance_environment("prod.eu.1a2b3c4d.0"), Some("prod.eu"));
+/// assert_eq!(lastmile_host::instance_environment("prod.1a2b3c4d.0"), Some("prod"));
+/// ```
+pub fn instance_environment(instance_id: &str) -> Option<&str> {
+    let mut parts = instance_id.rsplitn(3, '.');
+    let index = parts.next()?;
+    let release = parts.next()?;
+    let environment = parts.next()?;
+    (!environment.is_empty() && !release.is_empty() && index.parse::<u32>().is_ok())
+        .then_some(environment)
+}
+
+impl InstanceInfo {
+    /// Whether this instance is one of `environment`'s.
+    pub fn belongs_to(&self, environment: &str) -> bool {
+        instance_environment(&self.instance_id) == Some(environment)
     }
 }
 

@@ -433,7 +433,21 @@ impl Drive<'_> {
                 .step("no stable release to compare with: the first release takes all traffic");
             return self.switch(None, to, None).await;
         };
+        self.dark_launch_then_steps(stable, to, canary, control)
+            .await
+    }
 
+    /// The dark launch (when the spec has a `mirror`), then the weight steps
+    /// from the first. A restarted controller resumes a canary that was in
+    /// its dark phase here: the mirror's `duration` and `min_requests` are
+    /// counted again from the restart, as no user traffic has moved yet.
+    pub(crate) async fn dark_launch_then_steps(
+        &self,
+        stable: &ReleaseRecord,
+        to: &ReleaseRecord,
+        canary: &Canary,
+        control: &CanaryControl,
+    ) -> Result<(), Failure> {
         if let Some(mirror) = &canary.mirror {
             let rule = MirrorRule {
                 release: to.id.clone(),
@@ -470,7 +484,8 @@ impl Drive<'_> {
     }
 
     /// The weight steps from `first_step` (0-based) on, then promotion and
-    /// the guard. A restarted controller resumes a canary here.
+    /// the guard. A restarted controller resumes a canary that was at a
+    /// weight step here.
     pub(crate) async fn canary_steps(
         &self,
         stable: &ReleaseRecord,

@@ -42,6 +42,23 @@ pub enum EngineError {
     /// to, or the target is what it already serves.
     #[error("{0}")]
     Conflict(String),
+    /// The deployment put all traffic on its release (that much was
+    /// written), but the store failed to record how it ended: it is not
+    /// reported as succeeded, and the store still shows it running until
+    /// the next start of lastmile completes it.
+    #[error(
+        "deployment #{deployment} of {environment} put all traffic on {release}, but the store could not record that it finished: {cause}; the next start of lastmile (`lastmile restart`) records it"
+    )]
+    Unrecorded {
+        /// The deployment.
+        deployment: i64,
+        /// Its environment.
+        environment: String,
+        /// The release now serving, labelled.
+        release: String,
+        /// Why the store failed (in the message, so not a `source`).
+        cause: Box<StoreError>,
+    },
 }
 
 /// What `restore` brought back.
@@ -316,9 +333,9 @@ impl Engine {
         );
         drive.notify("started", release, from_release.as_ref(), None, None);
         if let Err(failure) = drive.before_webhook(release, from_release.as_ref()).await {
-            return Ok(drive
+            return drive
                 .finish(Err(failure), from_release.as_ref(), release)
-                .await);
+                .await;
         }
         let result = match &environment.strategy {
             Strategy::Rolling { batch, max_surge } => {
@@ -352,7 +369,7 @@ impl Engine {
                 result
             }
         };
-        let outcome = drive.finish(result, from_release.as_ref(), release).await;
+        let outcome = drive.finish(result, from_release.as_ref(), release).await?;
         drive
             .announce(&outcome, release, from_release.as_ref())
             .await;
@@ -426,7 +443,7 @@ impl Engine {
         let result = drive
             .rollback(from_release.as_ref(), &target, &service)
             .await;
-        let mut outcome = drive.finish(result, from_release.as_ref(), &target).await;
+        let mut outcome = drive.finish(result, from_release.as_ref(), &target).await?;
         if outcome.status == DeploymentStatus::Succeeded {
             outcome.status = DeploymentStatus::RolledBack;
         }
@@ -705,14 +722,21 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(environment.name.clone(), control.clone());
-        let result = drive
-            .canary_steps(&stable, &to, canary, &control, first_step)
-            .await;
+        // A dark launch had moved no user traffic yet: it starts again.
+        let result = if drive.record.phase == "dark" {
+            drive
+                .dark_launch_then_steps(&stable, &to, canary, &control)
+                .await
+        } else {
+            drive
+                .canary_steps(&stable, &to, canary, &control, first_step)
+                .await
+        };
         self.controls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&environment.name);
-        let outcome = drive.finish(result, Some(&stable), &to).await;
+        let outcome = drive.finish(result, Some(&stable), &to).await?;
         drive.announce(&outcome, &to, Some(&stable)).await;
         Ok(outcome)
     }
@@ -1271,11 +1295,10 @@ impl Drive<'_> {
         result: Result<(), Failure>,
         from: Option<&ReleaseRecord>,
         to: &ReleaseRecord,
-    ) -> DeploymentOutcome {
+    ) -> Result<DeploymentOutcome, EngineError> {
         let analysis = self.last_analysis();
         let (status, error, last_lines) = match result {
             Ok(()) => {
-                let state = self.store().get_environment(self.env_name()).ok().flatten();
                 // A rollback is recorded as what it is, for the audit log
                 // and the change-failure and recovery figures.
                 let status = if self.record.strategy == "rollback" {
@@ -1283,13 +1306,26 @@ impl Drive<'_> {
                 } else {
                     DeploymentStatus::Succeeded
                 };
-                let _ = self.store().finish_deployment(
-                    self.record.id,
-                    status,
-                    None,
-                    analysis.as_ref(),
-                    state.as_ref(),
-                );
+                // A deployment the store did not see end is not reported as
+                // succeeded (nor announced). Its switch was written, so
+                // `restore` completes it at the next start.
+                self.store()
+                    .get_environment(self.env_name())
+                    .and_then(|state| {
+                        self.store().finish_deployment(
+                            self.record.id,
+                            status,
+                            None,
+                            analysis.as_ref(),
+                            state.as_ref(),
+                        )
+                    })
+                    .map_err(|cause| EngineError::Unrecorded {
+                        deployment: self.record.id,
+                        environment: self.env_name().to_string(),
+                        release: to.label(),
+                        cause: Box::new(cause),
+                    })?;
                 self.prune(from, to).await;
                 (DeploymentStatus::Succeeded, None, Vec::new())
             }
@@ -1310,7 +1346,7 @@ impl Drive<'_> {
                 (DeploymentStatus::Failed, Some(message), failure.last_lines)
             }
         };
-        DeploymentOutcome {
+        Ok(DeploymentOutcome {
             deployment: Some(self.record.id),
             noop: false,
             environment: self.env_name().to_string(),
@@ -1327,7 +1363,7 @@ impl Drive<'_> {
             error,
             analysis,
             last_lines,
-        }
+        })
     }
 
     /// Notes the analysis of a canary decision, for the deployment's end.
@@ -1484,13 +1520,12 @@ async fn env_instances(
     host: &dyn HostHandle,
     environment: &str,
 ) -> Result<Vec<InstanceInfo>, HostError> {
-    let prefix = format!("{environment}.");
     Ok(host
         .instances()
         .await?
         .into_iter()
         .filter(|instance| {
-            instance.instance_id.starts_with(&prefix) && instance.state != InstanceState::Stopped
+            instance.belongs_to(environment) && instance.state != InstanceState::Stopped
         })
         .collect())
 }
@@ -1551,8 +1586,8 @@ fn release_ref(release: &ReleaseRecord) -> ReleaseRef {
     }
 }
 
-/// `<environment>.<release short id>.<index>`: unique per host, and the
-/// environment prefix tells whose instance it is.
+/// Ids from [`lastmile_host::instance_id`]: unique per host, and
+/// [`lastmile_host::instance_environment`] tells whose instance it is.
 fn instance_spec(
     environment: &str,
     release: &ReleaseRecord,
@@ -1560,9 +1595,10 @@ fn instance_spec(
     index: u32,
 ) -> InstanceSpec {
     InstanceSpec {
-        instance_id: format!(
-            "{environment}.{}.{index}",
-            lastmile_store::short_id(&release.id)
+        instance_id: lastmile_host::instance_id(
+            environment,
+            lastmile_store::short_id(&release.id),
+            index,
         ),
         release: release_ref(release),
         index,

@@ -170,6 +170,8 @@ impl LocalHost {
                         .iter()
                         .filter(|instance| {
                             &instance.release_id == release
+                                && lastmile_host::instance_environment(&instance.instance_id)
+                                    == Some(route.environment.as_str())
                                 && instance.state == lastmile_supervisor::InstanceState::Ready
                                 && !state.draining.contains(&instance.instance_id)
                         })

@@ -597,6 +597,7 @@ fn engine_error(error: EngineError) -> ApiError {
         EngineError::Conflict(message) => ApiError::conflict(message),
         EngineError::Invalid(message) => ApiError::bad_request(message),
         EngineError::Store(error) => ApiError::internal(&error.into()),
+        error @ EngineError::Unrecorded { .. } => ApiError::internal(&error.into()),
     }
 }
 
@@ -942,7 +943,7 @@ impl Controller {
                 .iter()
                 .filter(|instance| {
                     instance.release_id == current
-                        && instance_environment(&instance.instance_id) == env.name
+                        && instance.belongs_to(&env.name)
                         && matches!(
                             instance.state,
                             lastmile_host::InstanceState::Ready
@@ -985,7 +986,7 @@ impl Controller {
             .await
             .map_err(|error| ApiError::internal(&anyhow::anyhow!("{error}")))?;
         for instance in instances {
-            if instance_environment(&instance.instance_id) == environment
+            if instance.belongs_to(environment)
                 && matches!(
                     instance.state,
                     lastmile_host::InstanceState::CrashLoop
@@ -1599,12 +1600,6 @@ impl lastmile_rollout::Progress for ProgressSink {
     fn step(&self, text: &str) {
         self.0.line(&format!("  {text}"));
     }
-}
-
-/// The environment an instance belongs to: its id is
-/// `ENV.RELEASE.INDEX`.
-fn instance_environment(instance_id: &str) -> &str {
-    instance_id.split('.').next().unwrap_or_default()
 }
 
 /// The first 12 characters of a commit sha.

@@ -817,6 +817,97 @@ fn a_release_failing_verification_never_gets_traffic() {
     drop(up);
 }
 
+/// The bodies of `count` answers to `GET /` on `addr`.
+fn bodies(addr: SocketAddr, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let answer = exchange(
+                addr,
+                "GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+            );
+            answer
+                .split_once("\r\n\r\n")
+                .map_or(answer.as_str(), |(_, body)| body)
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Environment names may contain `.`, so one can begin with another's
+/// name and a dot: `prod` and `prod.eu` each serve only from their own
+/// instances (each answer names the instance that gave it), and deploying
+/// to `prod` a release `prod.eu` already runs starts `prod`'s own
+/// instance and leaves `prod.eu`'s running.
+#[test]
+fn environments_whose_names_share_a_prefix_keep_to_their_own_instances() {
+    let app = App::new("blue-green", 1, "v1");
+    let eu = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let write = |version: &str| {
+        app.write_spec_running(
+            "blue-green",
+            1,
+            version,
+            "",
+            "HELLO_MESSAGE=$LASTMILE_INSTANCE_ID exec ./hello",
+        );
+        let path = app.dir.path().join("lastmile.yaml");
+        let spec = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("  production:", "  prod:");
+        let port = eu.port();
+        let spec = format!(
+            "{spec}  prod.eu:\n    instances: 1\n    strategy: blue-green\n    route: {{ listen: \"127.0.0.1:{port}\" }}\n"
+        );
+        std::fs::write(&path, spec).unwrap();
+    };
+    write("v1");
+    // `up` deploys the first environment; the other is deployed by hand.
+    let up = app.up();
+    let outcome = app.must(&["deploy", "prod.eu", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let eu_instances = |status: &serde_json::Value| -> Vec<String> {
+        status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|instance| instance["instance_id"].as_str())
+            .filter(|id| id.starts_with("prod.eu."))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(eu_instances(&app.status().unwrap()).len(), 1);
+    let only_from = |addr: SocketAddr, mine: &dyn Fn(&str) -> bool, version: &str| {
+        let answers = bodies(addr, 20);
+        assert!(
+            answers
+                .iter()
+                .all(|body| mine(body) && body.ends_with(version)),
+            "{addr} answered other than from its own environment's {version} instances: {answers:?}"
+        );
+    };
+    let is_prod = |body: &str| body.starts_with("prod.") && !body.starts_with("prod.eu.");
+    let is_eu = |body: &str| body.starts_with("prod.eu.");
+    only_from(app.addr(), &is_prod, "v1");
+    only_from(eu, &is_eu, "v1");
+
+    // v2 to prod.eu first: prod's deployment of the same release then
+    // must start its own instance and leave prod.eu's alone.
+    write("v2");
+    let outcome = app.must(&["deploy", "prod.eu", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    only_from(app.addr(), &is_prod, "v1");
+    only_from(eu, &is_eu, "v2");
+    let eu_before = eu_instances(&app.status().unwrap());
+    let outcome = app.must(&["deploy", "prod", "--in-place", "--json"]);
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    only_from(app.addr(), &is_prod, "v2");
+    only_from(eu, &is_eu, "v2");
+    let status = app.status().unwrap();
+    assert_eq!(eu_instances(&status), eu_before, "{status}");
+    drop(up);
+}
+
 #[path = "deploy/canary.rs"]
 mod canary;
 

@@ -209,11 +209,12 @@ pub(crate) fn environments(status: &Value) -> Vec<EnvView> {
         .flatten()
     {
         let name = text(env.get("name"));
-        // Instance ids are `{environment}.{release}.{index}`.
-        let prefix = format!("{name}.");
         let mine: Vec<&&Value> = instances
             .iter()
-            .filter(|instance| text(instance.get("instance_id")).starts_with(&prefix))
+            .filter(|instance| {
+                lastmile_host::instance_environment(&text(instance.get("instance_id")))
+                    == Some(name.as_str())
+            })
             .collect();
         let ready = mine
             .iter()

@@ -567,6 +567,114 @@ fn a_restart_mid_canary_resumes_at_the_same_step() {
     drop(up);
 }
 
+/// `lastmile restart` during a dark launch: the new process runs the dark
+/// launch again (its `duration` and `min_requests` counted from the
+/// restart) before any user traffic moves, then the weight steps.
+#[test]
+fn a_restart_mid_dark_launch_resumes_the_dark_launch() {
+    let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 5, step_deadline: 60s, mirror: { percent: 100, duration: 4s, min_requests: 10 }, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let load = Load::start(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let mut deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_phase(&app, "dark");
+    let deployment = app.status().unwrap()["environments"][0]["deployment"]["id"].clone();
+    let old_pid = up.serving_pid();
+    app.must(&["restart", "--json"]);
+    wait_for("the new process to serve", || up.serving_pid() != old_pid);
+    let restarted = Instant::now();
+    wait_for("the dark launch to end", || {
+        app.status().is_ok_and(|status| {
+            status["environments"][0]["deployment"]["phase"].as_str() != Some("dark")
+        })
+    });
+    let dark_after_restart = restarted.elapsed();
+    let _ = deploy.wait();
+    wait_for("the resumed canary to promote", || {
+        app.status().is_ok_and(|status| {
+            status["deployments"][0]["id"] == deployment
+                && status["deployments"][0]["status"] == "succeeded"
+        })
+    });
+    let report = load.stop();
+    assert_clean(&report, "a restart mid-dark-launch");
+    let log = up.log();
+    assert!(log.contains("resumes at dark"), "{log}");
+    assert_eq!(
+        log.matches("dark launch: 100% of GET/HEAD requests mirrored to v2")
+            .count(),
+        2,
+        "the restarted process did not run the dark launch again:\n{log}"
+    );
+    assert!(
+        dark_after_restart >= Duration::from_secs(3),
+        "the weight steps began {dark_after_restart:?} after the restart, before the mirror's 4 s"
+    );
+    drop(up);
+}
+
+/// A deployment whose end the store cannot record is not reported as
+/// succeeded: another process holds SQLite's write lock from the promotion
+/// until past the store's 5 s busy timeout, so `lastmile deploy` fails and
+/// says that traffic is on v2 but the store missed it; the next start of
+/// lastmile records it as succeeded.
+#[test]
+fn a_deployment_the_store_cannot_record_is_not_reported_as_succeeded() {
+    let strategy = "{ type: canary, steps: [50, 100], step_duration: 1s, min_requests: 5, step_deadline: 60s, guard: 2s, max_latency_ratio: 100, analysis: { max_p95_ratio: 100, latency_floor_ms: 2000 } }";
+    let app = App::new(strategy, 1, "v1");
+    let up = app.up();
+    let load = Load::start(&app);
+    app.write_spec(strategy, 1, "v2", "");
+    let deploy = app
+        .command(&["deploy", "production", "--in-place", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the promotion", || up.log().contains("guarding v2"));
+    let database =
+        rusqlite::Connection::open(app.dir.path().join(".lastmile/lastmile.db")).unwrap();
+    database.busy_timeout(Duration::from_secs(5)).unwrap();
+    database.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let output = deploy.wait_with_output().unwrap();
+    database.execute_batch("ROLLBACK").unwrap();
+    drop(database);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("put all traffic on v2")
+            && said.contains("the store could not record that it finished"),
+        "{said}"
+    );
+    assert!(app.get("/").contains("hello from hello v2"));
+    let deployment = app.status().unwrap()["deployments"][0].clone();
+    assert_eq!(deployment["status"], "running", "{deployment}");
+
+    let old_pid = up.serving_pid();
+    app.must(&["restart", "--json"]);
+    wait_for("the new process to serve", || up.serving_pid() != old_pid);
+    wait_for("the deployment to be recorded", || {
+        app.status().is_ok_and(|status| {
+            status["deployments"][0]["id"] == deployment["id"]
+                && status["deployments"][0]["status"] == "succeeded"
+        })
+    });
+    assert!(app.get("/").contains("hello from hello v2"));
+    // Not judged: while the lock was held, writers in `up` waited on it.
+    let _ = load.stop();
+    drop(up);
+}
+
 fn wait_for_phase(app: &App, wanted: &str) {
     wait_for(&format!("phase {wanted}"), || {
         app.status().is_ok_and(|status| {
