@@ -70,7 +70,10 @@ fn the_handover_child_allocates_nothing_before_exec() {
     // The child checks that descriptors 3..=6 are the sockets handed over.
     let mut command = Command::new("sh");
     command
-        .args(["-c", "for fd in 3 4 5 6; do [ -S /proc/self/fd/$fd ] || exit 7; done"])
+        .args([
+            "-c",
+            "for fd in 3 4 5 6; do [ -S /proc/self/fd/$fd ] || exit 7; done",
+        ])
         .stdin(Stdio::null());
     pass_listeners(&mut command, &handed);
     PARENT.store(nix::unistd::getpid().as_raw(), Ordering::Relaxed);
@@ -78,5 +81,9 @@ fn the_handover_child_allocates_nothing_before_exec() {
     PARENT.store(0, Ordering::Relaxed);
     let code = status.expect("sh starts").code();
     assert_ne!(code, Some(99), "the child allocated between fork and exec");
-    assert_eq!(code, Some(0), "descriptors 3..=6 are not the handed sockets");
+    assert_eq!(
+        code,
+        Some(0),
+        "descriptors 3..=6 are not the handed sockets"
+    );
 }
