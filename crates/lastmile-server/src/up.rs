@@ -143,6 +143,9 @@ pub struct Controller {
     deploying: tokio::sync::Mutex<()>,
     restarting: tokio::sync::Mutex<()>,
     stop: Notify,
+    /// The control API stops accepting (a successor serves it now); the
+    /// rest of this process stops on `stop`.
+    close_api: Notify,
     successor_ready: Notify,
     exit: Mutex<Option<Exit>>,
     progress: Arc<dyn Progress>,
@@ -244,6 +247,7 @@ impl Controller {
             deploying: tokio::sync::Mutex::new(()),
             restarting: tokio::sync::Mutex::new(()),
             stop: Notify::new(),
+            close_api: Notify::new(),
             successor_ready: Notify::new(),
             exit: Mutex::new(None),
             progress,
@@ -491,7 +495,12 @@ async fn serve(
             listener,
             routes.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { api_stop.stopped().await })
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = api_stop.stopped() => {}
+                () = api_stop.close_api.notified() => {}
+            }
+        })
         .await
     });
     controller.write_up_file(control_addr)?;
@@ -1509,14 +1518,20 @@ impl Controller {
                 }
             }
         }
-        // The successor serves; this process stops accepting at once (so
-        // that no command sent after `restart` reaches it; the answer to this
-        // request still goes out, as a graceful shutdown lets requests in
-        // flight finish), drains, then exits, or (the one the user started)
-        // stays as the session's parent and reaps it.
+        // The successor serves. This process's control API stops accepting
+        // at once, so that no command sent after `restart` reaches it (the
+        // answer to this request still goes out: a graceful shutdown lets
+        // requests in flight finish). Just after answering, it drains,
+        // then exits, or (the one the user started) stays as the session's
+        // parent and reaps it.
         drop(child);
         self.set_exit(Exit::HandedOver);
-        self.stop.notify_waiters();
+        self.close_api.notify_one();
+        let controller = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            controller.stop.notify_waiters();
+        });
         Ok(json!({ "old_pid": std::process::id(), "new_pid": new_pid }))
     }
 
