@@ -1027,7 +1027,7 @@ fn a_pending_approval_survives_a_restart() {
     let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
     assert_eq!(approvals["approvals"], json!([]), "{approvals}");
     // The approval was saved when it was given: a crash and a restart
-    // find nothing waiting, and production keeps the approved release.
+    // find nothing waiting.
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
