@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn this_process_has_a_start_time_and_a_gone_pid_has_none() {
-        let me = StepProcess::of(std::process::id()).unwrap();
+        let me = StepProcess::of(std::process::id()).expect("this process has a /proc entry");
         assert_eq!(StepProcess::of(std::process::id()), Some(me));
         assert!(me.started > 0);
         assert_eq!(StepProcess::of(i32::MAX as u32), None);
@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn a_leader_with_another_start_time_is_not_signalled() {
-        let me = StepProcess::of(std::process::id()).unwrap();
+        let me = StepProcess::of(std::process::id()).expect("this process has a /proc entry");
         let other = StepProcess {
             started: me.started + 1,
             ..me
