@@ -19,6 +19,8 @@ pub trait Store: Send + Sync {
     fn start_step(&self, run: RunId, step: &str, attempt: u32) -> Result<(), StoreError>;
     /// Records the process group the step's current attempt leads, so that
     /// the next open of the store can stop it if this process dies first.
+    /// No event: it is bookkeeping for that clean-up, not a change of state
+    /// anyone reads.
     fn record_step_process(
         &self,
         run: RunId,
