@@ -1277,10 +1277,12 @@ fn the_server_serves_https_and_the_cli_follows() {
 fn a_commit_interrupted_by_a_crash_is_built_again() {
     let root = tempfile::tempdir().unwrap();
     let gate = root.path().join("gate");
+    let step_pid = root.path().join("step.pid");
     let repo = spec_repo(
         root.path(),
         &format!(
-            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
+            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo $$ > '{}'; while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
+            step_pid.display(),
             gate.display()
         ),
         "slow",
@@ -1293,13 +1295,55 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
     let first_run = wait_for("the run to start", &server, Duration::from_secs(30), || {
         commit_status(&server, &token, &sha)?["run_id"].as_i64()
     });
+    // The step runs, and its process group is in the app's store.
+    let database = root.path().join("state/apps/hello/lastmile.db");
+    let step = wait_for(
+        "the step to start",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let connection = rusqlite::Connection::open_with_flags(
+                &database,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()?;
+            let group: i32 = connection
+                .query_row(
+                    "SELECT process_group FROM steps WHERE run_id = ?1 AND status = 'running'",
+                    [first_run],
+                    |row| row.get(0),
+                )
+                .ok()?;
+            let pid: i32 = std::fs::read_to_string(&step_pid)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            (pid == group).then_some(pid)
+        },
+    );
+    // The step's shell leads its group; this test owns it from here.
+    let mut step_group = KillGroupOnDrop(Some(step));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    // The killed server's step is still waiting for the gate; let it end.
-    std::fs::write(&gate, "go").unwrap();
     drop(server);
+    let step_alive = || {
+        std::fs::read_to_string(format!("/proc/{step}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z ") && !stat.contains(") X "))
+    };
+    assert!(step_alive(), "the step died with the server");
 
+    // The restarted server kills the interrupted run's step, then builds
+    // the commit again (past the gate this time).
     let server = ServerProcess::start(root.path(), &config);
+    wait_for(
+        "the interrupted run's step to be killed",
+        &server,
+        Duration::from_secs(10),
+        || (!step_alive()).then_some(()),
+    );
+    step_group.0 = None;
+    std::fs::write(&gate, "go").unwrap();
     let built = wait_for(
         "the commit to be built again",
         &server,
@@ -1319,6 +1363,21 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
         server.log()
     );
     drop(server);
+}
+
+/// SIGKILLs a process group on drop unless it was seen gone (`None`: its
+/// id may then be reused).
+struct KillGroupOnDrop(Option<i32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// What the OpenAPI document promises, the API keeps: integers out of
