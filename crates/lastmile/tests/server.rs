@@ -1272,7 +1272,8 @@ fn the_server_serves_https_and_the_cli_follows() {
 }
 
 /// A server killed (SIGKILL) while it builds a commit builds it again at
-/// its next start: nothing is lost, the interrupted run says so.
+/// its next start: nothing is lost, the interrupted run says so, and the
+/// step it left running is killed.
 #[test]
 fn a_commit_interrupted_by_a_crash_is_built_again() {
     let root = tempfile::tempdir().unwrap();
