@@ -15,7 +15,7 @@ use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use lastmile_store::LogStream;
+use lastmile_store::{LogStream, StepProcess};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -76,6 +76,8 @@ pub(crate) struct StepMessage {
 /// What a [`StepMessage`] says.
 #[derive(Debug)]
 pub(crate) enum StepEvent {
+    /// The attempt's process group is running (sent before any line).
+    Started(StepProcess),
     /// One line of output (not yet masked).
     Line(LogStream, String),
     /// The attempt is over; no more messages follow for it.
@@ -118,6 +120,11 @@ impl OutputSink {
         self.send(StepEvent::Line(stream, text)).await;
     }
 
+    /// Says which process group the attempt leads.
+    pub(crate) async fn started(&self, process: StepProcess) {
+        self.send(StepEvent::Started(process)).await;
+    }
+
     /// Sends the end of the attempt (always the last message).
     pub(crate) async fn finished(&self, end: AttemptEnd) {
         self.send(StepEvent::Finished(end)).await;
@@ -150,6 +157,11 @@ pub(crate) async fn run_attempt(
         return AttemptEnd::SpawnFailed(io::Error::other("the shell vanished right after spawn"));
     };
     let mut group = ProcessGroup::new(leader);
+    // The leader is not reaped yet, so its start time can be read; the
+    // store keeps both, for the clean-up after a crash of this process.
+    if let Some(process) = StepProcess::of(leader) {
+        sink.started(process).await;
+    }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut pump = Pump {
         future: Box::pin(pump_output(stdout, stderr, sink.clone())),

@@ -555,6 +555,12 @@ impl ActiveRun<'_> {
             event,
         } = message;
         match event {
+            StepEvent::Started(process) => {
+                let name = &self.spec.pipeline.steps[index].name;
+                if let Err(error) = self.store.record_step_process(self.run_id, name, process) {
+                    self.broken(error);
+                }
+            }
             StepEvent::Line(stream, text) => self.record_line(index, attempt, stream, &text),
             StepEvent::Finished(end) => {
                 self.flush(index);

@@ -682,14 +682,12 @@ async fn rollback_env(
     body: Option<Json<RollbackTo>>,
 ) -> ApiResult {
     let to = body.and_then(|Json(body)| body.to);
-    server
-        .controller(&app)?
-        .rollback(RollbackRequest {
-            environment: env,
-            to,
-        })
-        .await
-        .map(Json)
+    let controller = server.controller(&app)?;
+    let request = RollbackRequest {
+        environment: env,
+        to,
+    };
+    detached(async move { controller.rollback(request).await }).await
 }
 
 async fn promote_env(State(server): Shared, Path((app, env)): Path<(String, String)>) -> ApiResult {

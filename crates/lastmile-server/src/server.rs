@@ -709,7 +709,10 @@ impl Server {
                 since: now_millis(),
             },
         );
-        save_pending(app, &pending);
+        if let Err(error) = save_pending(app, &pending) {
+            self.progress
+                .warn(&format!("{}: {error:#}", app.config.name));
+        }
     }
 
     /// Approves the deployment waiting for `environment`; it runs in the
@@ -722,11 +725,22 @@ impl Server {
     ) -> Result<Value, ApiError> {
         let app = self.app(app_name)?.clone();
         let controller = self.controller(app_name)?;
-        let pending = lock(&app.pending).remove(environment).ok_or_else(|| {
-            ApiError::conflict(format!(
-                "nothing waits for approval in {app_name}/{environment}"
-            ))
-        })?;
+        // The removal is saved before the deployment starts: a crash after
+        // this may lose the approval (it is asked again by a new push or a
+        // deploy by hand), but can never deploy and still keep it pending.
+        let pending = {
+            let mut waiting = lock(&app.pending);
+            let pending = waiting.remove(environment).ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "nothing waits for approval in {app_name}/{environment}"
+                ))
+            })?;
+            if let Err(error) = save_pending(&app, &waiting) {
+                waiting.insert(environment.to_owned(), pending);
+                return Err(ApiError::internal(&error));
+            }
+            pending
+        };
         let _ = app.store.record_event(
             "approval.given",
             &format!("environment/{environment}"),
@@ -1170,8 +1184,9 @@ fn write_spec(app: &App, source: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Pending approvals survive a restart: `pending.json` in the app's state.
-fn save_pending(app: &App, pending: &BTreeMap<String, Pending>) {
+/// Pending approvals survive a restart: `pending.json` in the app's state,
+/// replaced atomically.
+fn save_pending(app: &App, pending: &BTreeMap<String, Pending>) -> anyhow::Result<()> {
     let rows: Vec<Value> = pending
         .iter()
         .map(|(environment, p)| {
@@ -1187,16 +1202,11 @@ fn save_pending(app: &App, pending: &BTreeMap<String, Pending>) {
         .collect();
     let path = app.dir.join("pending.json");
     let temp = app.dir.join("pending.json.tmp");
-    let written = serde_json::to_vec_pretty(&rows)
+    serde_json::to_vec_pretty(&rows)
         .map_err(std::io::Error::other)
         .and_then(|bytes| std::fs::write(&temp, bytes))
-        .and_then(|()| std::fs::rename(&temp, &path));
-    if let Err(error) = written {
-        eprintln!(
-            "lastmile: cannot save pending approvals to {}: {error}",
-            path.display()
-        );
-    }
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .with_context(|| format!("cannot save pending approvals to {}", path.display()))
 }
 
 fn load_pending(app: &App) -> BTreeMap<String, Pending> {

@@ -57,6 +57,7 @@ mod label;
 mod model;
 mod secret_box;
 mod sqlite_store;
+mod step_process;
 mod store;
 mod token;
 
@@ -66,5 +67,6 @@ pub use label::{SHORT_ID_LEN, counted, release_label, short_id};
 pub use model::*;
 pub use secret_box::{STATE_DIR_KEY_FILE, SecretBox, SecretBoxError, key_file_for};
 pub use sqlite_store::{OpenReport, SqliteStore, now_millis};
+pub use step_process::StepProcess;
 pub use store::Store;
 pub use token::{TOKEN_PREFIX, generate_token, hash_token};

@@ -19,7 +19,6 @@ use rusqlite::{
 };
 use serde_json::json;
 
-use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
     EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
@@ -27,6 +26,7 @@ use crate::model::{
     UnixMillis,
 };
 use crate::store::Store;
+use crate::{StepProcess, StoreError};
 use migrations::{Migrated, SCHEMA_VERSION};
 use run_lock::Owner;
 
@@ -137,6 +137,11 @@ impl SqliteStore {
             let Owner::Gone(lock) = run_lock::probe(&lock_path)? else {
                 continue;
             };
+            // The steps' processes first: once the run reads interrupted,
+            // nothing is left running for it.
+            for process in self.step_processes(run)? {
+                process.kill_if_same();
+            }
             if self.mark_interrupted(run)? {
                 interrupted.push(run);
             }
@@ -146,6 +151,34 @@ impl SqliteStore {
             drop(lock);
         }
         Ok(interrupted)
+    }
+
+    /// The process groups recorded for a run's `running` steps.
+    fn step_processes(&self, run: RunId) -> Result<Vec<StepProcess>, StoreError> {
+        let sql = sql_error(&self.database_path);
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT process_group, process_started FROM steps
+                 WHERE run_id = ?1 AND status = 'running' AND process_group IS NOT NULL",
+            )
+            .map_err(&sql)?;
+        let rows = statement
+            .query_map([run], |row| {
+                Ok((row.get::<_, i32>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(&sql)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sql)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(group, started)| {
+                Some(StepProcess {
+                    group,
+                    started: u64::try_from(started).ok()?,
+                })
+            })
+            .collect())
     }
 
     /// One transaction: the run, its unfinished steps, and `run.interrupted`.
@@ -541,7 +574,8 @@ impl Store for SqliteStore {
         self.write(|transaction| {
             let actor = SqliteStore::run_actor(transaction, run)?;
             let changed = transaction.prepare_cached(
-                "UPDATE steps SET status = 'running', attempts = ?3, started_at = COALESCE(started_at, ?4)
+                "UPDATE steps SET status = 'running', attempts = ?3, started_at = COALESCE(started_at, ?4),
+                 process_group = NULL, process_started = NULL
                  WHERE run_id = ?1 AND name = ?2",
             )?
             .execute(params![run, step, attempt, now])?;
@@ -556,6 +590,31 @@ impl Store for SqliteStore {
                 &actor,
                 &json!({ "attempt": attempt }),
             )?;
+            Ok(())
+        })
+    }
+
+    fn record_step_process(
+        &self,
+        run: RunId,
+        step: &str,
+        process: StepProcess,
+    ) -> Result<(), StoreError> {
+        let started = i64::try_from(process.started).unwrap_or(i64::MAX);
+        self.write(|transaction| {
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE steps SET process_group = ?3, process_started = ?4
+                     WHERE run_id = ?1 AND name = ?2",
+                )?
+                .execute(params![run, step, process.group, started])?;
+            if changed == 0 {
+                return Err(StoreError::StepNotFound {
+                    run,
+                    step: step.to_owned(),
+                }
+                .into());
+            }
             Ok(())
         })
     }

@@ -1,11 +1,11 @@
 //! The `Store` trait: every state change the rest of lastmile makes.
 
-use crate::StoreError;
 use crate::model::{
     ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
     EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
     RunStatus, SealedSecret, SecretRecord, StepOutcome, StepRecord, TokenRecord,
 };
+use crate::{StepProcess, StoreError};
 
 /// Durable state. The SQLite implementation is the embedded default; a
 /// PostgreSQL one can follow behind the same trait.
@@ -17,6 +17,16 @@ pub trait Store: Send + Sync {
     fn create_run(&self, new: &NewRun) -> Result<RunId, StoreError>;
     /// Marks a step `running` (attempt number given); event `step.started`.
     fn start_step(&self, run: RunId, step: &str, attempt: u32) -> Result<(), StoreError>;
+    /// Records the process group the step's current attempt leads, so that
+    /// the next open of the store can stop it if this process dies first.
+    /// No event: it is bookkeeping for that clean-up, not a change of state
+    /// anyone reads.
+    fn record_step_process(
+        &self,
+        run: RunId,
+        step: &str,
+        process: StepProcess,
+    ) -> Result<(), StoreError>;
     /// Records a step's final outcome; event `step.finished`.
     fn finish_step(&self, run: RunId, step: &str, outcome: &StepOutcome) -> Result<(), StoreError>;
     /// Appends already-masked log lines of one step, in order, in one transaction.

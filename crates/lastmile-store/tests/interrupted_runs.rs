@@ -7,10 +7,15 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use lastmile_store::{NewRun, RunId, RunStatus, SqliteStore, StepStatus, Store};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use lastmile_store::{NewRun, RunId, RunStatus, SqliteStore, StepProcess, StepStatus, Store};
 
 /// Set in the child: the state directory to create a run in.
 const OWNER_STATE_DIR: &str = "LASTMILE_STORE_TEST_OWNER_STATE_DIR";
+/// Set in the child: the pid of a process group its first step leads.
+const OWNER_STEP_GROUP: &str = "LASTMILE_STORE_TEST_OWNER_STEP_GROUP";
 
 fn main() {
     if let Some(state_dir) = std::env::var_os(OWNER_STATE_DIR) {
@@ -29,6 +34,10 @@ fn main() {
         (
             "only_the_dead_owners_run_is_interrupted",
             only_the_dead_owners_run_is_interrupted,
+        ),
+        (
+            "only_the_dead_owners_step_processes_are_killed",
+            only_the_dead_owners_step_processes_are_killed,
         ),
     ];
     for (name, test) in tests {
@@ -53,6 +62,13 @@ fn act_as_owner(state_dir: &Path) {
         })
         .unwrap();
     store.start_step(run, "build", 1).unwrap();
+    if let Some(group) = std::env::var(OWNER_STEP_GROUP)
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+    {
+        let process = StepProcess::of(group).unwrap();
+        store.record_step_process(run, "build", process).unwrap();
+    }
     println!("run {run}");
     std::io::stdout().flush().unwrap();
     let mut rest = Vec::new();
@@ -70,7 +86,16 @@ struct Owner {
 
 impl Owner {
     fn spawn(state_dir: &Path) -> Owner {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Owner::spawn_leading(state_dir, None)
+    }
+
+    /// An owner whose first step leads the process group `step_group`.
+    fn spawn_leading(state_dir: &Path, step_group: Option<u32>) -> Owner {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if let Some(group) = step_group {
+            command.env(OWNER_STEP_GROUP, group.to_string());
+        }
+        let mut child = command
             .env(OWNER_STATE_DIR, state_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -205,4 +230,62 @@ fn only_the_dead_owners_run_is_interrupted() {
         store.get_run(living_run).unwrap().unwrap().status,
         RunStatus::Succeeded
     );
+}
+
+/// A step's process: `sleep` leading its own group, as steps run; killed
+/// and reaped on drop whatever happens.
+struct StepLeader(Child);
+
+impl StepLeader {
+    fn spawn() -> StepLeader {
+        StepLeader(
+            Command::new("sleep")
+                .arg("300")
+                .process_group(0)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// True once it has ended (reaped), waiting up to `bound`.
+    fn ended_within(&mut self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        loop {
+            if self.0.try_wait().unwrap().is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for StepLeader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A run whose owner was killed has its steps' process groups killed when
+/// the store is opened again; a living owner's steps keep running.
+fn only_the_dead_owners_step_processes_are_killed() {
+    let state = tempfile::tempdir().unwrap();
+    let (mut living_step, mut dying_step) = (StepLeader::spawn(), StepLeader::spawn());
+    let living = Owner::spawn_leading(state.path(), Some(living_step.0.id()));
+    let dying = Owner::spawn_leading(state.path(), Some(dying_step.0.id()));
+    let dying_run = dying.run;
+    dying.kill();
+
+    let (store, report) = SqliteStore::open(state.path()).unwrap();
+    assert_eq!(report.interrupted_runs, [dying_run]);
+    assert!(
+        dying_step.ended_within(Duration::from_secs(10)),
+        "the step of the killed owner's run still runs"
+    );
+    assert!(!living_step.ended_within(Duration::from_millis(200)));
+    drop(store);
+    living.finish();
 }

@@ -467,7 +467,7 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     let version: i64 = connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let journal: String = connection
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
@@ -487,7 +487,7 @@ fn a_database_from_a_newer_lastmile_is_refused_with_a_clear_error() {
             error,
             StoreError::SchemaTooNew {
                 found: 7,
-                known: 5,
+                known: 6,
                 ..
             }
         ),
@@ -496,7 +496,7 @@ fn a_database_from_a_newer_lastmile_is_refused_with_a_clear_error() {
     let message = error.to_string();
     assert!(message.contains("lastmile.db"), "{message}");
     assert!(
-        message.contains("schema 7, this build knows 5"),
+        message.contains("schema 7, this build knows 6"),
         "{message}"
     );
     assert!(message.contains("upgrade lastmile"), "{message}");
@@ -574,11 +574,14 @@ fn a_schema_3_database_migrates_to_the_newest_keeping_its_data() {
             .unwrap();
         run
     };
-    // Back to what schema 3 was: migration 5 renamed `error` and added
-    // `analysis` and an index, migration 4 only added these tables.
+    // Back to what schema 3 was: migration 6 added the steps' process
+    // columns, migration 5 renamed `error` and added `analysis` and an
+    // index, migration 4 only added these tables.
     raw_connection(state.path())
         .execute_batch(
-            "DROP INDEX events_by_subject;
+            "ALTER TABLE steps DROP COLUMN process_group;
+             ALTER TABLE steps DROP COLUMN process_started;
+             DROP INDEX events_by_subject;
              ALTER TABLE deployments DROP COLUMN analysis;
              ALTER TABLE deployments RENAME COLUMN reason TO error;
              DROP TABLE tokens; DROP TABLE secrets; DROP TABLE commits; PRAGMA user_version = 3;",
@@ -618,5 +621,5 @@ fn a_schema_3_database_migrates_to_the_newest_keeping_its_data() {
     let version: i64 = raw_connection(state.path())
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }

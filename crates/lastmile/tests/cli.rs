@@ -432,6 +432,101 @@ fn ctrl_c_cancels_the_run_and_leaves_no_process_behind() {
     assert_eq!(runs[0]["status"], "cancelled");
 }
 
+/// A `lastmile run` killed with SIGKILL cannot stop its steps; the next
+/// `lastmile run` in the project kills what the interrupted run left running.
+#[test]
+fn a_killed_run_leaves_no_step_running_once_lastmile_runs_again() {
+    let project = Project::new(
+        // Only the first run's step waits; the second one ends at once.
+        "app: demo\npipeline:\n  steps:\n    - name: slow\n      run: \"[ -f child.pid ] || { sleep 300 & echo $! > child.pid; wait; }\"\n",
+    );
+    let mut first = project
+        .command(&["run", "--in-place"])
+        .spawn()
+        .expect("spawn lastmile");
+    let pid_file = project.path().join("child.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let killed_child = KillOnDrop(pid);
+    // The step may run before its process group is in the store.
+    let database = project.path().join(".lastmile/lastmile.db");
+    let recorded = || -> Option<i64> {
+        let connection = rusqlite::Connection::open_with_flags(
+            &database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()?;
+        connection
+            .query_row(
+                "SELECT process_group FROM steps WHERE name = 'slow' AND status = 'running'",
+                [],
+                |row| row.get(0),
+            )
+            .ok()
+    };
+    while recorded().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the step's process group was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().expect("SIGKILL lastmile");
+    first.wait().expect("reap lastmile");
+    assert!(alive(pid), "the step's child died with lastmile");
+
+    let second = project.lastmile(&["run", "--in-place", "--json"]);
+    assert!(
+        stderr(&second).contains("was interrupted"),
+        "{}",
+        stderr(&second)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted run's step process {pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(killed_child);
+}
+
+/// True while `pid` runs; a zombie counts as gone.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.contains(") Z ") && !stat.contains(") X "))
+}
+
+/// SIGKILLs a process's group on drop, whatever the test did.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let group = std::fs::read_to_string(format!("/proc/{}/stat", self.0))
+            .ok()
+            .and_then(|stat| {
+                let rest = stat[stat.rfind(')')? + 1..].to_owned();
+                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+            });
+        if let Some(group) = group.filter(|_| alive(self.0)) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 #[test]
 fn secrets_never_reach_the_terminal_or_the_store() {
     let project = Project::new(

@@ -1026,6 +1026,133 @@ fn a_pending_approval_survives_a_restart() {
     );
     let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
     assert_eq!(approvals["approvals"], json!([]), "{approvals}");
+    // The approval was saved when it was given: a crash and a restart
+    // find nothing waiting.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let server = ServerProcess::start(root.path(), &config);
+    let approvals = get(server.api, "/api/v1/apps/hello/approvals", &admin);
+    assert_eq!(approvals["approvals"], json!([]), "{approvals}");
+    assert!(
+        !server.log().contains("still wait for approval"),
+        "{}",
+        server.log()
+    );
+    drop(server);
+}
+
+/// A rollback whose client hangs up right after asking still runs to its
+/// end: the handler must not take the rollback down with it.
+#[test]
+fn a_rollback_outlives_the_client_that_asked_for_it() {
+    let root = tempfile::tempdir().unwrap();
+    let staging = free_port();
+    let repo = tiny_repo(root.path(), staging);
+    // While `hold` exists, a starting instance waits for `go` before it
+    // listens: the rollback is held half-way while its client hangs up.
+    let (hold, go) = (root.path().join("hold"), root.path().join("go"));
+    let source = std::fs::read_to_string(repo.join("server.py")).unwrap();
+    std::fs::write(
+        repo.join("server.py"),
+        format!(
+            "import os, time\nif os.path.exists({hold:?}):\n    while not os.path.exists({go:?}): time.sleep(0.02)\n{source}"
+        ),
+    )
+    .unwrap();
+    git(&repo, &["commit", "-q", "-am", "v1"]);
+    let config = server_yaml(root.path(), &repo, "1h");
+    let admin = create_token(root.path(), &config, "admin", "admin");
+    set_secret(&config, "API_KEY", "value");
+    let server = ServerProcess::start(root.path(), &config);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let deployed = |sha: &str| {
+        wait_for(
+            "a commit to deploy",
+            &server,
+            Duration::from_secs(90),
+            || commit_status(&server, &admin, sha).filter(|c| c["status"] == "deployed"),
+        )["release_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first_release = deployed(&first);
+    let source = std::fs::read_to_string(repo.join("server.py")).unwrap();
+    std::fs::write(repo.join("server.py"), source.replace("b'ok'", "b'v2'")).unwrap();
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    assert_eq!(github_push(server.api, HOOK_SECRET, &second).0, 200);
+    let second_release = deployed(&second);
+    assert_ne!(first_release, second_release);
+
+    // The client asks, and hangs up once the rollback has begun.
+    std::fs::write(&hold, "").unwrap();
+    let mut stream = TcpStream::connect(server.api).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/apps/hello/environments/staging/rollback HTTP/1.1\r\nhost: test\r\n\
+         authorization: Bearer {admin}\r\ncontent-length: 0\r\n\r\n"
+    )
+    .unwrap();
+    wait_for(
+        "the rollback to begin",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let deployments = get(server.api, "/api/v1/apps/hello/deployments", &admin);
+            deployments["deployments"]
+                .as_array()?
+                .iter()
+                .any(|d| d["strategy"] == "rollback")
+                .then_some(())
+        },
+    );
+    drop(stream);
+    // A round trip after the hang-up, so it reached the server before the
+    // instance may start.
+    wait_for(
+        "the server to answer",
+        &server,
+        Duration::from_secs(10),
+        || {
+            let (status, _, _) = call(server.api, "GET", "/healthz", None, &[], b"");
+            (status == 200).then_some(())
+        },
+    );
+    std::fs::write(&go, "").unwrap();
+
+    let rollback = wait_for(
+        "the rollback to finish",
+        &server,
+        Duration::from_secs(60),
+        || {
+            let deployments = get(server.api, "/api/v1/apps/hello/deployments", &admin);
+            deployments["deployments"]
+                .as_array()?
+                .iter()
+                .find(|d| d["strategy"] == "rollback" && !d["finished_at"].is_null())
+                .cloned()
+        },
+    );
+    assert_eq!(rollback["status"], "rolled-back", "{rollback}");
+    assert_eq!(rollback["to_release"], first_release.as_str(), "{rollback}");
+    let status = get(server.api, "/api/v1/apps/hello", &admin);
+    assert_eq!(
+        status["environments"][0]["current_release"],
+        first_release.as_str(),
+        "{status}"
+    );
+    let (_, _, answer) = call(
+        SocketAddr::from(([127, 0, 0, 1], staging)),
+        "GET",
+        "/",
+        None,
+        &[],
+        b"",
+    );
+    assert!(answer.ends_with("ok"), "{answer}");
     drop(server);
 }
 
@@ -1145,15 +1272,18 @@ fn the_server_serves_https_and_the_cli_follows() {
 }
 
 /// A server killed (SIGKILL) while it builds a commit builds it again at
-/// its next start: nothing is lost, the interrupted run says so.
+/// its next start: nothing is lost, the interrupted run says so, and the
+/// step it left running is killed.
 #[test]
 fn a_commit_interrupted_by_a_crash_is_built_again() {
     let root = tempfile::tempdir().unwrap();
     let gate = root.path().join("gate");
+    let step_pid = root.path().join("step.pid");
     let repo = spec_repo(
         root.path(),
         &format!(
-            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
+            "app: hello\npipeline:\n  steps:\n    - name: build\n      run: echo $$ > '{}'; while [ ! -f '{}' ]; do sleep 0.05; done && echo built\n",
+            step_pid.display(),
             gate.display()
         ),
         "slow",
@@ -1166,13 +1296,55 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
     let first_run = wait_for("the run to start", &server, Duration::from_secs(30), || {
         commit_status(&server, &token, &sha)?["run_id"].as_i64()
     });
+    // The step runs, and its process group is in the app's store.
+    let database = root.path().join("state/apps/hello/lastmile.db");
+    let step = wait_for(
+        "the step to start",
+        &server,
+        Duration::from_secs(30),
+        || {
+            let connection = rusqlite::Connection::open_with_flags(
+                &database,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()?;
+            let group: i32 = connection
+                .query_row(
+                    "SELECT process_group FROM steps WHERE run_id = ?1 AND status = 'running'",
+                    [first_run],
+                    |row| row.get(0),
+                )
+                .ok()?;
+            let pid: i32 = std::fs::read_to_string(&step_pid)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            (pid == group).then_some(pid)
+        },
+    );
+    // The step's shell leads its group; this test owns it from here.
+    let mut step_group = KillGroupOnDrop(Some(step));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    // The killed server's step is still waiting for the gate; let it end.
-    std::fs::write(&gate, "go").unwrap();
     drop(server);
+    let step_alive = || {
+        std::fs::read_to_string(format!("/proc/{step}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z ") && !stat.contains(") X "))
+    };
+    assert!(step_alive(), "the step died with the server");
 
+    // The restarted server kills the interrupted run's step, then builds
+    // the commit again (past the gate this time).
     let server = ServerProcess::start(root.path(), &config);
+    wait_for(
+        "the interrupted run's step to be killed",
+        &server,
+        Duration::from_secs(10),
+        || (!step_alive()).then_some(()),
+    );
+    step_group.0 = None;
+    std::fs::write(&gate, "go").unwrap();
     let built = wait_for(
         "the commit to be built again",
         &server,
@@ -1192,6 +1364,21 @@ fn a_commit_interrupted_by_a_crash_is_built_again() {
         server.log()
     );
     drop(server);
+}
+
+/// SIGKILLs a process group on drop unless it was seen gone (`None`: its
+/// id may then be reused).
+struct KillGroupOnDrop(Option<i32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// What the OpenAPI document promises, the API keeps: integers out of

@@ -211,6 +211,13 @@ const MIGRATIONS: &[&str] = &[
     )
     WHERE status != 'running';
     "#,
+    // 6: the process group a running step leads, and its leader's start
+    // time (against pid reuse), so a lastmile that was killed leaves no
+    // step running once the store is opened again.
+    r#"
+    ALTER TABLE steps ADD COLUMN process_group INTEGER;
+    ALTER TABLE steps ADD COLUMN process_started INTEGER;
+    "#,
 ];
 
 /// Newest schema version this build knows.
