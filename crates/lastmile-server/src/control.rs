@@ -368,12 +368,12 @@ async fn restart(State(controller): State<Arc<Controller>>) -> ApiResult {
 /// Answers what is about to stop (instances, listeners, the longest it may
 /// take), then stops.
 async fn shutdown(State(controller): State<Arc<Controller>>) -> ApiResult {
-    // A stop that reached a process already draining after a restart would
-    // stop nothing that serves.
-    if controller.handed_over() {
+    // A stop that reached a process handing over, or already draining
+    // after a restart, would stop nothing that serves.
+    if controller.handing_over() {
         return Err(ApiError::conflict(
-            "this process has handed over to a restarted one and is draining; \
-             run `lastmile down` again to reach the one serving now",
+            "a restart is handing over to a new process; \
+             run `lastmile down` again once `lastmile restart` has returned",
         ));
     }
     let plan = controller.shutdown_plan().await;

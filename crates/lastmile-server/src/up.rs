@@ -33,6 +33,10 @@ pub const HANDOVER_FROM_ENV: &str = "LASTMILE_HANDOVER_FROM";
 /// up on it and keeps serving.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a new process waits for the one it takes over from to answer
+/// that it serves (it answers at once; a hang means it is gone or stuck).
+const PREDECESSOR_ANSWER: Duration = Duration::from_secs(30);
+
 /// How long draining waits for in-flight requests and WebSockets on exit.
 const EXIT_DRAIN: Duration = Duration::from_secs(10);
 
@@ -472,8 +476,10 @@ async fn serve(
     // accepts, and `up.json` names this process only once it took over.
     if let Some(previous) = std::env::var_os(HANDOVER_FROM_ENV) {
         let previous = previous.to_string_lossy().into_owned();
-        tell_predecessor(&previous)
+        tokio::time::timeout(PREDECESSOR_ANSWER, tell_predecessor(&previous))
             .await
+            .map_err(|_| anyhow::anyhow!("no answer within {PREDECESSOR_ANSWER:?}"))
+            .and_then(|told| told)
             .with_context(|| format!("cannot tell the previous process ({previous}) to drain"))?;
         controller.progress.line(&format!(
             "took over from the previous process (pid {}); it is draining",
@@ -673,9 +679,9 @@ impl Controller {
     }
 
     /// Whether this process has handed over to a restarted one (it only
-    /// drains now).
-    pub fn handed_over(&self) -> bool {
-        *lock(&self.exit) == Some(Exit::HandedOver)
+    /// drains now), or is handing over: a restart is under way.
+    pub fn handing_over(&self) -> bool {
+        *lock(&self.exit) == Some(Exit::HandedOver) || self.restarting.try_lock().is_err()
     }
 
     /// `lastmile down`.

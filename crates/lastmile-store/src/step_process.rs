@@ -3,9 +3,10 @@
 //!
 //! Steps run in their own process groups, so a `kill -9` of lastmile does
 //! not reach them. The group's id is its leader's pid, and pids are reused:
-//! a group is only ever signalled while its leader is the same process that
-//! was recorded, told apart by its start time (`/proc/PID/stat`, field 22,
-//! in clock ticks since boot).
+//! a group is signalled while its leader is the same process that was
+//! recorded, told apart by its start time (`/proc/PID/stat`, field 22, in
+//! clock ticks since boot), or while no process holds that pid (the group's
+//! other members, if any, are then the recorded group's).
 
 use std::fs;
 
@@ -32,12 +33,20 @@ impl StepProcess {
         })
     }
 
-    /// SIGKILLs the group when its leader is still the recorded process;
-    /// true when it was signalled. A leader that is gone, or a pid now
-    /// held by another process, is left alone.
+    /// SIGKILLs the group when its leader is still the recorded process, or
+    /// when no process holds the leader's pid any more (the leader died,
+    /// say of SIGPIPE once lastmile's end of its pipes closed, and its
+    /// children run on in the group); true when it was signalled. A pid now
+    /// held by another process is left alone. Linux hands out no pid that
+    /// is still some group's id, so while members of the recorded group
+    /// live, the number names only that group.
     pub(crate) fn kill_if_same(self) -> bool {
-        if self.group <= 1 || start_time(self.group) != Some(self.started) {
+        if self.group <= 1 {
             return false;
+        }
+        match start_time(self.group) {
+            Some(started) if started != self.started => return false,
+            _ => {}
         }
         killpg(Pid::from_raw(self.group), Signal::SIGKILL).is_ok()
     }
@@ -73,5 +82,41 @@ mod tests {
         };
         // Were it signalled, this test process would die of SIGKILL.
         assert!(!other.kill_if_same());
+    }
+
+    /// The leader exited and was reaped; a child it left runs on in the
+    /// group, and is killed.
+    #[test]
+    fn the_group_of_a_leader_that_is_gone_is_still_killed() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 300 </dev/null >/dev/null 2>&1 & echo $!"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh starts");
+        let recorded = StepProcess::of(leader.id()).expect("the leader runs");
+        let mut line = String::new();
+        BufReader::new(leader.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("the child's pid");
+        let child: i32 = line.trim().parse().expect("a pid");
+        assert!(leader.wait().expect("the leader exits").success());
+        assert_eq!(start_time(recorded.group), None, "the leader was reaped");
+        assert!(start_time(child).is_some(), "the child runs");
+
+        assert!(recorded.kill_if_same());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Killed, the orphan is reaped by init (or shows as a zombie).
+        while fs::read_to_string(format!("/proc/{child}/stat"))
+            .is_ok_and(|stat| !stat[stat.rfind(')').unwrap_or(0)..].starts_with(") Z"))
+        {
+            assert!(Instant::now() < deadline, "the child {child} still runs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
