@@ -1076,7 +1076,7 @@ impl Controller {
                 "last_deployment": last_deployment.as_ref().map(last_deployment_json),
             }));
         }
-        let instances = self
+        let mut instances = self
             .host
             .instances()
             .await
@@ -1085,6 +1085,21 @@ impl Controller {
             .store
             .list_releases(20)
             .map_err(|error| ApiError::internal(&error.into()))?;
+        // By environment, then newest release first (as `releases` lists
+        // them), then by instance: an order that does not follow the ids'
+        // hashes.
+        let newest_first = |release: &str| {
+            releases
+                .iter()
+                .position(|known| known.id == release)
+                .unwrap_or(usize::MAX)
+        };
+        instances.sort_by(|a, b| {
+            lastmile_host::instance_environment(&a.instance_id)
+                .cmp(&lastmile_host::instance_environment(&b.instance_id))
+                .then_with(|| newest_first(&a.release_id).cmp(&newest_first(&b.release_id)))
+                .then_with(|| a.instance_id.cmp(&b.instance_id))
+        });
         let mut stats = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for instance in &instances {
