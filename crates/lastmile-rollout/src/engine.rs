@@ -47,7 +47,7 @@ pub enum EngineError {
     /// reported as succeeded, and the store still shows it running until
     /// the next start of lastmile completes it.
     #[error(
-        "deployment #{deployment} of {environment} put all traffic on {release}, but the store could not record that it finished: {cause}; the next start of lastmile (`lastmile restart`) records it"
+        "deployment #{deployment} of {environment} put all traffic on {release}, but the store could not record that it finished: {cause}; the next start of lastmile (`lastmile restart`, or a restart of `lastmile server`) records it"
     )]
     Unrecorded {
         /// The deployment.
@@ -503,8 +503,15 @@ impl Engine {
             }
             if let Some(running) = running {
                 let (status, message) = if running.phase == PHASE_SWITCHED {
-                    // The switch was written, so it was decided: complete it.
-                    (DeploymentStatus::Succeeded, None)
+                    // The switch was written, so it was decided: complete it,
+                    // as what it was (a rollback counts as one in the audit
+                    // log and the DORA figures).
+                    let status = if running.strategy == "rollback" {
+                        DeploymentStatus::RolledBack
+                    } else {
+                        DeploymentStatus::Succeeded
+                    };
+                    (status, None)
                 } else {
                     state = EnvironmentState {
                         name: environment.name.clone(),
