@@ -118,7 +118,11 @@ mod tests {
             (b"", 0xffff_ffff, 0x81f1_6f39),
             (b"hello", 0, 0x248b_fa47),
             (b"hello, world", 0, 0x149b_bb7f),
-            (b"The quick brown fox jumps over the lazy dog", 0, 0x2e4f_f723),
+            (
+                b"The quick brown fox jumps over the lazy dog",
+                0,
+                0x2e4f_f723,
+            ),
             (&[0x21, 0x43, 0x65, 0x87], 0, 0xf55b_516b),
             (&[0x21, 0x43, 0x65], 0, 0x7e4a_8634),
             (&[0x21, 0x43], 0, 0xa0f7_b07a),
