@@ -555,12 +555,16 @@ impl ActiveRun<'_> {
             event,
         } = message;
         match event {
-            StepEvent::Started(process) => {
+            // Only the attempt running now: a retry can start before an
+            // earlier attempt's message is read (when its task panicked),
+            // and that attempt's group must not replace the retry's.
+            StepEvent::Started(process) if attempt == self.steps[index].attempts => {
                 let name = &self.spec.pipeline.steps[index].name;
                 if let Err(error) = self.store.record_step_process(self.run_id, name, process) {
                     self.broken(error);
                 }
             }
+            StepEvent::Started(_) => {}
             StepEvent::Line(stream, text) => self.record_line(index, attempt, stream, &text),
             StepEvent::Finished(end) => {
                 self.flush(index);

@@ -271,6 +271,13 @@ impl Control {
                 self.addr
             )
         })?;
+        if response.is_empty() {
+            anyhow::bail!(
+                "{} closed the connection without answering (did it stop or crash? \
+                 its output says why; `lastmile status` shows whether it still runs)",
+                self.describe()
+            );
+        }
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -298,5 +305,46 @@ impl Control {
             bail!("{message}");
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `lastmile up` that dies with the request in hand (it accepts, then
+    /// closes): the error says so, not that the answer was malformed.
+    #[test]
+    fn a_connection_closed_without_an_answer_is_said_as_such() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // Read the request, then hang up without a byte of answer.
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head);
+        });
+        let control = Control {
+            addr,
+            pid: 4242,
+            host: addr.to_string(),
+            token: None,
+            app_prefix: None,
+            server: None,
+            tls: None,
+        };
+        let error = control
+            .post(
+                "/api/v1/shutdown",
+                &serde_json::json!({}),
+                Duration::from_secs(5),
+            )
+            .unwrap_err();
+        closer.join().unwrap();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("`lastmile up` closed the connection without answering"),
+            "{message}"
+        );
     }
 }
