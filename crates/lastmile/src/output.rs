@@ -218,6 +218,20 @@ impl Releases<'_> {
     }
 }
 
+/// `text` as one word for a POSIX shell, for commands a hint spells out:
+/// as is when it is plain, in single quotes otherwise.
+pub(crate) fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -501,22 +501,8 @@ fn status_command(state: &StateArgs) -> String {
         Some(remote) => format!("lastmile status --server {}", remote.url),
         None => format!(
             "lastmile status --dir {}",
-            shell_word(&state.dir.display().to_string())
+            output::shell_word(&state.dir.display().to_string())
         ),
-    }
-}
-
-/// `text` as one word for a POSIX shell: as is when it is plain, in single
-/// quotes otherwise.
-fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
-    if plain {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 

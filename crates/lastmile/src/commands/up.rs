@@ -99,7 +99,7 @@ fn already_up(running: &lastmile_server::up_lock::RunningUp, dir: &Path) -> Stri
     let dir_arg = if dir == Path::new(".") {
         String::new()
     } else {
-        format!(" --dir {}", shell_word(&dir.display().to_string()))
+        format!(" --dir {}", output::shell_word(&dir.display().to_string()))
     };
     let pid = running
         .pid
@@ -116,18 +116,5 @@ fn already_up(running: &lastmile_server::up_lock::RunningUp, dir: &Path) -> Stri
              `lastmile status{dir_arg}` shows what it serves once it does, `lastmile down{dir_arg}` stops it",
             dir.display()
         ),
-    }
-}
-
-/// `text` as one word for a POSIX shell, quoted only when it needs it.
-fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }

@@ -11,13 +11,7 @@ use super::*;
 /// copied to up.log.
 fn spawn_piped_up(app: &App) -> Up {
     let log = app.dir.path().join("up.log");
-    let mut child = app
-        .command(&["up", "--in-place"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut child = start_piped_up(app);
     let file = std::fs::File::create(&log).unwrap();
     for mut pipe in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -31,6 +25,17 @@ fn spawn_piped_up(app: &App) -> Up {
         log,
         state: app.dir.path().join(".lastmile"),
     }
+}
+
+/// `lastmile up --in-place` with its stdout and stderr on pipes, in its
+/// own process group, as a shell starts a foreground job.
+fn start_piped_up(app: &App) -> Child {
+    app.command(&["up", "--in-place"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap()
 }
 
 /// The control address `up.json` records.
@@ -227,13 +232,7 @@ fn a_second_up_is_refused_at_once_naming_the_running_one_and_a_stale_one_is_igno
     let instances = instance_pids(&app);
 
     let began = Instant::now();
-    let mut second = app
-        .command(&["up", "--in-place"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut second = start_piped_up(&app);
     let status = wait_exit(&mut second, "the second up");
     let took = began.elapsed();
     let output = second.wait_with_output().unwrap();
