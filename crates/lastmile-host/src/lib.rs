@@ -98,6 +98,21 @@ pub enum InstanceState {
     Stopped,
 }
 
+impl InstanceState {
+    /// The text shown and served (`ready`, `crash-loop`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Ready => "ready",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Restarting => "restarting",
+            InstanceState::CrashLoop => "crash-loop",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+}
+
 /// One instance as the host reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceInfo {

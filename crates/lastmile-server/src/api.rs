@@ -123,7 +123,7 @@ pub fn routes_with(server: Arc<Server>, globals: bool) -> Router {
         .route("/api/v1/webhooks/{app}", post(webhook))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(server)
 }
 
@@ -165,7 +165,9 @@ async fn documented_parameters(request: Request, next: Next) -> Response {
 
 /// Errors axum makes itself (a body that is not JSON, a missing field) in
 /// the API's JSON error shape.
-async fn json_errors(response: Response) -> Response {
+async fn json_errors(request: Request, next: Next) -> Response {
+    let call = format!("{} {}", request.method(), request.uri().path());
+    let response = next.run(request).await;
     let status = response.status();
     let is_json = response
         .headers()
@@ -175,7 +177,8 @@ async fn json_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let (_, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
+    let allow = parts.headers.get(axum::http::header::ALLOW).cloned();
     let text = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
@@ -184,7 +187,22 @@ async fn json_errors(response: Response) -> Response {
     if status.as_u16() == 415 {
         message.push_str("; send the body as JSON with `content-type: application/json`");
     }
-    (status, Json(json!({ "code": code, "error": message }))).into_response()
+    if status == StatusCode::METHOD_NOT_ALLOWED && message.is_empty() {
+        let allowed = match allow.as_ref().and_then(|value| value.to_str().ok()) {
+            Some(allowed) => format!("that path takes {allowed}"),
+            None => "that path takes other methods".to_owned(),
+        };
+        message = format!(
+            "no {call} in this API: {allowed}; GET /api/openapi.json lists every route with its methods"
+        );
+    }
+    let mut answer = (status, Json(json!({ "code": code, "error": message }))).into_response();
+    if let Some(allow) = allow {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    answer
 }
 
 /// Answer for paths no route matches: JSON like every other error.
@@ -335,7 +353,7 @@ fn record_id(name: &str, text: &str) -> Result<i64, ApiError> {
 }
 
 async fn apps(State(server): Shared) -> ApiResult {
-    Ok(Json(server.overview().await))
+    Ok(Json(json!(server.overview().await)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,9 +373,9 @@ async fn app_status(
     let mut status = controller
         .status(Duration::from_secs(u64::try_from(seconds).unwrap_or(60)))
         .await?;
-    status["approvals"] = server.pending(&app)?;
-    status["drift"] = json!(server.drift(&app)?);
-    Ok(Json(status))
+    status.approvals = Some(server.pending(&app)?);
+    status.drift = Some(server.drift(&app)?);
+    Ok(Json(json!(status)))
 }
 
 async fn commits(
@@ -498,7 +516,7 @@ async fn environments(State(server): Shared, Path(app): Path<String>) -> ApiResu
     let controller = server.controller(&app)?;
     let status = controller.status(Duration::from_secs(60)).await?;
     Ok(Json(
-        json!({ "environments": status["environments"], "approvals": server.pending(&app)? }),
+        json!({ "environments": status.environments, "approvals": server.pending(&app)? }),
     ))
 }
 

@@ -241,7 +241,10 @@ async fn status(
     axum::extract::Query(query): axum::extract::Query<StatusQuery>,
 ) -> ApiResult {
     let window = std::time::Duration::from_secs(query.window_s.unwrap_or(60).clamp(1, 60));
-    controller.status(window).await.map(Json)
+    controller
+        .status(window)
+        .await
+        .map(|status| Json(serde_json::json!(status)))
 }
 
 async fn deploy(

@@ -33,7 +33,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use lastmile_store::{DeploymentStatus, Store};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::control::{ApiError, RollbackRequest};
 use crate::server::Server;
@@ -104,11 +103,7 @@ fn internal(
 /// `GET /`.
 async fn overview(State(server): Shared, session: Session) -> Response {
     let overview = server.overview().await;
-    let apps = overview
-        .get("apps")
-        .and_then(Value::as_array)
-        .map(|apps| apps.iter().map(view::app_card).collect())
-        .unwrap_or_default();
+    let apps = overview.apps.iter().map(view::app_card).collect();
     html(
         StatusCode::OK,
         &OverviewPage {

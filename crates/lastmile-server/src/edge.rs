@@ -16,7 +16,7 @@ use lastmile_acme::{AcmeClient, AcmeConfig, AcmeEvent, CertManager, Certificate,
 use lastmile_host::{CertificateSpec, HostHandle};
 use lastmile_spec::{Spec, TlsSource};
 use lastmile_store::SecretBox;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::up::{Progress, lock};
 
@@ -24,18 +24,16 @@ use crate::up::{Progress, lock};
 const ACME_DIR: &str = "acme";
 
 /// One certificate as `lastmile status` and the dashboard show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertificateStatus {
     /// Host names it serves (empty: the listener's default certificate).
     pub hosts: Vec<String>,
     /// Environments whose routes serve it.
     pub environments: Vec<String>,
-    /// `files` or `acme`.
-    pub source: &'static str,
-    /// `valid` (being served), `pending` (being obtained), `failing` (the
-    /// last attempt failed; an older certificate may still be served),
-    /// `expired`.
-    pub state: &'static str,
+    /// Where it comes from.
+    pub source: CertificateSource,
+    /// Where it stands.
+    pub state: CertificateState,
     /// End of validity of the certificate being served, RFC 3339 UTC.
     pub not_after: Option<String>,
     /// When it is renewed (ACME only), RFC 3339 UTC.
@@ -44,6 +42,52 @@ pub struct CertificateStatus {
     pub serial: Option<String>,
     /// Why the last attempt failed, for the user.
     pub error: Option<String>,
+}
+
+/// Where a served certificate comes from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateSource {
+    /// Files named in the spec (`tls.cert`, `tls.key`).
+    Files,
+    /// Obtained and renewed from an ACME CA.
+    Acme,
+}
+
+/// Where a certificate stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateState {
+    /// Being served.
+    Valid,
+    /// Being obtained.
+    Pending,
+    /// The last attempt failed; an older certificate may still be served.
+    Failing,
+    /// Past its end of validity.
+    Expired,
+}
+
+impl CertificateState {
+    /// The text shown and served (`valid`, `pending`, `failing`, `expired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateState::Valid => "valid",
+            CertificateState::Pending => "pending",
+            CertificateState::Failing => "failing",
+            CertificateState::Expired => "expired",
+        }
+    }
+}
+
+impl CertificateSource {
+    /// The text shown and served (`files`, `acme`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateSource::Files => "files",
+            CertificateSource::Acme => "acme",
+        }
+    }
 }
 
 /// What one ACME manager keeps a certificate for.
@@ -169,14 +213,14 @@ impl Edge {
                     let (state, not_after, serial) = match validity {
                         Some((not_after, serial)) => (
                             if not_after <= SystemTime::now() {
-                                "expired"
+                                CertificateState::Expired
                             } else {
-                                "valid"
+                                CertificateState::Valid
                             },
                             Some(rfc3339(not_after)),
                             Some(serial),
                         ),
-                        None => ("valid", None, None),
+                        None => (CertificateState::Valid, None, None),
                     };
                     self.record(
                         &hosts,
@@ -184,7 +228,7 @@ impl Edge {
                         CertificateStatus {
                             hosts: hosts.clone(),
                             environments: Vec::new(),
-                            source: "files",
+                            source: CertificateSource::Files,
                             state,
                             not_after,
                             renew_at: None,
@@ -213,8 +257,8 @@ impl Edge {
                         None => CertificateStatus {
                             hosts: hosts.clone(),
                             environments: Vec::new(),
-                            source: "acme",
-                            state: "pending",
+                            source: CertificateSource::Acme,
+                            state: CertificateState::Pending,
                             not_after: None,
                             renew_at: None,
                             serial: None,
@@ -366,7 +410,7 @@ impl Edge {
                 progress.warn(&event.to_string());
                 let message = error.to_string();
                 update(&status, &names, |entry| {
-                    entry.state = "failing";
+                    entry.state = CertificateState::Failing;
                     entry.error = Some(message.clone());
                 });
             }
@@ -519,11 +563,11 @@ fn served(certificate: &Certificate) -> CertificateStatus {
     CertificateStatus {
         hosts: certificate.hosts.clone(),
         environments: Vec::new(),
-        source: "acme",
+        source: CertificateSource::Acme,
         state: if certificate.not_after <= SystemTime::now() {
-            "expired"
+            CertificateState::Expired
         } else {
-            "valid"
+            CertificateState::Valid
         },
         not_after: Some(rfc3339(certificate.not_after)),
         renew_at: Some(rfc3339(certificate.renew_at())),
@@ -537,13 +581,13 @@ fn served(certificate: &Certificate) -> CertificateStatus {
 /// at deploy and start, and an ACME one may fail to renew).
 fn expired_by(mut certificate: CertificateStatus, now: &str) -> CertificateStatus {
     // Fixed-width UTC timestamps (`rfc3339`) order as text.
-    if certificate.state == "valid"
+    if certificate.state == CertificateState::Valid
         && certificate
             .not_after
             .as_deref()
             .is_some_and(|not_after| not_after <= now)
     {
-        certificate.state = "expired";
+        certificate.state = CertificateState::Expired;
     }
     certificate
 }
@@ -592,7 +636,9 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{CertificateStatus, SealedStorage, expired_by, rfc3339};
+    use super::{
+        CertificateSource, CertificateState, CertificateStatus, SealedStorage, expired_by, rfc3339,
+    };
     use lastmile_acme::Storage;
     use std::time::{Duration, SystemTime};
 
@@ -601,7 +647,7 @@ mod tests {
         let status = |state, not_after: Option<&str>| CertificateStatus {
             hosts: vec!["app.example".to_string()],
             environments: Vec::new(),
-            source: "files",
+            source: CertificateSource::Files,
             state,
             not_after: not_after.map(str::to_string),
             renew_at: None,
@@ -610,12 +656,13 @@ mod tests {
         };
         let now = "2026-12-02T03:27:44Z";
         let state = |state, not_after| expired_by(status(state, not_after), now).state;
-        assert_eq!(state("valid", Some("2026-12-02T03:27:45Z")), "valid");
-        assert_eq!(state("valid", Some("2026-12-02T03:27:44Z")), "expired");
-        assert_eq!(state("valid", Some("2025-01-01T00:00:00Z")), "expired");
-        assert_eq!(state("failing", Some("2025-01-01T00:00:00Z")), "failing");
-        assert_eq!(state("pending", None), "pending");
-        assert_eq!(state("valid", None), "valid");
+        use CertificateState::{Expired, Failing, Pending, Valid};
+        assert_eq!(state(Valid, Some("2026-12-02T03:27:45Z")), Valid);
+        assert_eq!(state(Valid, Some("2026-12-02T03:27:44Z")), Expired);
+        assert_eq!(state(Valid, Some("2025-01-01T00:00:00Z")), Expired);
+        assert_eq!(state(Failing, Some("2025-01-01T00:00:00Z")), Failing);
+        assert_eq!(state(Pending, None), Pending);
+        assert_eq!(state(Valid, None), Valid);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod flags;
 pub mod handover;
 pub mod local_host;
 mod metrics_merge;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod tokens;

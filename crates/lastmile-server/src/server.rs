@@ -28,6 +28,7 @@ use tokio::sync::{Notify, watch};
 pub use config::{AppConfig, ServerConfig};
 
 use crate::control::{ApiError, ArtifactRef, DeployRequest};
+use crate::report::{AppOverview, Approval, Overview};
 use crate::up::{Controller, ControllerOptions, Progress, SecretLookup, lock, short};
 
 /// Checked-out trees kept after their run (for a look after a failure).
@@ -785,27 +786,23 @@ impl Server {
     }
 
     /// Deployments waiting for approval, per app.
-    pub fn pending(&self, app: &str) -> Result<Value, ApiError> {
+    pub fn pending(&self, app: &str) -> Result<Vec<Approval>, ApiError> {
         let app = self.app(app)?;
         let pending = lock(&app.pending);
-        Ok(Value::Array(
-            pending
-                .iter()
-                .map(|(environment, pending)| {
-                    json!({
-                        "environment": environment,
-                        "release": pending.release,
-                        "version": pending.version,
-                        "commit": pending.commit,
-                        "since_ms": pending.since,
-                    })
-                })
-                .collect(),
-        ))
+        Ok(pending
+            .iter()
+            .map(|(environment, pending)| Approval {
+                environment: environment.clone(),
+                release: pending.release.clone(),
+                version: pending.version.clone(),
+                commit: pending.commit.clone(),
+                since_ms: pending.since,
+            })
+            .collect())
     }
 
     /// The apps overview: each environment's live release and health.
-    pub async fn overview(&self) -> Value {
+    pub async fn overview(&self) -> Overview {
         let mut apps = Vec::new();
         for (name, app) in &self.apps {
             let controller = lock(&app.controller).clone();
@@ -817,18 +814,18 @@ impl Server {
                 Ok(commit) => (commit, None),
                 Err(failure) => (None, Some(failure.message().to_owned())),
             };
-            apps.push(json!({
-                "name": name,
-                "repo": app.config.shown_repo(),
-                "branches": app.config.branches,
-                "last_commit": last_commit,
-                "last_error": lock(&app.last_error).clone().or(commit_error),
-                "drift": lock(&app.drift).clone(),
-                "pending": self.pending(name).unwrap_or(Value::Null),
-                "status": status,
-            }));
+            apps.push(AppOverview {
+                name: name.clone(),
+                repo: app.config.shown_repo(),
+                branches: app.config.branches.clone(),
+                last_commit,
+                last_error: lock(&app.last_error).clone().or(commit_error),
+                drift: lock(&app.drift).clone(),
+                pending: self.pending(name).ok(),
+                status,
+            });
         }
-        json!({ "apps": apps })
+        Overview { apps }
     }
 
     /// Drift of an app: environment → what differs.

@@ -24,6 +24,9 @@ use tokio::sync::Notify;
 use crate::control::{self, ApiError, ArtifactRef, DeployRequest, RollbackRequest};
 use crate::handover;
 use crate::local_host::{self, LocalHost};
+use crate::report::{
+    EnvironmentStatus, LastDeployment, ReleaseStatsRow, StatusReport, WeightShare,
+};
 
 /// Set in a process started by `lastmile restart`: the control address of
 /// the process it takes over from.
@@ -1029,7 +1032,7 @@ impl Controller {
     }
 
     /// `GET /api/v1/status`.
-    pub async fn status(&self, window: Duration) -> Result<Value, ApiError> {
+    pub async fn status(&self, window: Duration) -> Result<StatusReport, ApiError> {
         let specs = self.environment_specs();
         let mut environments = Vec::new();
         for env in &specs {
@@ -1046,35 +1049,44 @@ impl Controller {
             let deployment = last_deployment
                 .clone()
                 .filter(|last| last.status == lastmile_store::DeploymentStatus::Running);
-            let weights: Vec<Value> = state
+            let weights: Vec<WeightShare> = state
                 .as_ref()
                 .map(|state| {
                     let total: u32 = state.weights.iter().map(|(_, weight)| *weight).sum();
                     state
                         .weights
                         .iter()
-                        .map(|(release, weight)| {
-                            json!({
-                                "release": release,
-                                "weight": weight,
-                                "percent": if total == 0 { 0.0 } else { f64::from(*weight) * 100.0 / f64::from(total) },
-                            })
+                        .map(|(release, weight)| WeightShare {
+                            release: release.clone(),
+                            weight: *weight,
+                            percent: if total == 0 {
+                                0.0
+                            } else {
+                                f64::from(*weight) * 100.0 / f64::from(total)
+                            },
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            environments.push(json!({
-                "name": env.name,
-                "listen": self.host.bound_addr(&env.name).or(env.route.as_ref().map(|route| route.listen)),
-                "tls": env.route.as_ref().is_some_and(|route| route.tls.is_some()),
-                "strategy": env.strategy,
-                "instances": env.instances,
-                "current_release": state.as_ref().and_then(|state| state.current_release.clone()),
-                "previous_release": state.as_ref().and_then(|state| state.previous_release.clone()),
-                "weights": weights,
-                "deployment": deployment,
-                "last_deployment": last_deployment.as_ref().map(last_deployment_json),
-            }));
+            environments.push(EnvironmentStatus {
+                name: env.name.clone(),
+                listen: self
+                    .host
+                    .bound_addr(&env.name)
+                    .or(env.route.as_ref().map(|route| route.listen)),
+                tls: env.route.as_ref().is_some_and(|route| route.tls.is_some()),
+                strategy: serde_json::to_value(&env.strategy).unwrap_or_default(),
+                instances: env.instances,
+                current_release: state
+                    .as_ref()
+                    .and_then(|state| state.current_release.clone()),
+                previous_release: state
+                    .as_ref()
+                    .and_then(|state| state.previous_release.clone()),
+                weights,
+                deployment,
+                last_deployment: last_deployment.as_ref().map(LastDeployment::from),
+            });
         }
         let mut instances = self
             .host
@@ -1105,9 +1117,10 @@ impl Controller {
         for instance in &instances {
             if seen.insert(instance.release_id.clone()) {
                 if let Ok(row) = self.host.stats(&instance.release_id, window).await {
-                    let mut row = serde_json::to_value(row).unwrap_or_default();
-                    row["release"] = json!(instance.release_id);
-                    stats.push(row);
+                    stats.push(ReleaseStatsRow {
+                        release: instance.release_id.clone(),
+                        stats: row,
+                    });
                 }
             }
         }
@@ -1115,18 +1128,20 @@ impl Controller {
             .store
             .list_deployments(10)
             .map_err(|error| ApiError::internal(&error.into()))?;
-        Ok(json!({
-            "app": self.app,
-            "flags": self.flags.status(self.store.as_ref()),
-            "deployments": deployments,
-            "pid": std::process::id(),
-            "control": *lock(&self.control_addr),
-            "environments": environments,
-            "instances": instances,
-            "releases": releases,
-            "stats": stats,
-            "certificates": self.edge.status(),
-        }))
+        Ok(StatusReport {
+            app: self.app.clone(),
+            approvals: None,
+            certificates: self.edge.status(),
+            control: *lock(&self.control_addr),
+            deployments,
+            drift: None,
+            environments,
+            flags: self.flags.status(self.store.as_ref()),
+            instances,
+            pid: std::process::id(),
+            releases,
+            stats,
+        })
     }
 
     /// `POST /api/v1/deploy`: one deployment, to the end.
@@ -1610,22 +1625,6 @@ impl Controller {
     fn report_outcome(&self, outcome: &lastmile_rollout::DeploymentOutcome) {
         let _ = outcome;
     }
-}
-
-/// An environment's newest deployment as `status` shows it: how it ended
-/// (`outcome`), why (`reason`) and the last canary analysis behind that.
-fn last_deployment_json(record: &lastmile_store::DeploymentRecord) -> Value {
-    json!({
-        "id": record.id,
-        "outcome": record.status,
-        "strategy": record.strategy,
-        "from_release": record.from_release,
-        "to_release": record.to_release,
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "reason": record.reason,
-        "analysis": record.analysis,
-    })
 }
 
 /// Forwards the engine's progress to the terminal.

@@ -555,11 +555,10 @@ async fn the_dashboard_drives_a_release_in_a_browser() {
             .status(Duration::from_secs(1))
             .await
             .ok()
-            .and_then(|status| status.get("instances").cloned())
-            .and_then(|instances| instances.as_array().cloned())
+            .map(|status| status.instances)
             .unwrap_or_default()
             .iter()
-            .filter_map(|instance| instance.get("pid").and_then(serde_json::Value::as_i64))
+            .filter_map(|instance| instance.pid)
             .filter_map(|pid| i32::try_from(pid).ok())
             .collect(),
         Err(_) => Vec::new(),

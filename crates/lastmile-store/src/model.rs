@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Run id: increasing integer, printed as `#12`.
 pub type RunId = i64;
@@ -211,7 +211,7 @@ pub struct Event {
 /// A release: an artifact plus the spec it was built with, with a version
 /// label. Its id is content-addressed (blake3 of both), so building the same
 /// thing twice gives the same release.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
     /// blake3 hex of the artifact id and the spec source.
     pub id: String,
@@ -249,7 +249,7 @@ pub struct EnvironmentState {
 }
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeploymentStatus {
     /// Being driven.
@@ -286,7 +286,7 @@ impl DeploymentStatus {
 }
 
 /// A deployment: one environment moving from one release to another.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     /// Increasing id.
     pub id: i64,

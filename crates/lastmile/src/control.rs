@@ -200,6 +200,24 @@ impl Control {
         self.request("GET", path, None, Duration::from_secs(10))
     }
 
+    /// The app's status (`GET /api/v1/status`), with the router's counters
+    /// over the last `window_s` seconds (60 when `None`).
+    pub(crate) fn status(
+        &self,
+        window_s: Option<u32>,
+    ) -> anyhow::Result<lastmile_server::report::StatusReport> {
+        let path = match window_s {
+            Some(seconds) => format!("/api/v1/status?window_s={seconds}"),
+            None => "/api/v1/status".to_owned(),
+        };
+        let answer = self.get(&path)?;
+        serde_json::from_value(answer).map_err(|error| {
+            anyhow::anyhow!(
+                "the status answer does not read as this lastmile's status ({error}); is the controller the same version as this CLI?"
+            )
+        })
+    }
+
     /// `POST path` with a JSON body; long operations (deploys) may take
     /// minutes, so the timeout is the caller's.
     pub(crate) fn post(
@@ -264,13 +282,20 @@ impl Control {
         stream.write_all(head.as_bytes())?;
         stream.write_all(&body)?;
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).with_context(|| {
-            format!(
-                "no complete answer from {} on {}",
-                self.describe(),
-                self.addr
-            )
-        })?;
+        match stream.read_to_end(&mut response) {
+            Ok(_) => {}
+            // A peer that hangs up with part of the request unread resets
+            // the connection: with no byte of answer, that is a close.
+            Err(error)
+                if error.kind() == std::io::ErrorKind::ConnectionReset && response.is_empty() => {}
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "no complete answer from {} on {}",
+                    self.describe(),
+                    self.addr
+                )));
+            }
+        }
         if response.is_empty() {
             anyhow::bail!(
                 "{} closed the connection without answering (did it stop or crash? \
@@ -321,9 +346,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let closer = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            // Read the request, then hang up without a byte of answer.
-            let mut head = [0u8; 1024];
-            let _ = stream.read(&mut head);
+            // Read a part of the request, then hang up without a byte of
+            // answer: the unread rest makes the close a reset, which must
+            // read the same as a plain close.
+            let mut head = [0u8; 8];
+            let _ = stream.read_exact(&mut head);
         });
         let control = Control {
             addr,

@@ -197,24 +197,39 @@ pub(crate) fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Names releases as people do (`v2 (fd97e584)`), from the `releases` a
-/// status answer lists.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Releases<'a>(pub(crate) &'a serde_json::Value);
+/// Release id → version, to name releases as people do (`v2 (1a2b3c4d)`).
+#[derive(Debug, Default)]
+pub(crate) struct Releases(std::collections::BTreeMap<String, String>);
 
-impl Releases<'_> {
-    /// The label of the release `id` (a JSON string); its short id when
-    /// the list does not have it, `none` when there is no release.
-    pub(crate) fn label(&self, id: &serde_json::Value) -> String {
-        let Some(id) = id.as_str() else {
+impl Releases {
+    /// From the releases of a status.
+    pub(crate) fn of(records: &[lastmile_store::ReleaseRecord]) -> Releases {
+        Releases(
+            records
+                .iter()
+                .map(|release| (release.id.clone(), release.version.clone()))
+                .collect(),
+        )
+    }
+
+    /// From `(id, version)` pairs.
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Releases {
+        Releases(
+            pairs
+                .iter()
+                .map(|(id, version)| ((*id).to_owned(), (*version).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// The label of the release `id`; its short id when the list does not
+    /// have it, `none` when there is no release.
+    pub(crate) fn label(&self, id: Option<&str>) -> String {
+        let Some(id) = id else {
             return "none".to_owned();
         };
-        let version = self
-            .0
-            .as_array()
-            .and_then(|all| all.iter().find(|release| release["id"] == id))
-            .and_then(|release| release["version"].as_str());
-        lastmile_store::release_label(version, id)
+        lastmile_store::release_label(self.0.get(id).map(String::as_str), id)
     }
 }
 

@@ -112,6 +112,22 @@ impl Example {
         self.normalise(&text, &self.releases())
     }
 
+    /// `lastmile ARGS` whose stdout is JSON, as a script reads it: pretty,
+    /// with times, pids and measured figures replaced by a placeholder
+    /// (by key, so a changed shape still shows), then normalised as text.
+    fn shown_json(&self, args: &[&str]) -> String {
+        let output = self.lastmile(args);
+        assert!(output.status.success(), "{output:?}");
+        let mut answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        redact_volatile(&mut answer);
+        let text = format!(
+            "$ lastmile {}\n{}\n",
+            args.join(" "),
+            serde_json::to_string_pretty(&answer).unwrap()
+        );
+        self.normalise(&text, &self.releases())
+    }
+
     fn normalise(&self, text: &str, releases: &[(String, String, String)]) -> String {
         let mut text = text.to_owned();
         for dir in [
@@ -128,6 +144,32 @@ impl Example {
             }
         }
         normalise_volatile(&text)
+    }
+}
+
+/// Replaces, in place, the numbers that differ on every run (times, pids,
+/// durations, latencies, sizes) with `"<n>"`; keys and the shape stay.
+fn redact_volatile(value: &mut serde_json::Value) {
+    let volatile = |key: &str| {
+        key.ends_with("_at")
+            || key.ends_with("pid")
+            || key.ends_with("_ms")
+            || key.ends_with("_seconds")
+            || key.ends_with("bytes")
+            || key == "size"
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if volatile(key) && field.is_number() {
+                    *field = serde_json::Value::from("<n>");
+                } else {
+                    redact_volatile(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_volatile),
+        _ => {}
     }
 }
 
@@ -213,6 +255,7 @@ fn the_deploy_commands_speak_with_one_voice() {
         example.shown(&["deploy", "staging", "--in-place"])
     );
     insta::assert_snapshot!("status", example.shown(&["status"]));
+    insta::assert_snapshot!("status_json", example.shown_json(&["status", "--json"]));
     insta::assert_snapshot!(
         "watch",
         example.shown(&["watch", "staging", "--count", "1"])

@@ -1484,6 +1484,108 @@ fn the_api_refuses_what_its_openapi_document_forbids() {
         refusals.push_str(&format!("deploy {body}\n  {}\n", answer["error"]));
     }
     insta::assert_snapshot!("api_refusals", refusals);
+
+    // Every kind of refusal, whole: status, content type and body, as a
+    // client reads them.
+    let viewer = create_token(root.path(), &config, "viewer", "viewer");
+    let mut bodies = String::new();
+    for (method, path, token, headers, body) in [
+        ("GET", "/api/v1/apps/hello/status", None, &[][..], ""),
+        (
+            "GET",
+            "/api/v1/apps/hello/status",
+            Some("lm_not-a-token"),
+            &[][..],
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/apps/hello/deploy",
+            Some(viewer.as_str()),
+            &[][..],
+            r#"{"environment": "staging"}"#,
+        ),
+        (
+            "GET",
+            "/api/v1/apps/nosuch/status",
+            Some(admin.as_str()),
+            &[][..],
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/hello/environments/nosuch/drift",
+            Some(admin.as_str()),
+            &[][..],
+            "",
+        ),
+        ("GET", "/api/v1/nosuch", Some(admin.as_str()), &[][..], ""),
+        (
+            "DELETE",
+            "/api/v1/apps/hello/status",
+            Some(admin.as_str()),
+            &[][..],
+            "",
+        ),
+        (
+            "GET",
+            "/api/v1/apps/hello/runs?limit=0",
+            Some(admin.as_str()),
+            &[][..],
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/apps/hello/deploy",
+            Some(admin.as_str()),
+            &[][..],
+            "{",
+        ),
+        (
+            "POST",
+            "/api/v1/apps/hello/deploy",
+            Some(admin.as_str()),
+            &[("content-type", "text/plain")][..],
+            r#"{"environment": "staging"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/apps/hello/environments/staging/rollback",
+            Some(admin.as_str()),
+            &[][..],
+            r#"{"to": null}"#,
+        ),
+    ] {
+        let (status, answer, text) =
+            call(server.api, method, path, token, headers, body.as_bytes());
+        let content_type = text
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-type: ")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let shown = if answer.is_null() {
+            text.split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
+                .unwrap_or_default()
+        } else {
+            serde_json::to_string_pretty(&answer).unwrap()
+        };
+        bodies.push_str(&format!(
+            "{method} {path} (token: {}) {body}\n  {status} {content_type}\n  {}\n",
+            match token {
+                None => "none",
+                Some(token) if token == admin => "admin",
+                Some(token) if token == viewer => "viewer",
+                Some(_) => "unknown",
+            },
+            shown.replace('\n', "\n  ")
+        ));
+    }
+    insta::assert_snapshot!("api_error_bodies", bodies);
     // What `lastmile watch --server` asks for: the last 10 s of traffic, once
     // the watcher has taken up the first commit (nothing above waited for it).
     let status = wait_for(

@@ -3,31 +3,20 @@
 
 use std::collections::BTreeMap;
 
+use lastmile_host::{InstanceInfo, InstanceState};
 use lastmile_store::{
     CommitRecord, DeploymentRecord, DeploymentStep, LogLine, ReleaseRecord, Run, StepRecord,
     now_millis,
 };
 use serde_json::Value;
 
+use crate::report::{AppOverview, Approval, StatusReport};
+
 /// Release id → version (`v3`), to name releases as people do.
 #[derive(Debug, Default)]
 pub(crate) struct Versions(BTreeMap<String, String>);
 
 impl Versions {
-    /// From the `releases` list of a controller's status, or store records.
-    pub(crate) fn from_json(releases: Option<&Value>) -> Versions {
-        let mut map = BTreeMap::new();
-        for release in releases.and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(id), Some(version)) = (
-                release.get("id").and_then(Value::as_str),
-                release.get("version").and_then(Value::as_str),
-            ) {
-                map.insert(id.to_owned(), version.to_owned());
-            }
-        }
-        Versions(map)
-    }
-
     /// From store records.
     pub(crate) fn from_records(releases: &[ReleaseRecord]) -> Versions {
         Versions(
@@ -193,216 +182,118 @@ pub(crate) struct DoraView {
     pub(crate) recovery_tier: String,
 }
 
-/// The environments of a controller's status JSON.
-pub(crate) fn environments(status: &Value) -> Vec<EnvView> {
-    let versions = Versions::from_json(status.get("releases"));
-    let instances: Vec<&Value> = status
-        .get("instances")
-        .and_then(Value::as_array)
-        .map(|list| list.iter().collect())
-        .unwrap_or_default();
+/// The environments of a controller's status.
+pub(crate) fn environments(status: &StatusReport) -> Vec<EnvView> {
+    let versions = Versions::from_records(&status.releases);
     let mut views = Vec::new();
-    for env in status
-        .get("environments")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = text(env.get("name"));
-        let mine: Vec<&&Value> = instances
+    for env in &status.environments {
+        let mine: Vec<&InstanceInfo> = status
+            .instances
             .iter()
-            .filter(|instance| {
-                lastmile_host::instance_environment(&text(instance.get("instance_id")))
-                    == Some(name.as_str())
-            })
+            .filter(|instance| instance.belongs_to(&env.name))
             .collect();
         let ready = mine
             .iter()
-            .filter(|instance| instance.get("state").and_then(Value::as_str) == Some("ready"))
+            .filter(|instance| instance.state == InstanceState::Ready)
             .count();
         let split = env
-            .get("weights")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+            .weights
+            .iter()
             .map(|weight| SplitView {
-                version: versions.name(&text(weight.get("release"))),
-                percent: format!(
-                    "{:.0}%",
-                    weight.get("percent").and_then(Value::as_f64).unwrap_or(0.0)
-                ),
+                version: versions.name(&weight.release),
+                percent: format!("{:.0}%", weight.percent),
             })
             .collect();
-        let deployment = env
-            .get("deployment")
-            .filter(|value| !value.is_null())
-            .map(|deployment| {
-                format!(
-                    "#{} to {} ({}, {})",
-                    deployment
-                        .get("id")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default(),
-                    versions.name(&text(deployment.get("to_release"))),
-                    text(deployment.get("strategy")),
-                    text(deployment.get("phase")),
-                )
-            });
+        let deployment = env.deployment.as_ref().map(|deployment| {
+            format!(
+                "#{} to {} ({}, {})",
+                deployment.id,
+                versions.name(&deployment.to_release),
+                deployment.strategy,
+                deployment.phase,
+            )
+        });
         views.push(EnvView {
             live: env
-                .get("current_release")
-                .and_then(Value::as_str)
+                .current_release
+                .as_deref()
                 .map_or_else(|| "nothing yet".to_owned(), |id| versions.name(id)),
-            previous: env
-                .get("previous_release")
-                .and_then(Value::as_str)
-                .map(|id| versions.name(id)),
+            previous: env.previous_release.as_deref().map(|id| versions.name(id)),
             ready,
             total: mine.len(),
             split,
             deployment,
-            listen: text(env.get("listen")),
-            strategy: strategy(env.get("strategy")),
-            name,
+            listen: env.listen.map(|addr| addr.to_string()).unwrap_or_default(),
+            strategy: strategy(Some(&env.strategy)),
+            name: env.name.clone(),
         });
     }
     views
 }
 
-/// Per-release traffic of a controller's status JSON.
-pub(crate) fn stats(status: &Value) -> Vec<StatView> {
-    let versions = Versions::from_json(status.get("releases"));
+/// Per-release traffic of a controller's status.
+pub(crate) fn stats(status: &StatusReport) -> Vec<StatView> {
+    let versions = Versions::from_records(&status.releases);
     status
-        .get("stats")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .stats
+        .iter()
         .map(|row| StatView {
-            version: versions.name(&text(row.get("release"))),
-            requests: number(row.get("requests")),
-            errors: number(row.get("errors_5xx")),
-            p99: format!(
-                "{:.1} ms",
-                row.get("p99_ms").and_then(Value::as_f64).unwrap_or(0.0)
-            ),
+            version: versions.name(&row.release),
+            requests: row.stats.requests.to_string(),
+            errors: row.stats.errors_5xx.to_string(),
+            p99: format!("{:.1} ms", row.stats.p99_ms),
         })
         .collect()
 }
 
 /// The certificates of an app's status.
-pub(crate) fn certificates(status: &Value) -> Vec<CertificateView> {
+pub(crate) fn certificates(status: &StatusReport) -> Vec<CertificateView> {
     status
-        .get("certificates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|row| {
-            let hosts: Vec<String> = row
-                .get("hosts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|host| text(Some(host)))
-                .collect();
-            CertificateView {
-                hosts: if hosts.is_empty() {
-                    "(default)".to_string()
-                } else {
-                    hosts.join(", ")
-                },
-                source: text(row.get("source")),
-                state: text(row.get("state")),
-                expires: row
-                    .get("not_after")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_string(),
-                renews: row
-                    .get("renew_at")
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_string(),
-                error: row.get("error").and_then(Value::as_str).map(str::to_owned),
-            }
+        .certificates
+        .iter()
+        .map(|row| CertificateView {
+            hosts: if row.hosts.is_empty() {
+                "(default)".to_string()
+            } else {
+                row.hosts.join(", ")
+            },
+            source: row.source.as_str().to_owned(),
+            state: row.state.as_str().to_owned(),
+            expires: row.not_after.clone().unwrap_or_else(|| "-".to_owned()),
+            renews: row.renew_at.clone().unwrap_or_else(|| "-".to_owned()),
+            error: row.error.clone(),
         })
         .collect()
 }
 
 /// Pending approvals, from `Server::pending`.
-pub(crate) fn pending(pending: &Value) -> Vec<PendingView> {
+pub(crate) fn pending(pending: &[Approval]) -> Vec<PendingView> {
     pending
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|item| PendingView {
-            environment: text(item.get("environment")),
-            version: text(item.get("version")),
-            commit: item
-                .get("commit")
-                .and_then(Value::as_str)
-                .map(short)
-                .unwrap_or_default(),
-            ago: item
-                .get("since_ms")
-                .and_then(Value::as_i64)
-                .map(ago)
-                .unwrap_or_default(),
+            environment: item.environment.clone(),
+            version: item.version.clone(),
+            commit: item.commit.as_deref().map(short).unwrap_or_default(),
+            ago: ago(item.since_ms),
         })
         .collect()
 }
 
 /// One app of `Server::overview`.
-pub(crate) fn app_card(app: &Value) -> AppCard {
-    let last_commit = app
-        .get("last_commit")
-        .filter(|value| !value.is_null())
-        .and_then(|value| serde_json::from_value::<CommitJson>(value.clone()).ok())
-        .map(|commit| CommitView {
-            short: short(&commit.sha),
-            branch: commit.branch,
-            subject: commit.subject,
-            author: commit.author,
-            status: commit.status,
-            run: commit.run_id,
-            ago: ago(commit.seen_at),
-            error: commit.error,
-        });
-    let drift = app
-        .get("drift")
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(env, what)| (env.clone(), text(Some(what))))
-                .collect()
-        })
-        .unwrap_or_default();
+pub(crate) fn app_card(app: &AppOverview) -> AppCard {
     AppCard {
-        name: text(app.get("name")),
-        repo: text(app.get("repo")),
-        last_commit,
-        last_error: app
-            .get("last_error")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        drift,
-        pending: app.get("pending").map(pending).unwrap_or_default(),
-        environments: app.get("status").map(environments).unwrap_or_default(),
+        name: app.name.clone(),
+        repo: app.repo.clone(),
+        last_commit: app.last_commit.as_ref().map(commit),
+        last_error: app.last_error.clone(),
+        drift: app
+            .drift
+            .iter()
+            .map(|(env, what)| (env.clone(), what.clone()))
+            .collect(),
+        pending: app.pending.as_deref().map(pending).unwrap_or_default(),
+        environments: app.status.as_ref().map(environments).unwrap_or_default(),
     }
-}
-
-/// The part of a `CommitRecord` the overview reads back from JSON.
-#[derive(Debug, serde::Deserialize)]
-struct CommitJson {
-    sha: String,
-    #[serde(default)]
-    branch: String,
-    subject: String,
-    author: String,
-    status: String,
-    run_id: Option<i64>,
-    seen_at: i64,
-    #[serde(default)]
-    error: Option<String>,
 }
 
 /// The newest commit from the store.
@@ -735,26 +626,32 @@ fn duration(start: Option<i64>, end: Option<i64>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
     fn environments_count_their_own_instances_and_name_releases_by_version() {
-        let status = json!({
-            "releases": [{"id": "aaaa", "version": "v1"}, {"id": "bbbb", "version": "v2"}],
+        let release = |id: &str, version: &str| json!({ "id": id, "version": version, "app": "hello", "artifact_id": "art", "run_id": null, "created_at": 0 });
+        let instance = |id: &str, release: &str, state: &str| json!({ "instance_id": id, "release_id": release, "index": 0, "addr": "127.0.0.1:2", "state": state, "restarts": 0, "pid": null });
+        let status: StatusReport = serde_json::from_value(json!({
+            "app": "hello", "certificates": [], "control": null, "deployments": [], "flags": [], "pid": 1, "stats": [],
+            "releases": [release("aaaa", "v1"), release("bbbb", "v2")],
             "instances": [
-                {"instance_id": "staging.aaaa.0", "state": "ready"},
-                {"instance_id": "staging.bbbb.0", "state": "starting"},
-                {"instance_id": "production.aaaa.0", "state": "ready"},
+                instance("staging.aaaa.0", "aaaa", "ready"),
+                instance("staging.bbbb.0", "bbbb", "starting"),
+                instance("production.aaaa.0", "aaaa", "ready"),
             ],
             "environments": [{
                 "name": "staging", "listen": "127.0.0.1:1", "strategy": {"type": "blue-green"},
+                "tls": false, "instances": 1, "last_deployment": null,
                 "current_release": "aaaa", "previous_release": null,
                 "weights": [{"release": "aaaa", "weight": 3, "percent": 75.0}, {"release": "bbbb", "weight": 1, "percent": 25.0}],
                 "deployment": null,
             }],
-        });
+        }))
+        .unwrap();
         let envs = environments(&status);
         assert_eq!(envs.len(), 1);
         assert_eq!(envs[0].live, "v1");

@@ -17,6 +17,9 @@ use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
 use crate::output::{self, outln};
 use crate::state;
+use lastmile_server::edge::CertificateState;
+use lastmile_server::report::LastDeployment;
+use lastmile_store::DeploymentStatus;
 
 /// Deploys can wait for instances to become ready and for gates: allow long.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -163,47 +166,54 @@ fn print_outcome(answer: &Value, as_json: bool) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let control = find(&args.control.state, state_dir)?;
-    let status = control.get("/api/v1/status")?;
     if args.control.json {
+        let status = control.get("/api/v1/status")?;
         outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let status = control.status(None)?;
     match crate::control::remote() {
-        Some(remote) => outln!(
-            "{} · lastmile server {}",
-            status["app"].as_str().unwrap_or("?"),
-            remote.url
-        ),
+        Some(remote) => outln!("{} · lastmile server {}", status.app, remote.url),
         None => outln!(
             "{} · lastmile up pid {} · control http://{}",
-            status["app"].as_str().unwrap_or("?"),
-            status["pid"],
-            status["control"].as_str().unwrap_or("?")
+            status.app,
+            status.pid,
+            status
+                .control
+                .map_or_else(|| "?".to_owned(), |addr| addr.to_string())
         ),
     };
-    let releases = output::Releases(&status["releases"]);
-    for env in status["environments"].as_array().into_iter().flatten() {
+    let releases = output::Releases::of(&status.releases);
+    for env in &status.environments {
         outln!();
         outln!(
             "{}  {}://{}",
-            output::good(env["name"].as_str().unwrap_or("?")),
-            if env["tls"] == true { "https" } else { "http" },
-            env["listen"].as_str().unwrap_or("?")
+            output::good(&env.name),
+            if env.tls { "https" } else { "http" },
+            env.listen
+                .map_or_else(|| "?".to_owned(), |addr| addr.to_string())
         );
-        let weights: Vec<String> = env["weights"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let weights: Vec<String> = env
+            .weights
+            .iter()
             .map(|weight| {
                 format!(
                     "{} {}%",
-                    releases.label(&weight["release"]),
-                    weight["percent"]
+                    releases.label(Some(&weight.release)),
+                    // As JSON writes the number: `100.0`, `33.333333333333336`.
+                    serde_json::Number::from_f64(weight.percent)
+                        .map_or_else(|| weight.percent.to_string(), |n| n.to_string())
                 )
             })
             .collect();
-        outln!("  current   {}", releases.label(&env["current_release"]));
-        outln!("  previous  {}", releases.label(&env["previous_release"]));
+        outln!(
+            "  current   {}",
+            releases.label(env.current_release.as_deref())
+        );
+        outln!(
+            "  previous  {}",
+            releases.label(env.previous_release.as_deref())
+        );
         outln!(
             "  weights   {}",
             if weights.is_empty() {
@@ -212,33 +222,21 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
                 weights.join(", ")
             }
         );
-        for line in last_deployment_lines(env, releases) {
+        for line in last_deployment_lines(env.last_deployment.as_ref(), &releases) {
             outln!("{line}");
         }
-        if let Some(deployment) = env["deployment"].as_object() {
+        if let Some(deployment) = &env.deployment {
             outln!(
-                "  deploying #{} {} → {} ({}, step {})",
-                deployment
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .unwrap_or_default(),
-                releases.label(deployment.get("from_release").unwrap_or(&Value::Null)),
-                releases.label(deployment.get("to_release").unwrap_or(&Value::Null)),
-                deployment
-                    .get("strategy")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?"),
-                deployment
-                    .get("step")
-                    .map(Value::to_string)
-                    .unwrap_or_default()
+                "  deploying #{} {} → {} ({}, {})",
+                deployment.id,
+                releases.label(deployment.from_release.as_deref()),
+                releases.label(Some(&deployment.to_release)),
+                deployment.strategy,
+                deployment.phase
             );
         }
     }
-    if let Some(certificates) = status["certificates"]
-        .as_array()
-        .filter(|certificates| !certificates.is_empty())
-    {
+    if !status.certificates.is_empty() {
         outln!();
         outln!(
             "{:<32} {:<6} {:<8} {:<21} {:<21} ENVIRONMENTS",
@@ -248,67 +246,47 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             "EXPIRES",
             "RENEWS"
         );
-        for certificate in certificates {
-            let hosts: Vec<&str> = certificate["hosts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let environments: Vec<&str> = certificate["environments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+        for certificate in &status.certificates {
             // Padded before coloring: escape codes would count as width.
-            let state = format!("{:<8}", certificate["state"].as_str().unwrap_or("?"));
+            let state = format!("{:<8}", certificate.state.as_str());
             outln!(
                 "{:<32} {:<6} {} {:<21} {:<21} {}",
-                if hosts.is_empty() {
+                if certificate.hosts.is_empty() {
                     "(default)".to_string()
                 } else {
-                    hosts.join(",")
+                    certificate.hosts.join(",")
                 },
-                certificate["source"].as_str().unwrap_or("?"),
-                if state.trim_end() == "valid" {
+                certificate.source.as_str(),
+                if certificate.state == CertificateState::Valid {
                     output::good(&state)
                 } else {
                     output::warn(&state)
                 },
-                certificate["not_after"].as_str().unwrap_or("-"),
-                certificate["renew_at"].as_str().unwrap_or("-"),
-                environments.join(",")
+                certificate.not_after.as_deref().unwrap_or("-"),
+                certificate.renew_at.as_deref().unwrap_or("-"),
+                certificate.environments.join(",")
             );
-            if let Some(error) = certificate["error"].as_str() {
+            if let Some(error) = &certificate.error {
                 outln!("  {} {error}", output::warn("last attempt failed:"));
             }
         }
     }
-    for approval in status["approvals"].as_array().into_iter().flatten() {
+    for approval in status.approvals.iter().flatten() {
         outln!();
         outln!(
             "{} release {} waits for approval to go to {}: `lastmile approve {}`",
             output::warn("approval:"),
-            lastmile_store::release_label(
-                approval["version"].as_str(),
-                approval["release"].as_str().unwrap_or("?")
-            ),
-            approval["environment"].as_str().unwrap_or("?"),
-            approval["environment"].as_str().unwrap_or("?"),
+            lastmile_store::release_label(Some(&approval.version), &approval.release),
+            approval.environment,
+            approval.environment,
         );
     }
-    for (environment, what) in status["drift"].as_object().into_iter().flatten() {
+    for (environment, what) in status.drift.iter().flatten() {
         outln!();
-        outln!(
-            "{} {environment}: {}",
-            output::warn("drift:"),
-            what.as_str().unwrap_or("?")
-        );
+        outln!("{} {environment}: {what}", output::warn("drift:"));
     }
-    let instances = status["instances"].as_array().cloned().unwrap_or_default();
     outln!();
-    if instances.is_empty() {
+    if status.instances.is_empty() {
         outln!("no instances running");
     } else {
         outln!(
@@ -319,19 +297,18 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             "STATE",
             "RESTARTS"
         );
-        for instance in instances {
+        for instance in &status.instances {
             outln!(
                 "{:<28} {:<16} {:<22} {:<11} {:>8}",
-                instance["instance_id"].as_str().unwrap_or("?"),
-                releases.label(&instance["release_id"]),
-                instance["addr"].as_str().unwrap_or("?"),
-                instance["state"].as_str().unwrap_or("?"),
-                instance["restarts"]
+                instance.instance_id,
+                releases.label(Some(&instance.release_id)),
+                instance.addr.to_string(),
+                instance.state.as_str(),
+                instance.restarts
             );
         }
     }
-    let stats = status["stats"].as_array().cloned().unwrap_or_default();
-    if !stats.is_empty() {
+    if !status.stats.is_empty() {
         outln!();
         outln!(
             "{:<16} {:>9} {:>6} {:>8} {:>9} {:>9}   (last 60 s)",
@@ -342,22 +319,22 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
             "P50 ms",
             "P99 ms"
         );
-        for row in stats {
+        for row in &status.stats {
             outln!(
                 "{:<16} {:>9} {:>6} {:>8} {:>9.1} {:>9.1}",
-                releases.label(&row["release"]),
-                row["requests"].as_u64().unwrap_or(0),
-                row["errors_5xx"].as_u64().unwrap_or(0),
-                row["connect_errors"].as_u64().unwrap_or(0),
-                row["p50_ms"].as_f64().unwrap_or_default(),
-                row["p99_ms"].as_f64().unwrap_or_default()
+                releases.label(Some(&row.release)),
+                row.stats.requests,
+                row.stats.errors_5xx,
+                row.stats.connect_errors,
+                row.stats.p50_ms,
+                row.stats.p99_ms
             );
         }
     }
-    if let Some(flags) = status["flags"].as_array().filter(|flags| !flags.is_empty()) {
+    if !status.flags.is_empty() {
         outln!();
         outln!("{:<28} {:<8} {:<12} OVERRIDE", "FLAG", "STATE", "DEFAULT");
-        for flag in flags {
+        for flag in &status.flags {
             outln!(
                 "{:<28} {:<8} {:<12} {}",
                 flag["key"].as_str().unwrap_or("?"),
@@ -386,34 +363,39 @@ pub(crate) fn status(args: &StatusArgs, state_dir: Option<&Path>) -> anyhow::Res
 ///             canary aborted: error rate 50.00% (9 of 18) against stable's …
 ///             canary 18 requests, 9 errors (50.00%), p99 4.2 ms · stable …
 /// ```
-pub(crate) fn last_deployment_lines(env: &Value, releases: output::Releases<'_>) -> Vec<String> {
-    let last = &env["last_deployment"];
-    if !last.is_object() {
+pub(crate) fn last_deployment_lines(
+    last: Option<&LastDeployment>,
+    releases: &output::Releases,
+) -> Vec<String> {
+    let Some(last) = last else {
         return Vec::new();
-    }
-    let outcome = last["outcome"].as_str().unwrap_or("?");
-    let from = if last["from_release"].is_null() {
-        "nothing".to_owned()
-    } else {
-        releases.label(&last["from_release"])
     };
-    let painted = match outcome {
-        "succeeded" => output::good(outcome),
-        "running" => output::warn(outcome),
+    let outcome = last.outcome.as_str();
+    let from = match &last.from_release {
+        None => "nothing".to_owned(),
+        Some(from) => releases.label(Some(from)),
+    };
+    let painted = match last.outcome {
+        DeploymentStatus::Succeeded => output::good(outcome),
+        DeploymentStatus::Running => output::warn(outcome),
         _ => output::bad(outcome),
     };
     let mut lines = vec![format!(
         "  last      #{} {} {from} → {}: {painted}",
-        last["id"],
-        last["strategy"].as_str().unwrap_or("?"),
-        releases.label(&last["to_release"]),
+        last.id,
+        last.strategy,
+        releases.label(Some(&last.to_release)),
     )];
-    if let Some(reason) = last["reason"].as_str() {
+    if let Some(reason) = &last.reason {
         lines.push(format!("            {reason}"));
     }
-    if outcome != "succeeded"
-        && outcome != "running"
-        && let Some(numbers) = lastmile_rollout::analysis_numbers(&last["analysis"])
+    if !matches!(
+        last.outcome,
+        DeploymentStatus::Succeeded | DeploymentStatus::Running
+    ) && let Some(numbers) = last
+        .analysis
+        .as_ref()
+        .and_then(lastmile_rollout::analysis_numbers)
     {
         lines.push(format!("            {numbers}"));
     }
@@ -550,64 +532,60 @@ pub(crate) fn watch(args: &WatchArgs, state_dir: Option<&Path>) -> anyhow::Resul
     let control = find(&args.control.state, state_dir)?;
     let mut printed = 0u64;
     loop {
-        let status = control.get("/api/v1/status?window_s=10")?;
-        let Some(environment) = status["environments"]
-            .as_array()
-            .and_then(|all| all.iter().find(|env| env["name"] == args.env.as_str()))
+        let status = control.status(Some(10))?;
+        let Some(environment) = status
+            .environments
+            .iter()
+            .find(|env| env.name == args.env.as_str())
         else {
             anyhow::bail!(
                 "the running `lastmile up` has no environment `{}`",
                 args.env
             );
         };
-        let releases = output::Releases(&status["releases"]);
-        let weights: Vec<String> = environment["weights"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let releases = output::Releases::of(&status.releases);
+        let weights: Vec<String> = environment
+            .weights
+            .iter()
             .map(|weight| {
                 format!(
                     "{} {:.1}%",
-                    releases.label(&weight["release"]),
-                    weight["percent"].as_f64().unwrap_or(0.0)
+                    releases.label(Some(&weight.release)),
+                    weight.percent
                 )
             })
             .collect();
-        let stats: Vec<String> = status["stats"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let stats: Vec<String> = status
+            .stats
+            .iter()
             .map(|row| {
-                let requests = row["requests"].as_u64().unwrap_or(0);
-                let errors = row["errors_5xx"].as_u64().unwrap_or(0)
-                    + row["connect_errors"].as_u64().unwrap_or(0);
+                let requests = row.stats.requests;
+                let errors = row.stats.errors_5xx + row.stats.connect_errors;
                 format!(
                     "{}: {requests} req, {:.2}% err, p99 {:.1} ms",
-                    releases.label(&row["release"]),
+                    releases.label(Some(&row.release)),
                     if requests == 0 {
                         0.0
                     } else {
                         errors as f64 * 100.0 / requests as f64
                     },
-                    row["p99_ms"].as_f64().unwrap_or(0.0)
+                    row.stats.p99_ms
                 )
             })
             .collect();
-        let deployment = &environment["deployment"];
-        let phase = if deployment.is_object() {
-            format!(
-                " [{} #{}: {}]",
-                deployment["strategy"].as_str().unwrap_or("?"),
-                deployment["id"],
-                deployment["phase"].as_str().unwrap_or("?")
-            )
-        } else {
-            String::new()
-        };
+        let phase = environment
+            .deployment
+            .as_ref()
+            .map_or_else(String::new, |deployment| {
+                format!(
+                    " [{} #{}: {}]",
+                    deployment.strategy, deployment.id, deployment.phase
+                )
+            });
         if args.control.json {
             outln!(
                 "{}",
-                json!({ "environment": environment, "stats": status["stats"] })
+                json!({ "environment": environment, "stats": status.stats })
             );
         } else {
             outln!(

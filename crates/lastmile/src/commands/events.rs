@@ -47,7 +47,7 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
         }
     }
     // Releases are named by version; the events carry only ids.
-    let mut status = control.get("/api/v1/status")?;
+    let mut releases = Releases::of(&control.status(None)?.releases);
     let mut out = std::io::stdout().lock();
     let as_json = args.json;
     if newest.is_empty() && !as_json && !args.follow {
@@ -61,7 +61,7 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
         };
     }
     for event in &newest {
-        if let Err(error) = print(&mut out, event, Releases(&status["releases"]), as_json) {
+        if let Err(error) = print(&mut out, event, &releases, as_json) {
             return closed(error);
         }
     }
@@ -73,13 +73,13 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
         std::thread::sleep(args.interval);
         let page = fetch(cursor)?;
         if !page.is_empty() && !as_json {
-            status = control.get("/api/v1/status")?;
+            releases = Releases::of(&control.status(None)?.releases);
         }
         let mut out = std::io::stdout().lock();
         for event in page {
             cursor = cursor.max(event["id"].as_i64().unwrap_or(cursor));
             if filter.admits(&event)
-                && let Err(error) = print(&mut out, &event, Releases(&status["releases"]), as_json)
+                && let Err(error) = print(&mut out, &event, &releases, as_json)
             {
                 return closed(error);
             }
@@ -92,7 +92,7 @@ pub(crate) fn events(args: &EventsArgs, state_dir: Option<&Path>) -> anyhow::Res
 fn print(
     out: &mut impl Write,
     event: &Value,
-    releases: Releases<'_>,
+    releases: &Releases,
     as_json: bool,
 ) -> std::io::Result<()> {
     if as_json {
@@ -150,7 +150,7 @@ impl Concerning {
 }
 
 /// One event for people: `TIME  KIND  SUBJECT  what happened`.
-pub(crate) fn event_line(event: &Value, releases: Releases<'_>) -> String {
+pub(crate) fn event_line(event: &Value, releases: &Releases) -> String {
     let at = event["at"]
         .as_i64()
         .map_or_else(|| "?".to_owned(), output::timestamp);
@@ -168,7 +168,7 @@ pub(crate) fn event_line(event: &Value, releases: Releases<'_>) -> String {
 
 /// What an event says, in words; kinds without their own wording list
 /// their plain fields.
-fn summary(kind: &str, data: &Value, releases: Releases<'_>) -> String {
+fn summary(kind: &str, data: &Value, releases: &Releases) -> String {
     let text = |name: &str| data[name].as_str().unwrap_or_default();
     match kind {
         "canary.decision" => {
@@ -186,8 +186,8 @@ fn summary(kind: &str, data: &Value, releases: Releases<'_>) -> String {
             "{} of {}: {} → {}",
             text("strategy"),
             text("environment"),
-            releases.label(&data["from"]),
-            releases.label(&data["to"])
+            releases.label(data["from"].as_str()),
+            releases.label(data["to"].as_str())
         ),
         "deployment.finished" => {
             let reason = data["reason"]
@@ -201,11 +201,11 @@ fn summary(kind: &str, data: &Value, releases: Releases<'_>) -> String {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|pair| format!("{} {}", releases.label(&pair[0]), pair[1]))
+                .map(|pair| format!("{} {}", releases.label(pair[0].as_str()), pair[1]))
                 .collect();
             format!(
                 "serves {}; weights {}",
-                releases.label(&data["current_release"]),
+                releases.label(data["current_release"].as_str()),
                 if weights.is_empty() {
                     "none".to_owned()
                 } else {

@@ -118,10 +118,10 @@ fn log() -> Vec<Value> {
 
 #[test]
 fn events_read_as_one_line_each() {
-    let releases = json!([{ "id": STABLE, "version": "v1" }, { "id": CANARY, "version": "v2" }]);
+    let releases = Releases::from_pairs(&[(STABLE, "v1"), (CANARY, "v2")]);
     let lines: Vec<String> = log()
         .iter()
-        .map(|event| event_line(event, Releases(&releases)))
+        .map(|event| event_line(event, &releases))
         .collect();
     insta::assert_snapshot!(lines.join("\n"));
 }
