@@ -3,7 +3,7 @@
 //! router at them, read the router's per-release stats.
 //!
 //! `lastmile up` implements it in-process (`LocalHost` in
-//! `lastmile-server`); the agent on a remote host will implement it over
+//! `lastmile-node`); the agent on a remote host will implement it over
 //! HTTPS. The deployment engine (`lastmile-rollout`) sees only this trait,
 //! so it never special-cases "local". The types here are plain data that
 //! serialize, so the same calls can cross a network.

@@ -12,9 +12,8 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use lastmile_artifact::{EntryKind, Selected, SelectionError, select};
 use lastmile_spec::Step;
-
-use crate::package::{EntryKind, Selected, SelectionError, select};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@
 //! # async fn example(
 //! #     spec: &lastmile_spec::Spec,
 //! #     store: &dyn lastmile_store::Store,
-//! #     blobs: &lastmile_store::BlobStore,
+//! #     blobs: &lastmile_artifact::BlobStore,
 //! # ) -> Result<(), lastmile_pipeline::PipelineError> {
 //! use std::path::{Path, PathBuf};
 //! use lastmile_pipeline::{PlainReporter, RunOptions, run_pipeline};
@@ -28,7 +28,6 @@
 mod cache;
 mod dag;
 mod mask;
-mod package;
 mod process;
 mod report;
 mod runner;
@@ -37,7 +36,6 @@ mod workspace;
 
 pub use cache::{CacheError, step_key};
 pub use mask::Masker;
-pub use package::{PackageError, Packed, SelectionError, pack, unpack};
 pub use report::{PlainReporter, Reporter, TerminalReporter};
 pub use runner::{
     FailureReport, PipelineError, RunOptions, RunSummary, StepSummary, run_pipeline,

@@ -8,9 +8,9 @@
 mod plain;
 mod terminal;
 
+use lastmile_artifact::Packed;
 use lastmile_store::{LogStream, RunId};
 
-use crate::package::Packed;
 use crate::runner::{RunSummary, StepSummary};
 
 pub use plain::PlainReporter;

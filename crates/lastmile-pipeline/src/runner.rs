@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lastmile_artifact::{BlobStore, PackageError, Packed};
 use lastmile_spec::{Spec, Step};
 use lastmile_store::{
-    ArtifactRecord, BlobStore, CacheEntry, LogLine, LogStream, NewRun, RunId, RunStatus,
-    StepOutcome, StepStatus, Store, StoreError,
+    ArtifactRecord, CacheEntry, LogLine, LogStream, NewRun, RunId, RunStatus, StepOutcome,
+    StepStatus, Store, StoreError,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::{self, JoinSet};
@@ -24,7 +25,6 @@ use tokio::time::{MissedTickBehavior, interval};
 use crate::cache::{self, CacheError};
 use crate::dag::{NodeState, Schedule};
 use crate::mask::Masker;
-use crate::package::{self, PackageError, Packed};
 use crate::process::{
     AttemptEnd, OutputSink, StepCommand, StepEvent, StepMessage, format_duration, run_attempt,
 };
@@ -442,7 +442,7 @@ impl ActiveRun<'_> {
             }
         };
         match entry.outputs_blob {
-            Some(blob) => match package::unpack(self.blobs, &blob, &self.root) {
+            Some(blob) => match lastmile_artifact::unpack(self.blobs, &blob, &self.root) {
                 Ok(_) => Ok(true),
                 Err(error) => {
                     self.log_system(
@@ -682,7 +682,7 @@ impl ActiveRun<'_> {
         let outputs_blob = if step.outputs.is_empty() {
             None
         } else {
-            match package::pack(&self.root, &step.outputs, self.blobs) {
+            match lastmile_artifact::pack(&self.root, &step.outputs, self.blobs) {
                 Ok(packed) => Some(packed.id),
                 Err(error) => {
                     let attempt = self.steps[index].attempts;
@@ -800,7 +800,7 @@ impl ActiveRun<'_> {
             return (RunStatus::Succeeded, None, None);
         };
         self.reporter.packaging_started();
-        let packed = match package::pack(&self.root, &artifact.paths, self.blobs) {
+        let packed = match lastmile_artifact::pack(&self.root, &artifact.paths, self.blobs) {
             Ok(packed) => packed,
             Err(error) => {
                 let failure = FailureReport {

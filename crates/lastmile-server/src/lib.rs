@@ -1,6 +1,7 @@
 //! Controller wiring for lastmile: `lastmile up` (the embedded controller
-//! with its in-process `local` host), its control API, and handing listening
-//! sockets to a restarted process.
+//! with its in-process `local` host, a `lastmile_node::LocalHost`), its
+//! control API, and restarts that hand the listening sockets to the new
+//! process (`lastmile_node::handover`).
 //!
 //! This crate owns the background loops and their shutdown; the crates
 //! below it never start tasks on their own.
@@ -10,8 +11,6 @@ pub mod control;
 pub mod dashboard;
 pub mod edge;
 pub mod flags;
-pub mod handover;
-pub mod local_host;
 mod metrics_merge;
 pub mod report;
 pub mod server;

@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use lastmile_artifact::BlobStore;
 use lastmile_spec::{Promote, Spec};
-use lastmile_store::{BlobStore, CommitRecord, SecretBox, SqliteStore, Store, now_millis};
+use lastmile_store::{CommitRecord, SecretBox, SqliteStore, Store, now_millis};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -1298,7 +1299,7 @@ impl lastmile_pipeline::Reporter for CommitReporter {
     fn packaging_started(&self) {
         self.inner.packaging_started();
     }
-    fn packaging_finished(&self, artifact: &lastmile_pipeline::Packed) {
+    fn packaging_finished(&self, artifact: &lastmile_artifact::Packed) {
         self.inner.packaging_finished(artifact);
     }
     fn run_finished(&self, summary: &lastmile_pipeline::RunSummary) {

@@ -11,19 +11,19 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use lastmile_artifact::BlobStore;
 use lastmile_host::HostHandle;
+use lastmile_node::{LocalHost, handover};
 use lastmile_rollout::{Engine, EngineError};
 use lastmile_spec::{Environment, Spec};
-use lastmile_store::{BlobStore, SqliteStore, Store, counted, now_millis};
+use lastmile_store::{SqliteStore, Store, counted, now_millis};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::control::{self, ApiError, ArtifactRef, DeployRequest, RollbackRequest};
-use crate::handover;
-use crate::local_host::{self, LocalHost};
 use crate::report::{
     EnvironmentStatus, LastDeployment, ReleaseStatsRow, StatusReport, WeightShare,
 };
@@ -206,24 +206,19 @@ impl Controller {
                 Arc::new(store)
             }
         };
-        let blobs = BlobStore::open(&options.state_dir)?;
         let spec = options.spec;
-        let supervisor = lastmile_supervisor::Supervisor::new(
-            local_host::host_root(&options.state_dir),
-            lastmile_supervisor::SupervisorConfig::default(),
-        )
-        .context("cannot prepare the supervisor's directory")?;
-        if supervisor.orphans_killed() > 0 {
-            progress.warn(&format!(
-                "stopped {} left running by a lastmile process that was killed",
-                counted(supervisor.orphans_killed() as u64, "instance")
-            ));
-        }
-        let router = lastmile_router::Router::new(lastmile_router::RouterConfig {
+        let router = lastmile_router::RouterConfig {
             access_log: options.access_log,
             ..lastmile_router::RouterConfig::default()
-        });
-        let host = LocalHost::new("local", supervisor, router, blobs, options.inherited);
+        };
+        let host = LocalHost::open("local", &options.state_dir, router, options.inherited)?;
+        let orphans_killed = host.supervisor().orphans_killed();
+        if orphans_killed > 0 {
+            progress.warn(&format!(
+                "stopped {} left running by a lastmile process that was killed",
+                counted(orphans_killed as u64, "instance")
+            ));
+        }
         let hosts: Vec<Arc<dyn HostHandle>> = vec![Arc::new(host.clone())];
         let edge = crate::edge::Edge::new(
             hosts.clone(),
@@ -526,22 +521,16 @@ async fn serve(
 
 /// Refreshes routes on every instance event, and reports crashes.
 async fn watch_instances(controller: Arc<Controller>) {
-    let mut events = controller.host.supervisor().subscribe();
-    loop {
-        match events.recv().await {
-            Ok(event) => {
-                controller.host.refresh();
-                use lastmile_supervisor::InstanceEvent as E;
-                match &event {
-                    E::Crashed { .. } => controller.progress.warn(&format!("{event}")),
-                    E::CrashLoop { .. } => controller.progress.warn(&format!("{event}")),
-                    _ => {}
-                }
+    use lastmile_supervisor::InstanceEvent as E;
+    let progress = controller.progress.clone();
+    controller
+        .host
+        .watch_instances(|event| {
+            if matches!(event, E::Crashed { .. } | E::CrashLoop { .. }) {
+                progress.warn(&format!("{event}"));
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => controller.host.refresh(),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
+        })
+        .await;
 }
 
 /// Periodic work the engine asks for (stopping warm sets whose rollback
@@ -788,14 +777,7 @@ impl Controller {
                 .line("handed over: draining connections, then exiting"),
             Exit::HandedOver => self.progress.line("handed over: draining connections"),
         }
-        let router = self.host.router().clone();
-        let drain = tokio::spawn(async move { router.drain(EXIT_DRAIN).await });
-        let deadline = Instant::now() + EXIT_DRAIN;
-        while self.host.in_flight() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.host.supervisor().shutdown().await;
-        let _ = drain.await;
+        self.host.drain_and_stop(EXIT_DRAIN).await;
         if exit == Exit::Stop {
             self.remove_up_file_if_ours();
         }

@@ -4,7 +4,7 @@
 //!
 //! The lock belongs to the open file, not to a pid: a process taking over
 //! from `lastmile restart` is handed the same open file (see
-//! [`crate::handover`]), so the directory stays locked through every
+//! [`lastmile_node::handover`]), so the directory stays locked through every
 //! handover, and a killed `up` releases it with its last descriptor, so a
 //! stale `up.json` or `up.lock` never blocks the next start. Two `up`s
 //! started at the same moment cannot both take it.
@@ -51,7 +51,7 @@ pub enum UpLockError {
     },
     /// The lock handed over by a previous process is unusable.
     #[error(transparent)]
-    Handover(#[from] crate::handover::HandoverError),
+    Handover(#[from] lastmile_node::handover::HandoverError),
 }
 
 impl UpLock {
@@ -64,7 +64,7 @@ impl UpLock {
             path: path.clone(),
             source,
         };
-        let (file, handed) = match crate::handover::take_inherited_lock()? {
+        let (file, handed) = match lastmile_node::handover::take_inherited_lock()? {
             Some(file) => (file, true),
             None => {
                 std::fs::create_dir_all(state_dir).map_err(io)?;

@@ -95,20 +95,6 @@ pub enum StoreError {
         /// The status given.
         status: String,
     },
-    /// A blob id is not 64 lowercase hex characters.
-    #[error("`{id}` is not a blob id (64 lowercase hex characters); this is a bug in lastmile")]
-    InvalidBlobId {
-        /// The id given.
-        id: String,
-    },
-    /// No blob with that id in the store.
-    #[error("blob {id} is not in the store at {}; rebuild it with `lastmile build`", path.display())]
-    BlobNotFound {
-        /// The id asked for.
-        id: String,
-        /// Where it was expected.
-        path: PathBuf,
-    },
     /// `create_token` with a name another token has.
     #[error("a token named `{name}` exists; pick another name or revoke it")]
     TokenNameTaken {

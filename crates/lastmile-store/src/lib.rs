@@ -1,8 +1,9 @@
 //! Durable state for lastmile: runs, steps, logs, artifacts, the cache,
 //! releases and deployments, API tokens, sealed secrets, watched commits and
-//! the append-only event log, in SQLite (WAL) under `.lastmile/`, plus the
-//! content-addressed blob store that holds artifacts and `SecretBox`, which
-//! seals secret values with a key file kept beside the database.
+//! the append-only event log, in SQLite (WAL) under `.lastmile/`, plus
+//! `SecretBox`, which seals secret values with a key file kept beside the
+//! database. Artifacts' bytes live in `lastmile-artifact`'s blob store; this
+//! store records their ids.
 //!
 //! It stores what it is given: it does not hash content, pack artifacts or
 //! mask secrets (the pipeline does that before calling in). It never holds a
@@ -11,11 +12,10 @@
 //! without their values or hashes. It does not check roles: callers do.
 //!
 //! ```no_run
-//! use std::io::Write;
 //! use std::path::Path;
 //!
 //! use lastmile_store::{
-//!     BlobStore, NewRun, Role, RunStatus, SecretBox, SqliteStore, Store, generate_token, hash_token,
+//!     NewRun, Role, RunStatus, SecretBox, SqliteStore, Store, generate_token, hash_token,
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,12 +32,8 @@
 //!     actor: "local:alice".into(),
 //! })?;
 //!
-//! let blobs = BlobStore::open(state_dir)?;
-//! let mut pending = blobs.begin()?;
-//! pending.write_all(b"tar bytes")?;
+//! // The id of the artifact the run packed (`lastmile_artifact::pack`).
 //! let id = blake3::hash(b"tar bytes").to_hex().to_string();
-//! pending.commit(&id)?;
-//!
 //! store.finish_run(run, RunStatus::Succeeded, Some(&id), None)?;
 //!
 //! let secrets = SecretBox::open_or_create(&state_dir.join("secrets.key"))?;
@@ -51,7 +47,6 @@
 //! # }
 //! ```
 
-mod blob_store;
 mod error;
 mod label;
 mod model;
@@ -61,7 +56,6 @@ mod step_process;
 mod store;
 mod token;
 
-pub use blob_store::{BlobStore, PendingBlob};
 pub use error::StoreError;
 pub use label::{SHORT_ID_LEN, counted, release_label, short_id};
 pub use model::*;

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use lastmile_store::{BlobStore, SqliteStore};
+use lastmile_artifact::BlobStore;
+use lastmile_store::SqliteStore;
 
 /// The state directory for a spec directory: `--state-dir` /
 /// `LASTMILE_STATE_DIR` when given, else `.lastmile/` beside lastmile.yaml.

@@ -4,9 +4,9 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Mutex;
 
+use lastmile_artifact::Packed;
 use lastmile_store::{LogStream, RunId, RunStatus, StepStatus, counted};
 
-use crate::package::Packed;
 use crate::process::format_duration;
 use crate::report::Reporter;
 use crate::runner::{RunSummary, StepSummary};

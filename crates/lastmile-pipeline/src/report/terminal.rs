@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lastmile_artifact::Packed;
 use lastmile_store::{LogStream, RunId, StepStatus, counted};
 
-use crate::package::Packed;
 use crate::report::Reporter;
 use crate::report::plain::outcome;
 use crate::runner::{RunSummary, StepSummary};

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use lastmile_artifact::{BlobStore, Packed};
 use lastmile_pipeline::{
-    Packed, PipelineError, Reporter, RunOptions, RunSummary, StepSummary,
-    run_pipeline_with_environment,
+    PipelineError, Reporter, RunOptions, RunSummary, StepSummary, run_pipeline_with_environment,
 };
 use lastmile_spec::{Artifact, Pipeline, Secrets, Spec, Step};
-use lastmile_store::{BlobStore, LogStream, RunId, SqliteStore, StepRecord, Store};
+use lastmile_store::{LogStream, RunId, SqliteStore, StepRecord, Store};
 use tempfile::TempDir;
 
 /// A step running `run`, with no needs, retries, cache or limits.

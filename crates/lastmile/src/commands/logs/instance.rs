@@ -34,7 +34,7 @@ pub(crate) fn show(
         &args.state.dir
     };
     let state_dir = state::state_dir(explicit_state_dir, spec_dir);
-    let logs_dir = lastmile_server::local_host::host_root(&state_dir).join("logs");
+    let logs_dir = lastmile_node::host_root(&state_dir).join("logs");
     let known = known_instances(&logs_dir);
     let chosen = choose(wanted, &known, explicit_state_dir, &args.state.dir)?;
     // Lines carry their instance's id when an environment was asked for.

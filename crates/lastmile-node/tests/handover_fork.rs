@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use lastmile_server::handover::{Handed, pass_listeners, raw_fd};
+use lastmile_node::handover::{Handed, pass_listeners, raw_fd};
 
 /// The test process's pid; 0 until the test sets it.
 static PARENT: AtomicI32 = AtomicI32::new(0);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::StoreError;
+use crate::BlobError;
 
 /// Distinguishes temp files made by one process within the same nanosecond.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -23,16 +23,16 @@ pub struct BlobStore {
 
 impl BlobStore {
     /// Opens (creating if needed) the blob store under `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<BlobStore, StoreError> {
+    pub fn open(state_dir: &Path) -> Result<BlobStore, BlobError> {
         let root = state_dir.join("blobs");
         let temp_dir = root.join("tmp");
-        fs::create_dir_all(&temp_dir).map_err(StoreError::io("create the directory", &temp_dir))?;
+        fs::create_dir_all(&temp_dir).map_err(BlobError::io("create the directory", &temp_dir))?;
         remove_orphaned_temp_files(&temp_dir);
         Ok(BlobStore { root, temp_dir })
     }
 
     /// Starts a new blob: a temp file to stream into, then `commit`.
-    pub fn begin(&self) -> Result<PendingBlob, StoreError> {
+    pub fn begin(&self) -> Result<PendingBlob, BlobError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -43,7 +43,7 @@ impl BlobStore {
             .write(true)
             .create_new(true)
             .open(&temp_path)
-            .map_err(StoreError::io("create the temp file", &temp_path))?;
+            .map_err(BlobError::io("create the temp file", &temp_path))?;
         Ok(PendingBlob {
             writer: Some(BufWriter::with_capacity(256 * 1024, file)),
             temp_path,
@@ -60,18 +60,16 @@ impl BlobStore {
     }
 
     /// Opens a blob for reading.
-    pub fn open_blob(&self, id: &str) -> Result<File, StoreError> {
+    pub fn open_blob(&self, id: &str) -> Result<File, BlobError> {
         validate_id(id)?;
         let path = blob_path(&self.root, id);
         match File::open(&path) {
             Ok(file) => Ok(file),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(StoreError::BlobNotFound {
-                    id: id.to_owned(),
-                    path,
-                })
-            }
-            Err(error) => Err(StoreError::io("open the blob", path)(error)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(BlobError::NotFound {
+                id: id.to_owned(),
+                path,
+            }),
+            Err(error) => Err(BlobError::io("open the blob", path)(error)),
         }
     }
 }
@@ -95,24 +93,24 @@ impl PendingBlob {
     /// Makes the blob durable and files it under `id`; returns its path.
     ///
     /// If a blob with that id already exists it is kept and this one is dropped.
-    pub fn commit(mut self, id: &str) -> Result<PathBuf, StoreError> {
+    pub fn commit(mut self, id: &str) -> Result<PathBuf, BlobError> {
         validate_id(id)?;
         let writer = self
             .writer
             .take()
             .expect("writer is only taken here, and commit consumes self");
         let file = writer.into_inner().map_err(|error| {
-            StoreError::io("write the temp file", &self.temp_path)(error.into_error())
+            BlobError::io("write the temp file", &self.temp_path)(error.into_error())
         })?;
         file.sync_all()
-            .map_err(StoreError::io("sync the temp file", &self.temp_path))?;
+            .map_err(BlobError::io("sync the temp file", &self.temp_path))?;
         drop(file);
 
         let destination = blob_path(&self.root, id);
         let directory = destination
             .parent()
             .expect("a blob path always has a fan-out directory");
-        fs::create_dir_all(directory).map_err(StoreError::io("create the directory", directory))?;
+        fs::create_dir_all(directory).map_err(BlobError::io("create the directory", directory))?;
         // A hard link fails if the destination exists, unlike rename, so two
         // writers of the same id can never replace each other's blob.
         match fs::hard_link(&self.temp_path, &destination) {
@@ -121,7 +119,7 @@ impl PendingBlob {
             Err(_) if destination.exists() => {}
             // Filesystems without hard links: fall back to rename after the check.
             Err(_) => fs::rename(&self.temp_path, &destination)
-                .map_err(StoreError::io("move the blob into place", &destination))?,
+                .map_err(BlobError::io("move the blob into place", &destination))?,
         }
         // The directory entry must be durable too, or a crash could lose the blob.
         if let Ok(directory_handle) = File::open(directory) {
@@ -186,7 +184,7 @@ fn blob_path(root: &Path, id: &str) -> PathBuf {
 }
 
 /// Ids are 64 lowercase hex characters; anything else could escape the directory.
-fn validate_id(id: &str) -> Result<(), StoreError> {
+fn validate_id(id: &str) -> Result<(), BlobError> {
     let valid = id.len() == 64
         && id
             .bytes()
@@ -194,6 +192,6 @@ fn validate_id(id: &str) -> Result<(), StoreError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreError::InvalidBlobId { id: id.to_owned() })
+        Err(BlobError::InvalidId { id: id.to_owned() })
     }
 }

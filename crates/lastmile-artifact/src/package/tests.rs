@@ -6,7 +6,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use lastmile_store::BlobStore;
+use crate::BlobStore;
 
 use super::{PackageError, SelectionError, pack, select, unpack};
 

@@ -15,8 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use crate::{BlobError, BlobStore};
 use globset::GlobBuilder;
-use lastmile_store::{BlobStore, StoreError};
 use walkdir::WalkDir;
 
 #[cfg(test)]
@@ -85,7 +85,7 @@ pub enum PackageError {
     },
     /// The blob store refused an operation.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Blob(#[from] BlobError),
     /// The artifact is not a readable zstd-compressed tar.
     #[error("artifact {id} is damaged ({source}); delete its blob and run the pipeline again")]
     Damaged {
@@ -513,7 +513,7 @@ pub enum SelectionError {
 
 /// What kind of filesystem entry a pattern selected (symlinks never followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EntryKind {
+pub enum EntryKind {
     /// A directory.
     Directory,
     /// A regular file.
@@ -526,13 +526,13 @@ pub(crate) enum EntryKind {
 
 /// One entry a pattern selected.
 #[derive(Debug, Clone)]
-pub(crate) struct Selected {
+pub struct Selected {
     /// Path relative to the root, `/`-separated.
-    pub(crate) relative: String,
+    pub relative: String,
     /// Path on disk.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
     /// What it is.
-    pub(crate) kind: EntryKind,
+    pub kind: EntryKind,
 }
 
 /// Entries `pattern` selects under `root`, sorted by relative path.
@@ -541,7 +541,10 @@ pub(crate) struct Selected {
 /// directory itself and everything under it, a missing path nothing. A glob
 /// (`*` stays within one directory, `**` crosses them) selects every match and
 /// everything under matched directories. Walks skip `.git` and `.lastmile`.
-pub(crate) fn select(root: &Path, pattern: &str) -> Result<Vec<Selected>, SelectionError> {
+///
+/// [`pack`] selects `artifact.paths` with it; the pipeline's cache keys select
+/// a step's `inputs` with it too, so both read a pattern the same way.
+pub fn select(root: &Path, pattern: &str) -> Result<Vec<Selected>, SelectionError> {
     let trimmed = pattern.trim_end_matches('/');
     let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
     let components: Vec<&str> = trimmed

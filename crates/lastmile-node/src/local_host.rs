@@ -1,4 +1,4 @@
-//! `LocalHost`: the in-process host of `lastmile up`, the first
+//! `LocalHost`: the host `lastmile up` runs in process, the first
 //! implementation of `HostHandle`. It drives a `Supervisor` (instances) and
 //! a `Router` (traffic) by direct calls; a remote agent will implement the
 //! same trait over HTTPS, so nothing above it knows which one it talks to.
@@ -6,22 +6,34 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use lastmile_artifact::{BlobError, BlobStore};
 use lastmile_host::{
     CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
     InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats,
     RouteSpec,
 };
-use lastmile_router::{Backend, Route, RouteTable, Router, Upstream};
-use lastmile_store::BlobStore;
-use lastmile_supervisor::Supervisor;
+use lastmile_router::{Backend, Route, RouteTable, Router, RouterConfig, Upstream};
+use lastmile_supervisor::{InstanceEvent, Supervisor, SupervisorConfig, SupervisorError};
+use tokio::sync::broadcast::error::RecvError;
 
 /// How long `stop_instance` waits for in-flight requests of a draining
 /// instance before stopping it anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Errors opening a host.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The artifact cache could not be opened.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// The supervisor's directories could not be created.
+    #[error("cannot prepare the supervisor's directory")]
+    Supervisor(#[source] SupervisorError),
+}
 
 /// The host `lastmile up` runs on.
 #[derive(Clone)]
@@ -76,7 +88,30 @@ struct Listener {
 }
 
 impl LocalHost {
-    /// A host named `name` keeping releases and logs under `root`.
+    /// Opens the host named `name` on the state directory `state_dir`: its
+    /// artifact cache (the blob store there) and its releases and logs
+    /// under [`host_root`]. Instances a killed lastmile left running there
+    /// are stopped first (`supervisor().orphans_killed()` counts them).
+    /// `inherited` are the listeners a previous process handed over.
+    pub fn open(
+        name: &str,
+        state_dir: &Path,
+        router: RouterConfig,
+        inherited: BTreeMap<SocketAddr, TcpListener>,
+    ) -> Result<LocalHost, NodeError> {
+        let blobs = BlobStore::open(state_dir)?;
+        let supervisor = Supervisor::new(host_root(state_dir), SupervisorConfig::default())
+            .map_err(NodeError::Supervisor)?;
+        Ok(LocalHost::new(
+            name,
+            supervisor,
+            Router::new(router),
+            blobs,
+            inherited,
+        ))
+    }
+
+    /// A host named `name` from its parts.
     pub fn new(
         name: &str,
         supervisor: Supervisor,
@@ -127,6 +162,37 @@ impl LocalHost {
             .values()
             .map(|listener| listener.actual)
             .collect()
+    }
+
+    /// Refreshes the routes on every instance event (an instance became
+    /// ready, crashed, stopped), until the supervisor shuts down; `report`
+    /// sees each event after the refresh.
+    pub async fn watch_instances(&self, mut report: impl FnMut(&InstanceEvent) + Send) {
+        let mut events = self.inner.supervisor.subscribe();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    self.refresh();
+                    report(&event);
+                }
+                Err(RecvError::Lagged(_)) => self.refresh(),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Stops what the host runs: the router stops accepting and requests
+    /// in flight get up to `grace` to finish, then every instance stops
+    /// (their WebSockets close cleanly), then upgraded connections go.
+    pub async fn drain_and_stop(&self, grace: Duration) {
+        let router = self.inner.router.clone();
+        let drain = tokio::spawn(async move { router.drain(grace).await });
+        let deadline = Instant::now() + grace;
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.inner.supervisor.shutdown().await;
+        let _ = drain.await;
     }
 
     /// Requests in flight through the router, over every upstream.
@@ -417,7 +483,7 @@ impl HostHandle for LocalHost {
             host.inner
                 .supervisor
                 .prepare_release(&release.id, |dir| {
-                    lastmile_pipeline::unpack(blobs, &release.artifact_id, dir).map(|_| ())
+                    lastmile_artifact::unpack(blobs, &release.artifact_id, dir).map(|_| ())
                 })
                 .map(|_| ())
                 .map_err(|error| HostError::Other {
@@ -724,6 +790,6 @@ fn parse_signal(name: &str) -> nix::sys::signal::Signal {
 }
 
 /// Where a host keeps its files under the state directory.
-pub fn host_root(state_dir: &std::path::Path) -> PathBuf {
+pub fn host_root(state_dir: &Path) -> PathBuf {
     state_dir.join("host")
 }

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use lastmile_store::{BlobStore, StoreError};
+use lastmile_artifact::{BlobError, BlobStore};
 
 fn id_of(content: &[u8]) -> String {
     blake3::hash(content).to_hex().to_string()
@@ -99,13 +99,13 @@ fn bad_ids_are_rejected_and_leave_nothing_behind() {
         pending.write_all(b"x").unwrap();
         let error = pending.commit(bad).unwrap_err();
         assert!(
-            matches!(error, StoreError::InvalidBlobId { .. }),
+            matches!(error, BlobError::InvalidId { .. }),
             "{bad}: {error}"
         );
         assert_eq!(blobs.path(bad), None);
         assert!(matches!(
             blobs.open_blob(bad),
-            Err(StoreError::InvalidBlobId { .. })
+            Err(BlobError::InvalidId { .. })
         ));
     }
     assert!(temp_files(state.path()).is_empty());
@@ -121,7 +121,7 @@ fn missing_blob_error_names_the_id() {
     let blobs = BlobStore::open(state.path()).unwrap();
     let id = id_of(b"never stored");
     let error = blobs.open_blob(&id).unwrap_err();
-    assert!(matches!(error, StoreError::BlobNotFound { .. }));
+    assert!(matches!(error, BlobError::NotFound { .. }));
     assert!(error.to_string().contains(&id), "{error}");
 }
 

@@ -1,0 +1,30 @@
+//! Content-addressed artifacts: the blob store that files immutable blobs
+//! under their blake3 id, and reproducible packing, so the same files always
+//! pack to the same id, and unpacking that checks the content against it.
+//!
+//! It knows nothing of specs, runs or databases: the pipeline packs what a
+//! run built into it, and a host unpacks a release from it.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use lastmile_artifact::{BlobStore, pack, unpack};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let blobs = BlobStore::open(Path::new(".lastmile"))?;
+//! let packed = pack(Path::new("."), &["dist".to_owned()], &blobs)?;
+//! let files = unpack(&blobs, &packed.id, Path::new("/tmp/release"))?;
+//! assert_eq!(files, packed.files);
+//! # Ok(())
+//! # }
+//! ```
+
+mod blob_store;
+mod error;
+mod package;
+
+pub use blob_store::{BlobStore, PendingBlob};
+pub use error::BlobError;
+pub use package::{
+    EntryKind, PackageError, Packed, Selected, SelectionError, pack, select, unpack,
+};
