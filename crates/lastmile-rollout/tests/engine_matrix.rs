@@ -642,3 +642,58 @@ async fn a_rollback_is_recorded_and_reported_as_rolled_back() {
     assert_eq!(record.strategy, lastmile_store::DeploymentKind::Rollback);
     assert_eq!(host.serving("blue-green"), [v1.id.as_str()]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_stopped_after_any_transition_ends_rolled_back_or_on_the_release_it_left() {
+    let environment = environment("blue-green");
+    let service_of = |_: &ReleaseRecord| Ok(spec().0);
+    let mut stopped_after = Vec::new();
+    for call in 1.. {
+        let dir = tempfile::tempdir().unwrap();
+        let (v1, v2, deployment) = {
+            let store = open(dir.path());
+            let (v1, v2) = releases(&store);
+            let host = FakeHost::new();
+            let engine = engine(&store, &host);
+            deploy(&engine, &environment, &v1).await;
+            deploy(&engine, &environment, &v2).await;
+            host.freeze_at(call);
+            let stopped = tokio::select! {
+                _ = engine.rollback(&environment, None, &service_of, &Quiet) => false,
+                () = host.frozen.notified() => true,
+            };
+            if !stopped {
+                break;
+            }
+            (
+                v1,
+                v2,
+                store.last_deployment("blue-green").unwrap().unwrap(),
+            )
+        };
+        let last = deployment.phase.clone();
+        stopped_after.push(last.to_string());
+
+        let store = open(dir.path());
+        let host = FakeHost::new();
+        engine(&store, &host)
+            .restore(std::slice::from_ref(&environment), &service_of, &Quiet)
+            .await
+            .unwrap();
+        let record = store.get_deployment(deployment.id).unwrap().unwrap();
+        let (status, serving) = if matches!(last, Phase::Switched | Phase::RolledBack) {
+            (DeploymentStatus::RolledBack, &v1)
+        } else {
+            (DeploymentStatus::Failed, &v2)
+        };
+        assert_eq!(record.status, status, "at {last}");
+        assert_eq!(
+            host.serving("blue-green"),
+            [serving.id.as_str()],
+            "at {last}"
+        );
+        assert_eq!(host.running("blue-green", &serving.id), 2, "at {last}");
+    }
+    stopped_after.dedup();
+    assert_eq!(stopped_after, ["started", "switched", "rolled-back"]);
+}
