@@ -201,6 +201,8 @@ fn median(values: &mut [f64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use lastmile_store::{DeploymentKind, Phase};
+
     use super::*;
 
     const HOUR: i64 = 3_600_000;
@@ -219,12 +221,12 @@ mod tests {
             from_release: from.map(str::to_owned),
             to_release: to.into(),
             strategy: if status == DeploymentStatus::RolledBack {
-                "rollback".into()
+                DeploymentKind::Rollback
             } else {
-                "rolling".into()
+                DeploymentKind::Rolling
             },
             status,
-            phase: "done".into(),
+            phase: Phase::ended(status).unwrap_or(Phase::Switched),
             started_at: finished_at - 60_000,
             finished_at: Some(finished_at),
             reason: None,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lastmile_store::{DeploymentStatus, RunStatus, Store, StoreError};
+use lastmile_store::{DeploymentKind, DeploymentStatus, RunStatus, Store, StoreError};
 use serde::Serialize;
 
 use crate::dora::{DoraReport, dora_from, lead_starts};
@@ -116,7 +116,9 @@ pub fn snapshot_from_store(
                 deployment.status.as_str().to_owned(),
             ))
             .or_default() += 1;
-        if deployment.strategy == "rollback" || deployment.status == DeploymentStatus::RolledBack {
+        if deployment.strategy == DeploymentKind::Rollback
+            || deployment.status == DeploymentStatus::RolledBack
+        {
             *snapshot
                 .rollbacks
                 .entry(deployment.environment.clone())

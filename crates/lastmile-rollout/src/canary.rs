@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use lastmile_host::{CohortRule, KeySource, MirrorRule, PinRule, ReleaseStats, WarmupRule};
 use lastmile_spec::{Canary, CanaryStep, CohortKey, PinTarget, Service};
-use lastmile_store::{EnvironmentState, ReleaseRecord};
+use lastmile_store::{EnvironmentState, Phase, ReleaseRecord};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -181,7 +181,7 @@ impl Drive<'_> {
     /// every host.
     async fn set_canary_weight(
         &self,
-        phase: &str,
+        phase: &Phase,
         stable: &ReleaseRecord,
         canary: &ReleaseRecord,
         percent: f64,
@@ -274,7 +274,7 @@ impl Drive<'_> {
 
     fn record_decision(
         &self,
-        phase: &str,
+        phase: &Phase,
         percent: f64,
         decision: &Decision,
         analysis: &Analysis,
@@ -331,7 +331,7 @@ impl Drive<'_> {
     #[allow(clippy::too_many_arguments)]
     async fn analysed_phase(
         &self,
-        phase: &str,
+        phase: &Phase,
         stable: &ReleaseRecord,
         canary_release: &ReleaseRecord,
         canary: &Canary,
@@ -396,7 +396,7 @@ impl Drive<'_> {
     }
 
     /// Waits at a `pause` step for `lastmile promote` (or abort).
-    async fn pause(&self, phase: &str, control: &CanaryControl) -> Decision {
+    async fn pause(&self, phase: &Phase, control: &CanaryControl) -> Decision {
         self.progress.step(&format!(
             "{phase}: paused; `lastmile promote {}` goes on, `lastmile abort {}` rolls back",
             self.env_name(),
@@ -424,7 +424,7 @@ impl Drive<'_> {
         control: &Arc<CanaryControl>,
     ) -> Result<(), Failure> {
         self.ensure_everywhere(to).await?;
-        self.advance("starting", json!({ "release": to.id }), None)?;
+        self.advance(&Phase::Starting, json!({ "release": to.id }), None)?;
         self.scale(to, service, self.environment.instances.max(1))
             .await?;
         self.verify(to).await?;
@@ -454,7 +454,7 @@ impl Drive<'_> {
                 percent: mirror.percent,
                 methods: mirror.methods.clone(),
             };
-            self.set_canary_weight("dark", stable, to, 0.0, Some(rule))
+            self.set_canary_weight(&Phase::Dark, stable, to, 0.0, Some(rule))
                 .await?;
             self.progress.step(&format!(
                 "dark launch: {}% of {} requests mirrored to {}",
@@ -464,7 +464,7 @@ impl Drive<'_> {
             ));
             match self
                 .analysed_phase(
-                    "dark",
+                    &Phase::Dark,
                     stable,
                     to,
                     canary,
@@ -504,11 +504,11 @@ impl Drive<'_> {
             })
             .unwrap_or(0.0);
         for (index, step) in steps.iter().enumerate().skip(first_step) {
-            let phase = format!("step-{}", index + 1);
+            let phase = Phase::Step(index + 1);
             let decision = match step {
                 CanaryStep::Pause => {
                     self.advance(
-                        &format!("{phase}-paused"),
+                        &Phase::StepPaused(index + 1),
                         json!({ "canary_percent": percent }),
                         None,
                     )?;
@@ -598,7 +598,7 @@ impl Drive<'_> {
             let analysis = analyse(&current, &baseline, &thresholds);
             if let Some(failure) = analysis.failure() {
                 self.record_decision(
-                    "guard",
+                    &Phase::Guard,
                     100.0,
                     &Decision::Abort(failure.clone()),
                     &analysis,
@@ -640,7 +640,7 @@ impl Drive<'_> {
             weights,
             warm_until: None,
         };
-        self.advance("aborting", json!({ "reason": reason }), Some(&state))?;
+        self.advance(&Phase::Aborting, json!({ "reason": reason }), Some(&state))?;
         for host in self.hosts() {
             host.set_route(&route).await?;
         }

@@ -9,7 +9,8 @@ use lastmile_host::{
 };
 use lastmile_spec::{Environment, Service, Strategy};
 use lastmile_store::{
-    DeploymentRecord, DeploymentStatus, EnvironmentState, ReleaseRecord, Store, StoreError,
+    DeploymentKind, DeploymentRecord, DeploymentStatus, EnvironmentState, Phase, ReleaseRecord,
+    Store, StoreError,
 };
 use serde_json::json;
 
@@ -291,7 +292,7 @@ impl Engine {
         let from = state
             .as_ref()
             .and_then(|state| state.current_release.clone());
-        let strategy = environment.strategy.name();
+        let kind = DeploymentKind::of(&environment.strategy);
         if from.as_deref() == Some(release.id.as_str()) {
             progress.step(&crate::unchanged_line(&environment.name, &release.label()));
             return Ok(DeploymentOutcome {
@@ -308,13 +309,14 @@ impl Engine {
                 error: None,
                 analysis: None,
                 last_lines: Vec::new(),
+                aborted: false,
             });
         }
         let record = self.store.begin_deployment(
             &environment.name,
             from.as_deref(),
             &release.id,
-            strategy,
+            kind,
             &self.actor,
         )?;
         let from_release = match &from {
@@ -423,7 +425,7 @@ impl Engine {
             &environment.name,
             from.as_deref(),
             &target.id,
-            "rollback",
+            DeploymentKind::Rollback,
             &self.actor,
         )?;
         let from_release = match &from {
@@ -443,10 +445,7 @@ impl Engine {
         let result = drive
             .rollback(from_release.as_ref(), &target, &service)
             .await;
-        let mut outcome = drive.finish(result, from_release.as_ref(), &target).await?;
-        if outcome.status == DeploymentStatus::Succeeded {
-            outcome.status = DeploymentStatus::RolledBack;
-        }
+        let outcome = drive.finish(result, from_release.as_ref(), &target).await?;
         drive
             .announce(&outcome, &target, from_release.as_ref())
             .await;
@@ -479,8 +478,8 @@ impl Engine {
             let running = self.store.running_deployment(&environment.name)?;
             if let Some(running) = &running
                 && let Strategy::Canary(canary) = &environment.strategy
-                && running.strategy == "canary"
-                && (running.phase.starts_with("step-") || running.phase == "dark")
+                && running.strategy == DeploymentKind::Canary
+                && running.phase.is_canary_step()
                 && let Some(from) = &running.from_release
             {
                 self.restore_canary(
@@ -502,16 +501,10 @@ impl Engine {
                 continue;
             }
             if let Some(running) = running {
-                let (status, message) = if running.phase == PHASE_SWITCHED {
+                let (status, message) = if running.phase == Phase::Switched {
                     // The switch was written, so it was decided: complete it,
-                    // as what it was (a rollback counts as one in the audit
-                    // log and the DORA figures).
-                    let status = if running.strategy == "rollback" {
-                        DeploymentStatus::RolledBack
-                    } else {
-                        DeploymentStatus::Succeeded
-                    };
-                    (status, None)
+                    // as what it was.
+                    (running.strategy.completed_status(), None)
                 } else {
                     state = EnvironmentState {
                         name: environment.name.clone(),
@@ -553,7 +546,7 @@ impl Engine {
                     "deployment #{} of {} was interrupted: {}",
                     running.id,
                     environment.name,
-                    if status == DeploymentStatus::Succeeded {
+                    if status != DeploymentStatus::Failed {
                         "its switch had been made, so it is completed"
                     } else {
                         "rolled back to the release it replaced"
@@ -574,9 +567,9 @@ impl Engine {
                 environment: environment.name.clone(),
                 from_release: None,
                 to_release: current.clone(),
-                strategy: "restore".to_string(),
+                strategy: DeploymentKind::Restore,
                 status: DeploymentStatus::Running,
-                phase: "restore".to_string(),
+                phase: Phase::Restore,
                 started_at: 0,
                 finished_at: None,
                 reason: None,
@@ -656,7 +649,7 @@ impl Engine {
         } else {
             f64::from(canary_units) * 100.0 / f64::from(total)
         };
-        let mirror = (running.phase == "dark")
+        let mirror = (running.phase == Phase::Dark)
             .then_some(canary.mirror.as_ref())
             .flatten()
             .map(|mirror| lastmile_host::MirrorRule {
@@ -712,9 +705,7 @@ impl Engine {
             .ok_or_else(|| missing(&record.to_release))?;
         let first_step = record
             .phase
-            .strip_prefix("step-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|number| number.parse::<usize>().ok())
+            .step_number()
             .map_or(0, |number| number.saturating_sub(1));
         let drive = Drive::new(
             self,
@@ -730,7 +721,7 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(environment.name.clone(), control.clone());
         // A dark launch had moved no user traffic yet: it starts again.
-        let result = if drive.record.phase == "dark" {
+        let result = if drive.record.phase == Phase::Dark {
             drive
                 .dark_launch_then_steps(&stable, &to, canary, &control)
                 .await
@@ -789,9 +780,6 @@ impl From<HostError> for EngineError {
 /// Unpacked releases kept on each host for an instant rollback.
 const KEEP_RELEASES: usize = 5;
 
-/// The phase written when traffic has been decided to be on the new release.
-const PHASE_SWITCHED: &str = "switched";
-
 impl Drive<'_> {
     pub(crate) fn store(&self) -> &dyn Store {
         self.engine.store.as_ref()
@@ -808,7 +796,7 @@ impl Drive<'_> {
     /// Writes a phase (and the environment's new state) before acting.
     pub(crate) fn advance(
         &self,
-        phase: &str,
+        phase: &Phase,
         detail: serde_json::Value,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), Failure> {
@@ -985,7 +973,7 @@ impl Drive<'_> {
             }
             None => 0,
         };
-        let mut round = 0;
+        let mut round = 0usize;
         while new_count < total {
             round += 1;
             // Surge: start up to `surge` new instances, all ready before any
@@ -993,7 +981,7 @@ impl Drive<'_> {
             let starting = surge.min(total - new_count);
             let indexes: Vec<u32> = (new_count..new_count + starting).collect();
             self.advance(
-                &format!("batch-{round}-starting"),
+                &Phase::BatchStarting(round),
                 json!({ "release": to.id, "indexes": indexes }),
                 None,
             )?;
@@ -1018,7 +1006,7 @@ impl Drive<'_> {
                 warm_until: None,
             };
             self.advance(
-                &format!("batch-{round}-routed"),
+                &Phase::BatchRouted(round),
                 json!({ "weights": weights }),
                 Some(&state),
             )?;
@@ -1052,7 +1040,7 @@ impl Drive<'_> {
         rollback_window: Duration,
     ) -> Result<(), Failure> {
         self.ensure_everywhere(to).await?;
-        self.advance("starting", json!({ "release": to.id }), None)?;
+        self.advance(&Phase::Starting, json!({ "release": to.id }), None)?;
         self.scale(to, service, self.environment.instances.max(1))
             .await?;
         self.verify(to).await?;
@@ -1080,7 +1068,7 @@ impl Drive<'_> {
         self.ensure_everywhere(to).await?;
         let state = self.state_with(Some(to), from, vec![(to.id.clone(), 100)], None);
         self.advance(
-            PHASE_SWITCHED,
+            &Phase::Switched,
             json!({ "weights": state.weights }),
             Some(&state),
         )?;
@@ -1237,15 +1225,13 @@ impl Drive<'_> {
         release: &ReleaseRecord,
         from: Option<&ReleaseRecord>,
     ) {
-        let aborted = outcome
-            .error
-            .as_deref()
-            .is_some_and(|error| error.starts_with("canary aborted"));
         let event = match outcome.status {
-            DeploymentStatus::Succeeded if self.record.strategy == "canary" => "promoted",
+            DeploymentStatus::Succeeded if self.record.strategy == DeploymentKind::Canary => {
+                "promoted"
+            }
             DeploymentStatus::Succeeded => "succeeded",
             DeploymentStatus::RolledBack => "rolled-back",
-            DeploymentStatus::Failed if aborted => "aborted",
+            DeploymentStatus::Failed if outcome.aborted => "aborted",
             DeploymentStatus::Failed | DeploymentStatus::Running => "failed",
         };
         self.notify(event, release, from, None, outcome.error.as_deref());
@@ -1283,7 +1269,11 @@ impl Drive<'_> {
         let weights = vec![(to.id.clone(), 100)];
         let previous = from.filter(|from| from.id != to.id);
         let state = self.state_with(Some(to), previous, weights.clone(), warm_until);
-        self.advance(PHASE_SWITCHED, json!({ "weights": weights }), Some(&state))?;
+        self.advance(
+            &Phase::Switched,
+            json!({ "weights": weights }),
+            Some(&state),
+        )?;
         self.route_everywhere(weights).await?;
         *self
             .switched_after_ms
@@ -1304,15 +1294,9 @@ impl Drive<'_> {
         to: &ReleaseRecord,
     ) -> Result<DeploymentOutcome, EngineError> {
         let analysis = self.last_analysis();
-        let (status, error, last_lines) = match result {
+        let (status, error, last_lines, aborted) = match result {
             Ok(()) => {
-                // A rollback is recorded as what it is, for the audit log
-                // and the change-failure and recovery figures.
-                let status = if self.record.strategy == "rollback" {
-                    DeploymentStatus::RolledBack
-                } else {
-                    DeploymentStatus::Succeeded
-                };
+                let status = self.record.strategy.completed_status();
                 // A deployment the store did not see end is not reported as
                 // succeeded (nor announced). Its switch was written, so
                 // `restore` completes it at the next start.
@@ -1334,7 +1318,7 @@ impl Drive<'_> {
                         cause: Box::new(cause),
                     })?;
                 self.prune(from, to).await;
-                (DeploymentStatus::Succeeded, None, Vec::new())
+                (status, None, Vec::new(), false)
             }
             Err(failure) => {
                 if !failure.aborted {
@@ -1350,7 +1334,12 @@ impl Drive<'_> {
                         failure.message, recovery.message
                     ),
                 };
-                (DeploymentStatus::Failed, Some(message), failure.last_lines)
+                (
+                    DeploymentStatus::Failed,
+                    Some(message),
+                    failure.last_lines,
+                    failure.aborted,
+                )
             }
         };
         Ok(DeploymentOutcome {
@@ -1370,6 +1359,7 @@ impl Drive<'_> {
             error,
             analysis,
             last_lines,
+            aborted,
         })
     }
 

@@ -37,6 +37,11 @@ pub struct DeploymentOutcome {
     pub analysis: Option<serde_json::Value>,
     /// The failing instance's last output lines, when one failed to start.
     pub last_lines: Vec<String>,
+    /// The canary was aborted (by its analysis, its deadline or `lastmile
+    /// abort`): traffic went back to stable. Not in the JSON, whose `error`
+    /// says so in words.
+    #[serde(skip)]
+    pub aborted: bool,
 }
 
 /// What a deploy of the release an environment already serves says, in

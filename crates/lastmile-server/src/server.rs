@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lastmile_artifact::BlobStore;
 use lastmile_spec::{Promote, Spec};
-use lastmile_store::{CommitRecord, SecretBox, SqliteStore, Store, now_millis};
+use lastmile_store::{CommitRecord, CommitStatus, SecretBox, SqliteStore, Store, now_millis};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -439,7 +439,7 @@ impl Server {
 
         // The pipeline, in the written-out tree, with the app's secrets.
         app.store
-            .update_commit(&name, sha, "running", None, None, None)?;
+            .update_commit(&name, sha, CommitStatus::Running, None, None, None)?;
         self.progress.line(&format!(
             "{name}: building {} ({})",
             short(sha),
@@ -490,7 +490,7 @@ impl Server {
         if succeeded && (spec.artifact.is_none() || spec.environments.is_empty()) {
             // CI only: built and tested, nothing to deploy.
             app.store
-                .update_commit(&name, sha, "built", Some(run_id), None, None)?;
+                .update_commit(&name, sha, CommitStatus::Built, Some(run_id), None, None)?;
             self.progress.line(&format!(
                 "{name}: {} built; lastmile.yaml has no {}, so nothing is deployed",
                 short(sha),
@@ -507,8 +507,14 @@ impl Server {
                 .failure
                 .map(|failure| format!("step {} {}", failure.step, failure.reason))
                 .unwrap_or_else(|| "the run made no artifact (add `artifact.paths`)".to_owned());
-            app.store
-                .update_commit(&name, sha, "failed", Some(run_id), None, Some(&reason))?;
+            app.store.update_commit(
+                &name,
+                sha,
+                CommitStatus::Failed,
+                Some(run_id),
+                None,
+                Some(&reason),
+            )?;
             self.progress.warn(&format!(
                 "{name}: {} failed its pipeline: {reason}; no release made",
                 short(sha)
@@ -516,7 +522,7 @@ impl Server {
             return Ok(());
         };
         app.store
-            .update_commit(&name, sha, "built", Some(run_id), None, None)?;
+            .update_commit(&name, sha, CommitStatus::Built, Some(run_id), None, None)?;
         let Some(first) = spec.environments.first().map(|env| env.name.clone()) else {
             return Ok(());
         };
@@ -615,9 +621,9 @@ impl Server {
                     .as_ref()
                     .is_ok_and(|value| !value["from_release"].is_null());
                 let commit_status = match status.as_str() {
-                    "succeeded" => "deployed",
-                    "failed" if had_stable => "rolled-back",
-                    _ => "failed",
+                    "succeeded" => CommitStatus::Deployed,
+                    "failed" if had_stable => CommitStatus::RolledBack,
+                    _ => CommitStatus::Failed,
                 };
                 let error = outcome
                     .as_ref()
@@ -950,7 +956,7 @@ impl Server {
                 subject: head.subject,
                 seen_at: head.time_ms,
                 source: "work-tree".to_owned(),
-                status: "checked-out".to_owned(),
+                status: CommitStatus::CheckedOut,
                 run_id: None,
                 release_id: None,
                 error: None,
@@ -1035,7 +1041,10 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
             let interrupted = match app.store.get_commit(&name, &head.sha) {
                 Ok(Some(commit))
                     if starting
-                        && matches!(commit.status.as_str(), "seen" | "running" | "built") =>
+                        && matches!(
+                            commit.status,
+                            CommitStatus::Seen | CommitStatus::Running | CommitStatus::Built
+                        ) =>
                 {
                     Some(commit.status)
                 }
@@ -1071,7 +1080,7 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
                     subject: info.subject.clone(),
                     seen_at: now_millis(),
                     source: source.to_owned(),
-                    status: "seen".to_owned(),
+                    status: CommitStatus::Seen,
                     run_id: None,
                     release_id: None,
                     error: None,
@@ -1091,9 +1100,14 @@ async fn watch_app(server: Arc<Server>, app: Arc<App>) {
                 server
                     .progress
                     .warn(&format!("{name}: {}: {message}", short(&head.sha)));
-                let _ =
-                    app.store
-                        .update_commit(&name, &head.sha, "failed", None, None, Some(&message));
+                let _ = app.store.update_commit(
+                    &name,
+                    &head.sha,
+                    CommitStatus::Failed,
+                    None,
+                    None,
+                    Some(&message),
+                );
             }
         }
     }
@@ -1275,9 +1289,14 @@ struct CommitReporter {
 
 impl lastmile_pipeline::Reporter for CommitReporter {
     fn run_started(&self, run: lastmile_store::RunId, app: &str, steps: &[String]) {
-        let _ = self
-            .store
-            .update_commit(&self.app, &self.sha, "running", Some(run), None, None);
+        let _ = self.store.update_commit(
+            &self.app,
+            &self.sha,
+            CommitStatus::Running,
+            Some(run),
+            None,
+            None,
+        );
         self.inner.run_started(run, app, steps);
     }
     fn step_started(&self, step: &str, attempt: u32) {

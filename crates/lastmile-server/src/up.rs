@@ -1258,7 +1258,7 @@ impl Controller {
             let Ok(Some(running)) = self.store.running_deployment(&env.name) else {
                 continue;
             };
-            if running.strategy != "canary" {
+            if running.strategy != lastmile_store::DeploymentKind::Canary {
                 continue;
             }
             let Ok(Some(state)) = self.store.get_environment(&env.name) else {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Run id: increasing integer, printed as `#12`.
 pub type RunId = i64;
@@ -285,6 +285,293 @@ impl DeploymentStatus {
     }
 }
 
+/// What a deployment record is: the strategy it ran with, a rollback, or
+/// the restore of what served after a restart. Stored and shown as the
+/// text of [`DeploymentKind::as_str`] (the spec's strategy names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentKind {
+    /// `rolling`.
+    Rolling,
+    /// `blue-green`.
+    BlueGreen,
+    /// `recreate`.
+    Recreate,
+    /// `canary`.
+    Canary,
+    /// `rollback`: back to an earlier release.
+    Rollback,
+    /// `restore`: what served is started again after a restart (never a
+    /// stored deployment; the engine drives it under this name).
+    Restore,
+}
+
+impl DeploymentKind {
+    /// Every kind, in the order above.
+    pub const ALL: [DeploymentKind; 6] = [
+        DeploymentKind::Rolling,
+        DeploymentKind::BlueGreen,
+        DeploymentKind::Recreate,
+        DeploymentKind::Canary,
+        DeploymentKind::Rollback,
+        DeploymentKind::Restore,
+    ];
+
+    /// The text stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::Rolling => "rolling",
+            DeploymentKind::BlueGreen => "blue-green",
+            DeploymentKind::Recreate => "recreate",
+            DeploymentKind::Canary => "canary",
+            DeploymentKind::Rollback => "rollback",
+            DeploymentKind::Restore => "restore",
+        }
+    }
+
+    /// The kind of a deployment with the environment's strategy.
+    pub fn of(strategy: &lastmile_spec::Strategy) -> DeploymentKind {
+        match strategy {
+            lastmile_spec::Strategy::Rolling { .. } => DeploymentKind::Rolling,
+            lastmile_spec::Strategy::BlueGreen { .. } => DeploymentKind::BlueGreen,
+            lastmile_spec::Strategy::Recreate => DeploymentKind::Recreate,
+            lastmile_spec::Strategy::Canary(_) => DeploymentKind::Canary,
+        }
+    }
+
+    /// How a deployment of this kind that put all traffic on its release
+    /// is recorded: a rollback as what it is (for the audit log and the
+    /// change-failure and recovery figures), anything else as succeeded.
+    pub fn completed_status(self) -> DeploymentStatus {
+        match self {
+            DeploymentKind::Rollback => DeploymentStatus::RolledBack,
+            _ => DeploymentStatus::Succeeded,
+        }
+    }
+}
+
+/// A phase, deployment kind or commit status text that this build does not
+/// know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{given}` is not a {what}; use one of {known}")]
+pub struct UnknownText {
+    /// What was expected (`deployment kind`, `commit status`).
+    pub what: &'static str,
+    /// The text given.
+    pub given: String,
+    /// The texts that are known, comma-separated.
+    pub known: String,
+}
+
+impl UnknownText {
+    fn new(what: &'static str, given: &str, known: &[&str]) -> UnknownText {
+        UnknownText {
+            what,
+            given: given.to_owned(),
+            known: known.join(", "),
+        }
+    }
+}
+
+/// `Display`, `FromStr` (through `as_str` and `ALL`), `Serialize` and
+/// `Deserialize` as the stored text, for a closed set of texts.
+macro_rules! stored_as_text {
+    ($type:ty, $what:literal) => {
+        impl fmt::Display for $type {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $type {
+            type Err = UnknownText;
+
+            fn from_str(text: &str) -> Result<$type, UnknownText> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|value| value.as_str() == text)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            <$type>::ALL.iter().map(|value| value.as_str()).collect();
+                        UnknownText::new($what, text, &known)
+                    })
+            }
+        }
+
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$type, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+stored_as_text!(DeploymentKind, "deployment kind");
+
+/// Where a deployment stands in its strategy's state machine: the phase
+/// the engine wrote last. Stored and shown as text (`step-2`,
+/// `batch-1-routed`, `switched`, …), as [`Phase`]'s `Display` writes it.
+///
+/// Text this build does not know is kept as [`Phase::Other`] rather than
+/// refused: phases are added with strategies without a change of schema,
+/// so a store written by another build may hold one, and one such row must
+/// not make the whole deployment history unreadable. The engine treats an
+/// unknown phase as undecided: a restart rolls that deployment back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `started`: the deployment was recorded; nothing moved yet.
+    Started,
+    /// `starting`: the new set is starting (blue-green, canary).
+    Starting,
+    /// `batch-N-starting`: a rolling batch's new instances are starting
+    /// (N from 1).
+    BatchStarting(usize),
+    /// `batch-N-routed`: a rolling batch's weights were written.
+    BatchRouted(usize),
+    /// `dark`: the dark launch (mirrored copies, no user traffic).
+    Dark,
+    /// `step-N`: the canary's weight step N (from 1, as in the spec's
+    /// `steps`).
+    Step(usize),
+    /// `step-N-paused`: the canary waits at its `pause` step N for
+    /// `lastmile promote`.
+    StepPaused(usize),
+    /// `guard`: the analysis after promotion (named in `canary.decision`
+    /// events; the deployment's own phase stays `switched`).
+    Guard,
+    /// `aborting`: the canary was aborted; traffic goes back to stable.
+    Aborting,
+    /// `switched`: all traffic was decided to be on the new release.
+    Switched,
+    /// `restore`: what served is started again after a restart.
+    Restore,
+    /// `succeeded`: ended, the new release serving.
+    Succeeded,
+    /// `failed`: ended, traffic on (or back on) the old release.
+    Failed,
+    /// `rolled-back`: a rollback ended, the earlier release serving.
+    RolledBack,
+    /// Text this build does not know, kept as it was.
+    Other(String),
+}
+
+impl Phase {
+    /// The phase a deployment ends in: its status's text.
+    pub fn ended(status: DeploymentStatus) -> Option<Phase> {
+        match status {
+            DeploymentStatus::Running => None,
+            DeploymentStatus::Succeeded => Some(Phase::Succeeded),
+            DeploymentStatus::Failed => Some(Phase::Failed),
+            DeploymentStatus::RolledBack => Some(Phase::RolledBack),
+        }
+    }
+
+    /// Whether this is a canary phase a restart resumes (a weight step, a
+    /// pause or the dark launch).
+    pub fn is_canary_step(&self) -> bool {
+        matches!(self, Phase::Step(_) | Phase::StepPaused(_) | Phase::Dark)
+    }
+
+    /// The weight or pause step (from 1) this phase is at, if any.
+    pub fn step_number(&self) -> Option<usize> {
+        match self {
+            Phase::Step(number) | Phase::StepPaused(number) => Some(*number),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::Started => formatter.write_str("started"),
+            Phase::Starting => formatter.write_str("starting"),
+            Phase::BatchStarting(round) => write!(formatter, "batch-{round}-starting"),
+            Phase::BatchRouted(round) => write!(formatter, "batch-{round}-routed"),
+            Phase::Dark => formatter.write_str("dark"),
+            Phase::Step(number) => write!(formatter, "step-{number}"),
+            Phase::StepPaused(number) => write!(formatter, "step-{number}-paused"),
+            Phase::Guard => formatter.write_str("guard"),
+            Phase::Aborting => formatter.write_str("aborting"),
+            Phase::Switched => formatter.write_str("switched"),
+            Phase::Restore => formatter.write_str("restore"),
+            Phase::Succeeded => formatter.write_str(DeploymentStatus::Succeeded.as_str()),
+            Phase::Failed => formatter.write_str(DeploymentStatus::Failed.as_str()),
+            Phase::RolledBack => formatter.write_str(DeploymentStatus::RolledBack.as_str()),
+            Phase::Other(text) => formatter.write_str(text),
+        }
+    }
+}
+
+/// A number as `Display` writes it (no sign, no leading zero), so the text
+/// reads back exactly as it was.
+fn canonical_number(text: &str) -> Option<usize> {
+    let number: usize = text.parse().ok()?;
+    (number.to_string() == text).then_some(number)
+}
+
+impl From<&str> for Phase {
+    fn from(text: &str) -> Phase {
+        let numbered = |prefix: &str, suffix: &str| {
+            text.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .and_then(canonical_number)
+        };
+        match text {
+            "started" => Phase::Started,
+            "starting" => Phase::Starting,
+            "dark" => Phase::Dark,
+            "guard" => Phase::Guard,
+            "aborting" => Phase::Aborting,
+            "switched" => Phase::Switched,
+            "restore" => Phase::Restore,
+            "succeeded" => Phase::Succeeded,
+            "failed" => Phase::Failed,
+            "rolled-back" => Phase::RolledBack,
+            _ => {
+                if let Some(round) = numbered("batch-", "-starting") {
+                    Phase::BatchStarting(round)
+                } else if let Some(round) = numbered("batch-", "-routed") {
+                    Phase::BatchRouted(round)
+                } else if let Some(number) = numbered("step-", "-paused") {
+                    Phase::StepPaused(number)
+                } else if let Some(number) = numbered("step-", "") {
+                    Phase::Step(number)
+                } else {
+                    Phase::Other(text.to_owned())
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for Phase {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Phase, Self::Err> {
+        Ok(Phase::from(text))
+    }
+}
+
+impl Serialize for Phase {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Phase {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Phase, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Phase::from(text.as_ref()))
+    }
+}
+
 /// A deployment: one environment moving from one release to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
@@ -296,12 +583,12 @@ pub struct DeploymentRecord {
     pub from_release: Option<String>,
     /// What it moves to.
     pub to_release: String,
-    /// `rolling`, `blue-green`, `recreate`, `rollback`.
-    pub strategy: String,
+    /// Its strategy, or `rollback` (stored as the kind's text).
+    pub strategy: DeploymentKind,
     /// Where it stands.
     pub status: DeploymentStatus,
     /// The last phase written (the state machine's state).
-    pub phase: String,
+    pub phase: Phase,
     /// When it began.
     pub started_at: UnixMillis,
     /// When it ended.
@@ -324,7 +611,7 @@ pub struct DeploymentStep {
     /// When it was written.
     pub at: UnixMillis,
     /// The phase entered.
-    pub phase: String,
+    pub phase: Phase,
     /// Details (instances, weights).
     pub detail: serde_json::Value,
 }
@@ -450,8 +737,8 @@ pub struct CommitRecord {
     pub seen_at: UnixMillis,
     /// How it was seen: `poll` or `webhook`.
     pub source: String,
-    /// `seen`, `running`, `built`, `failed`, `deployed` or `rolled-back`.
-    pub status: String,
+    /// What became of it.
+    pub status: CommitStatus,
     /// Run that built it.
     pub run_id: Option<RunId>,
     /// Release it became.
@@ -459,3 +746,54 @@ pub struct CommitRecord {
     /// Why it failed.
     pub error: Option<String>,
 }
+
+/// What became of a commit the watcher saw. Stored and shown as the text
+/// of [`CommitStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommitStatus {
+    /// `seen`: recorded, not built yet.
+    Seen,
+    /// `running`: its pipeline runs.
+    Running,
+    /// `built`: its pipeline succeeded (a release, or nothing to release).
+    Built,
+    /// `failed`: its pipeline or its deployment failed with no release to
+    /// go back to.
+    Failed,
+    /// `deployed`: its release serves.
+    Deployed,
+    /// `rolled-back`: its deployment failed and traffic went back to the
+    /// release it would have replaced.
+    RolledBack,
+    /// `checked-out`: the head of a work tree that no watcher saw (shown,
+    /// never stored).
+    CheckedOut,
+}
+
+impl CommitStatus {
+    /// Every status, in the order above.
+    pub const ALL: [CommitStatus; 7] = [
+        CommitStatus::Seen,
+        CommitStatus::Running,
+        CommitStatus::Built,
+        CommitStatus::Failed,
+        CommitStatus::Deployed,
+        CommitStatus::RolledBack,
+        CommitStatus::CheckedOut,
+    ];
+
+    /// The text stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitStatus::Seen => "seen",
+            CommitStatus::Running => "running",
+            CommitStatus::Built => "built",
+            CommitStatus::Failed => "failed",
+            CommitStatus::Deployed => "deployed",
+            CommitStatus::RolledBack => "rolled-back",
+            CommitStatus::CheckedOut => "checked-out",
+        }
+    }
+}
+
+stored_as_text!(CommitStatus, "commit status");

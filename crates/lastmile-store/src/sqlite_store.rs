@@ -20,10 +20,10 @@ use rusqlite::{
 use serde_json::json;
 
 use crate::model::{
-    ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
-    RunStatus, SealedSecret, SecretRecord, StepOutcome, StepRecord, StepStatus, TokenRecord,
-    UnixMillis,
+    ArtifactRecord, CacheEntry, CommitRecord, CommitStatus, DeploymentKind, DeploymentRecord,
+    DeploymentStatus, DeploymentStep, EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun,
+    Phase, ReleaseRecord, Role, Run, RunId, RunStatus, SealedSecret, SecretRecord, StepOutcome,
+    StepRecord, StepStatus, TokenRecord, UnixMillis,
 };
 use crate::store::Store;
 use crate::{StepProcess, StoreError};
@@ -359,7 +359,7 @@ impl Store for SqliteStore {
         &self,
         app: &str,
         sha: &str,
-        status: &str,
+        status: CommitStatus,
         run_id: Option<RunId>,
         release_id: Option<&str>,
         error: Option<&str>,
@@ -478,7 +478,7 @@ impl Store for SqliteStore {
         environment: &str,
         from_release: Option<&str>,
         to_release: &str,
-        strategy: &str,
+        strategy: DeploymentKind,
         actor: &str,
     ) -> Result<DeploymentRecord, StoreError> {
         deployments::begin_deployment(self, environment, from_release, to_release, strategy, actor)
@@ -487,7 +487,7 @@ impl Store for SqliteStore {
     fn advance_deployment(
         &self,
         deployment: i64,
-        phase: &str,
+        phase: &Phase,
         detail: &serde_json::Value,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), StoreError> {

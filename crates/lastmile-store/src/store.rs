@@ -1,9 +1,10 @@
 //! The `Store` trait: every state change the rest of lastmile makes.
 
 use crate::model::{
-    ArtifactRecord, CacheEntry, CommitRecord, DeploymentRecord, DeploymentStatus, DeploymentStep,
-    EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun, ReleaseRecord, Role, Run, RunId,
-    RunStatus, SealedSecret, SecretRecord, StepOutcome, StepRecord, TokenRecord,
+    ArtifactRecord, CacheEntry, CommitRecord, CommitStatus, DeploymentKind, DeploymentRecord,
+    DeploymentStatus, DeploymentStep, EnvironmentState, Event, FlagOverrideRecord, LogLine, NewRun,
+    Phase, ReleaseRecord, Role, Run, RunId, RunStatus, SealedSecret, SecretRecord, StepOutcome,
+    StepRecord, TokenRecord,
 };
 use crate::{StepProcess, StoreError};
 
@@ -103,7 +104,7 @@ pub trait Store: Send + Sync {
         environment: &str,
         from_release: Option<&str>,
         to_release: &str,
-        strategy: &str,
+        strategy: DeploymentKind,
         actor: &str,
     ) -> Result<DeploymentRecord, StoreError>;
     /// Records the next phase and, if given, the environment's new state, in
@@ -111,7 +112,7 @@ pub trait Store: Send + Sync {
     fn advance_deployment(
         &self,
         deployment: i64,
-        phase: &str,
+        phase: &Phase,
         detail: &serde_json::Value,
         environment: Option<&EnvironmentState>,
     ) -> Result<(), StoreError>;
@@ -197,7 +198,7 @@ pub trait Store: Send + Sync {
         &self,
         app: &str,
         sha: &str,
-        status: &str,
+        status: CommitStatus,
         run_id: Option<RunId>,
         release_id: Option<&str>,
         error: Option<&str>,

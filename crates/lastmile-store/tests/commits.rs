@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lastmile_store::{CommitRecord, SqliteStore, Store, StoreError};
+use lastmile_store::{CommitRecord, CommitStatus, SqliteStore, Store, StoreError};
 
 fn open(state_dir: &Path) -> SqliteStore {
     SqliteStore::open(state_dir).unwrap().0
@@ -19,7 +19,7 @@ fn commit(app: &str, sha: &str, seen_at: i64) -> CommitRecord {
         subject: format!("change {sha}"),
         seen_at,
         source: "poll".into(),
-        status: "seen".into(),
+        status: CommitStatus::Seen,
         run_id: None,
         release_id: None,
         error: None,
@@ -61,35 +61,42 @@ fn updates_overwrite_given_fields_and_keep_the_rest() {
         .unwrap();
 
     store
-        .update_commit("hello", "aaaa", "running", Some(7), None, None)
+        .update_commit("hello", "aaaa", CommitStatus::Running, Some(7), None, None)
         .unwrap();
     let running = store.get_commit("hello", "aaaa").unwrap().unwrap();
-    assert_eq!(running.status, "running");
+    assert_eq!(running.status, CommitStatus::Running);
     assert_eq!(running.run_id, Some(7));
     assert_eq!(running.release_id, None);
 
     store
-        .update_commit("hello", "aaaa", "built", None, Some("rel1"), None)
+        .update_commit(
+            "hello",
+            "aaaa",
+            CommitStatus::Built,
+            None,
+            Some("rel1"),
+            None,
+        )
         .unwrap();
     store
         .update_commit(
             "hello",
             "aaaa",
-            "failed",
+            CommitStatus::Failed,
             None,
             None,
             Some("health check failed"),
         )
         .unwrap();
     let failed = store.get_commit("hello", "aaaa").unwrap().unwrap();
-    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.status, CommitStatus::Failed);
     assert_eq!(failed.run_id, Some(7));
     assert_eq!(failed.release_id.as_deref(), Some("rel1"));
     assert_eq!(failed.error.as_deref(), Some("health check failed"));
     assert_eq!(failed.subject, "change aaaa");
 
     let error = store
-        .update_commit("hello", "zzzz", "running", None, None, None)
+        .update_commit("hello", "zzzz", CommitStatus::Running, None, None, None)
         .unwrap_err();
     assert!(
         matches!(error, StoreError::CommitNotFound { .. }),
@@ -134,4 +141,47 @@ fn commits_list_newest_seen_first_per_app() {
     assert_eq!(shas(10), ["c", "d", "b", "a"]);
     assert_eq!(shas(2), ["c", "d"]);
     assert!(store.list_commits("nobody", 10).unwrap().is_empty());
+}
+
+#[test]
+fn statuses_read_back_from_the_text_stored_and_an_unknown_one_is_named() {
+    let state = tempfile::tempdir().unwrap();
+    let store = open(state.path());
+    store
+        .record_commit(&commit("hello", "aaaa", 1_000))
+        .unwrap();
+    let connection = rusqlite::Connection::open(state.path().join("lastmile.db")).unwrap();
+    for text in [
+        "seen",
+        "running",
+        "built",
+        "failed",
+        "deployed",
+        "rolled-back",
+    ] {
+        connection
+            .execute("UPDATE commits SET status = ?1 WHERE sha = 'aaaa'", [text])
+            .unwrap();
+        let status = store.get_commit("hello", "aaaa").unwrap().unwrap().status;
+        assert_eq!(status.as_str(), text);
+        assert_eq!(status.to_string(), text);
+        assert_eq!(serde_json::to_value(status).unwrap(), text);
+        assert_eq!(text.parse::<CommitStatus>(), Ok(status));
+    }
+    connection
+        .execute(
+            "UPDATE commits SET status = 'shipped' WHERE sha = 'aaaa'",
+            [],
+        )
+        .unwrap();
+    let error = store.get_commit("hello", "aaaa").unwrap_err().to_string();
+    assert!(
+        error.contains("`shipped`") && error.contains("status"),
+        "{error}"
+    );
+    let error = "shipped".parse::<CommitStatus>().unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "`shipped` is not a commit status; use one of seen, running, built, failed, deployed, rolled-back, checked-out"
+    );
 }

@@ -2,7 +2,9 @@
 //! per environment, transitions recorded in order.
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
-use lastmile_store::{DeploymentStatus, EnvironmentState, SqliteStore, Store, StoreError};
+use lastmile_store::{
+    DeploymentKind, DeploymentStatus, EnvironmentState, Phase, SqliteStore, Store, StoreError,
+};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -46,11 +48,23 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
     let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
     let v2 = store.create_release("hello", "a2", None, "s2").unwrap();
     let deployment = store
-        .begin_deployment("production", Some(&v1.id), &v2.id, "rolling", "test")
+        .begin_deployment(
+            "production",
+            Some(&v1.id),
+            &v2.id,
+            DeploymentKind::Rolling,
+            "test",
+        )
         .unwrap();
     assert_eq!(deployment.status, DeploymentStatus::Running);
     let err = store
-        .begin_deployment("production", Some(&v1.id), &v2.id, "rolling", "test")
+        .begin_deployment(
+            "production",
+            Some(&v1.id),
+            &v2.id,
+            DeploymentKind::Rolling,
+            "test",
+        )
         .unwrap_err();
     assert!(matches!(err, StoreError::DeploymentRunning { .. }), "{err}");
 
@@ -64,7 +78,7 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
     store
         .advance_deployment(
             deployment.id,
-            "batch-1",
+            &Phase::BatchRouted(1),
             &serde_json::json!({"started": 1}),
             Some(&mid),
         )
@@ -74,7 +88,7 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
     // As after a crash: everything written is there.
     let (store, _) = SqliteStore::open(dir.path()).unwrap();
     let running = store.running_deployment("production").unwrap().unwrap();
-    assert_eq!(running.phase, "batch-1");
+    assert_eq!(running.phase, Phase::BatchRouted(1));
     assert_eq!(store.get_environment("production").unwrap().unwrap(), mid);
 
     let done = EnvironmentState {
@@ -91,13 +105,16 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
         )
         .unwrap();
     assert!(store.running_deployment("production").unwrap().is_none());
-    let phases: Vec<String> = store
+    let phases: Vec<Phase> = store
         .deployment_steps(deployment.id)
         .unwrap()
         .into_iter()
         .map(|step| step.phase)
         .collect();
-    assert_eq!(phases, ["started", "batch-1", "succeeded"]);
+    assert_eq!(
+        phases,
+        [Phase::Started, Phase::BatchRouted(1), Phase::Succeeded]
+    );
     assert_eq!(store.get_environment("production").unwrap().unwrap(), done);
     let kinds: Vec<String> = store
         .list_events(0, 100)
@@ -115,7 +132,13 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
     );
     // A second deployment may start now.
     let second = store
-        .begin_deployment("production", Some(&v2.id), &v1.id, "rollback", "test")
+        .begin_deployment(
+            "production",
+            Some(&v2.id),
+            &v1.id,
+            DeploymentKind::Rollback,
+            "test",
+        )
         .unwrap();
     // Each is found by its id.
     let listed = store.list_deployments(10).unwrap();
@@ -127,7 +150,7 @@ fn a_deployment_records_every_transition_and_the_environment_with_it() {
     }
     assert_eq!(
         store.get_deployment(second.id).unwrap().unwrap().strategy,
-        "rollback"
+        DeploymentKind::Rollback
     );
     assert_eq!(store.get_deployment(second.id + 100).unwrap(), None);
 }
@@ -137,7 +160,7 @@ fn finishing_with_running_is_refused() {
     let (_dir, store) = store();
     let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
     let deployment = store
-        .begin_deployment("staging", None, &v1.id, "recreate", "t")
+        .begin_deployment("staging", None, &v1.id, DeploymentKind::Recreate, "t")
         .unwrap();
     assert!(
         store
@@ -146,7 +169,7 @@ fn finishing_with_running_is_refused() {
     );
     assert!(
         store
-            .advance_deployment(999, "x", &serde_json::json!({}), None)
+            .advance_deployment(999, &Phase::Switched, &serde_json::json!({}), None)
             .is_err()
     );
 }
@@ -219,13 +242,19 @@ fn a_failed_deployment_keeps_its_reason_and_last_analysis_with_the_record() {
     let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
     let v2 = store.create_release("hello", "a2", None, "s2").unwrap();
     let first = store
-        .begin_deployment("production", None, &v1.id, "canary", "test")
+        .begin_deployment("production", None, &v1.id, DeploymentKind::Canary, "test")
         .unwrap();
     store
         .finish_deployment(first.id, DeploymentStatus::Succeeded, None, None, None)
         .unwrap();
     let canary = store
-        .begin_deployment("production", Some(&v1.id), &v2.id, "canary", "test")
+        .begin_deployment(
+            "production",
+            Some(&v1.id),
+            &v2.id,
+            DeploymentKind::Canary,
+            "test",
+        )
         .unwrap();
     let reason = "canary aborted: error rate 50.00% (9 of 18) against stable's 0.00% (0 of 160)";
     let analysis = serde_json::json!({
@@ -283,4 +312,100 @@ fn a_failed_deployment_keeps_its_reason_and_last_analysis_with_the_record() {
         .map(|event| event.kind)
         .collect();
     assert_eq!(about, ["deployment.started", "deployment.finished"]);
+}
+
+/// Every phase text the engine writes, as a store written before the
+/// phases were typed holds it.
+const STORED_PHASES: &[(&str, Phase)] = &[
+    ("started", Phase::Started),
+    ("starting", Phase::Starting),
+    ("batch-1-starting", Phase::BatchStarting(1)),
+    ("batch-12-routed", Phase::BatchRouted(12)),
+    ("dark", Phase::Dark),
+    ("step-3", Phase::Step(3)),
+    ("step-1-paused", Phase::StepPaused(1)),
+    ("aborting", Phase::Aborting),
+    ("switched", Phase::Switched),
+    ("succeeded", Phase::Succeeded),
+    ("failed", Phase::Failed),
+    ("rolled-back", Phase::RolledBack),
+];
+
+#[test]
+fn phases_and_kinds_read_back_from_the_text_stored_and_write_it_unchanged() {
+    let (dir, store) = store();
+    let v1 = store.create_release("hello", "a1", None, "s1").unwrap();
+    let deployment = store
+        .begin_deployment("staging", None, &v1.id, DeploymentKind::Canary, "t")
+        .unwrap();
+    let connection = rusqlite::Connection::open(dir.path().join("lastmile.db")).unwrap();
+    let unknown = [
+        ("done", Phase::Other("done".into())),
+        ("step-03", Phase::Other("step-03".into())),
+        ("step-", Phase::Other("step-".into())),
+    ];
+    for (text, phase) in STORED_PHASES.iter().cloned().chain(unknown) {
+        connection
+            .execute(
+                "UPDATE deployments SET phase = ?1 WHERE id = ?2",
+                rusqlite::params![text, deployment.id],
+            )
+            .unwrap();
+        let read = store.get_deployment(deployment.id).unwrap().unwrap().phase;
+        assert_eq!(read, phase, "{text}");
+        assert_eq!(read.to_string(), text);
+        assert_eq!(serde_json::to_value(&read).unwrap(), text);
+        assert_eq!(text.parse::<Phase>(), Ok(phase));
+    }
+    for text in ["rolling", "blue-green", "recreate", "canary", "rollback"] {
+        connection
+            .execute(
+                "UPDATE deployments SET strategy = ?1 WHERE id = ?2",
+                rusqlite::params![text, deployment.id],
+            )
+            .unwrap();
+        let kind = store
+            .get_deployment(deployment.id)
+            .unwrap()
+            .unwrap()
+            .strategy;
+        assert_eq!(kind.as_str(), text);
+        assert_eq!(serde_json::to_value(kind).unwrap(), text);
+    }
+    // A phase is written as its text.
+    store
+        .advance_deployment(
+            deployment.id,
+            &Phase::BatchStarting(2),
+            &serde_json::json!({}),
+            None,
+        )
+        .unwrap();
+    let written: (String, String) = connection
+        .query_row(
+            "SELECT phase, (SELECT phase FROM deployment_steps WHERE deployment_id = ?1 ORDER BY seq DESC LIMIT 1) FROM deployments WHERE id = ?1",
+            [deployment.id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        written,
+        ("batch-2-starting".into(), "batch-2-starting".into())
+    );
+    // A kind this build does not know is named, with those it knows.
+    connection
+        .execute(
+            "UPDATE deployments SET strategy = 'shadow' WHERE id = ?1",
+            [deployment.id],
+        )
+        .unwrap();
+    let error = store.list_deployments(10).unwrap_err().to_string();
+    assert!(
+        error.contains("`shadow`") && error.contains("strategy"),
+        "{error}"
+    );
+    assert_eq!(
+        "shadow".parse::<DeploymentKind>().unwrap_err().to_string(),
+        "`shadow` is not a deployment kind; use one of rolling, blue-green, recreate, canary, rollback, restore"
+    );
 }

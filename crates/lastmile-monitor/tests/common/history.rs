@@ -1,7 +1,8 @@
 //! A real SQLite store in a temp dir, filled through the `Store` trait.
 
 use lastmile_store::{
-    DeploymentRecord, DeploymentStatus, NewRun, ReleaseRecord, RunStatus, SqliteStore, Store,
+    DeploymentKind, DeploymentRecord, DeploymentStatus, NewRun, Phase, ReleaseRecord, RunStatus,
+    SqliteStore, Store,
 };
 
 /// A fresh store; keep the dir alive as long as the store.
@@ -41,7 +42,7 @@ pub(crate) fn deploy(
     environment: &str,
     from: Option<&ReleaseRecord>,
     to: &ReleaseRecord,
-    strategy: &str,
+    strategy: DeploymentKind,
     status: DeploymentStatus,
 ) -> DeploymentRecord {
     let started = store
@@ -54,7 +55,7 @@ pub(crate) fn deploy(
         )
         .expect("begin deployment");
     store
-        .advance_deployment(started.id, "switching", &serde_json::json!({}), None)
+        .advance_deployment(started.id, &Phase::Switched, &serde_json::json!({}), None)
         .expect("advance deployment");
     let error = (status == DeploymentStatus::Failed).then_some("health check failed");
     store
@@ -83,12 +84,47 @@ pub(crate) fn crafted(store: &SqliteStore) -> (Vec<ReleaseRecord>, Vec<Deploymen
     let r: Vec<_> = (1..=4).map(|n| release(store, n)).collect();
     let prod = "production";
     let d = vec![
-        deploy(store, prod, None, &r[0], "rolling", Succeeded),
-        deploy(store, prod, Some(&r[0]), &r[1], "rolling", Succeeded),
-        deploy(store, prod, Some(&r[1]), &r[0], "rollback", RolledBack),
-        deploy(store, prod, Some(&r[0]), &r[2], "canary", Failed),
-        deploy(store, prod, Some(&r[0]), &r[3], "blue-green", Succeeded),
+        deploy(store, prod, None, &r[0], DeploymentKind::Rolling, Succeeded),
+        deploy(
+            store,
+            prod,
+            Some(&r[0]),
+            &r[1],
+            DeploymentKind::Rolling,
+            Succeeded,
+        ),
+        deploy(
+            store,
+            prod,
+            Some(&r[1]),
+            &r[0],
+            DeploymentKind::Rollback,
+            RolledBack,
+        ),
+        deploy(
+            store,
+            prod,
+            Some(&r[0]),
+            &r[2],
+            DeploymentKind::Canary,
+            Failed,
+        ),
+        deploy(
+            store,
+            prod,
+            Some(&r[0]),
+            &r[3],
+            DeploymentKind::BlueGreen,
+            Succeeded,
+        ),
     ];
-    deploy(store, "staging", None, &r[0], "rolling", Succeeded);
+    deploy(
+        store,
+        "staging",
+        None,
+        &r[0],
+        DeploymentKind::Rolling,
+        Succeeded,
+    );
     (r, d)
 }

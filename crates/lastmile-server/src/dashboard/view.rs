@@ -303,7 +303,7 @@ pub(crate) fn commit(commit: &CommitRecord) -> CommitView {
         branch: commit.branch.clone(),
         subject: commit.subject.clone(),
         author: commit.author.clone(),
-        status: commit.status.clone(),
+        status: commit.status.to_string(),
         run: commit.run_id,
         ago: ago(commit.seen_at),
         error: commit.error.clone(),
@@ -353,9 +353,9 @@ pub(crate) fn deployment(deployment: &DeploymentRecord, versions: &Versions) -> 
             .as_deref()
             .map_or_else(|| "nothing".to_owned(), |id| versions.name(id)),
         to: versions.name(&deployment.to_release),
-        strategy: deployment.strategy.clone(),
+        strategy: deployment.strategy.to_string(),
         status: deployment.status.as_str().to_owned(),
-        phase: deployment.phase.clone(),
+        phase: deployment.phase.to_string(),
         ago: ago(deployment.started_at),
         duration: duration(Some(deployment.started_at), deployment.finished_at),
         reason: deployment.reason.clone(),
@@ -373,7 +373,7 @@ pub(crate) fn phases(steps: &[DeploymentStep], versions: &Versions) -> Vec<Phase
         .map(|step| PhaseView {
             seq: step.seq,
             ago: ago(step.at),
-            phase: step.phase.clone(),
+            phase: step.phase.to_string(),
             detail: phase_detail(&step.detail, versions),
         })
         .collect()
@@ -714,7 +714,7 @@ mod tests {
             .map(|(index, (phase, detail))| DeploymentStep {
                 seq: index as i64 + 1,
                 at: now_millis(),
-                phase: phase.to_owned(),
+                phase: phase.into(),
                 detail,
             })
             .collect();

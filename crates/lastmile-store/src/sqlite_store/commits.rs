@@ -3,9 +3,9 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::json;
 
-use super::{SYSTEM_ACTOR, SqliteStore, append_event, clamp, now_millis};
+use super::{SYSTEM_ACTOR, SqliteStore, append_event, clamp, now_millis, parse_column};
 use crate::StoreError;
-use crate::model::{CommitRecord, RunId};
+use crate::model::{CommitRecord, CommitStatus, RunId};
 
 const COMMIT_COLUMNS: &str = "SELECT app, sha, branch, committed_at, author, subject, seen_at, source, status, run_id, release_id, error FROM commits";
 
@@ -28,7 +28,7 @@ pub(super) fn record_commit(
                 commit.subject,
                 commit.seen_at,
                 commit.source,
-                commit.status,
+                commit.status.as_str(),
                 commit.run_id,
                 commit.release_id,
                 commit.error,
@@ -62,7 +62,7 @@ pub(super) fn update_commit(
     store: &SqliteStore,
     app: &str,
     sha: &str,
-    status: &str,
+    status: CommitStatus,
     run_id: Option<RunId>,
     release_id: Option<&str>,
     error: Option<&str>,
@@ -75,7 +75,7 @@ pub(super) fn update_commit(
                  release_id = COALESCE(?5, release_id),
                  error = COALESCE(?6, error)
              WHERE app = ?1 AND sha = ?2",
-            params![app, sha, status, run_id, release_id, error],
+            params![app, sha, status.as_str(), run_id, release_id, error],
         )?;
         if changed == 0 {
             return Err(StoreError::CommitNotFound {
@@ -139,7 +139,7 @@ fn commit_from_row(row: &Row<'_>) -> rusqlite::Result<CommitRecord> {
         subject: row.get(5)?,
         seen_at: row.get(6)?,
         source: row.get(7)?,
-        status: row.get(8)?,
+        status: parse_column(row, 8, |text| text.parse().ok())?,
         run_id: row.get(9)?,
         release_id: row.get(10)?,
         error: row.get(11)?,

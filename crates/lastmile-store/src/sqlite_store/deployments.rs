@@ -7,7 +7,8 @@ use serde_json::json;
 use super::{SYSTEM_ACTOR, SqliteStore, WriteError, append_event, now_millis, parse_column};
 use crate::StoreError;
 use crate::model::{
-    DeploymentRecord, DeploymentStatus, DeploymentStep, EnvironmentState, ReleaseRecord, RunId,
+    DeploymentKind, DeploymentRecord, DeploymentStatus, DeploymentStep, EnvironmentState, Phase,
+    ReleaseRecord, RunId,
 };
 
 const RELEASE_COLUMNS: &str =
@@ -177,7 +178,7 @@ pub(super) fn begin_deployment(
     environment: &str,
     from_release: Option<&str>,
     to_release: &str,
-    strategy: &str,
+    strategy: DeploymentKind,
     actor: &str,
 ) -> Result<DeploymentRecord, StoreError> {
     let now = now_millis();
@@ -191,10 +192,10 @@ pub(super) fn begin_deployment(
         transaction.execute(
             "INSERT INTO deployments (environment, from_release, to_release, strategy, status, phase, started_at, actor)
              VALUES (?1, ?2, ?3, ?4, 'running', 'started', ?5, ?6)",
-            params![environment, from_release, to_release, strategy, now, actor],
+            params![environment, from_release, to_release, strategy.as_str(), now, actor],
         )?;
         let id = transaction.last_insert_rowid();
-        insert_step(transaction, id, "started", &json!({}), now)?;
+        insert_step(transaction, id, &Phase::Started, &json!({}), now)?;
         append_event(
             transaction,
             now,
@@ -215,7 +216,7 @@ pub(super) fn begin_deployment(
 fn insert_step(
     transaction: &Transaction<'_>,
     deployment: i64,
-    phase: &str,
+    phase: &Phase,
     detail: &serde_json::Value,
     now: i64,
 ) -> rusqlite::Result<()> {
@@ -224,14 +225,14 @@ fn insert_step(
             "INSERT INTO deployment_steps (deployment_id, seq, at, phase, detail)
              SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM deployment_steps WHERE deployment_id = ?1",
         )?
-        .execute(params![deployment, now, phase, detail.to_string()])?;
+        .execute(params![deployment, now, phase.to_string(), detail.to_string()])?;
     Ok(())
 }
 
 pub(super) fn advance_deployment(
     store: &SqliteStore,
     deployment: i64,
-    phase: &str,
+    phase: &Phase,
     detail: &serde_json::Value,
     environment: Option<&EnvironmentState>,
 ) -> Result<(), StoreError> {
@@ -241,7 +242,7 @@ pub(super) fn advance_deployment(
             .prepare_cached(
                 "UPDATE deployments SET phase = ?2 WHERE id = ?1 AND status = 'running'",
             )?
-            .execute(params![deployment, phase])?;
+            .execute(params![deployment, phase.to_string()])?;
         if changed == 0 {
             return Err(WriteError::Store(StoreError::DeploymentNotFound {
                 deployment,
@@ -263,12 +264,12 @@ pub(super) fn finish_deployment(
     analysis: Option<&serde_json::Value>,
     environment: Option<&EnvironmentState>,
 ) -> Result<(), StoreError> {
-    if status == DeploymentStatus::Running {
+    let Some(phase) = Phase::ended(status) else {
         return Err(StoreError::NotFinal {
             call: "finish_deployment",
             status: status.as_str().to_string(),
         });
-    }
+    };
     let now = now_millis();
     let analysis_text = analysis.map(serde_json::Value::to_string);
     store.write(|transaction| {
@@ -279,13 +280,13 @@ pub(super) fn finish_deployment(
             .ok_or(WriteError::Store(StoreError::DeploymentNotFound { deployment }))?;
         transaction
             .prepare_cached(
-                "UPDATE deployments SET status = ?2, phase = ?2, finished_at = ?3, reason = ?4, analysis = ?5 WHERE id = ?1",
+                "UPDATE deployments SET status = ?2, phase = ?3, finished_at = ?4, reason = ?5, analysis = ?6 WHERE id = ?1",
             )?
-            .execute(params![deployment, status.as_str(), now, reason, analysis_text])?;
+            .execute(params![deployment, status.as_str(), phase.to_string(), now, reason, analysis_text])?;
         insert_step(
             transaction,
             deployment,
-            status.as_str(),
+            &phase,
             &json!({ "reason": reason }),
             now,
         )?;
@@ -393,7 +394,7 @@ pub(super) fn deployment_steps(
                 Ok(DeploymentStep {
                     seq: row.get(0)?,
                     at: row.get(1)?,
-                    phase: row.get(2)?,
+                    phase: Phase::from(row.get::<_, String>(2)?.as_str()),
                     detail: parse_column(row, 3, |text| serde_json::from_str(text).ok())?,
                 })
             })?
@@ -407,9 +408,9 @@ fn deployment_from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
         environment: row.get(1)?,
         from_release: row.get(2)?,
         to_release: row.get(3)?,
-        strategy: row.get(4)?,
+        strategy: parse_column(row, 4, |text| text.parse().ok())?,
         status: parse_column(row, 5, DeploymentStatus::parse)?,
-        phase: row.get(6)?,
+        phase: Phase::from(row.get::<_, String>(6)?.as_str()),
         started_at: row.get(7)?,
         finished_at: row.get(8)?,
         reason: row.get(9)?,
