@@ -148,7 +148,8 @@ impl Example {
 }
 
 /// Replaces, in place, the numbers that differ on every run (times, pids,
-/// durations, latencies, sizes) with `"<n>"`; keys and the shape stay.
+/// durations, latencies, sizes) with `"<n>"`, and sorts every object's
+/// keys; keys and the shape stay.
 fn redact_volatile(value: &mut serde_json::Value) {
     let volatile = |key: &str| {
         key.ends_with("_at")
@@ -159,13 +160,19 @@ fn redact_volatile(value: &mut serde_json::Value) {
             || key == "size"
     };
     match value {
+        // Keys sorted: serde_json keeps the wire order when a crate of the
+        // build enables its `preserve_order`, and sorts them otherwise.
         serde_json::Value::Object(map) => {
-            for (key, field) in map.iter_mut() {
-                if volatile(key) && field.is_number() {
-                    *field = serde_json::Value::from("<n>");
+            let mut fields: Vec<(String, serde_json::Value)> =
+                std::mem::take(map).into_iter().collect();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, mut field) in fields {
+                if volatile(&key) && field.is_number() {
+                    field = serde_json::Value::from("<n>");
                 } else {
-                    redact_volatile(field);
+                    redact_volatile(&mut field);
                 }
+                map.insert(key, field);
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact_volatile),
