@@ -72,10 +72,91 @@ pub struct HealthSpec {
 /// The service's stop policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopSpec {
-    /// Signal name (`SIGTERM`, `SIGINT`, …) sent to the process group first.
-    pub signal: String,
+    /// Signal sent to the process group first.
+    pub signal: StopSignal,
     /// Time between that signal and SIGKILL.
     pub grace: Duration,
+}
+
+/// The signals a service may be stopped with, as the spec allows them. On
+/// the wire: `"SIGTERM"`, `"SIGINT"`, …; reading also takes the bare name
+/// (`TERM`) in any case, and refuses any other signal (no silent default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopSignal {
+    /// `SIGTERM`.
+    Term,
+    /// `SIGINT`.
+    Int,
+    /// `SIGQUIT`.
+    Quit,
+    /// `SIGHUP`.
+    Hup,
+    /// `SIGUSR1`.
+    Usr1,
+    /// `SIGUSR2`.
+    Usr2,
+}
+
+impl StopSignal {
+    /// Every signal, in the order above.
+    pub const ALL: [StopSignal; 6] = [
+        StopSignal::Term,
+        StopSignal::Int,
+        StopSignal::Quit,
+        StopSignal::Hup,
+        StopSignal::Usr1,
+        StopSignal::Usr2,
+    ];
+
+    /// Its name: `SIGTERM`, `SIGINT`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Int => "SIGINT",
+            StopSignal::Quit => "SIGQUIT",
+            StopSignal::Hup => "SIGHUP",
+            StopSignal::Usr1 => "SIGUSR1",
+            StopSignal::Usr2 => "SIGUSR2",
+        }
+    }
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StopSignal {
+    type Err = String;
+
+    /// `SIGTERM`, `TERM`, `sigterm`, `term`, … ; anything else is refused,
+    /// naming what is accepted.
+    fn from_str(text: &str) -> Result<StopSignal, String> {
+        let upper = text.to_ascii_uppercase();
+        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        StopSignal::ALL
+            .into_iter()
+            .find(|signal| &signal.as_str()[3..] == bare)
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a stop signal; use one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2"
+                )
+            })
+    }
+}
+
+impl Serialize for StopSignal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StopSignal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StopSignal, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where an instance stands.
@@ -569,4 +650,37 @@ pub struct ProbeAnswer {
     pub status: u16,
     /// The body (at most 64 KiB, lossily decoded).
     pub body: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::StopSignal;
+
+    #[test]
+    fn stop_signals_read_by_name_with_or_without_sig_in_any_case_and_nothing_else() {
+        let accepted = [
+            ("SIGTERM", StopSignal::Term),
+            ("TERM", StopSignal::Term),
+            ("sigterm", StopSignal::Term),
+            ("int", StopSignal::Int),
+            ("SIGQUIT", StopSignal::Quit),
+            ("Hup", StopSignal::Hup),
+            ("SIGUSR1", StopSignal::Usr1),
+            ("usr2", StopSignal::Usr2),
+        ];
+        for (text, signal) in accepted {
+            assert_eq!(text.parse::<StopSignal>(), Ok(signal), "{text}");
+        }
+        for text in ["", "SIG", "KILL", "SIGKILL", "SIGSTOP", "9", "SIGTERM ", "TERMX"] {
+            let error = text.parse::<StopSignal>().unwrap_err();
+            assert!(error.contains("is not a stop signal"), "{text}: {error}");
+        }
+        for signal in StopSignal::ALL {
+            let wire = serde_json::to_string(&signal).unwrap();
+            assert_eq!(wire, format!("\"{}\"", signal.as_str()));
+            assert_eq!(serde_json::from_str::<StopSignal>(&wire).unwrap(), signal);
+        }
+        assert!(serde_json::from_str::<StopSignal>("\"SIGKILL\"").is_err());
+    }
 }

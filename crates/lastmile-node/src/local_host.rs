@@ -14,7 +14,7 @@ use lastmile_artifact::{BlobError, BlobStore};
 use lastmile_host::{
     CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
     InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats,
-    RouteSpec,
+    RouteSpec, StopSignal,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, RouterConfig, Upstream};
 use lastmile_supervisor::{InstanceEvent, Supervisor, SupervisorConfig, SupervisorError};
@@ -498,7 +498,7 @@ impl HostHandle for LocalHost {
 
     async fn start_instance(&self, spec: &InstanceSpec) -> Result<InstanceInfo, HostError> {
         let workdir = self.inner.supervisor.release_dir(&spec.release.id);
-        let signal = parse_signal(&spec.stop.signal);
+        let signal = nix_signal(spec.stop.signal);
         let started = self
             .inner
             .supervisor
@@ -773,19 +773,16 @@ async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<ProbeAnswer> 
     })
 }
 
-/// The spec's stop signal name (`TERM`, `SIGTERM`, `int`…) as a signal;
-/// the spec has already refused anything else.
-fn parse_signal(name: &str) -> nix::sys::signal::Signal {
+/// The signal to send for a service's stop signal.
+fn nix_signal(signal: StopSignal) -> nix::sys::signal::Signal {
     use nix::sys::signal::Signal;
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    match bare {
-        "INT" => Signal::SIGINT,
-        "QUIT" => Signal::SIGQUIT,
-        "HUP" => Signal::SIGHUP,
-        "USR1" => Signal::SIGUSR1,
-        "USR2" => Signal::SIGUSR2,
-        _ => Signal::SIGTERM,
+    match signal {
+        StopSignal::Term => Signal::SIGTERM,
+        StopSignal::Int => Signal::SIGINT,
+        StopSignal::Quit => Signal::SIGQUIT,
+        StopSignal::Hup => Signal::SIGHUP,
+        StopSignal::Usr1 => Signal::SIGUSR1,
+        StopSignal::Usr2 => Signal::SIGUSR2,
     }
 }
 

@@ -125,7 +125,7 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
                 start_timeout: Duration::from_secs(10),
             },
             stop: StopSpec {
-                signal: "TERM".to_owned(),
+                signal: lastmile_host::StopSignal::Term,
                 grace: Duration::from_secs(2),
             },
         })

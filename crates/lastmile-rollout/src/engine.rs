@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lastmile_host::{
     HealthSpec, HostError, HostHandle, InstanceInfo, InstanceSpec, InstanceState, ReleaseRef,
-    RouteSpec, StopSpec,
+    RouteSpec, StopSignal, StopSpec,
 };
 use lastmile_spec::{Environment, Service, Strategy};
 use lastmile_store::{
@@ -1610,7 +1610,14 @@ fn instance_spec(
             start_timeout: service.health.start_timeout,
         },
         stop: StopSpec {
-            signal: format!("{:?}", service.stop.signal),
+            signal: match service.stop.signal {
+                lastmile_spec::StopSignal::Sigterm => StopSignal::Term,
+                lastmile_spec::StopSignal::Sigint => StopSignal::Int,
+                lastmile_spec::StopSignal::Sigquit => StopSignal::Quit,
+                lastmile_spec::StopSignal::Sighup => StopSignal::Hup,
+                lastmile_spec::StopSignal::Sigusr1 => StopSignal::Usr1,
+                lastmile_spec::StopSignal::Sigusr2 => StopSignal::Usr2,
+            },
             grace: service.stop.grace,
         },
     }
