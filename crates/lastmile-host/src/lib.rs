@@ -599,7 +599,9 @@ pub trait HostHandle: Send + Sync + std::fmt::Debug {
     /// Every instance the host runs.
     async fn instances(&self) -> Result<Vec<InstanceInfo>, HostError>;
     /// Sets (replaces) one environment's route and weights, atomically.
-    async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError>;
+    /// Returns the address its listener is bound to: `route.listen`, with
+    /// the port the system chose when that port is 0.
+    async fn set_route(&self, route: &RouteSpec) -> Result<SocketAddr, HostError>;
     /// Serves `certificate` for its host names on every TLS listener, from
     /// the next handshake on; a certificate for the same names is replaced.
     /// Open connections are not disturbed.
@@ -672,7 +674,9 @@ mod tests {
         for (text, signal) in accepted {
             assert_eq!(text.parse::<StopSignal>(), Ok(signal), "{text}");
         }
-        for text in ["", "SIG", "KILL", "SIGKILL", "SIGSTOP", "9", "SIGTERM ", "TERMX"] {
+        for text in [
+            "", "SIG", "KILL", "SIGKILL", "SIGSTOP", "9", "SIGTERM ", "TERMX",
+        ] {
             let error = text.parse::<StopSignal>().unwrap_err();
             assert!(error.contains("is not a stop signal"), "{text}: {error}");
         }

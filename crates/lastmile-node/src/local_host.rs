@@ -557,13 +557,20 @@ impl HostHandle for LocalHost {
         Ok(self.inner.supervisor.list().iter().map(info).collect())
     }
 
-    async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError> {
+    async fn set_route(&self, route: &RouteSpec) -> Result<SocketAddr, HostError> {
         self.ensure_listeners(route)?;
         self.state()
             .routes
             .insert(route.environment.clone(), route.clone());
         self.refresh();
-        self.serve_pending()
+        self.serve_pending()?;
+        self.bound_addr(&route.environment)
+            .ok_or_else(|| HostError::Other {
+                message: format!(
+                    "the route of `{}` has no listener on {} after it was set",
+                    route.environment, route.listen
+                ),
+            })
     }
 
     async fn set_certificate(&self, certificate: &CertificateSpec) -> Result<(), HostError> {

@@ -95,20 +95,21 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
         artifact_id: packed.id,
     };
     host.ensure_release(&release).await.unwrap();
-    host.set_route(&RouteSpec {
-        environment: "web".to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        host: None,
-        path_prefix: "/".to_owned(),
-        weights: vec![("r1".to_owned(), 100)],
-        cohort: None,
-        pins: Vec::new(),
-        mirror: None,
-        edge: EdgeSpec::default(),
-        warmup: WarmupRule::default(),
-    })
-    .await
-    .unwrap();
+    let bound = host
+        .set_route(&RouteSpec {
+            environment: "web".to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            host: None,
+            path_prefix: "/".to_owned(),
+            weights: vec![("r1".to_owned(), 100)],
+            cohort: None,
+            pins: Vec::new(),
+            mirror: None,
+            edge: EdgeSpec::default(),
+            warmup: WarmupRule::default(),
+        })
+        .await
+        .unwrap();
     let first = host
         .start_instance(&InstanceSpec {
             instance_id: "web.r1.0".to_owned(),
@@ -132,6 +133,8 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
         .await
         .unwrap();
     let route = host.bound_addr("web").expect("the route is bound");
+    assert_eq!(route, bound, "set_route answers where the route listens");
+    assert_ne!(bound.port(), 0, "the port the system chose, not 0");
     let first_port = first.addr.port().to_string();
     wait_for_answer(route, "the first instance", |body| body == first_port);
 

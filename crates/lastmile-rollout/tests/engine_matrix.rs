@@ -162,12 +162,12 @@ impl HostHandle for FakeHost {
         Ok(self.state().instances.values().cloned().collect())
     }
 
-    async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError> {
+    async fn set_route(&self, route: &RouteSpec) -> Result<std::net::SocketAddr, HostError> {
         self.enter("set_route", &route.environment).await?;
         self.state()
             .routes
             .insert(route.environment.clone(), route.clone());
-        Ok(())
+        Ok(route.listen)
     }
 
     async fn set_certificate(&self, _certificate: &CertificateSpec) -> Result<(), HostError> {
