@@ -37,6 +37,8 @@ pub struct InstanceSpec {
     /// Unique on the host: `<environment>.<release short id>.<index>`, as
     /// [`instance_id`] makes it.
     pub instance_id: String,
+    /// The environment it serves (what the id begins with).
+    pub environment: String,
     /// The release it runs; `ensure_release` must have succeeded for it.
     pub release: ReleaseRef,
     /// 0-based position in the environment's set.
@@ -199,6 +201,11 @@ impl InstanceState {
 pub struct InstanceInfo {
     /// As given in `InstanceSpec`.
     pub instance_id: String,
+    /// The environment it serves, as given in `InstanceSpec` (empty from a
+    /// host that predates the field: [`InstanceInfo::belongs_to`] then
+    /// reads it from the id).
+    #[serde(default)]
+    pub environment: String,
     /// The release it runs.
     pub release_id: String,
     /// 0-based position in its set.
@@ -397,7 +404,11 @@ pub fn instance_environment(instance_id: &str) -> Option<&str> {
 impl InstanceInfo {
     /// Whether this instance is one of `environment`'s.
     pub fn belongs_to(&self, environment: &str) -> bool {
-        instance_environment(&self.instance_id) == Some(environment)
+        if self.environment.is_empty() {
+            instance_environment(&self.instance_id) == Some(environment)
+        } else {
+            self.environment == environment
+        }
     }
 }
 
@@ -657,7 +668,42 @@ pub struct ProbeAnswer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::StopSignal;
+    use super::{InstanceInfo, InstanceState, StopSignal};
+
+    #[test]
+    fn an_instance_belongs_to_its_environment_whole_by_field_or_by_id() {
+        let instance = |id: &str, environment: &str| InstanceInfo {
+            instance_id: id.to_owned(),
+            environment: environment.to_owned(),
+            release_id: "r".to_owned(),
+            index: 0,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            state: InstanceState::Ready,
+            restarts: 0,
+            pid: None,
+            leader_pid: None,
+            main_pid: None,
+        };
+        let cases = [
+            (instance("prod.eu.1a2b3c4d.0", "prod.eu"), "prod.eu", true),
+            (instance("prod.eu.1a2b3c4d.0", "prod.eu"), "prod", false),
+            (instance("prod.1a2b3c4d.0", "prod"), "prod", true),
+            (instance("prod.1a2b3c4d.0", "prod"), "prod.eu", false),
+            // From a host that predates the field: the id decides.
+            (instance("prod.eu.1a2b3c4d.0", ""), "prod.eu", true),
+            (instance("prod.eu.1a2b3c4d.0", ""), "prod", false),
+            (instance("not-an-instance-id", ""), "", false),
+        ];
+        for (info, environment, belongs) in cases {
+            assert_eq!(
+                info.belongs_to(environment),
+                belongs,
+                "{} ({:?}) in {environment:?}",
+                info.instance_id,
+                info.environment
+            );
+        }
+    }
 
     #[test]
     fn stop_signals_read_by_name_with_or_without_sig_in_any_case_and_nothing_else() {

@@ -453,6 +453,11 @@ fn instance_state(state: lastmile_supervisor::InstanceState) -> InstanceState {
 fn info(status: &lastmile_supervisor::InstanceStatus) -> InstanceInfo {
     InstanceInfo {
         instance_id: status.instance_id.clone(),
+        // The supervisor keeps no environment: the engine made the id from
+        // it (`lastmile_host::instance_id`), so the id says it exactly.
+        environment: lastmile_host::instance_environment(&status.instance_id)
+            .unwrap_or_default()
+            .to_owned(),
         release_id: status.release_id.clone(),
         index: status.index,
         addr: status.addr,

@@ -113,6 +113,7 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
     let first = host
         .start_instance(&InstanceSpec {
             instance_id: "web.r1.0".to_owned(),
+            environment: "web".to_owned(),
             release,
             index: 0,
             command: "exec python3 server.py".to_owned(),

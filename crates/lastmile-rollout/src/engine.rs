@@ -1597,6 +1597,7 @@ fn instance_spec(
             lastmile_store::short_id(&release.id),
             index,
         ),
+        environment: environment.to_owned(),
         release: release_ref(release),
         index,
         command: service.run.clone(),

@@ -136,6 +136,7 @@ impl HostHandle for FakeHost {
         self.enter("start_instance", &spec.instance_id).await?;
         let info = InstanceInfo {
             instance_id: spec.instance_id.clone(),
+            environment: spec.environment.clone(),
             release_id: spec.release.id.clone(),
             index: spec.index,
             addr: "127.0.0.1:9".parse().unwrap(),

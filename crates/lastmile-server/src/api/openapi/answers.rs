@@ -272,6 +272,7 @@ pub(super) fn components() -> Value {
         ]),
         "Instance": record(&[
             ("instance_id", text()),
+            ("environment", text()),
             ("release_id", text()),
             ("index", count()),
             ("addr", text()),
