@@ -20,6 +20,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The version of this contract: the calls of [`HostHandle`] and the
+/// types they carry. A controller and a host that talk over a network
+/// compare it when they connect, and refuse to work together on a
+/// mismatch. Raise it with any change a peer of the previous version
+/// would misread.
+///
+/// 2: the stop signal is [`StopSignal`], `set_route` answers the bound
+/// address, instances carry their `environment`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
 /// A release as a host needs it: what to unpack, and how to label it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRef {
