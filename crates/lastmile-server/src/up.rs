@@ -48,19 +48,27 @@ const EXIT_DRAIN: Duration = Duration::from_secs(10);
 const API_CLOSE: Duration = Duration::from_secs(5);
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: what stops `lastmile up`,
-/// `lastmile server` and a pipeline run.
-pub async fn stop_requested() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// `lastmile server` and a pipeline run. The handlers are in place when
+/// this returns, before the future is first polled: a signal that comes
+/// early (just after a listener is bound) stops the process the same way
+/// instead of killing it. Call it inside the runtime.
+pub fn stop_requested() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let terminate = signal(SignalKind::terminate()).ok();
+    let recv = |stream: Option<tokio::signal::unix::Signal>| async move {
+        match stream {
+            Some(mut stream) => {
+                stream.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    async move {
+        tokio::select! {
+            () = recv(interrupt) => {}
+            () = recv(terminate) => {}
+        }
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::load(&args.config)?;
     let runtime = runtime()?;
     runtime.block_on(async move {
+        // Before the listener: a stop asked for as soon as it answers is
+        // still a clean stop.
+        let stop = lastmile_server::up::stop_requested();
         let listen = config.listen;
         let server = Server::open(config, Arc::new(Printer))?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -64,7 +67,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let shutdown = async {
-            lastmile_server::up::stop_requested().await;
+            stop.await;
             outln!("stopping: draining connections and instances");
         };
         match tls {
