@@ -215,6 +215,18 @@ impl LocalHost {
             .map(|listener| listener.actual)
     }
 
+    /// The supervisor's status of a running instance, or why there is none.
+    fn running(&self, instance_id: &str) -> Result<lastmile_supervisor::InstanceStatus, HostError> {
+        self.inner
+            .supervisor
+            .list_without_main_pid()
+            .into_iter()
+            .find(|instance| instance.instance_id == instance_id)
+            .ok_or_else(|| HostError::Other {
+                message: format!("instance {instance_id} is not running"),
+            })
+    }
+
     /// Recomputes the router's table from the routes and the instances that
     /// are ready and not draining. Called after every change and on every
     /// supervisor event.
@@ -659,16 +671,7 @@ impl HostHandle for LocalHost {
         path: &str,
         timeout: Duration,
     ) -> Result<ProbeAnswer, HostError> {
-        let addr = self
-            .inner
-            .supervisor
-            .list_without_main_pid()
-            .into_iter()
-            .find(|instance| instance.instance_id == instance_id)
-            .map(|instance| instance.addr)
-            .ok_or_else(|| HostError::Other {
-                message: format!("instance {instance_id} is not running"),
-            })?;
+        let addr = self.running(instance_id)?.addr;
         let failed = |reason: String| HostError::Other {
             message: format!("GET {path} on instance {instance_id} ({addr}) failed: {reason}"),
         };
@@ -684,15 +687,7 @@ impl HostHandle for LocalHost {
         command: &str,
         timeout: Duration,
     ) -> Result<CheckOutcome, HostError> {
-        let instance = self
-            .inner
-            .supervisor
-            .list_without_main_pid()
-            .into_iter()
-            .find(|instance| instance.instance_id == instance_id)
-            .ok_or_else(|| HostError::Other {
-                message: format!("instance {instance_id} is not running"),
-            })?;
+        let instance = self.running(instance_id)?;
         let workdir = self.inner.supervisor.release_dir(&instance.release_id);
         run_command(command, &workdir, instance.addr, timeout)
             .await
