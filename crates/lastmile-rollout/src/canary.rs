@@ -204,9 +204,7 @@ impl Drive<'_> {
             json!({ "canary_percent": percent, "weights": route.weights, "mirror": route.mirror }),
             Some(&state),
         )?;
-        for host in self.hosts() {
-            host.set_route(&route).await?;
-        }
+        self.engine().set_route(&route).await?;
         self.notify("step", canary, Some(stable), Some(percent), None);
         Ok(())
     }
@@ -641,9 +639,7 @@ impl Drive<'_> {
             warm_until: None,
         };
         self.advance(&Phase::Aborting, json!({ "reason": reason }), Some(&state))?;
-        for host in self.hosts() {
-            host.set_route(&route).await?;
-        }
+        self.engine().set_route(&route).await?;
         self.progress.step(&format!(
             "aborted: all traffic back on {} in {} ms; {reason}",
             stable.version,

@@ -1,5 +1,6 @@
 //! `Engine`: the strategies, rollback and restore, over every host.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,9 @@ pub struct Engine {
     actor: String,
     /// Promote/abort signals of the canaries running now, by environment.
     controls: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<CanaryControl>>>>,
+    /// The address each environment's route listens on, as the first host
+    /// answered `set_route` (port 0 in the spec becomes the bound one).
+    listening: Arc<std::sync::Mutex<std::collections::HashMap<String, SocketAddr>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -217,7 +221,32 @@ impl Engine {
             hosts,
             actor: "lastmile".to_string(),
             controls: Arc::default(),
+            listening: Arc::default(),
         }
+    }
+
+    /// The address `environment`'s route listens on, once a deployment or
+    /// a restore set it.
+    pub fn listening(&self, environment: &str) -> Option<SocketAddr> {
+        self.listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(environment)
+            .copied()
+    }
+
+    /// Sets `route` on every host, remembering where the first one listens.
+    pub(crate) async fn set_route(&self, route: &RouteSpec) -> Result<(), HostError> {
+        for (index, host) in self.hosts.iter().enumerate() {
+            let bound = host.set_route(route).await?;
+            if index == 0 {
+                self.listening
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(route.environment.clone(), bound);
+            }
+        }
+        Ok(())
     }
 
     /// `lastmile promote ENV`: resumes a paused canary, or skips its
@@ -658,9 +687,7 @@ impl Engine {
                 methods: mirror.methods.clone(),
             });
         let route = drive.canary_route(&stable, &to, percent, mirror);
-        for host in &self.hosts {
-            host.set_route(&route).await?;
-        }
+        self.set_route(&route).await?;
         progress.step(&format!(
             "canary #{} of {} resumes at {} with {percent}% on {}",
             running.id, environment.name, running.phase, to.version
@@ -789,6 +816,10 @@ impl Drive<'_> {
         &self.engine.hosts
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        self.engine
+    }
+
     pub(crate) fn env_name(&self) -> &str {
         &self.environment.name
     }
@@ -834,9 +865,7 @@ impl Drive<'_> {
 
     async fn route_everywhere(&self, weights: Vec<(String, u32)>) -> Result<(), Failure> {
         let route = self.route.with(weights);
-        for host in self.hosts() {
-            host.set_route(&route).await?;
-        }
+        self.engine.set_route(&route).await?;
         Ok(())
     }
 

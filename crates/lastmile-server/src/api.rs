@@ -29,16 +29,20 @@ use lastmile_store::{Role, Store, StoreError, hash_token};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::control::{ApiError, CanaryRequest, DeployRequest, RollbackRequest};
+use crate::control::CanaryRequest;
+use crate::error::ApiError;
+use crate::request::{DeployRequest, RollbackRequest};
 use crate::server::Server;
 use crate::tokens::TokenError;
+use lastmile_rollout::DeploymentOutcome;
 
-pub use openapi::{Bounds, FieldType, ROUTES, RouteDoc, openapi_document};
+pub(crate) use openapi::openapi_document;
+pub use openapi::{Bounds, FieldType, ROUTES, RouteDoc};
 use openapi::{DORA_DAYS, EVENT_AFTER, EVENT_LIMIT, LIST_LIMIT, RECORD_ID, STATUS_WINDOW};
 
 /// Who is calling, as the token says.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// The token's name (for loopback calls to `lastmile up`, the person at
     /// the machine: `local:alice`).
     pub name: String,
@@ -47,20 +51,20 @@ pub struct Principal {
 }
 
 /// The dashboard's login cookie.
-pub const TOKEN_COOKIE: &str = "lastmile_token";
+pub(crate) const TOKEN_COOKIE: &str = "lastmile_token";
 
 type ApiResult = Result<Json<Value>, ApiError>;
 type Shared = State<Arc<Server>>;
 
 /// The API routes, behind token auth; webhooks, `/healthz` and the OpenAPI
 /// document are open.
-pub fn routes(server: Arc<Server>) -> Router {
+pub(crate) fn routes(server: Arc<Server>) -> Router {
     routes_with(server, true)
 }
 
 /// The API routes; without `globals`, the ones `lastmile up`'s control API
 /// already serves (`/metrics`, `/api/v1/dora`) are left out.
-pub fn routes_with(server: Arc<Server>, globals: bool) -> Router {
+pub(crate) fn routes_with(server: Arc<Server>, globals: bool) -> Router {
     let mut protected = Router::new()
         .route("/api/v1/apps", get(apps))
         .route("/api/v1/apps/{app}", get(app_status))
@@ -182,7 +186,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let text = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let code = crate::control::code_of(status);
+    let code = crate::error::code_of(status);
     let mut message = String::from_utf8_lossy(&text).trim().to_owned();
     if status.as_u16() == 415 {
         message.push_str("; send the body as JSON with `content-type: application/json`");
@@ -206,7 +210,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// Answer for paths no route matches: JSON like every other error.
-pub async fn no_route(method: Method, uri: axum::http::Uri) -> Response {
+pub(crate) async fn no_route(method: Method, uri: axum::http::Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({
@@ -218,7 +222,7 @@ pub async fn no_route(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 /// The role a call needs.
-pub fn required_role(method: &Method, path: &str) -> Role {
+pub(crate) fn required_role(method: &Method, path: &str) -> Role {
     if path.starts_with("/api/v1/tokens") || path.contains("/secrets") {
         return Role::Admin;
     }
@@ -230,7 +234,7 @@ pub fn required_role(method: &Method, path: &str) -> Role {
 }
 
 /// The token in a request: bearer header first, then the dashboard cookie.
-pub fn token_of(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_of(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION)
         && let Ok(value) = value.to_str()
         && let Some(token) = value.strip_prefix("Bearer ")
@@ -246,7 +250,7 @@ pub fn token_of(headers: &HeaderMap) -> Option<String> {
 
 /// Who calls, from the token (or loopback in `lastmile up`); `None` when
 /// the request carries no valid token.
-pub fn principal_of(
+pub(crate) fn principal_of(
     server: &Server,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
@@ -328,8 +332,8 @@ fn record_call(
     }
 }
 
-fn internal(error: impl Into<anyhow::Error>) -> ApiError {
-    ApiError::internal(&error.into())
+fn internal(error: impl std::error::Error) -> ApiError {
+    ApiError::internal(&error)
 }
 
 #[derive(Debug, Deserialize)]
@@ -642,10 +646,14 @@ async fn deploy(
     detached(async move { controller.deploy(request).await }).await
 }
 
+/// A deployment or rollback in its own task (see [`crate::control::detached`]),
+/// its outcome as JSON.
 async fn detached(
-    work: impl std::future::Future<Output = Result<Value, ApiError>> + Send + 'static,
+    work: impl std::future::Future<Output = Result<DeploymentOutcome, ApiError>> + Send + 'static,
 ) -> ApiResult {
-    crate::control::detached(work).await.map(Json)
+    crate::control::detached(work)
+        .await
+        .map(|outcome| Json(json!(outcome)))
 }
 
 async fn rollback(
@@ -690,7 +698,7 @@ async fn approve(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RollbackTo {
-    #[serde(default, deserialize_with = "crate::control::present_text")]
+    #[serde(default, deserialize_with = "crate::request::present_text")]
     to: Option<String>,
 }
 

@@ -34,7 +34,8 @@ use axum::routing::{get, post};
 use lastmile_store::{DeploymentStatus, Store};
 use serde::Deserialize;
 
-use crate::control::{ApiError, RollbackRequest};
+use crate::error::ApiError;
+use crate::request::RollbackRequest;
 use crate::server::Server;
 use page::{
     AppPage, DeploymentBody, DeploymentPage, OverviewPage, RollbackPage, RunBody, RunPage, error,
@@ -51,7 +52,7 @@ const STATS_WINDOW: Duration = Duration::from_secs(60);
 const MAX_TIMELINE_EVENTS: usize = 20_000;
 
 /// The dashboard's routes: pages, login, actions and its static files.
-pub fn routes(server: Arc<Server>) -> axum::Router {
+pub(crate) fn routes(server: Arc<Server>) -> axum::Router {
     axum::Router::new()
         .route("/", get(overview))
         .route("/login", get(session::login_form).post(session::login))

@@ -18,7 +18,7 @@ use lastmile_spec::{Spec, TlsSource};
 use lastmile_store::SecretBox;
 use serde::{Deserialize, Serialize};
 
-use crate::up::{Progress, lock};
+use crate::controller::{Progress, lock};
 
 /// Where sealed ACME state lives inside the state directory.
 const ACME_DIR: &str = "acme";

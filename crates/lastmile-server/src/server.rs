@@ -22,15 +22,19 @@ use std::time::Duration;
 use anyhow::Context;
 use lastmile_artifact::BlobStore;
 use lastmile_spec::{Promote, Spec};
-use lastmile_store::{CommitRecord, CommitStatus, SecretBox, SqliteStore, Store, now_millis};
+use lastmile_store::{
+    CommitRecord, CommitStatus, DeploymentStatus, SecretBox, SqliteStore, Store, now_millis,
+};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 pub use config::{AppConfig, ServerConfig};
 
-use crate::control::{ApiError, ArtifactRef, DeployRequest};
+use crate::controller::{Controller, ControllerOptions, Progress, SecretLookup, lock, short};
+use crate::error::ApiError;
+use crate::local_app::LocalApp;
 use crate::report::{AppOverview, Approval, Overview};
-use crate::up::{Controller, ControllerOptions, Progress, SecretLookup, lock, short};
+use crate::request::{ArtifactRef, DeployRequest};
 
 /// Checked-out trees kept after their run (for a look after a failure).
 const KEPT_CHECKOUTS: usize = 3;
@@ -73,7 +77,8 @@ pub struct App {
     config: AppConfig,
     dir: PathBuf,
     store: Arc<SqliteStore>,
-    controller: Mutex<Option<Arc<Controller>>>,
+    /// Its controller over the `local` host, once it has deployed.
+    local: Mutex<Option<LocalApp>>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     wake: Notify,
     /// A verified webhook woke the watcher (the next commits it finds are
@@ -162,11 +167,12 @@ impl Server {
     /// holding lastmile.yaml (not fetched from git), with the API and
     /// dashboard open to loopback callers, whose actions are recorded as
     /// `local_actor` (the person at this machine, `local:alice`).
-    pub fn for_local(
-        controller: Arc<Controller>,
+    pub(crate) fn for_local(
+        local: LocalApp,
         progress: Arc<dyn Progress>,
         local_actor: String,
     ) -> anyhow::Result<Arc<Server>> {
+        let controller = local.controller().clone();
         let state_dir = controller.state_dir().to_path_buf();
         let secret_box = SecretBox::open_or_create(controller.secret_key_file())
             .context("cannot open the secrets key")?;
@@ -186,12 +192,7 @@ impl Server {
         let mut apps = BTreeMap::new();
         apps.insert(
             app.name.clone(),
-            App::new(
-                app.clone(),
-                state_dir.clone(),
-                store.clone(),
-                Some(controller.clone()),
-            ),
+            App::new(app.clone(), state_dir.clone(), store.clone(), Some(local)),
         );
         let (stop, _) = watch::channel(false);
         let server = Arc::new(Server {
@@ -262,9 +263,9 @@ impl Server {
             for task in lock(&app.loops).drain(..) {
                 task.abort();
             }
-            let controller = lock(&app.controller).clone();
-            if let Some(controller) = controller {
-                controller.shut_down().await;
+            let local = lock(&app.local).clone();
+            if let Some(local) = local {
+                local.drain_and_stop().await;
             }
         }
     }
@@ -316,7 +317,7 @@ impl Server {
             .seal(&format!("{app}/{name}"), value.as_bytes());
         self.store
             .put_secret(app, name, &nonce, &ciphertext, actor)
-            .map_err(|error| ApiError::internal(&error.into()))?;
+            .map_err(|error| ApiError::internal(&error))?;
         Ok(())
     }
 
@@ -331,7 +332,7 @@ impl Server {
     /// The controller of an app, once it has deployed (or restored).
     pub fn controller(&self, app: &str) -> Result<Arc<Controller>, ApiError> {
         let app = self.app(app)?;
-        lock(&app.controller).clone().ok_or_else(|| {
+        app.controller().ok_or_else(|| {
             ApiError::conflict(format!(
                 "app `{}` has not deployed anything yet; push a commit to {} or wait for the first build",
                 app.config.name,
@@ -346,30 +347,31 @@ impl Server {
         spec: &Spec,
         source: &str,
     ) -> anyhow::Result<Arc<Controller>> {
-        let mut slot = lock(&app.controller);
-        if let Some(controller) = slot.as_ref() {
-            return Ok(controller.clone());
+        let mut slot = lock(&app.local);
+        if let Some(local) = slot.as_ref() {
+            return Ok(local.controller().clone());
         }
         let spec_file = write_spec(app, source)?;
-        let controller = Controller::build(
+        let local = LocalApp::open(
             ControllerOptions {
                 spec: spec.clone(),
                 spec_file,
                 state_dir: app.dir.clone(),
                 secret_key_file: app.dir.join(lastmile_store::STATE_DIR_KEY_FILE),
-                access_log: false,
                 listen_override: None,
                 secrets: Some(self.secret_lookup(&app.config.name)),
-                inherited: BTreeMap::new(),
                 store: Some(app.store.clone()),
             },
+            false,
+            BTreeMap::new(),
             Arc::new(AppProgress {
                 app: app.config.name.clone(),
                 inner: self.progress.clone(),
             }),
         )?;
-        *lock(&app.loops) = controller.start_loops();
-        *slot = Some(controller.clone());
+        *lock(&app.loops) = local.start_loops();
+        let controller = local.controller().clone();
+        *slot = Some(local);
         Ok(controller)
     }
 
@@ -382,7 +384,7 @@ impl Server {
         let (spec, _) = lastmile_spec::parse(&spec_file.display().to_string(), &source)
             .map_err(|errors| anyhow::anyhow!("{}", errors.render(false)))?;
         let controller = self.ensure_controller(app, &spec, &source)?;
-        controller.restore_state().await?;
+        controller.restore().await?;
         let pending = load_pending(app);
         if !pending.is_empty() {
             self.progress.line(&format!(
@@ -600,41 +602,38 @@ impl Server {
             let outcome = controller
                 .deploy_with_spec(request.clone(), Some((spec.clone(), source.clone())))
                 .await;
-            let (status, release) = match &outcome {
-                Ok(value) => (
-                    value["status"].as_str().unwrap_or("failed").to_owned(),
-                    value["to_release"].as_str().map(str::to_owned),
-                ),
-                Err(error) => {
-                    self.progress.warn(&format!(
-                        "{name}: deploying to {} failed: {}",
-                        env.name,
-                        error.message()
-                    ));
-                    ("failed".to_owned(), None)
-                }
-            };
+            if let Err(error) = &outcome {
+                self.progress.warn(&format!(
+                    "{name}: deploying to {} failed: {}",
+                    env.name,
+                    error.message()
+                ));
+            }
+            let succeeded = outcome
+                .as_ref()
+                .is_ok_and(|outcome| outcome.status == DeploymentStatus::Succeeded);
+            let release = outcome
+                .as_ref()
+                .ok()
+                .map(|outcome| outcome.to_release.clone());
             if let Some(sha) = &commit {
-                // A failed deployment that had a release to return to put
-                // traffic back on it: that is a rollback of this commit.
-                let had_stable = outcome
-                    .as_ref()
-                    .is_ok_and(|value| !value["from_release"].is_null());
-                let commit_status = match status.as_str() {
-                    "succeeded" => CommitStatus::Deployed,
-                    "failed" if had_stable => CommitStatus::RolledBack,
+                let commit_status = match &outcome {
+                    Ok(_) if succeeded => CommitStatus::Deployed,
+                    // A failed deployment that had a release to return to
+                    // put traffic back on it: that is a rollback of this
+                    // commit.
+                    Ok(outcome)
+                        if outcome.status == DeploymentStatus::Failed
+                            && outcome.from_release.is_some() =>
+                    {
+                        CommitStatus::RolledBack
+                    }
                     _ => CommitStatus::Failed,
                 };
-                let error = outcome
-                    .as_ref()
-                    .ok()
-                    .and_then(|value| value["error"].as_str().map(str::to_owned))
-                    .or_else(|| {
-                        outcome
-                            .as_ref()
-                            .err()
-                            .map(|error| error.message().to_owned())
-                    });
+                let error = match &outcome {
+                    Ok(outcome) => outcome.error.clone(),
+                    Err(error) => Some(error.message().to_owned()),
+                };
                 let _ = app.store.update_commit(
                     &name,
                     sha,
@@ -644,10 +643,9 @@ impl Server {
                     error.as_deref(),
                 );
             }
-            if status != "succeeded" {
+            let (true, Some(release)) = (succeeded, release) else {
                 return;
-            }
-            let Some(release) = release else { return };
+            };
             // Promotion to the next environment.
             let position = spec.environments.iter().position(|e| e.name == env.name);
             let Some(next) = position.and_then(|p| spec.environments.get(p + 1)).cloned() else {
@@ -745,7 +743,7 @@ impl Server {
             })?;
             if let Err(error) = save_pending(&app, &waiting) {
                 waiting.insert(environment.to_owned(), pending);
-                return Err(ApiError::internal(&error));
+                return Err(ApiError::internal_message(format!("{error:#}")));
             }
             pending
         };
@@ -812,8 +810,7 @@ impl Server {
     pub async fn overview(&self) -> Overview {
         let mut apps = Vec::new();
         for (name, app) in &self.apps {
-            let controller = lock(&app.controller).clone();
-            let status = match controller {
+            let status = match app.controller() {
                 Some(controller) => controller.status(Duration::from_secs(60)).await.ok(),
                 None => None,
             };
@@ -930,7 +927,7 @@ impl Server {
         entry
             .store
             .list_commits(app, limit)
-            .map_err(|error| ApiError::internal(&error.into()))
+            .map_err(|error| ApiError::internal(&error))
     }
 
     /// The commit an app is at: for `lastmile up`, the HEAD of the work tree
@@ -943,8 +940,8 @@ impl Server {
         let app = app.to_owned();
         let tree = tokio::task::spawn_blocking(move || lastmile_git::work_tree(&dir))
             .await
-            .map_err(|error| ApiError::internal(&anyhow::anyhow!("reading git stopped: {error}")))?
-            .map_err(|error| ApiError::internal(&error.into()))?;
+            .map_err(|error| ApiError::internal_message(format!("reading git stopped: {error}")))?
+            .map_err(|error| ApiError::internal(&error))?;
         Ok(tree.and_then(|tree| {
             let head = tree.head?;
             Some(CommitRecord {
@@ -971,17 +968,24 @@ impl Server {
 }
 
 impl App {
+    /// Its controller, once it has deployed (or restored).
+    fn controller(&self) -> Option<Arc<Controller>> {
+        lock(&self.local)
+            .as_ref()
+            .map(|local| local.controller().clone())
+    }
+
     fn new(
         config: AppConfig,
         dir: PathBuf,
         store: Arc<SqliteStore>,
-        controller: Option<Arc<Controller>>,
+        local: Option<LocalApp>,
     ) -> Arc<App> {
         Arc::new(App {
             config,
             dir,
             store,
-            controller: Mutex::new(controller),
+            local: Mutex::new(local),
             loops: Mutex::new(Vec::new()),
             wake: Notify::new(),
             hooked: std::sync::atomic::AtomicBool::new(false),
@@ -1136,8 +1140,7 @@ async fn drift_loop(server: Arc<Server>) {
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         for app in server.apps.values() {
-            let controller = lock(&app.controller).clone();
-            let Some(controller) = controller else {
+            let Some(controller) = app.controller() else {
                 continue;
             };
             let drift = controller.drift().await;
@@ -1340,126 +1343,4 @@ impl Progress for AppProgress {
     fn warn(&self, text: &str) {
         self.inner.warn(&format!("{}: {text}", self.app));
     }
-}
-
-/// The whole HTTP surface of a server: API, webhooks, OpenAPI, dashboard.
-pub fn router(server: Arc<Server>) -> axum::Router {
-    crate::api::routes(server.clone())
-        .merge(crate::dashboard::routes(server))
-        .fallback(crate::api::no_route)
-}
-
-/// The TLS settings of `tls:`: the certificate chain and key, read now.
-pub fn tls_server_config(files: &config::TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .with_context(|| format!("cannot read the certificate {}", files.cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", files.cert.display()))?;
-    if certs.is_empty() {
-        anyhow::bail!("{} holds no certificate", files.cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .with_context(|| format!("cannot read a PEM private key from {}", files.key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS settings")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .with_context(|| {
-            format!(
-                "{} and {} do not make a usable certificate and key",
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Serves `server` over TLS on `listener` until `shutdown` completes, then
-/// stops every app.
-pub async fn serve_tls(
-    server: Arc<Server>,
-    listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let tasks = server.start().await;
-    let app = router(server.clone());
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    let result = loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of descriptors and the like: wait, go on.
-                        eprintln!("lastmile: accepting an API connection failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let app = app
-                    .clone()
-                    .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-                connections.spawn(async move {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = &mut shutdown => break Ok(()),
-        }
-    };
-    connections.abort_all();
-    for task in tasks {
-        task.abort();
-    }
-    server.shut_down().await;
-    result
-}
-
-/// The API (without what `lastmile up`'s control API serves itself) and
-/// the dashboard, for `lastmile up`.
-pub fn local_router(server: Arc<Server>) -> axum::Router {
-    crate::api::routes_with(server.clone(), false)
-        .merge(crate::dashboard::routes(server))
-        .fallback(crate::api::no_route)
-}
-
-/// Serves `server` on `listener` until `shutdown` completes, then stops
-/// every app (instances drained and stopped, routers closed).
-pub async fn serve(
-    server: Arc<Server>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let tasks = server.start().await;
-    let app = router(server.clone());
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
-    for task in tasks {
-        task.abort();
-    }
-    server.shut_down().await;
-    result.context("the API server failed")
 }

@@ -27,7 +27,7 @@ pub(crate) fn become_subreaper(on: bool) {
 /// passing Ctrl-C and SIGTERM on; fails when the last server did. Runs on
 /// its own small runtime: the one that served is gone, with every socket and
 /// connection it held.
-pub fn keep(state_dir: &Path, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
+pub fn keep(state_dir: &Path, progress: &dyn crate::controller::Progress) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -65,7 +65,7 @@ impl Session {
 
     /// Waits until every process of the session has exited, passing Ctrl-C
     /// and SIGTERM on; fails when the last server did.
-    async fn keep(mut self, progress: &dyn crate::up::Progress) -> anyhow::Result<()> {
+    async fn keep(mut self, progress: &dyn crate::controller::Progress) -> anyhow::Result<()> {
         let serving = self
             .serving()
             .map(|pid| format!("pid {pid} serves now"))

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lastmile_server::server::{Server, ServerConfig, serve};
+use lastmile_server::Progress;
+use lastmile_server::server::{Server, ServerConfig};
 use lastmile_server::tokens;
-use lastmile_server::up::Progress;
+use lastmile_server::web::serve;
 use lastmile_store::Role;
 use thirtyfour::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -820,7 +820,7 @@ fn webhooks_tokens_and_secrets_are_guarded() {
     // exists (none answers "no such route" or a wrong method).
     let (_, openapi, _) = call(server.api, "GET", "/api/openapi.json", None, &[], b"");
     assert_eq!(openapi["openapi"], "3.1.0");
-    for route in lastmile_server::api::ROUTES {
+    for route in lastmile_server::ROUTES {
         assert!(
             openapi["paths"][route.path][route.method.to_lowercase()].is_object(),
             "{} {} is not documented",

@@ -18,7 +18,7 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
-use crate::control::ApiError;
+use crate::error::ApiError;
 
 /// One documented route.
 #[derive(Debug, Clone, Copy)]
@@ -627,7 +627,7 @@ pub(crate) fn check_parameters(
 }
 
 /// The OpenAPI 3.1 document of [`ROUTES`].
-pub fn openapi_document() -> Value {
+pub(crate) fn openapi_document() -> Value {
     let operations: Vec<(&str, &str, String)> = ROUTES
         .iter()
         .map(|route| (route.method, route.path, operation_id(route)))

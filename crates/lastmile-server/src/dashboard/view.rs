@@ -598,7 +598,7 @@ fn number(value: Option<&Value>) -> String {
     value.and_then(Value::as_u64).unwrap_or(0).to_string()
 }
 
-pub(crate) use crate::up::short;
+pub(crate) use crate::controller::short;
 
 /// How long ago `millis` was, roughly.
 pub(crate) fn ago(millis: i64) -> String {

@@ -17,7 +17,7 @@ use crate::commands::run::{Build, print_summary, runtime};
 use crate::control::Control;
 use crate::output::{self, outln};
 use crate::state;
-use lastmile_server::edge::CertificateState;
+use lastmile_server::CertificateState;
 use lastmile_server::report::LastDeployment;
 use lastmile_store::DeploymentStatus;
 

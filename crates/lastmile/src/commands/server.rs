@@ -30,7 +30,7 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen} for the API; change `listen` in {}", args.config.display()))?;
         let bound = listener.local_addr()?;
         let tls = match &server.config().tls {
-            Some(files) => Some(lastmile_server::server::tls_server_config(files)?),
+            Some(files) => Some(lastmile_server::web::tls_server_config(files)?),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -72,9 +72,9 @@ pub(crate) fn server(args: &ServerArgs) -> anyhow::Result<ExitCode> {
         };
         match tls {
             Some(tls) => {
-                lastmile_server::server::serve_tls(server.clone(), listener, tls, shutdown).await?;
+                lastmile_server::web::serve_tls(server.clone(), listener, tls, shutdown).await?;
             }
-            None => lastmile_server::server::serve(server.clone(), listener, shutdown).await?,
+            None => lastmile_server::web::serve(server.clone(), listener, shutdown).await?,
         }
         let _ = std::fs::remove_file(server.config().state_dir.join("server.json"));
         anyhow::Ok(())

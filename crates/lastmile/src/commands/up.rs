@@ -14,7 +14,7 @@ use crate::state;
 #[derive(Debug)]
 pub(crate) struct Printer;
 
-impl lastmile_server::up::Progress for Printer {
+impl lastmile_server::Progress for Printer {
     fn line(&self, text: &str) {
         outln!("{text}");
     }
