@@ -8,15 +8,8 @@
 //! It is not a second API: it calls the same `Server` methods as
 //! `/api/v1`, with the same tokens and roles (the token is kept in an
 //! HttpOnly, SameSite=Strict cookie after `/login`), and records nothing
-//! itself: approvals and rollbacks record their own events.
-//!
-//! ```no_run
-//! # async fn example(server: std::sync::Arc<lastmile_server::server::Server>) {
-//! let app = lastmile_server::dashboard::routes(server);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//! axum::serve(listener, app).await.unwrap();
-//! # }
-//! ```
+//! itself: approvals and rollbacks record their own events. `crate::web`
+//! serves it beside the API.
 
 mod assets;
 mod page;
