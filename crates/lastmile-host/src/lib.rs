@@ -752,7 +752,48 @@ pub struct ProbeAnswer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{InstanceInfo, InstanceState, StopSignal};
+    use super::{ArtifactSourceError, HostError, InstanceInfo, InstanceState, StopSignal};
+
+    #[test]
+    fn artifact_errors_cross_the_wire_unchanged_and_name_the_artifact() {
+        let id = "a".repeat(64);
+        let actual = "b".repeat(64);
+        let source_errors = [
+            ArtifactSourceError::NotFound { id: id.clone() },
+            ArtifactSourceError::Io {
+                message: "connection reset".to_owned(),
+            },
+            ArtifactSourceError::Other {
+                message: "the controller is shutting down".to_owned(),
+            },
+        ];
+        for error in source_errors {
+            let wire = serde_json::to_string(&error).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ArtifactSourceError>(&wire).unwrap(),
+                error
+            );
+        }
+        let fetch = HostError::ArtifactFetch {
+            id: id.clone(),
+            reason: "reading it failed after 7 bytes: connection reset".to_owned(),
+        };
+        let mismatch = HostError::ArtifactMismatch {
+            id: id.clone(),
+            actual: actual.clone(),
+        };
+        assert!(fetch.to_string().contains(&id), "{fetch}");
+        assert!(fetch.to_string().contains("connection reset"), "{fetch}");
+        let message = mismatch.to_string();
+        assert!(
+            message.contains(&id) && message.contains(&actual),
+            "{message}"
+        );
+        for error in [fetch, mismatch] {
+            let wire = serde_json::to_string(&error).unwrap();
+            assert_eq!(serde_json::from_str::<HostError>(&wire).unwrap(), error);
+        }
+    }
 
     #[test]
     fn an_instance_belongs_to_its_environment_whole_by_field_or_by_id() {

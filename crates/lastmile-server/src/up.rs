@@ -219,7 +219,15 @@ impl Controller {
             access_log: options.access_log,
             ..lastmile_router::RouterConfig::default()
         };
-        let host = LocalHost::open("local", &options.state_dir, router, options.inherited)?;
+        // The controller's store is the host's cache: nothing is fetched.
+        let artifacts = Arc::new(lastmile_node::BlobStoreSource::open(&options.state_dir)?);
+        let host = LocalHost::open(
+            "local",
+            &options.state_dir,
+            router,
+            artifacts,
+            options.inherited,
+        )?;
         let orphans_killed = host.supervisor().orphans_killed();
         if orphans_killed > 0 {
             progress.warn(&format!(
