@@ -26,7 +26,7 @@ pub enum ImportError {
     },
     /// The bytes are not a zstd stream, or it ends in the middle of a frame.
     #[error(
-        "the bytes received for artifact {id} are not a whole zstd-compressed artifact ({source})"
+        "the bytes received for artifact {id} are not a whole zstd-compressed artifact ({source}); nothing was kept: import it again from an intact copy"
     )]
     Undecodable {
         /// The artifact id.
@@ -35,7 +35,9 @@ pub enum ImportError {
         source: io::Error,
     },
     /// The content hashes to another id.
-    #[error("the bytes received for artifact {expected} hash to {actual}")]
+    #[error(
+        "the bytes received for artifact {expected} hash to {actual}; nothing was kept: import it again from an intact copy"
+    )]
     Mismatch {
         /// The id asked for.
         expected: String,

@@ -580,7 +580,9 @@ pub enum HostError {
     /// The artifact could not be fetched from the [`ArtifactSource`] or kept
     /// in the host's cache; nothing of it was kept, so the call can be
     /// retried.
-    #[error("cannot fetch artifact {id}: {reason}")]
+    #[error(
+        "cannot fetch artifact {id}: {reason}; nothing of it was kept, so deploying again retries the fetch"
+    )]
     ArtifactFetch {
         /// Artifact id.
         id: String,
@@ -776,18 +778,17 @@ mod tests {
         }
         let fetch = HostError::ArtifactFetch {
             id: id.clone(),
-            reason: "reading it failed after 7 bytes: connection reset".to_owned(),
+            reason: "its source failed after 7 bytes: connection reset".to_owned(),
         };
         let mismatch = HostError::ArtifactMismatch {
             id: id.clone(),
             actual: actual.clone(),
         };
-        assert!(fetch.to_string().contains(&id), "{fetch}");
-        assert!(fetch.to_string().contains("connection reset"), "{fetch}");
-        let message = mismatch.to_string();
-        assert!(
-            message.contains(&id) && message.contains(&actual),
-            "{message}"
+        insta::assert_snapshot!(fetch, @"cannot fetch artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: its source failed after 7 bytes: connection reset; nothing of it was kept, so deploying again retries the fetch");
+        insta::assert_snapshot!(mismatch, @"artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa arrived damaged: its content hashes to bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, not to its id; nothing was kept. Check the controller's copy (build the release again) and retry");
+        insta::assert_snapshot!(
+            ArtifactSourceError::NotFound { id: id.clone() },
+            @"artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa is not in the controller's artifact store"
         );
         for error in [fetch, mismatch] {
             let wire = serde_json::to_string(&error).unwrap();

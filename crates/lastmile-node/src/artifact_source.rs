@@ -136,14 +136,18 @@ pub(crate) async fn fetch(
 
     match (pumped, written) {
         (Err(error), _) => Err(failed(format!(
-            "reading it failed after {received} bytes: {error}"
+            "its source failed after {received} bytes: {error}"
         ))),
         (Ok(()), Ok(Some(path))) => Ok(path),
         (Ok(()), Err(ImportError::Mismatch { actual, .. })) => Err(HostError::ArtifactMismatch {
             id: id.to_owned(),
             actual,
         }),
-        (Ok(()), Err(error)) => Err(failed(format!("{error} (after {received} bytes)"))),
+        (Ok(()), Err(ImportError::Undecodable { source, .. })) => Err(failed(format!(
+            "what was received ({received} bytes) is not a whole zstd-compressed artifact ({source})"
+        ))),
+        // The cache's own disk: the message says what to check.
+        (Ok(()), Err(error)) => Err(failed(error.to_string())),
         (Ok(()), Ok(None)) => Err(failed(format!(
             "writing it into the cache stopped after {received} bytes"
         ))),

@@ -165,3 +165,17 @@ fn an_import_under_something_that_is_no_id_is_refused_before_any_write() {
     );
     assert_eq!(files_under(state.path()), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn refused_imports_say_what_arrived_and_that_nothing_was_kept() {
+    let mismatch = ImportError::Mismatch {
+        expected: "a".repeat(64),
+        actual: "b".repeat(64),
+    };
+    insta::assert_snapshot!(mismatch, @"the bytes received for artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa hash to bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb; nothing was kept: import it again from an intact copy");
+    let undecodable = ImportError::Undecodable {
+        id: "a".repeat(64),
+        source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete frame"),
+    };
+    insta::assert_snapshot!(undecodable, @"the bytes received for artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa are not a whole zstd-compressed artifact (incomplete frame); nothing was kept: import it again from an intact copy");
+}
