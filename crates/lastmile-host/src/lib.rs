@@ -706,6 +706,9 @@ pub trait ArtifactSource: Send + Sync + std::fmt::Debug {
 /// One artifact being read from an [`ArtifactSource`].
 #[async_trait::async_trait]
 pub trait ArtifactChunks: Send {
+    /// The blob's size in bytes, when the source knows it (for progress
+    /// and messages; the content is checked by its hash, not its size).
+    fn size(&self) -> Option<u64>;
     /// The next bytes of the blob, never empty; `None` after the last.
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArtifactSourceError>;
 }

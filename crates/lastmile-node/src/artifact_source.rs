@@ -47,8 +47,10 @@ impl ArtifactSource for BlobStoreSource {
                 message: other.to_string(),
             },
         })?;
+        let size = file.metadata().ok().map(|metadata| metadata.len());
         Ok(Box::new(FileChunks {
             file: tokio::fs::File::from_std(file),
+            size,
             id: id.to_owned(),
         }))
     }
@@ -57,11 +59,16 @@ impl ArtifactSource for BlobStoreSource {
 /// A blob file read in chunks.
 struct FileChunks {
     file: tokio::fs::File,
+    size: Option<u64>,
     id: String,
 }
 
 #[async_trait::async_trait]
 impl ArtifactChunks for FileChunks {
+    fn size(&self) -> Option<u64> {
+        self.size
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArtifactSourceError> {
         let mut chunk = Vec::with_capacity(CHUNK_BYTES);
         let read = (&mut self.file)
@@ -117,6 +124,10 @@ pub(crate) async fn fetch(
     });
 
     let mut received: u64 = 0;
+    let of_size = chunks
+        .size()
+        .map(|size| format!(" of {size}"))
+        .unwrap_or_default();
     let pumped = async {
         while let Some(chunk) = chunks.next_chunk().await? {
             received += chunk.len() as u64;
@@ -136,7 +147,7 @@ pub(crate) async fn fetch(
 
     match (pumped, written) {
         (Err(error), _) => Err(failed(format!(
-            "its source failed after {received} bytes: {error}"
+            "its source failed after {received}{of_size} bytes: {error}"
         ))),
         (Ok(()), Ok(Some(path))) => Ok(path),
         (Ok(()), Err(ImportError::Mismatch { actual, .. })) => Err(HostError::ArtifactMismatch {

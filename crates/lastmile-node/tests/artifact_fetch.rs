@@ -89,18 +89,38 @@ impl ArtifactSource for CountingSource {
     }
 }
 
-/// A fake read of an artifact: yields what it was given, in order.
-struct FakeChunks(VecDeque<Result<Vec<u8>, ArtifactSourceError>>);
+/// A fake read of an artifact: yields what it was given, in order, and
+/// says the size of the whole blob.
+struct FakeChunks {
+    pieces: VecDeque<Result<Vec<u8>, ArtifactSourceError>>,
+    size: u64,
+}
 
-#[async_trait::async_trait]
-impl ArtifactChunks for FakeChunks {
-    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArtifactSourceError> {
-        self.0.pop_front().transpose()
+impl FakeChunks {
+    /// The blob in 4 KiB chunks, of which only the first `yielded` bytes
+    /// come, then `then` if given.
+    fn of(blob: &[u8], yielded: usize, then: Option<ArtifactSourceError>) -> Box<FakeChunks> {
+        let mut pieces: VecDeque<_> = blob[..yielded]
+            .chunks(4096)
+            .map(|chunk| Ok(chunk.to_vec()))
+            .collect();
+        pieces.extend(then.map(Err));
+        Box::new(FakeChunks {
+            pieces,
+            size: blob.len() as u64,
+        })
     }
 }
 
-fn chunks_of(bytes: &[u8]) -> VecDeque<Result<Vec<u8>, ArtifactSourceError>> {
-    bytes.chunks(4096).map(|chunk| Ok(chunk.to_vec())).collect()
+#[async_trait::async_trait]
+impl ArtifactChunks for FakeChunks {
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArtifactSourceError> {
+        self.pieces.pop_front().transpose()
+    }
 }
 
 /// A fake source, as a damaged copy on the controller would be: answers
@@ -114,7 +134,7 @@ struct FakeCorruptSource {
 #[async_trait::async_trait]
 impl ArtifactSource for FakeCorruptSource {
     async fn open(&self, _id: &str) -> Result<Box<dyn ArtifactChunks>, ArtifactSourceError> {
-        Ok(Box::new(FakeChunks(chunks_of(&self.blob))))
+        Ok(FakeChunks::of(&self.blob, self.blob.len(), None))
     }
 }
 
@@ -128,11 +148,10 @@ struct FakeBrokenSource {
 #[async_trait::async_trait]
 impl ArtifactSource for FakeBrokenSource {
     async fn open(&self, _id: &str) -> Result<Box<dyn ArtifactChunks>, ArtifactSourceError> {
-        let mut chunks = chunks_of(&self.blob[..self.blob.len() / 2]);
-        chunks.push_back(Err(ArtifactSourceError::Io {
+        let error = ArtifactSourceError::Io {
             message: "connection reset by the controller".to_owned(),
-        }));
-        Ok(Box::new(FakeChunks(chunks)))
+        };
+        Ok(FakeChunks::of(&self.blob, self.blob.len() / 2, Some(error)))
     }
 }
 
@@ -290,7 +309,7 @@ async fn bytes_whose_content_is_not_the_artifact_are_refused_and_nothing_is_kept
 async fn a_source_failing_midway_fails_the_release_naming_artifact_and_cause_and_nothing_is_kept() {
     let controller = Controller::new();
     let blob = controller.blob(&controller.one);
-    let half = blob.len() / 2;
+    let (size, half) = (blob.len(), blob.len() / 2);
     let source = Arc::new(FakeBrokenSource { blob });
     let state = tempfile::tempdir().unwrap();
     let host = open_host(state.path(), source);
@@ -308,8 +327,11 @@ async fn a_source_failing_midway_fails_the_release_naming_artifact_and_cause_and
         reason.contains("connection reset by the controller"),
         "{reason}"
     );
-    assert!(reason.contains(&format!("after {half} bytes")), "{reason}");
-    insta::assert_snapshot!(error, @"cannot fetch artifact a4dd1d747ff9339dfd15c6975f95da364d0129850e473306c370515a8c05fec2: its source failed after 6406 bytes: connection reset by the controller; nothing of it was kept, so deploying again retries the fetch");
+    assert!(
+        reason.contains(&format!("after {half} of {size} bytes")),
+        "{reason}"
+    );
+    insta::assert_snapshot!(error, @"cannot fetch artifact a4dd1d747ff9339dfd15c6975f95da364d0129850e473306c370515a8c05fec2: its source failed after 6406 of 12813 bytes: connection reset by the controller; nothing of it was kept, so deploying again retries the fetch");
     assert_eq!(cached_files(state.path()), Vec::<PathBuf>::new());
     assert!(!host.supervisor().release_dir("r1").exists());
 }
