@@ -104,7 +104,7 @@ pub(crate) async fn fetch(
         reason,
     };
     let mut chunks = source.open(id).await.map_err(|error| match error {
-        ArtifactSourceError::NotFound { id } => HostError::MissingArtifact { id },
+        ArtifactSourceError::NotFound { .. } => HostError::MissingArtifact { id: id.to_owned() },
         other => failed(other.to_string()),
     })?;
     let mut import = cache
