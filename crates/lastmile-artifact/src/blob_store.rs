@@ -90,6 +90,11 @@ impl PendingBlob {
         self.bytes_written
     }
 
+    /// The temp file it is written to until `commit`.
+    pub(crate) fn temp_path(&self) -> &Path {
+        &self.temp_path
+    }
+
     /// Makes the blob durable and files it under `id`; returns its path.
     ///
     /// If a blob with that id already exists it is kept and this one is dropped.
@@ -184,7 +189,7 @@ fn blob_path(root: &Path, id: &str) -> PathBuf {
 }
 
 /// Ids are 64 lowercase hex characters; anything else could escape the directory.
-fn validate_id(id: &str) -> Result<(), BlobError> {
+pub(crate) fn validate_id(id: &str) -> Result<(), BlobError> {
     let valid = id.len() == 64
         && id
             .bytes()

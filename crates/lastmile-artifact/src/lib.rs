@@ -3,7 +3,9 @@
 //! pack to the same id, and unpacking that checks the content against it.
 //!
 //! It knows nothing of specs, runs or databases: the pipeline packs what a
-//! run built into it, and a host unpacks a release from it.
+//! run built into it, and a host unpacks a release from it. A host whose
+//! store is not the controller's receives an artifact's blob through
+//! [`BlobStore::import`], which keeps it only if its content hashes to its id.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -21,10 +23,12 @@
 
 mod blob_store;
 mod error;
+mod import;
 mod package;
 
 pub use blob_store::{BlobStore, PendingBlob};
 pub use error::BlobError;
+pub use import::{Import, ImportError};
 pub use package::{
     EntryKind, PackageError, Packed, Selected, SelectionError, pack, select, unpack,
 };

@@ -9,7 +9,7 @@
 //! serialize, so the same calls can cross a network.
 //!
 //! ```ignore
-//! host.ensure_release(&release).await?;
+//! host.ensure_release(&release).await?; // fetched from its ArtifactSource if need be
 //! let started = host.start_instance(&spec).await?;
 //! host.set_route(&RouteSpec { weights: vec![(release.id.clone(), 100)], ..route }).await?;
 //! ```
@@ -28,7 +28,14 @@ use serde::{Deserialize, Serialize};
 ///
 /// 2: the stop signal is [`StopSignal`], `set_route` answers the bound
 /// address, instances carry their `environment`.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: a host no longer reads the controller's blob store: `ensure_release`
+/// fetches an artifact its own cache lacks from an [`ArtifactSource`] (its
+/// bytes by id, in chunks, with [`ArtifactSourceError`] on failure) and
+/// keeps it only when its content hashes to the id; [`HostError`] gains
+/// `ArtifactFetch` and `ArtifactMismatch`, which a version-2 peer cannot
+/// read.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A release as a host needs it: what to unpack, and how to label it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -563,11 +570,35 @@ pub struct LatencyBucket {
 /// Why a host call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum HostError {
-    /// The release's artifact is not where the host can read it.
+    /// The release's artifact is neither in the host's cache nor in its
+    /// [`ArtifactSource`].
     #[error("artifact {id} is missing from the artifact store; build the release again")]
     MissingArtifact {
         /// Artifact id.
         id: String,
+    },
+    /// The artifact could not be fetched from the [`ArtifactSource`] or kept
+    /// in the host's cache; nothing of it was kept, so the call can be
+    /// retried.
+    #[error(
+        "cannot fetch artifact {id}: {reason}; nothing of it was kept, so deploying again retries the fetch"
+    )]
+    ArtifactFetch {
+        /// Artifact id.
+        id: String,
+        /// What failed, and after how many bytes.
+        reason: String,
+    },
+    /// The bytes fetched for an artifact are another content than its id
+    /// names; they were not kept.
+    #[error(
+        "artifact {id} arrived damaged: its content hashes to {actual}, not to its id; nothing was kept. Check the controller's copy (build the release again) and retry"
+    )]
+    ArtifactMismatch {
+        /// Artifact id: the digest expected.
+        id: String,
+        /// The blake3 the fetched content hashes to.
+        actual: String,
     },
     /// An instance did not become ready.
     #[error("{reason}")]
@@ -610,7 +641,10 @@ pub enum HostError {
 pub trait HostHandle: Send + Sync + std::fmt::Debug {
     /// The host's name (`local`, `web-1`).
     fn name(&self) -> &str;
-    /// Makes the release's files present on the host.
+    /// Makes the release's files present on the host: unpacks its artifact
+    /// from the host's own cache, first fetching it by id from the host's
+    /// [`ArtifactSource`] when the cache lacks it. A fetched artifact is
+    /// kept only if its content hashes to its id.
     async fn ensure_release(&self, release: &ReleaseRef) -> Result<(), HostError>;
     /// Starts one instance and waits until it is ready.
     async fn start_instance(&self, spec: &InstanceSpec) -> Result<InstanceInfo, HostError>;
@@ -657,6 +691,51 @@ pub trait HostHandle: Send + Sync + std::fmt::Debug {
     ) -> Result<CheckOutcome, HostError>;
 }
 
+/// Where a host gets an artifact its cache lacks, by id: the controller's
+/// artifact store, in process or across the network. It yields the blob as
+/// the store holds it (the zstd-compressed tar whose uncompressed content
+/// hashes, with blake3, to the id) in chunks, so an artifact is never held
+/// whole in memory. The host checks the content against the id; a source
+/// need not.
+#[async_trait::async_trait]
+pub trait ArtifactSource: Send + Sync + std::fmt::Debug {
+    /// Opens artifact `id` for reading.
+    async fn open(&self, id: &str) -> Result<Box<dyn ArtifactChunks>, ArtifactSourceError>;
+}
+
+/// One artifact being read from an [`ArtifactSource`].
+#[async_trait::async_trait]
+pub trait ArtifactChunks: Send {
+    /// The blob's size in bytes, when the source knows it (for progress
+    /// and messages; the content is checked by its hash, not its size).
+    fn size(&self) -> Option<u64>;
+    /// The next bytes of the blob, never empty; `None` after the last.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ArtifactSourceError>;
+}
+
+/// Why an [`ArtifactSource`] could not yield an artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ArtifactSourceError {
+    /// The source has no artifact with that id.
+    #[error("artifact {id} is not in the controller's artifact store")]
+    NotFound {
+        /// Artifact id.
+        id: String,
+    },
+    /// Reading it failed (a file, a connection).
+    #[error("{message}")]
+    Io {
+        /// What failed, worded for the user.
+        message: String,
+    },
+    /// Anything else, already worded for the user.
+    #[error("{message}")]
+    Other {
+        /// What failed and what to do.
+        message: String,
+    },
+}
+
 /// How a verification command ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckOutcome {
@@ -678,7 +757,47 @@ pub struct ProbeAnswer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{InstanceInfo, InstanceState, StopSignal};
+    use super::{ArtifactSourceError, HostError, InstanceInfo, InstanceState, StopSignal};
+
+    #[test]
+    fn artifact_errors_cross_the_wire_unchanged_and_name_the_artifact() {
+        let id = "a".repeat(64);
+        let actual = "b".repeat(64);
+        let source_errors = [
+            ArtifactSourceError::NotFound { id: id.clone() },
+            ArtifactSourceError::Io {
+                message: "connection reset".to_owned(),
+            },
+            ArtifactSourceError::Other {
+                message: "the controller is shutting down".to_owned(),
+            },
+        ];
+        for error in source_errors {
+            let wire = serde_json::to_string(&error).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ArtifactSourceError>(&wire).unwrap(),
+                error
+            );
+        }
+        let fetch = HostError::ArtifactFetch {
+            id: id.clone(),
+            reason: "its source failed after 7 bytes: connection reset".to_owned(),
+        };
+        let mismatch = HostError::ArtifactMismatch {
+            id: id.clone(),
+            actual: actual.clone(),
+        };
+        insta::assert_snapshot!(fetch, @"cannot fetch artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: its source failed after 7 bytes: connection reset; nothing of it was kept, so deploying again retries the fetch");
+        insta::assert_snapshot!(mismatch, @"artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa arrived damaged: its content hashes to bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, not to its id; nothing was kept. Check the controller's copy (build the release again) and retry");
+        insta::assert_snapshot!(
+            ArtifactSourceError::NotFound { id: id.clone() },
+            @"artifact aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa is not in the controller's artifact store"
+        );
+        for error in [fetch, mismatch] {
+            let wire = serde_json::to_string(&error).unwrap();
+            assert_eq!(serde_json::from_str::<HostError>(&wire).unwrap(), error);
+        }
+    }
 
     #[test]
     fn an_instance_belongs_to_its_environment_whole_by_field_or_by_id() {

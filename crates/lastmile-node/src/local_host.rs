@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use lastmile_artifact::{BlobError, BlobStore};
 use lastmile_host::{
-    CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo, InstanceSpec,
-    InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef, ReleaseStats,
-    RouteSpec, StopSignal,
+    ArtifactSource, CertificateSpec, CheckOutcome, EdgeSpec, HostError, HostHandle, InstanceInfo,
+    InstanceSpec, InstanceState, LatencyBucket, LatencyCount, LimitsSpec, ProbeAnswer, ReleaseRef,
+    ReleaseStats, RouteSpec, StopSignal,
 };
 use lastmile_router::{Backend, Route, RouteTable, Router, RouterConfig, Upstream};
 use lastmile_supervisor::{InstanceEvent, Supervisor, SupervisorConfig, SupervisorError};
@@ -54,7 +54,10 @@ struct Inner {
     name: String,
     supervisor: Supervisor,
     router: Router,
+    /// The artifact cache releases are unpacked from.
     blobs: BlobStore,
+    /// Where an artifact missing from the cache is fetched from.
+    source: Arc<dyn ArtifactSource>,
     /// Certificates every TLS listener chooses from by SNI.
     certificates: lastmile_router::CertStore,
     /// ACME HTTP-01 answers, served on every plaintext listener.
@@ -92,11 +95,15 @@ impl LocalHost {
     /// artifact cache (the blob store there) and its releases and logs
     /// under [`host_root`]. Instances a killed lastmile left running there
     /// are stopped first (`supervisor().orphans_killed()` counts them).
+    /// `source` is where an artifact missing from the cache is fetched
+    /// from (a [`crate::BlobStoreSource`] of the same directory when the
+    /// controller's store is the cache: then nothing is ever fetched).
     /// `inherited` are the listeners a previous process handed over.
     pub fn open(
         name: &str,
         state_dir: &Path,
         router: RouterConfig,
+        source: Arc<dyn ArtifactSource>,
         inherited: BTreeMap<SocketAddr, TcpListener>,
     ) -> Result<LocalHost, NodeError> {
         let blobs = BlobStore::open(state_dir)?;
@@ -107,16 +114,19 @@ impl LocalHost {
             supervisor,
             Router::new(router),
             blobs,
+            source,
             inherited,
         ))
     }
 
-    /// A host named `name` from its parts.
+    /// A host named `name` from its parts: `blobs` is its artifact cache,
+    /// `source` where an artifact missing from it is fetched from.
     pub fn new(
         name: &str,
         supervisor: Supervisor,
         router: Router,
         blobs: BlobStore,
+        source: Arc<dyn ArtifactSource>,
         inherited: BTreeMap<SocketAddr, TcpListener>,
     ) -> LocalHost {
         LocalHost {
@@ -125,6 +135,7 @@ impl LocalHost {
                 supervisor,
                 router,
                 blobs,
+                source,
                 certificates: lastmile_router::CertStore::new(),
                 challenges: lastmile_router::ChallengeStore::default(),
                 state: Mutex::new(State {
@@ -488,15 +499,15 @@ impl HostHandle for LocalHost {
     }
 
     async fn ensure_release(&self, release: &ReleaseRef) -> Result<(), HostError> {
+        let blobs = &self.inner.blobs;
+        if blobs.path(&release.artifact_id).is_none() {
+            crate::artifact_source::fetch(blobs, self.inner.source.as_ref(), &release.artifact_id)
+                .await?;
+        }
         let host = self.clone();
         let release = release.clone();
         tokio::task::spawn_blocking(move || {
             let blobs = &host.inner.blobs;
-            if blobs.path(&release.artifact_id).is_none() {
-                return Err(HostError::MissingArtifact {
-                    id: release.artifact_id.clone(),
-                });
-            }
             host.inner
                 .supervisor
                 .prepare_release(&release.id, |dir| {

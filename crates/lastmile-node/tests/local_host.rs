@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lastmile_artifact::{BlobStore, pack};
 use lastmile_host::{
     EdgeSpec, HealthSpec, HostHandle, InstanceSpec, ReleaseRef, RouteSpec, StopSpec, WarmupRule,
 };
-use lastmile_node::LocalHost;
+use lastmile_node::{BlobStoreSource, LocalHost};
 use lastmile_router::RouterConfig;
 
 /// Answers `/` with its own port, so a test sees which instance answered.
@@ -80,6 +81,7 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
         "local",
         state.path(),
         RouterConfig::default(),
+        Arc::new(BlobStoreSource::open(state.path()).unwrap()),
         BTreeMap::new(),
     )
     .unwrap();

@@ -31,6 +31,9 @@ pub(crate) enum OpenError {
     /// The supervisor or router of the `local` host cannot start.
     #[error("cannot start the local host: {0}")]
     Host(#[source] lastmile_node::NodeError),
+    /// The artifact store cannot be opened.
+    #[error("cannot open the artifact store: {0}")]
+    Artifacts(#[source] lastmile_artifact::BlobError),
     /// The app's store cannot be opened.
     #[error("cannot open the state in {dir}: {source}")]
     Store {
@@ -56,7 +59,13 @@ impl LocalApp {
             access_log,
             ..lastmile_router::RouterConfig::default()
         };
-        let host = LocalHost::open("local", &options.state_dir, router, inherited)
+        // The controller's artifact store is the host's cache: nothing is
+        // fetched, nothing copied.
+        let artifacts = Arc::new(
+            lastmile_node::BlobStoreSource::open(&options.state_dir)
+                .map_err(OpenError::Artifacts)?,
+        );
+        let host = LocalHost::open("local", &options.state_dir, router, artifacts, inherited)
             .map_err(OpenError::Host)?;
         let orphans_killed = host.supervisor().orphans_killed();
         if orphans_killed > 0 {
