@@ -271,13 +271,11 @@ impl Client {
     {
         let first = FirstBytes::default();
         let failed = |error: hyper::Error| classify(&error, target, &first);
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(Recorded::new(
-                stream,
-                first.clone(),
-            )))
-            .await
-            .map_err(failed)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(
+            Recorded::new(stream, first.clone()),
+        ))
+        .await
+        .map_err(failed)?;
         // The connection's task ends with this exchange, also when the
         // total timeout drops it half-way: nothing outlives the request.
         let _connection = AbortOnDrop(tokio::spawn(connection));
@@ -346,10 +344,12 @@ fn origin_form(request: Request, target: &Target) -> http::Request<Full<Bytes>> 
     {
         headers.insert(HOST, host);
     }
-    headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(concat!(
-        "lastmile/",
-        env!("CARGO_PKG_VERSION")
-    )));
+    headers
+        .entry(USER_AGENT)
+        .or_insert(HeaderValue::from_static(concat!(
+            "lastmile/",
+            env!("CARGO_PKG_VERSION")
+        )));
     headers
         .entry(CONNECTION)
         .or_insert(HeaderValue::from_static("close"));

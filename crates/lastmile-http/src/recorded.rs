@@ -24,7 +24,10 @@ impl FirstBytes {
     /// The first line that came, lossily decoded and cut to 64 characters.
     pub(crate) fn first_line(&self) -> String {
         let bytes = self.lock();
-        let line = bytes.split(|byte| *byte == b'\n').next().unwrap_or_default();
+        let line = bytes
+            .split(|byte| *byte == b'\n')
+            .next()
+            .unwrap_or_default();
         String::from_utf8_lossy(line)
             .trim_end()
             .chars()

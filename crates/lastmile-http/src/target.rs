@@ -36,7 +36,9 @@ impl Target {
         if bracketed.is_empty() {
             return Err(invalid("no host"));
         }
-        let port = authority.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let port = authority
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
         let authority = match authority.port_u16() {
             Some(port) => format!("{bracketed}:{port}"),
             None => bracketed.to_owned(),
@@ -65,7 +67,9 @@ pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
             format!("{scheme}://{host}{path}")
         }
         None => url.to_owned(),
@@ -86,8 +90,18 @@ mod tests {
                 "hooks.example.test",
                 443,
             ),
-            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/", "127.0.0.1", 9000),
-            ("http://[::1]:8080/a#frag", "http://[::1]:8080/a", "::1", 8080),
+            (
+                "http://127.0.0.1:9000",
+                "http://127.0.0.1:9000/",
+                "127.0.0.1",
+                9000,
+            ),
+            (
+                "http://[::1]:8080/a#frag",
+                "http://[::1]:8080/a",
+                "::1",
+                8080,
+            ),
         ];
         for (url, shown, host, port) in cases {
             let target = Target::of(&url.parse().unwrap()).unwrap();
