@@ -684,6 +684,7 @@ impl HostHandle for LocalHost {
             format!("/{path}")
         };
         let request = lastmile_http::http::Request::get(format!("http://{addr}{path}"))
+            .version(lastmile_http::http::Version::HTTP_10)
             .header("user-agent", "lastmile-verify")
             .body(Default::default())
             .map_err(|error| failed(error.to_string()))?;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use lastmile_http::Error;
+use lastmile_http::http::Version;
 use lastmile_http::http::header::{HOST, USER_AGENT as USER_AGENT_HEADER};
 
 use crate::event::fmt_duration;
@@ -55,6 +56,8 @@ pub(crate) async fn check(
     limit: Duration,
 ) -> Result<(), ProbeFailure> {
     let request = lastmile_http::http::Request::get(format!("http://{addr}{}", request_path(path)))
+        // HTTP/1.0, as probes always were: an app's access log shows them so.
+        .version(Version::HTTP_10)
         .header(HOST, "127.0.0.1")
         .header(USER_AGENT_HEADER, USER_AGENT)
         .body(Default::default())
@@ -154,7 +157,7 @@ mod tests {
             if answer_was_given(expected) {
                 let request = server.await.unwrap().to_lowercase();
                 assert!(
-                    request.starts_with("get /healthz http/1.1\r\n"),
+                    request.starts_with("get /healthz http/1.0\r\n"),
                     "{request}"
                 );
                 assert!(
