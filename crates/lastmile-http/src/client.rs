@@ -221,17 +221,17 @@ impl Client {
                 Ok(ip) => vec![SocketAddr::new(ip, target.port)],
                 Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
                     .await
-                    .map_err(|source| Error::Dns {
+                    .map_err(|error| Error::Dns {
                         target: target.shown.clone(),
                         host: target.host.clone(),
-                        source,
+                        error,
                     })?
                     .collect(),
             };
             let mut failure = Error::Dns {
                 target: target.shown.clone(),
                 host: target.host.clone(),
-                source: io::Error::other("no address"),
+                error: io::Error::other("no address"),
             };
             for addr in addrs {
                 match TcpStream::connect(addr).await {
@@ -239,11 +239,11 @@ impl Client {
                         let _ = tcp.set_nodelay(true);
                         return Ok(tcp);
                     }
-                    Err(source) => {
+                    Err(error) => {
                         failure = Error::Connect {
                             target: target.shown.clone(),
                             addr,
-                            source,
+                            error,
                         };
                     }
                 }

@@ -26,24 +26,24 @@ pub enum Error {
         reason: String,
     },
     /// The host name does not resolve.
-    #[error("{target}: cannot resolve {host}: {source}")]
+    #[error("{target}: cannot resolve {host}: {error}")]
     Dns {
         /// The URL.
         target: String,
         /// The name that did not resolve.
         host: String,
-        /// As the resolver words it.
-        source: io::Error,
+        /// As the resolver words it (in the message, so not a `source`).
+        error: io::Error,
     },
     /// No TCP connection (refused, unreachable, …).
-    #[error("{target}: cannot connect to {addr}: {source}")]
+    #[error("{target}: cannot connect to {addr}: {error}")]
     Connect {
         /// The URL.
         target: String,
         /// The address tried last.
         addr: SocketAddr,
         /// As the OS words it; its kind tells refused from the rest.
-        source: io::Error,
+        error: io::Error,
     },
     /// Resolving and connecting took longer than the connect timeout.
     #[error("{target}: no connection within {limit:?}")]

@@ -83,10 +83,10 @@ pub(crate) fn request_path(path: &str) -> String {
 
 fn failure(error: Error, limit: Duration) -> ProbeFailure {
     match error {
-        Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused => {
+        Error::Connect { error, .. } if error.kind() == io::ErrorKind::ConnectionRefused => {
             ProbeFailure::Refused
         }
-        Error::Connect { source, .. } => ProbeFailure::Io(source.to_string()),
+        Error::Connect { error, .. } => ProbeFailure::Io(error.to_string()),
         Error::ConnectTimeout { .. } | Error::Timeout { .. } => ProbeFailure::NoAnswer(limit),
         Error::Reset { .. } => ProbeFailure::Reset,
         Error::Closed { .. } | Error::Incomplete { .. } => ProbeFailure::Closed,
