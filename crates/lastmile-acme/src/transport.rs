@@ -1,7 +1,6 @@
 //! One HTTPS request at a time to the ACME server: a fresh connection per request (an
 //! issuance makes a dozen), HTTP/1.1, a timeout over the whole exchange and a cap on the body.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -10,7 +9,6 @@ use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -45,25 +43,15 @@ impl Transport {
         extra_roots: &[CertificateDer<'static>],
         timeout: Duration,
     ) -> Result<Self, AcmeError> {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        for (index, root) in extra_roots.iter().enumerate() {
-            roots.add(root.clone()).map_err(|error| {
-                AcmeError::Config(format!(
-                    "extra root #{index} is not a usable CA certificate: {error}"
-                ))
+        // lastmile's one TLS client configuration: Mozilla's roots, these extra
+        // roots (pebble's, in tests), ALPN http/1.1.
+        let config =
+            lastmile_http::tls_config_with_roots(extra_roots).map_err(|error| match error {
+                lastmile_http::Error::TlsConfig { reason } => AcmeError::Config(reason),
+                error => AcmeError::Config(error.to_string()),
             })?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|error| AcmeError::Config(format!("TLS set-up failed: {error}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: TlsConnector::from(config),
             timeout,
         })
     }

@@ -24,6 +24,9 @@ use tokio::sync::broadcast::error::RecvError;
 /// instance before stopping it anyway.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
+/// The most of a probe's answer body that is kept (see [`ProbeAnswer`]).
+const PROBE_BODY_LIMIT: usize = 64 * 1024;
+
 /// Errors opening a host.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -686,10 +689,27 @@ impl HostHandle for LocalHost {
         let failed = |reason: String| HostError::Other {
             message: format!("GET {path} on instance {instance_id} ({addr}) failed: {reason}"),
         };
-        tokio::time::timeout(timeout, http_get(addr, path))
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let request = lastmile_http::http::Request::get(format!("http://{addr}{path}"))
+            .version(lastmile_http::http::Version::HTTP_10)
+            .header("user-agent", "lastmile-verify")
+            .body(Default::default())
+            .map_err(|error| failed(error.to_string()))?;
+        let answer = lastmile_http::Client::new()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .body_limit(PROBE_BODY_LIMIT)
+            .send_prefix(request)
             .await
-            .map_err(|_| failed(format!("no answer within {timeout:?}")))?
-            .map_err(|error| failed(error.to_string()))
+            .map_err(|error| failed(error.to_string()))?;
+        Ok(ProbeAnswer {
+            status: answer.status.as_u16(),
+            body: answer.text().into_owned(),
+        })
     }
 
     async fn run_check(
@@ -755,39 +775,6 @@ async fn run_command(
     Ok(CheckOutcome {
         exit_code,
         last_lines: lines.into_iter().skip(skip).collect(),
-    })
-}
-
-/// A minimal `GET` for probes: HTTP/1.0, read to EOF.
-async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<ProbeAnswer> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.0\r\nhost: {addr}\r\nuser-agent: lastmile-verify\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut answer = Vec::new();
-    stream
-        .take(64 * 1024 + 8192)
-        .read_to_end(&mut answer)
-        .await?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::other(format!(
-                "not an HTTP answer: {:?}",
-                head.lines().next().unwrap_or_default()
-            ))
-        })?;
-    Ok(ProbeAnswer {
-        status,
-        body: body.to_string(),
     })
 }
 

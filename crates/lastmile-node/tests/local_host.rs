@@ -140,6 +140,15 @@ async fn the_route_follows_a_restarted_instance_and_drain_and_stop_ends_it() {
     assert_ne!(bound.port(), 0, "the port the system chose, not 0");
     let first_port = first.addr.port().to_string();
     wait_for_answer(route, "the first instance", |body| body == first_port);
+    // A verification probe reaches the instance itself, not the route.
+    let probed = host
+        .probe("web.r1.0", "/", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (probed.status, probed.body.as_str()),
+        (200, first_port.as_str())
+    );
 
     // Killed, the instance is restarted on another port; only the event
     // loop tells the router where it went.

@@ -223,7 +223,7 @@ impl Drive<'_> {
             Ok(answer) => {
                 self.progress.step(&format!(
                     "prometheus answered {}; ignored this tick",
-                    answer.status
+                    answer.status.as_u16()
                 ));
                 return None;
             }
@@ -234,7 +234,7 @@ impl Drive<'_> {
                 return None;
             }
         };
-        let value = serde_json::from_str::<serde_json::Value>(&answer.body)
+        let value = serde_json::from_slice::<serde_json::Value>(&answer.body)
             .ok()
             .and_then(|body| {
                 body["data"]["result"][0]["value"][1]

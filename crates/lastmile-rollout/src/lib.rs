@@ -32,4 +32,3 @@ pub use canary::CanaryControl;
 pub use engine::{Engine, EngineError, Progress, Restored, ServiceOf, edge_spec};
 pub use lastmile_store::DeploymentStatus;
 pub use outcome::{DeploymentOutcome, analysis_numbers, unchanged_line};
-pub use webhook::tls_config;

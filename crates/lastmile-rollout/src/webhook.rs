@@ -1,212 +1,49 @@
-//! Outbound HTTP for notifications, gate webhooks and Prometheus queries:
-//! a small HTTP/1.1 client over tokio, `http://` and `https://` (rustls
-//! with the Mozilla roots; `LASTMILE_CA_FILE` adds PEM roots for a private
-//! CA).
+//! Outbound HTTP for notifications, gate webhooks and Prometheus queries,
+//! through lastmile's one client ([`lastmile_http::Client`]): `http://`
+//! and `https://` (Mozilla's roots; `LASTMILE_CA_FILE` adds PEM roots for a
+//! private CA).
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use lastmile_http::http::header::ACCEPT;
+use lastmile_http::{Client, Response};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use lastmile_spec::{Notify, NotifyFormat};
 
 /// Answers larger than this are cut (webhook replies are small).
-const MAX_ANSWER: u64 = 1 << 20;
+const MAX_ANSWER: usize = 1 << 20;
 
-/// Extra trusted roots (PEM), for webhooks behind a private CA.
-const CA_FILE_ENV: &str = "LASTMILE_CA_FILE";
-
-/// What an outbound request got back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Body, lossily decoded.
-    pub body: String,
+/// The client for one outbound call: the whole exchange within `timeout`.
+fn client(timeout: Duration) -> Client {
+    Client::new()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(lastmile_http::DEFAULT_CONNECT_TIMEOUT))
+        .body_limit(MAX_ANSWER)
 }
 
-/// `http(s)://host[:port]/path?query` split up.
-struct Target {
-    tls: bool,
-    host: String,
-    authority: String,
-    host_port: String,
-    path: String,
-}
-
-fn parse(url: &str) -> Result<Target, String> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(format!("{url}: not an http:// or https:// URL"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    let (host, host_port) = match authority.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => (host, authority.to_string()),
-        _ => (
-            authority,
-            format!("{authority}:{}", if tls { 443 } else { 80 }),
-        ),
-    };
-    Ok(Target {
-        tls,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        authority: authority.to_string(),
-        host_port,
-        path: path.to_string(),
-    })
-}
-
-/// The TLS client settings: Mozilla's roots plus `LASTMILE_CA_FILE`.
-/// Also what the CLI uses to reach a server over https.
-pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let extra = match std::env::var_os(CA_FILE_ENV) {
-                Some(path) => std::fs::read(&path).map_err(|error| {
-                    format!(
-                        "cannot read {CA_FILE_ENV}={}: {error}",
-                        path.to_string_lossy()
-                    )
-                })?,
-                None => Vec::new(),
-            };
-            client_config(&extra)
-        })
-        .clone()
-}
-
-/// Client settings trusting Mozilla's roots and the PEM certificates in
-/// `extra_pem`.
-fn client_config(extra_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for certificate in CertificateDer::pem_slice_iter(extra_pem) {
-        let certificate =
-            certificate.map_err(|error| format!("a certificate in {CA_FILE_ENV}: {error}"))?;
-        roots
-            .add(certificate)
-            .map_err(|error| format!("a certificate in {CA_FILE_ENV}: {error}"))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| format!("TLS settings: {error}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
+/// `method url` with `body` as JSON; the answer's body is cut at
+/// [`MAX_ANSWER`].
 async fn exchange(
+    client: &Client,
     method: &str,
     url: &str,
     body: Option<&Value>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Answer, String> {
-    let target = parse(url)?;
-    let stream = tokio::net::TcpStream::connect(&target.host_port)
-        .await
-        .map_err(|error| format!("{url}: cannot connect: {error}"))?;
-    let _ = stream.set_nodelay(true);
-    if !target.tls {
-        return talk(stream, method, url, &target, body).await;
-    }
-    let config = match tls {
-        Some(config) => config,
-        None => tls_config()?,
-    };
-    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-        .map_err(|error| format!("{url}: {error}"))?;
-    let stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, stream)
-        .await
-        .map_err(|error| format!("{url}: TLS: {error}"))?;
-    talk(stream, method, url, &target, body).await
-}
-
-async fn talk(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
-    method: &str,
-    url: &str,
-    target: &Target,
-    body: Option<&Value>,
-) -> Result<Answer, String> {
-    let payload = body.map(Value::to_string).unwrap_or_default();
-    let mut request = format!(
-        "{method} {} HTTP/1.1\r\nhost: {}\r\nuser-agent: lastmile\r\nconnection: close\r\naccept: application/json\r\n",
-        target.path, target.authority
-    );
+) -> Result<Response, String> {
+    let mut request = lastmile_http::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header(ACCEPT, "application/json");
     if body.is_some() {
-        request.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            payload.len()
-        ));
+        request = request.header("content-type", "application/json");
     }
-    request.push_str("\r\n");
-    request.push_str(&payload);
-    stream
-        .write_all(request.as_bytes())
+    let request = request
+        .body(body.map(Value::to_string).unwrap_or_default().into())
+        .map_err(|error| format!("{url}: {error}"))?;
+    client
+        .send_prefix(request)
         .await
-        .map_err(|error| format!("{url}: cannot send: {error}"))?;
-    let mut raw = Vec::new();
-    // A TLS peer that closes without close_notify still sent its answer.
-    if let Err(error) = (&mut stream).take(MAX_ANSWER).read_to_end(&mut raw).await
-        && raw.is_empty()
-    {
-        return Err(format!("{url}: cannot read the answer: {error}"));
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
-    let chunked = head.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
-    });
-    Ok(Answer {
-        status,
-        body: if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    })
-}
-
-/// Joins a chunked body (enough for small JSON answers).
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-        else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
+        .map_err(|error| error.to_string())
 }
 
 /// POSTs JSON; a non-2xx answer is an error.
@@ -214,21 +51,16 @@ pub(crate) async fn post_json(
     url: &str,
     body: &Value,
     timeout: Duration,
-) -> Result<Answer, String> {
-    let answer = tokio::time::timeout(timeout, exchange("POST", url, Some(body), None))
-        .await
-        .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))??;
-    if !(200..300).contains(&answer.status) {
-        return Err(format!("{url} answered {}", answer.status));
-    }
-    Ok(answer)
+) -> Result<Response, String> {
+    exchange(&client(timeout), "POST", url, Some(body))
+        .await?
+        .error_for_status()
+        .map_err(|error| error.to_string())
 }
 
 /// GETs a URL.
-pub(crate) async fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
-    tokio::time::timeout(timeout, exchange("GET", url, None, None))
-        .await
-        .map_err(|_| format!("{url}: no answer within {} ms", timeout.as_millis()))?
+pub(crate) async fn get(url: &str, timeout: Duration) -> Result<Response, String> {
+    exchange(&client(timeout), "GET", url, None).await
 }
 
 /// One notification: what happened, where, to which release.
@@ -296,23 +128,11 @@ pub(crate) fn send(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn urls_are_split_by_scheme_host_and_path() {
-        let target = parse("http://127.0.0.1:9000/hooks/a?x=1").expect("parses");
-        assert_eq!(target.host_port, "127.0.0.1:9000");
-        assert_eq!(target.path, "/hooks/a?x=1");
-        let target = parse("http://example.test").expect("parses");
-        assert_eq!(target.host_port, "example.test:80");
-        assert_eq!(target.path, "/");
-        let target = parse("https://hooks.example.test/services/x").expect("parses");
-        assert!(target.tls);
-        assert_eq!(target.host_port, "hooks.example.test:443");
-        assert_eq!(target.host, "hooks.example.test");
-        let error = parse("ftp://example.test/").err().expect("refused");
-        assert!(error.contains("not an http:// or https:// URL"), "{error}");
-    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
 
     /// A real TLS server with a certificate from a test CA: the client
     /// posts to it over https when it trusts that CA, and refuses when it
@@ -375,31 +195,28 @@ mod tests {
             bodies
         });
         let url = format!("https://localhost:{port}/hook");
-        let trusting = client_config(certificate.pem().as_bytes()).expect("config");
+        let trusting = lastmile_http::tls_config(certificate.pem().as_bytes()).expect("config");
         let answer = exchange(
+            &client(Duration::from_secs(5)).tls(trusting),
             "POST",
             &url,
             Some(&json!({ "event": "promoted" })),
-            Some(trusting),
         )
         .await
         .expect("posted over TLS");
         assert_eq!(answer.status, 204);
-        let untrusting = client_config(b"").expect("config");
-        let error = exchange("POST", &url, Some(&json!({})), Some(untrusting))
-            .await
-            .expect_err("an unknown CA is refused");
+        let untrusting = lastmile_http::tls_config(b"").expect("config");
+        let error = exchange(
+            &client(Duration::from_secs(5)).tls(untrusting),
+            "POST",
+            &url,
+            Some(&json!({})),
+        )
+        .await
+        .expect_err("an unknown CA is refused");
         assert!(error.contains("TLS"), "{error}");
         let bodies = server.await.expect("server");
         assert_eq!(bodies, [r#"{"event":"promoted"}"#]);
-    }
-
-    #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(
-            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            "hello world"
-        );
     }
 
     #[test]

@@ -384,17 +384,15 @@ async fn handover_ready(State(up): State<Arc<UpProcess>>) -> Result<Json<Value>,
 
 /// Posts `handover/ready` to the previous process's control API.
 async fn tell_predecessor(addr: &str) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "POST /api/v1/handover/ready HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let answer = String::from_utf8_lossy(&answer);
-    if !answer.starts_with("HTTP/1.1 2") {
-        bail!("it answered: {}", answer.lines().next().unwrap_or_default());
+    let request =
+        lastmile_http::http::Request::post(format!("http://{addr}/api/v1/handover/ready"))
+            .body(Default::default())?;
+    let answer = lastmile_http::Client::new()
+        .timeout(PREDECESSOR_ANSWER)
+        .send(request)
+        .await?;
+    if !answer.is_success() {
+        bail!("it answered {}", answer.status);
     }
     Ok(())
 }

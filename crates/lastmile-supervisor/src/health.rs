@@ -1,12 +1,13 @@
-//! A minimal HTTP/1.0 `GET` that only looks at the status line.
+//! One health probe: `GET path` on an instance, judged by its status alone.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use lastmile_http::Error;
+use lastmile_http::http::Version;
+use lastmile_http::http::header::{HOST, USER_AGENT as USER_AGENT_HEADER};
 
 use crate::event::fmt_duration;
 
@@ -48,14 +49,26 @@ impl fmt::Display for ProbeFailure {
 }
 
 /// `Ok` if `GET path` on `addr` answers 2xx or 3xx within `limit`, else why not.
+/// Only the answer's head is read.
 pub(crate) async fn check(
     addr: SocketAddr,
     path: &str,
     limit: Duration,
 ) -> Result<(), ProbeFailure> {
-    match tokio::time::timeout(limit, probe(addr, path)).await {
-        Ok(result) => result,
-        Err(_) => Err(ProbeFailure::NoAnswer(limit)),
+    let request = lastmile_http::http::Request::get(format!("http://{addr}{}", request_path(path)))
+        // HTTP/1.0, as probes always were: an app's access log shows them so.
+        .version(Version::HTTP_10)
+        .header(HOST, "127.0.0.1")
+        .header(USER_AGENT_HEADER, USER_AGENT)
+        .body(Default::default())
+        .map_err(|error| ProbeFailure::Io(format!("cannot request {path:?}: {error}")))?;
+    let client = lastmile_http::Client::new()
+        .connect_timeout(limit)
+        .timeout(limit);
+    match client.status(request).await {
+        Ok(status) if status.is_success() || status.is_redirection() => Ok(()),
+        Ok(status) => Err(ProbeFailure::Status(status.as_u16())),
+        Err(error) => Err(failure(error, limit)),
     }
 }
 
@@ -68,91 +81,103 @@ pub(crate) fn request_path(path: &str) -> String {
     }
 }
 
-async fn probe(addr: SocketAddr, path: &str) -> Result<(), ProbeFailure> {
-    let path = request_path(path);
-    let mut stream = TcpStream::connect(addr).await.map_err(failure)?;
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: {USER_AGENT}\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(failure)?;
-    let mut head = Vec::with_capacity(256);
-    let mut chunk = [0u8; 256];
-    loop {
-        if let Some(end) = head.iter().position(|b| *b == b'\n') {
-            head.truncate(end);
-            break;
+fn failure(error: Error, limit: Duration) -> ProbeFailure {
+    match error {
+        Error::Connect { error, .. } if error.kind() == io::ErrorKind::ConnectionRefused => {
+            ProbeFailure::Refused
         }
-        if head.len() > 4096 {
-            head.truncate(64);
-            return Err(ProbeFailure::NotHttp(
-                String::from_utf8_lossy(&head).into_owned(),
-            ));
-        }
-        let read = stream.read(&mut chunk).await.map_err(failure)?;
-        if read == 0 {
-            if head.is_empty() {
-                return Err(ProbeFailure::Closed);
-            }
-            break;
-        }
-        head.extend_from_slice(&chunk[..read]);
-    }
-    status_of(&String::from_utf8_lossy(&head))
-}
-
-/// Judges a status line: 2xx and 3xx are healthy.
-fn status_of(line: &str) -> Result<(), ProbeFailure> {
-    let line = line.trim_end();
-    let mut words = line.split_whitespace();
-    let protocol = words.next().unwrap_or_default();
-    let code = words.next().and_then(|word| word.parse::<u16>().ok());
-    match code {
-        Some(code) if protocol.starts_with("HTTP/") => {
-            if (200..400).contains(&code) {
-                Ok(())
-            } else {
-                Err(ProbeFailure::Status(code))
-            }
-        }
-        _ => Err(ProbeFailure::NotHttp(line.chars().take(64).collect())),
-    }
-}
-
-fn failure(error: io::Error) -> ProbeFailure {
-    match error.kind() {
-        io::ErrorKind::ConnectionRefused => ProbeFailure::Refused,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => ProbeFailure::Reset,
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => ProbeFailure::Closed,
-        _ => ProbeFailure::Io(error.to_string()),
+        Error::Connect { error, .. } => ProbeFailure::Io(error.to_string()),
+        Error::ConnectTimeout { .. } | Error::Timeout { .. } => ProbeFailure::NoAnswer(limit),
+        Error::Reset { .. } => ProbeFailure::Reset,
+        Error::Closed { .. } | Error::Incomplete { .. } => ProbeFailure::Closed,
+        Error::NotHttp { answer, .. } => ProbeFailure::NotHttp(answer),
+        error => ProbeFailure::Io(error.to_string()),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
-    #[test]
-    fn status_lines_are_judged_by_their_code() {
-        let cases: &[(&str, Result<(), ProbeFailure>)] = &[
-            ("HTTP/1.0 200 OK", Ok(())),
-            ("HTTP/1.1 204 No Content\r", Ok(())),
-            ("HTTP/1.1 302 Found", Ok(())),
-            ("HTTP/1.1 404 Not Found", Err(ProbeFailure::Status(404))),
-            ("HTTP/1.0 503", Err(ProbeFailure::Status(503))),
+    /// Each way a real server on 127.0.0.1 answers, and what the probe
+    /// makes of it.
+    #[tokio::test]
+    async fn probes_are_judged_by_what_the_server_does() {
+        let limit = Duration::from_millis(500);
+        let cases: &[(&str, Option<&str>, Result<(), ProbeFailure>)] = &[
+            ("200", Some("HTTP/1.0 200 OK\r\n\r\n"), Ok(())),
+            ("204", Some("HTTP/1.1 204 No Content\r\n\r\n"), Ok(())),
             (
-                "SSH-2.0-OpenSSH_9.2",
+                "302",
+                Some("HTTP/1.1 302 Found\r\nlocation: /\r\ncontent-length: 0\r\n\r\n"),
+                Ok(()),
+            ),
+            (
+                "404",
+                Some("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"),
+                Err(ProbeFailure::Status(404)),
+            ),
+            (
+                "503",
+                Some("HTTP/1.0 503\r\n\r\n"),
+                Err(ProbeFailure::Status(503)),
+            ),
+            (
+                "not HTTP",
+                Some("SSH-2.0-OpenSSH_9.2\r\n"),
                 Err(ProbeFailure::NotHttp("SSH-2.0-OpenSSH_9.2".to_owned())),
             ),
-            (
-                "HTTP/1.1 abc",
-                Err(ProbeFailure::NotHttp("HTTP/1.1 abc".to_owned())),
-            ),
-            ("", Err(ProbeFailure::NotHttp(String::new()))),
+            ("closed", Some(""), Err(ProbeFailure::Closed)),
+            ("silent", None, Err(ProbeFailure::NoAnswer(limit))),
         ];
-        for (line, expected) in cases {
-            assert_eq!(&status_of(line), expected, "{line:?}");
+        for (name, answer, expected) in cases {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let answer = answer.map(str::to_owned);
+            let server = tokio::spawn(async move {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                while !request.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if stream.read(&mut byte).await.unwrap() == 0 {
+                        break;
+                    }
+                    request.push(byte[0]);
+                }
+                match answer {
+                    Some(answer) => stream.write_all(answer.as_bytes()).await.unwrap(),
+                    None => std::future::pending().await,
+                }
+                String::from_utf8(request).unwrap()
+            });
+            assert_eq!(&check(addr, "healthz", limit).await, expected, "{name}");
+            if answer_was_given(expected) {
+                let request = server.await.unwrap().to_lowercase();
+                assert!(
+                    request.starts_with("get /healthz http/1.0\r\n"),
+                    "{request}"
+                );
+                assert!(
+                    request.contains("user-agent: lastmile-health-check\r\n"),
+                    "{request}"
+                );
+            } else {
+                server.abort();
+            }
         }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = listener.local_addr().unwrap();
+        drop(listener);
+        assert_eq!(
+            check(dead, "/healthz", limit).await,
+            Err(ProbeFailure::Refused)
+        );
+    }
+
+    fn answer_was_given(expected: &Result<(), ProbeFailure>) -> bool {
+        !matches!(expected, Err(ProbeFailure::NoAnswer(_)))
     }
 }

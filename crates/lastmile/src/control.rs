@@ -3,17 +3,23 @@
 //!
 //! `lastmile up` writes `up.json` into the state directory with its control
 //! address; the API listens on loopback only and needs no token there. A
-//! server needs a token: `LASTMILE_TOKEN`. The client is a small blocking
-//! HTTP/1.1 client: one request per connection, JSON in and out.
+//! server needs a token: `LASTMILE_TOKEN`. The CLI is synchronous: each
+//! call runs lastmile's HTTP client ([`lastmile_http::Client`]) on a small
+//! runtime of its own, one request per connection, JSON in and out.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use lastmile_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
+
+/// The longest wait for a connection to `lastmile up` or a server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest answer read (event lists and status reports stay far below).
+const BODY_LIMIT: usize = 64 << 20;
 
 /// What `lastmile up` records about itself in `<state>/up.json`.
 #[derive(Debug, Deserialize)]
@@ -53,8 +59,8 @@ pub(crate) fn remote() -> Option<&'static Remote> {
 pub(crate) struct Control {
     addr: SocketAddr,
     pid: u32,
-    /// `Host` header and name in messages.
-    host: String,
+    /// `http://HOST:PORT` or `https://HOST[:PORT]`: where requests go.
+    base: String,
     /// `Bearer` token, for a server.
     token: Option<String>,
     /// `/api/v1/apps/NAME`: the un-scoped `/api/v1/…` paths of `up` are
@@ -62,17 +68,7 @@ pub(crate) struct Control {
     app_prefix: Option<String>,
     /// The server's URL, when this is one.
     server: Option<String>,
-    /// TLS settings and the name to check the certificate against, for an
-    /// https server.
-    tls: Option<(
-        std::sync::Arc<rustls::ClientConfig>,
-        rustls::pki_types::ServerName<'static>,
-    )>,
 }
-
-/// A byte stream the client speaks HTTP/1.1 over: plain TCP or TLS.
-trait Io: Read + Write {}
-impl<T: Read + Write> Io for T {}
 
 impl Control {
     /// A server's API for the app of `spec_dir` (or `--app`).
@@ -115,32 +111,20 @@ impl Control {
             .with_context(|| format!("--server {url}: cannot resolve {host}"))?
             .next()
             .with_context(|| format!("--server {url}: {host} has no address"))?;
-        let tls = if secure {
-            let config =
-                lastmile_rollout::tls_config().map_err(|error| anyhow::anyhow!("{error}"))?;
-            let name = with_port
-                .rsplit_once(':')
-                .map_or(with_port.as_str(), |(name, _)| name)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let name = rustls::pki_types::ServerName::try_from(name)
-                .with_context(|| format!("--server {url}: {host} is not a valid TLS name"))?;
-            Some((config, name))
-        } else {
-            None
-        };
+        if secure {
+            // An unreadable LASTMILE_CA_FILE is said before any request.
+            lastmile_http::default_tls_config()?;
+        }
         let token = std::env::var("LASTMILE_TOKEN")
             .ok()
             .filter(|token| !token.trim().is_empty());
         Ok(Control {
             addr,
             pid: 0,
-            host,
+            base: format!("{}://{host}", if secure { "https" } else { "http" }),
             token,
             app_prefix: None,
             server: Some(url.to_owned()),
-            tls,
         })
     }
 
@@ -187,11 +171,10 @@ impl Control {
         Ok(Control {
             addr: up.control,
             pid: up.pid,
-            host: up.control.to_string(),
+            base: format!("http://{}", up.control),
             token: None,
             app_prefix: None,
             server: None,
-            tls: None,
         })
     }
 
@@ -249,80 +232,43 @@ impl Control {
             }
             _ => path,
         };
-        let tcp = TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| match &self.server {
-            Some(url) => format!("the server at {url} does not answer on {}", self.addr),
-            None => format!(
-                "`lastmile up` (pid {}) does not answer on {}: it may have stopped; start it again with `lastmile up`",
-                self.pid, self.addr
-            ),
-        })?;
-        tcp.set_read_timeout(Some(timeout))?;
-        let mut stream: Box<dyn Io> = match &self.tls {
-            Some((config, name)) => {
-                let connection = rustls::ClientConnection::new(config.clone(), name.clone())
-                    .context("cannot start TLS")?;
-                Box::new(rustls::StreamOwned::new(connection, tcp))
-            }
-            None => Box::new(tcp),
-        };
+        let mut request = lastmile_http::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
         let body = body
             .map(serde_json::to_vec)
             .transpose()?
             .unwrap_or_default();
-        let authorization = self
-            .token
-            .as_ref()
-            .map(|token| format!("authorization: Bearer {token}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{authorization}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&body)?;
-        let mut response = Vec::new();
-        match stream.read_to_end(&mut response) {
-            Ok(_) => {}
-            // A peer that hangs up with part of the request unread resets
-            // the connection: with no byte of answer, that is a close.
-            Err(error)
-                if error.kind() == std::io::ErrorKind::ConnectionReset && response.is_empty() => {}
-            Err(error) => {
-                return Err(anyhow::Error::new(error).context(format!(
-                    "no complete answer from {} on {}",
-                    self.describe(),
-                    self.addr
-                )));
-            }
-        }
-        if response.is_empty() {
-            anyhow::bail!(
-                "{} closed the connection without answering (did it stop or crash? \
-                 its output says why; `lastmile status` shows whether it still runs)",
-                self.describe()
-            );
-        }
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .with_context(|| format!("malformed answer from {}", self.describe()))?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .with_context(|| format!("malformed status line from {}", self.describe()))?;
+        let request = request
+            .body(body.into())
+            .with_context(|| format!("cannot make a request for {path:?}"))?;
+        let client = lastmile_http::Client::new()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(timeout)
+            .body_limit(BODY_LIMIT);
+        let answer = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP client")?
+            .block_on(client.send(request))
+            .map_err(|error| self.failure(error))?;
+        let status = answer.status.as_u16();
+        let body = answer.text();
         let value: serde_json::Value = if body.trim().is_empty() {
             serde_json::Value::Null
         } else {
-            serde_json::from_str(body)
+            serde_json::from_str(&body)
                 .with_context(|| format!("{} answered non-JSON: {body}", self.describe()))?
         };
         if !(200..300).contains(&status) {
             let message = value
                 .get("error")
                 .and_then(|error| error.as_str())
-                .unwrap_or(body)
+                .unwrap_or(&body)
                 .to_string();
             if status == 401 && self.server.is_some() && self.token.is_none() {
                 bail!("{message} (LASTMILE_TOKEN is not set)");
@@ -331,11 +277,48 @@ impl Control {
         }
         Ok(value)
     }
+
+    /// A request that got no answer, said as what the user can do about it.
+    fn failure(&self, error: lastmile_http::Error) -> anyhow::Error {
+        use lastmile_http::Error;
+        let context = match &error {
+            Error::Dns { .. } | Error::Connect { .. } | Error::ConnectTimeout { .. } => {
+                match &self.server {
+                    Some(url) => format!("the server at {url} does not answer on {}", self.addr),
+                    None => format!(
+                        "`lastmile up` (pid {}) does not answer on {}: it may have stopped; start it again with `lastmile up`",
+                        self.pid, self.addr
+                    ),
+                }
+            }
+            Error::Closed { .. } | Error::Reset { .. } => {
+                return anyhow::anyhow!(
+                    "{} closed the connection without answering (did it stop or crash? \
+                     its output says why; `lastmile status` shows whether it still runs)",
+                    self.describe()
+                );
+            }
+            Error::Tls { .. } => format!(
+                "cannot talk TLS with {} (for a private CA, name its PEM certificates in {})",
+                self.describe(),
+                lastmile_http::CA_FILE_ENV
+            ),
+            Error::TlsConfig { .. } | Error::InvalidUrl { .. } => return error.into(),
+            _ => format!(
+                "no complete answer from {} on {}",
+                self.describe(),
+                self.addr
+            ),
+        };
+        anyhow::Error::new(error).context(context)
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     /// A `lastmile up` that dies with the request in hand (it accepts, then
@@ -355,11 +338,10 @@ mod tests {
         let control = Control {
             addr,
             pid: 4242,
-            host: addr.to_string(),
+            base: format!("http://{addr}"),
             token: None,
             app_prefix: None,
             server: None,
-            tls: None,
         };
         let error = control
             .post(

@@ -102,7 +102,7 @@ fn write_server_file(
 /// Where an admin command acts.
 enum Target {
     /// The state of a server on this machine.
-    Local(ServerConfig, SqliteStore),
+    Local(Box<ServerConfig>, SqliteStore),
     /// A running server's API.
     Remote(Control),
 }
@@ -114,7 +114,7 @@ fn target(args: &AdminTarget) -> anyhow::Result<Target> {
             .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
         let (store, _) = SqliteStore::open(&config.state_dir)
             .with_context(|| format!("cannot open the state in {}", config.state_dir.display()))?;
-        return Ok(Target::Local(config, store));
+        return Ok(Target::Local(Box::new(config), store));
     }
     if let Some(remote) = crate::control::remote() {
         return Ok(Target::Remote(Control::server(&remote.url)?));
